@@ -1,0 +1,27 @@
+//! The one error type of `kairos-indexer`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong turning files into indexed assets.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// File I/O; `fs_err` puts the path in the message.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] kairos_store::Error),
+    #[error(transparent)]
+    Model(#[from] kairos_models::Error),
+    /// A file that is not a readable image (corrupt, truncated, too large).
+    #[error("cannot decode image {path}: {message}")]
+    Decode { path: PathBuf, message: String },
+    #[error("unsupported file type {path}: {reason}")]
+    Unsupported { path: PathBuf, reason: String },
+    #[error("invalid query: {0}")]
+    Query(String),
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// Result with the indexer error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,116 @@
+//! Images: decoding with limits and EXIF orientation, thumbnails, metadata and fingerprints.
+
+pub mod fingerprint;
+pub mod iptc;
+pub mod metadata;
+
+use std::io::Cursor;
+use std::path::Path;
+
+use ::image::codecs::jpeg::JpegEncoder;
+use ::image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+
+use crate::error::{Error, Result};
+
+/// Longest side of a thumbnail, in pixels.
+pub const THUMBNAIL_SIZE: u32 = 320;
+/// Largest image side accepted (guards against decompression bombs).
+pub const MAX_SIDE: u32 = 30_000;
+/// Largest decoded image accepted, in bytes.
+pub const MAX_DECODED_BYTES: u64 = 1 << 30;
+
+/// A decoded image, upright.
+#[derive(Debug)]
+pub struct Decoded {
+    pub image: DynamicImage,
+    pub format: ImageFormat,
+}
+
+/// Decodes an image from its bytes, applying its EXIF orientation; `path` is for messages only.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded> {
+    let fail = |message: String| Error::Decode {
+        path: path.to_path_buf(),
+        message,
+    };
+    if bytes.is_empty() {
+        return Err(fail("the file is empty".into()));
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| fail(e.to_string()))?;
+    let format = reader.format().ok_or_else(|| {
+        fail("not a recognised image format (the content matches no known image signature)".into())
+    })?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|e| fail(e.to_string()))?;
+    let orientation = decoder.orientation().map_err(|e| fail(e.to_string()))?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| fail(e.to_string()))?;
+    image.apply_orientation(orientation);
+    Ok(Decoded { image, format })
+}
+
+/// A JPEG thumbnail whose longest side is at most [`THUMBNAIL_SIZE`].
+pub fn thumbnail_jpeg(image: &DynamicImage) -> Result<Vec<u8>> {
+    let thumb = image.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE).to_rgb8();
+    let mut out = Vec::new();
+    let encoder = JpegEncoder::new_with_quality(&mut out, 85);
+    thumb
+        .write_with_encoder(encoder)
+        .map_err(|e| Error::Decode {
+            path: "<thumbnail>".into(),
+            message: e.to_string(),
+        })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = DynamicImage::ImageRgb8(::image::RgbImage::from_pixel(
+            w,
+            h,
+            ::image::Rgb([200, 10, 10]),
+        ));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn decodes_and_thumbnails_keep_aspect() {
+        let d = decode(Path::new("x.png"), &png(640, 320)).unwrap();
+        assert_eq!(d.format, ImageFormat::Png);
+        let t = ::image::load_from_memory(&thumbnail_jpeg(&d.image).unwrap()).unwrap();
+        assert_eq!((t.width(), t.height()), (320, 160));
+    }
+
+    #[test]
+    fn truncated_and_empty_files_fail_naming_the_file() {
+        let bytes = png(64, 64);
+        let err = decode(Path::new("/archive/cut.png"), &bytes[..bytes.len() / 2]).unwrap_err();
+        assert!(err.to_string().contains("/archive/cut.png"), "{err}");
+        let err = decode(Path::new("/archive/empty.jpg"), &[]).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+        let err = decode(
+            Path::new("/archive/notes.jpg"),
+            b"just some text, not an image",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("notes.jpg"), "{err}");
+    }
+
+    #[test]
+    fn decompression_bomb_is_refused() {
+        // A PNG header claiming 100000 x 100000 pixels.
+        let mut bytes = png(1, 1);
+        bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        assert!(decode(Path::new("bomb.png"), &bytes).is_err());
+    }
+}

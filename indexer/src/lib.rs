@@ -1,0 +1,19 @@
+//! Kairos indexer: turns media files into assets, segments, text and vectors in the store.
+//!
+//! - [`probe`]: what kind of media a file is;
+//! - [`image`]: decoding, thumbnails, metadata (EXIF, IPTC, XMP) and the perceptual fingerprint;
+//! - [`analysis`]: the loaded models, used for ingest and for query embeddings;
+//! - [`ingest`]: files and folders → indexed assets, in batches, with progress and a job record;
+//! - [`query`]: a user's query (words and/or an example image) → embeddings → store search.
+
+pub mod analysis;
+pub mod error;
+pub mod image;
+pub mod ingest;
+pub mod probe;
+pub mod query;
+
+pub use analysis::Analyzers;
+pub use error::{Error, Result};
+pub use ingest::{IngestOptions, IngestSummary, Ingester, Progress};
+pub use query::{QueryInput, SearchOutcome};

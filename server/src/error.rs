@@ -1,0 +1,122 @@
+//! API errors: one table of stable codes, each with its HTTP status. Clients match on `code`,
+//! never on `message`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+/// Every error the API returns.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or a field is invalid; the message names the field.
+    #[error("{message}")]
+    InvalidRequest { code: &'static str, message: String },
+    #[error("{what} {id} not found")]
+    NotFound {
+        code: &'static str,
+        what: &'static str,
+        id: String,
+    },
+    /// The archive or a model failed: our fault, not the client's.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest { code, .. } | ApiError::NotFound { code, .. } => code,
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// The table of codes (documented in docs/api.md).
+pub const CODES: &[(&str, u16, &str)] = &[
+    (
+        "invalid_json",
+        400,
+        "the body is not valid JSON of the expected shape",
+    ),
+    (
+        "invalid_query",
+        400,
+        "no words and no image, or a field of the query is invalid",
+    ),
+    (
+        "invalid_image",
+        400,
+        "the uploaded example image cannot be decoded",
+    ),
+    (
+        "invalid_multipart",
+        400,
+        "the multipart body is malformed or lacks the `image` part",
+    ),
+    (
+        "payload_too_large",
+        413,
+        "the upload exceeds the size limit",
+    ),
+    ("asset_not_found", 404, "no asset with this id"),
+    ("thumbnail_not_found", 404, "the asset has no thumbnail"),
+    (
+        "internal",
+        500,
+        "the archive or a model failed; the message says which file",
+    ),
+];
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        let code = self.code();
+        let status = CODES
+            .iter()
+            .find(|(c, _, _)| *c == code)
+            .map(|(_, s, _)| *s)
+            .unwrap_or(500);
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
+    }
+}
+
+impl From<kairos_store::Error> for ApiError {
+    fn from(e: kairos_store::Error) -> Self {
+        match e {
+            // Decision: an unknown id is the client's mistake; everything else the store reports
+            // (I/O, corruption, index failures) is ours.
+            kairos_store::Error::NotFound { what: "asset", id } => ApiError::NotFound {
+                code: "asset_not_found",
+                what: "asset",
+                id,
+            },
+            kairos_store::Error::InvalidInput { field, message } => ApiError::InvalidRequest {
+                code: "invalid_query",
+                message: format!("{field}: {message}"),
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<kairos_indexer::Error> for ApiError {
+    fn from(e: kairos_indexer::Error) -> Self {
+        match e {
+            kairos_indexer::Error::Query(message) => ApiError::InvalidRequest {
+                code: "invalid_query",
+                message,
+            },
+            kairos_indexer::Error::Decode { message, .. } => ApiError::InvalidRequest {
+                code: "invalid_image",
+                message: format!("image: {message}"),
+            },
+            kairos_indexer::Error::Store(s) => s.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

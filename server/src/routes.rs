@@ -1,0 +1,236 @@
+//! The `/api/v1` routes and the web page.
+
+use actix_multipart::Multipart;
+use actix_web::{HttpResponse, get, http::header, post, web};
+use futures_util::StreamExt;
+use kairos_indexer::{QueryInput, query};
+use kairos_store::{AssetKind, Filters, Mode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::{AppState, MAX_IMAGE_UPLOAD};
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(index)
+        .service(health)
+        .service(search)
+        .service(search_image)
+        .service(asset)
+        .service(asset_thumbnail)
+        .service(segment_thumbnail);
+}
+
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+
+#[get("/")]
+async fn index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(INDEX_HTML)
+}
+
+#[get("/api/v1/health")]
+async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let stats = state.store.catalog.stats().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "assets": stats,
+        "models": {
+            "clip": state.analyzers.clip.is_some(),
+            "sentence": state.analyzers.sentence.is_some(),
+        },
+        "notices": state.analyzers.notices,
+    })))
+}
+
+/// `POST /api/v1/search` body.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBody {
+    /// Words to search for.
+    pub query: Option<String>,
+    pub kind: Option<String>,
+    pub collection: Option<String>,
+    /// Capture date from (RFC 3339 or YYYY-MM-DD), inclusive.
+    pub from: Option<String>,
+    /// Capture date to (RFC 3339 or YYYY-MM-DD), inclusive.
+    pub to: Option<String>,
+    pub mode: Option<String>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
+    ApiError::InvalidRequest {
+        code: "invalid_query",
+        message: format!("{field}: {message}"),
+    }
+}
+
+impl SearchBody {
+    fn into_input(self, image: Option<Vec<u8>>) -> Result<QueryInput, ApiError> {
+        let kind = self
+            .kind
+            .as_deref()
+            .map(|k| k.parse::<AssetKind>().map_err(|e| invalid("kind", e)))
+            .transpose()?;
+        let mode = match self.mode.as_deref() {
+            Some(m) => m.parse::<Mode>().map_err(|e| invalid("mode", e))?,
+            None => Mode::Hybrid,
+        };
+        let limit = self.limit.unwrap_or(20);
+        if !(1..=200).contains(&limit) {
+            return Err(invalid(
+                "limit",
+                format!("{limit} is not between 1 and 200"),
+            ));
+        }
+        Ok(QueryInput {
+            text: self.query,
+            image,
+            filters: Filters {
+                kind,
+                collection: self.collection,
+                captured_after: self
+                    .from
+                    .as_deref()
+                    .map(|v| Filters::parse_date("from", v, false))
+                    .transpose()?,
+                captured_before: self
+                    .to
+                    .as_deref()
+                    .map(|v| Filters::parse_date("to", v, true))
+                    .transpose()?,
+            },
+            mode,
+            limit,
+            offset: self.offset.unwrap_or(0),
+        })
+    }
+}
+
+#[post("/api/v1/search")]
+async fn search(
+    state: web::Data<AppState>,
+    body: web::Json<SearchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner().into_input(None)?;
+    let outcome = query::search(&state.store, &state.analyzers, input).await?;
+    Ok(HttpResponse::Ok().json(outcome))
+}
+
+/// `POST /api/v1/search/image`: multipart with an `image` file part and, optionally, the fields
+/// of [`SearchBody`] as text parts.
+#[post("/api/v1/search/image")]
+async fn search_image(
+    state: web::Data<AppState>,
+    mut form: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let bad = |m: String| ApiError::InvalidRequest {
+        code: "invalid_multipart",
+        message: m,
+    };
+    let mut image: Option<Vec<u8>> = None;
+    let mut fields = serde_json::Map::new();
+    while let Some(part) = form.next().await {
+        let mut part = part.map_err(|e| bad(format!("multipart body: {e}")))?;
+        let name = part.name().unwrap_or("").to_string();
+        let mut data = Vec::new();
+        while let Some(chunk) = part.next().await {
+            let chunk = chunk.map_err(|e| bad(format!("part {name:?}: {e}")))?;
+            if data.len() + chunk.len() > MAX_IMAGE_UPLOAD {
+                return Err(ApiError::InvalidRequest {
+                    code: "payload_too_large",
+                    message: format!("part {name:?} exceeds {} MiB", MAX_IMAGE_UPLOAD >> 20),
+                });
+            }
+            data.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "image" => image = Some(data),
+            "limit" | "offset" => {
+                let text = String::from_utf8_lossy(&data).trim().to_string();
+                let n: usize = text
+                    .parse()
+                    .map_err(|_| invalid(&name, format!("{text:?} is not a number")))?;
+                fields.insert(name, n.into());
+            }
+            "query" | "kind" | "collection" | "from" | "to" | "mode" => {
+                fields.insert(name, String::from_utf8_lossy(&data).into_owned().into());
+            }
+            other => return Err(bad(format!("unknown part {other:?}"))),
+        }
+    }
+    let image = image.ok_or_else(|| bad("the `image` part is missing".into()))?;
+    let body: SearchBody = serde_json::from_value(fields.into()).map_err(|e| bad(e.to_string()))?;
+    let outcome = query::search(
+        &state.store,
+        &state.analyzers,
+        body.into_input(Some(image))?,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(outcome))
+}
+
+#[get("/api/v1/assets/{id}")]
+async fn asset(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let asset = state.store.catalog.asset(&id).await?;
+    let segments = state.store.catalog.segments(&id).await?;
+    Ok(HttpResponse::Ok().json(json!({"asset": asset, "segments": segments})))
+}
+
+async fn jpeg_file(
+    state: &AppState,
+    relative: Option<String>,
+    id: &str,
+) -> Result<HttpResponse, ApiError> {
+    let missing = || ApiError::NotFound {
+        code: "thumbnail_not_found",
+        what: "thumbnail of",
+        id: id.to_string(),
+    };
+    let relative = relative.ok_or_else(missing)?;
+    let bytes = fs_err::read(state.store.thumbnails.absolute(&relative)).map_err(|_| missing())?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/jpeg")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400, immutable"))
+        .body(bytes))
+}
+
+#[get("/api/v1/assets/{id}/thumbnail")]
+async fn asset_thumbnail(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.store.catalog.asset(&id).await?;
+    let first = state
+        .store
+        .catalog
+        .segments(&id)
+        .await?
+        .into_iter()
+        .find(|s| s.thumbnail.is_some());
+    jpeg_file(&state, first.and_then(|s| s.thumbnail), &id).await
+}
+
+#[get("/api/v1/segments/{id}/thumbnail")]
+async fn segment_thumbnail(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    // Only paths the catalog holds are served: an id never becomes a path.
+    let relative = state
+        .store
+        .catalog
+        .segment(&id)
+        .await
+        .ok()
+        .and_then(|s| s.thumbnail);
+    jpeg_file(&state, relative, &id).await
+}

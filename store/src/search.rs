@@ -1,0 +1,368 @@
+//! Search: candidates from every signal (BM25, sentence vectors, CLIP vectors, perceptual hash),
+//! weighted reciprocal-rank fusion, then grouping of moments into their assets.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Store;
+use crate::catalog::Filters;
+use crate::error::Result;
+use crate::records::{AssetKind, SegmentKind};
+use crate::vectors::Space;
+
+/// Reciprocal-rank fusion constant (Cormack et al.): damps the weight of the very first ranks.
+const RRF_K: f32 = 60.0;
+/// Sentence similarity below which a text-vector hit is noise, not meaning.
+const MIN_SEMANTIC: f32 = 0.25;
+/// Hamming distance (of 64 bits) up to which two images are near-duplicates: unrelated images
+/// differ in 32 ± 4 bits, so 16 is four standard deviations from chance.
+pub const MAX_DUPLICATE_DISTANCE: u32 = 16;
+/// Moments listed per asset.
+const MOMENTS_PER_ASSET: usize = 3;
+
+/// Which signals a search uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Every signal, fused.
+    #[default]
+    Hybrid,
+    /// CLIP similarity (and near-duplicates) only.
+    Visual,
+    /// BM25 and sentence similarity only.
+    Keyword,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "hybrid" => Ok(Mode::Hybrid),
+            "visual" => Ok(Mode::Visual),
+            "keyword" => Ok(Mode::Keyword),
+            other => Err(crate::Error::InvalidInput {
+                field: "mode",
+                message: format!("{other:?} is not one of: hybrid, visual, keyword"),
+            }),
+        }
+    }
+}
+
+/// A search request with its query embeddings already computed (the store knows no models).
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    pub text: Option<String>,
+    pub filters: Filters,
+    pub mode: Mode,
+    pub limit: usize,
+    pub offset: usize,
+    /// Sentence embedding of `text` (the `text` space).
+    pub text_embedding: Option<Vec<f32>>,
+    /// CLIP embedding of `text`, or of the example image (the `visual` space).
+    pub visual_embedding: Option<Vec<f32>>,
+    /// Perceptual hash of the example image.
+    pub phash: Option<u64>,
+}
+
+/// A matching moment of an asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Moment {
+    pub segment_id: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub kind: SegmentKind,
+    /// Matched words in `<b>…</b>`, HTML-escaped.
+    pub snippet: Option<String>,
+    pub score: f32,
+}
+
+/// One asset in the results with its best moments and why it matched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetHit {
+    pub asset_id: String,
+    pub path: String,
+    pub kind: AssetKind,
+    pub title: Option<String>,
+    pub score: f32,
+    /// Raw score per signal: `keyword` (BM25), `semantic` and `visual` (cosine), `duplicate`
+    /// (1 − Hamming distance / 64).
+    pub signals: BTreeMap<String, f32>,
+    pub moments: Vec<Moment>,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    pub hits: Vec<AssetHit>,
+    /// Matching assets over all pages.
+    pub total: usize,
+}
+
+#[derive(Default)]
+struct MomentAcc {
+    score: f32,
+    snippet: Option<String>,
+}
+
+#[derive(Default)]
+struct AssetAcc {
+    /// Fused score of signals about the asset as a whole (its metadata, its fingerprint).
+    asset_score: f32,
+    asset_snippet: Option<String>,
+    signals: BTreeMap<String, f32>,
+    moments: HashMap<String, MomentAcc>,
+}
+
+impl AssetAcc {
+    fn total(&self) -> f32 {
+        self.asset_score + self.moments.values().map(|m| m.score).fold(0.0, f32::max)
+    }
+
+    fn note_signal(&mut self, signal: &str, raw: f32) {
+        let slot = self.signals.entry(signal.to_string()).or_insert(raw);
+        *slot = slot.max(raw);
+    }
+}
+
+/// One ranked list of candidates from one signal.
+struct Ranked {
+    signal: &'static str,
+    weight: f32,
+    /// (asset id, segment id when the hit is a moment, raw score, snippet)
+    items: Vec<(String, Option<String>, f32, Option<String>)>,
+}
+
+/// Fuses ranked lists: each item earns `weight / (k + rank)` from every list it is in.
+fn fuse(lists: Vec<Ranked>) -> HashMap<String, AssetAcc> {
+    let mut assets: HashMap<String, AssetAcc> = HashMap::new();
+    for list in lists {
+        for (rank, (asset_id, segment_id, raw, snippet)) in list.items.into_iter().enumerate() {
+            let contribution = list.weight / (RRF_K + rank as f32 + 1.0);
+            let acc = assets.entry(asset_id).or_default();
+            acc.note_signal(list.signal, raw);
+            match segment_id {
+                Some(seg) => {
+                    let m = acc.moments.entry(seg).or_default();
+                    m.score += contribution;
+                    if m.snippet.is_none() {
+                        m.snippet = snippet;
+                    }
+                }
+                None => {
+                    acc.asset_score += contribution;
+                    if acc.asset_snippet.is_none() {
+                        acc.asset_snippet = snippet;
+                    }
+                }
+            }
+        }
+    }
+    assets
+}
+
+impl Store {
+    /// Runs a search: candidates → fusion → assets with their moments.
+    pub async fn search(&self, query: &SearchQuery) -> Result<SearchResponse> {
+        let limit = query.limit.clamp(1, 200);
+        let candidates = (query.offset + limit).max(50) * 2;
+        let lists = {
+            let text = self.text.clone();
+            let vectors = self.vectors.clone();
+            let q = query.clone();
+            tokio::task::spawn_blocking(move || -> Result<Vec<Ranked>> {
+                let mut lists = Vec::new();
+                let wants_text = matches!(q.mode, Mode::Hybrid | Mode::Keyword);
+                let wants_visual = matches!(q.mode, Mode::Hybrid | Mode::Visual);
+                if let (true, Some(t)) = (wants_text, q.text.as_deref()) {
+                    let hits = text.search(t, &q.filters, candidates)?;
+                    lists.push(Ranked {
+                        signal: "keyword",
+                        weight: 1.0,
+                        items: hits
+                            .into_iter()
+                            .map(|h| (h.asset_id, h.segment_id, h.score, h.snippet))
+                            .collect(),
+                    });
+                }
+                if let (true, Some(v)) = (wants_text, q.text_embedding.as_deref()) {
+                    let hits = vectors.search(Space::Text, v, &q.filters, candidates)?;
+                    lists.push(Ranked {
+                        signal: "semantic",
+                        weight: 1.0,
+                        items: hits
+                            .into_iter()
+                            .filter(|h| h.score >= MIN_SEMANTIC)
+                            .map(|h| (h.asset_id, Some(h.segment_id), h.score, None))
+                            .collect(),
+                    });
+                }
+                if let (true, Some(v)) = (wants_visual, q.visual_embedding.as_deref()) {
+                    let hits = vectors.search(Space::Visual, v, &q.filters, candidates)?;
+                    lists.push(Ranked {
+                        signal: "visual",
+                        weight: 1.0,
+                        items: hits
+                            .into_iter()
+                            .map(|h| (h.asset_id, Some(h.segment_id), h.score, None))
+                            .collect(),
+                    });
+                }
+                Ok(lists)
+            })
+            .await
+            .map_err(|e| crate::Error::InvalidInput {
+                field: "search",
+                message: e.to_string(),
+            })??
+        };
+        let mut lists = lists;
+        if let Some(hash) = query.phash.filter(|_| query.mode != Mode::Keyword) {
+            let mut dups: Vec<(String, u32)> = self
+                .catalog
+                .phashes(&query.filters)
+                .await?
+                .into_iter()
+                .map(|(id, h)| (id, (h ^ hash).count_ones()))
+                .filter(|(_, d)| *d <= MAX_DUPLICATE_DISTANCE)
+                .collect();
+            dups.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+            dups.truncate(candidates);
+            lists.push(Ranked {
+                signal: "duplicate",
+                // A copy of the example image is the best possible answer to "find this image".
+                weight: 3.0,
+                items: dups
+                    .into_iter()
+                    .map(|(id, d)| (id, None, 1.0 - d as f32 / 64.0, None))
+                    .collect(),
+            });
+        }
+        let fused = fuse(lists);
+        let ids: Vec<String> = fused.keys().cloned().collect();
+        let assets: HashMap<String, crate::records::Asset> = self
+            .catalog
+            .ready_assets(&ids)
+            .await?
+            .into_iter()
+            .map(|a| (a.id.clone(), a))
+            .collect();
+        let mut ranked: Vec<(String, AssetAcc)> = fused
+            .into_iter()
+            .filter(|(id, _)| assets.contains_key(id))
+            .collect();
+        ranked.sort_by(|a, b| {
+            b.1.total()
+                .total_cmp(&a.1.total())
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        let total = ranked.len();
+        let page: Vec<(String, AssetAcc)> =
+            ranked.into_iter().skip(query.offset).take(limit).collect();
+
+        let moment_ids: Vec<String> = page
+            .iter()
+            .flat_map(|(_, acc)| acc.moments.keys().cloned())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let segments: HashMap<String, crate::records::Segment> = self
+            .catalog
+            .segments_by_id(&moment_ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+        let mut hits = Vec::with_capacity(page.len());
+        for (asset_id, acc) in page {
+            let asset = &assets[&asset_id];
+            let score = acc.total();
+            let mut moments: Vec<Moment> = acc
+                .moments
+                .iter()
+                .filter_map(|(id, m)| {
+                    let s = segments.get(id)?;
+                    Some(Moment {
+                        segment_id: s.id.clone(),
+                        start_ms: s.start_ms,
+                        end_ms: s.end_ms,
+                        kind: s.kind,
+                        snippet: m.snippet.clone(),
+                        score: m.score,
+                    })
+                })
+                .collect();
+            moments.sort_by(|a, b| {
+                b.score
+                    .total_cmp(&a.score)
+                    .then(a.start_ms.cmp(&b.start_ms))
+            });
+            moments.truncate(MOMENTS_PER_ASSET);
+            if moments.is_empty() {
+                // Matched as a whole (metadata, fingerprint): show its first moment.
+                if let Some(s) = self
+                    .catalog
+                    .first_segments(std::slice::from_ref(&asset_id))
+                    .await?
+                    .pop()
+                {
+                    moments.push(Moment {
+                        segment_id: s.id,
+                        start_ms: s.start_ms,
+                        end_ms: s.end_ms,
+                        kind: s.kind,
+                        snippet: None,
+                        score: acc.asset_score,
+                    });
+                }
+            }
+            // The metadata snippet belongs to the asset; an image's one moment is the asset.
+            if let (Some(snippet), Some(first)) = (&acc.asset_snippet, moments.first_mut()) {
+                if first.snippet.is_none()
+                    && (first.kind == SegmentKind::Image || acc.moments.is_empty())
+                {
+                    first.snippet = Some(snippet.clone());
+                }
+            }
+            hits.push(AssetHit {
+                asset_id,
+                path: asset.path.clone(),
+                kind: asset.kind,
+                title: asset.title.clone(),
+                score,
+                signals: acc.signals,
+                moments,
+            });
+        }
+        Ok(SearchResponse { hits, total })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fusion_rewards_agreement_between_signals() {
+        let a = |id: &str, seg: Option<&str>| (id.to_string(), seg.map(str::to_string), 1.0, None);
+        let fused = fuse(vec![
+            Ranked {
+                signal: "keyword",
+                weight: 1.0,
+                items: vec![a("x", None), a("y", None)],
+            },
+            Ranked {
+                signal: "visual",
+                weight: 1.0,
+                items: vec![a("z", Some("z1")), a("y", Some("y1"))],
+            },
+        ]);
+        let mut order: Vec<(&String, f32)> = fused.iter().map(|(k, v)| (k, v.total())).collect();
+        order.sort_by(|a, b| b.1.total_cmp(&a.1));
+        assert_eq!(
+            order[0].0, "y",
+            "the asset found by both signals ranks first: {order:?}"
+        );
+        assert_eq!(fused["y"].signals.len(), 2);
+    }
+}

@@ -1,0 +1,450 @@
+//! The vector index: one qdrant-edge shard per vector space (`visual`, `text`), each created when
+//! the first model of its kind produces vectors, one point per segment, filters run inside the search.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use qdrant_edge::external::ordered_float::OrderedFloat;
+use qdrant_edge::external::uuid::Uuid;
+use qdrant_edge::{
+    Condition, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder,
+    FieldCondition, FieldIndexOperations, Filter, Match, MatchValue, NamedQuery,
+    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
+    PointStruct, QueryEnum, Range, SearchRequest, UpdateOperation, ValueVariants, VectorInternal,
+    Vectors, WithPayloadInterface,
+};
+use serde_json::json;
+
+use crate::catalog::Filters;
+use crate::error::{Error, Result};
+use crate::records::{AssetKind, SegmentKind};
+
+/// A vector space: which model's embeddings it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Space {
+    /// CLIP image embeddings of keyframes and images (searched with CLIP text or image embeddings).
+    Visual,
+    /// Sentence embeddings of captions, transcripts and on-screen text.
+    Text,
+}
+
+impl Space {
+    /// The folder and vector name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Space::Visual => "visual",
+            Space::Text => "text",
+        }
+    }
+
+    /// Both spaces.
+    pub const ALL: [Space; 2] = [Space::Visual, Space::Text];
+}
+
+/// One segment's vector with the payload that filters need.
+#[derive(Debug, Clone)]
+pub struct VectorPoint {
+    pub segment_id: String,
+    pub asset_id: String,
+    pub asset_kind: AssetKind,
+    pub segment_kind: SegmentKind,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub captured_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub collection: Option<String>,
+    pub language: Option<String>,
+    pub vector: Vec<f32>,
+}
+
+/// A nearest-neighbour hit; `score` is the cosine similarity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorHit {
+    pub segment_id: String,
+    pub asset_id: String,
+    pub score: f32,
+}
+
+/// A vector index backend: the embedded qdrant-edge shards here, a Qdrant server at scale.
+pub trait VectorIndex: Send + Sync + std::fmt::Debug {
+    /// Inserts or replaces points of one space.
+    fn upsert(&self, space: Space, points: Vec<VectorPoint>) -> Result<()>;
+    /// Removes every point of an asset from every space.
+    fn delete_asset(&self, asset_id: &str) -> Result<()>;
+    /// Nearest segments to `vector`, filtered.
+    fn search(
+        &self,
+        space: Space,
+        vector: &[f32],
+        filters: &Filters,
+        limit: usize,
+    ) -> Result<Vec<VectorHit>>;
+    /// Makes every change durable.
+    fn flush(&self) -> Result<()>;
+    /// Builds the HNSW graph (searches are exact scans until then).
+    fn optimize(&self) -> Result<()>;
+    /// Points in a space.
+    fn count(&self, space: Space) -> Result<usize>;
+    /// Dimensions of a space, once it exists.
+    fn dims(&self, space: Space) -> Option<usize>;
+}
+
+/// qdrant-edge shards under `<data>/vectors/<space>/`.
+#[derive(Debug)]
+pub struct EdgeVectors {
+    root: PathBuf,
+    shards: RwLock<HashMap<Space, Arc<EdgeShard>>>,
+}
+
+impl EdgeVectors {
+    /// Opens the shards that exist under `root`.
+    pub fn open(root: &Path) -> Result<Self> {
+        fs_err::create_dir_all(root)?;
+        let mut shards = HashMap::new();
+        for space in Space::ALL {
+            let dir = root.join(space.as_str());
+            if dir.join("edge_config.json").is_file() {
+                let shard = EdgeShard::load(&dir, None).map_err(|e| Error::VectorIndex {
+                    path: dir.clone(),
+                    message: e.to_string(),
+                })?;
+                shards.insert(space, Arc::new(shard));
+            }
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            shards: RwLock::new(shards),
+        })
+    }
+
+    fn path(&self, space: Space) -> PathBuf {
+        self.root.join(space.as_str())
+    }
+
+    fn err(&self, space: Space) -> impl Fn(qdrant_edge::OperationError) -> Error + '_ {
+        move |e| Error::VectorIndex {
+            path: self.path(space),
+            message: e.to_string(),
+        }
+    }
+
+    /// Fails if a space exists with other dimensions than the model that will write to it.
+    pub fn check_dims(&self, space: Space, model_dims: usize) -> Result<()> {
+        match self.dims(space) {
+            Some(stored) if stored != model_dims => Err(Error::DimensionMismatch {
+                space: space.as_str(),
+                path: self.path(space),
+                stored,
+                model: model_dims,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn shard(&self, space: Space) -> Option<Arc<EdgeShard>> {
+        self.shards
+            .read()
+            .expect("vector shard lock")
+            .get(&space)
+            .cloned()
+    }
+
+    fn shard_or_create(&self, space: Space, dims: usize) -> Result<Arc<EdgeShard>> {
+        if let Some(shard) = self.shard(space) {
+            self.check_dims(space, dims)?;
+            return Ok(shard);
+        }
+        let mut shards = self.shards.write().expect("vector shard lock");
+        if let Some(shard) = shards.get(&space) {
+            return Ok(shard.clone());
+        }
+        let dir = self.path(space);
+        fs_err::create_dir_all(&dir)?;
+        let config = EdgeConfigBuilder::new()
+            .vector(
+                space.as_str(),
+                EdgeVectorParamsBuilder::new(dims, Distance::Cosine).build(),
+            )
+            .build();
+        let shard = EdgeShard::new(&dir, config).map_err(self.err(space))?;
+        for (field, schema) in [
+            ("asset_id", PayloadSchemaType::Keyword),
+            ("kind", PayloadSchemaType::Keyword),
+            ("segment_kind", PayloadSchemaType::Keyword),
+            ("collection", PayloadSchemaType::Keyword),
+            ("captured_ts", PayloadSchemaType::Integer),
+        ] {
+            shard
+                .update(UpdateOperation::FieldIndexOperation(
+                    FieldIndexOperations::CreateIndex(CreateIndex {
+                        field_name: field.parse().expect("static field name"),
+                        field_schema: Some(PayloadFieldSchema::FieldType(schema)),
+                    }),
+                ))
+                .map_err(self.err(space))?;
+        }
+        let shard = Arc::new(shard);
+        shards.insert(space, shard.clone());
+        Ok(shard)
+    }
+}
+
+fn point_id(segment_id: &str) -> Result<PointId> {
+    Uuid::parse_str(segment_id)
+        .map(PointId::Uuid)
+        .map_err(|e| Error::InvalidInput {
+            field: "segment_id",
+            message: format!("{segment_id:?}: {e}"),
+        })
+}
+
+fn keyword(field: &str, value: &str) -> Condition {
+    Condition::Field(FieldCondition::new_match(
+        field.parse().expect("static field name"),
+        Match::Value(MatchValue {
+            value: ValueVariants::String(value.to_string()),
+        }),
+    ))
+}
+
+fn to_filter(filters: &Filters) -> Option<Filter> {
+    let mut must = Vec::new();
+    if let Some(k) = filters.kind {
+        must.push(keyword("kind", k.as_str()));
+    }
+    if let Some(c) = &filters.collection {
+        must.push(keyword("collection", c));
+    }
+    if filters.captured_after.is_some() || filters.captured_before.is_some() {
+        must.push(Condition::Field(FieldCondition::new_range(
+            "captured_ts".parse().expect("static field name"),
+            Range {
+                lt: None,
+                gt: None,
+                gte: filters
+                    .captured_after
+                    .map(|t| OrderedFloat(t.timestamp() as f64)),
+                lte: filters
+                    .captured_before
+                    .map(|t| OrderedFloat(t.timestamp() as f64)),
+            },
+        )));
+    }
+    (!must.is_empty()).then(|| Filter {
+        should: None,
+        min_should: None,
+        must: Some(must),
+        must_not: None,
+    })
+}
+
+impl VectorIndex for EdgeVectors {
+    fn upsert(&self, space: Space, points: Vec<VectorPoint>) -> Result<()> {
+        let Some(first) = points.first() else {
+            return Ok(());
+        };
+        let dims = first.vector.len();
+        if let Some(bad) = points.iter().find(|p| p.vector.len() != dims) {
+            return Err(Error::InvalidInput {
+                field: "vector",
+                message: format!(
+                    "segment {} has {} dimensions, expected {dims}",
+                    bad.segment_id,
+                    bad.vector.len()
+                ),
+            });
+        }
+        let shard = self.shard_or_create(space, dims)?;
+        let mut structs = Vec::with_capacity(points.len());
+        for p in points {
+            let payload = json!({
+                "segment_id": p.segment_id,
+                "asset_id": p.asset_id,
+                "kind": p.asset_kind.as_str(),
+                "segment_kind": p.segment_kind.as_str(),
+                "start_ms": p.start_ms,
+                "end_ms": p.end_ms,
+                "captured_ts": p.captured_at.map(|t| t.timestamp()),
+                "collection": p.collection,
+                "language": p.language,
+            });
+            let vectors = Vectors::new_named([(space.as_str(), p.vector)]);
+            structs.push(PointStruct::new(point_id(&p.segment_id)?, vectors, payload).into());
+        }
+        shard
+            .update(UpdateOperation::PointOperation(
+                PointOperations::UpsertPoints(PointInsertOperations::PointsList(structs)),
+            ))
+            .map_err(self.err(space))
+    }
+
+    fn delete_asset(&self, asset_id: &str) -> Result<()> {
+        for space in Space::ALL {
+            if let Some(shard) = self.shard(space) {
+                let filter = Filter {
+                    should: None,
+                    min_should: None,
+                    must: Some(vec![keyword("asset_id", asset_id)]),
+                    must_not: None,
+                };
+                shard
+                    .update(UpdateOperation::PointOperation(
+                        PointOperations::DeletePointsByFilter(filter),
+                    ))
+                    .map_err(self.err(space))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn search(
+        &self,
+        space: Space,
+        vector: &[f32],
+        filters: &Filters,
+        limit: usize,
+    ) -> Result<Vec<VectorHit>> {
+        let Some(shard) = self.shard(space) else {
+            return Ok(Vec::new());
+        };
+        self.check_dims(space, vector.len())?;
+        let points = shard
+            .search(SearchRequest {
+                query: QueryEnum::Nearest(NamedQuery {
+                    query: VectorInternal::Dense(vector.to_vec()),
+                    using: Some(space.as_str().to_string()),
+                }),
+                filter: to_filter(filters),
+                params: None,
+                limit,
+                offset: 0,
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: None,
+                score_threshold: None,
+            })
+            .map_err(self.err(space))?;
+        let mut hits = Vec::with_capacity(points.len());
+        for p in points {
+            let payload = p.payload.as_ref();
+            let field = |name: &str| {
+                payload
+                    .and_then(|pl| pl.0.get(name))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::DataCorruption {
+                        path: self.path(space),
+                        message: format!("point {:?} has no {name} in its payload", p.id),
+                    })
+            };
+            hits.push(VectorHit {
+                segment_id: field("segment_id")?,
+                asset_id: field("asset_id")?,
+                score: p.score,
+            });
+        }
+        Ok(hits)
+    }
+
+    fn flush(&self) -> Result<()> {
+        for space in Space::ALL {
+            if let Some(shard) = self.shard(space) {
+                shard.flush();
+            }
+        }
+        Ok(())
+    }
+
+    fn optimize(&self) -> Result<()> {
+        for space in Space::ALL {
+            if let Some(shard) = self.shard(space) {
+                shard.optimize().map_err(self.err(space))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&self, space: Space) -> Result<usize> {
+        match self.shard(space) {
+            Some(shard) => shard
+                .count(qdrant_edge::CountRequest {
+                    filter: None,
+                    exact: true,
+                })
+                .map_err(self.err(space)),
+            None => Ok(0),
+        }
+    }
+
+    fn dims(&self, space: Space) -> Option<usize> {
+        self.shard(space)
+            .and_then(|s| s.config().vectors.get(space.as_str()).map(|v| v.size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(asset: &str, collection: &str, v: Vec<f32>) -> VectorPoint {
+        VectorPoint {
+            segment_id: uuid::Uuid::now_v7().to_string(),
+            asset_id: asset.into(),
+            asset_kind: AssetKind::Image,
+            segment_kind: SegmentKind::Image,
+            start_ms: 0,
+            end_ms: 0,
+            captured_at: None,
+            collection: Some(collection.into()),
+            language: None,
+            vector: v,
+        }
+    }
+
+    #[test]
+    fn nearest_respects_filters_and_deletes_and_survives_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let v = EdgeVectors::open(tmp.path()).unwrap();
+            v.upsert(
+                Space::Visual,
+                vec![
+                    point("a", "x", vec![1.0, 0.0, 0.0]),
+                    point("b", "y", vec![0.9, 0.1, 0.0]),
+                    point("c", "x", vec![0.0, 1.0, 0.0]),
+                ],
+            )
+            .unwrap();
+            let hits = v
+                .search(Space::Visual, &[1.0, 0.0, 0.0], &Filters::default(), 2)
+                .unwrap();
+            assert_eq!(
+                hits.iter().map(|h| h.asset_id.as_str()).collect::<Vec<_>>(),
+                ["a", "b"]
+            );
+            assert!((hits[0].score - 1.0).abs() < 1e-4);
+            let only_y = Filters {
+                collection: Some("y".into()),
+                ..Default::default()
+            };
+            assert_eq!(
+                v.search(Space::Visual, &[1.0, 0.0, 0.0], &only_y, 5)
+                    .unwrap()[0]
+                    .asset_id,
+                "b"
+            );
+            v.delete_asset("a").unwrap();
+            v.flush().unwrap();
+            assert!(
+                v.search(Space::Text, &[1.0, 0.0, 0.0], &Filters::default(), 5)
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        let v = EdgeVectors::open(tmp.path()).unwrap();
+        assert_eq!(v.count(Space::Visual).unwrap(), 2);
+        assert_eq!(v.dims(Space::Visual), Some(3));
+        let err = v.check_dims(Space::Visual, 512).unwrap_err().to_string();
+        assert!(err.contains("3 dimensions") && err.contains("512"), "{err}");
+    }
+}

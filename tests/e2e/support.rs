@@ -1,0 +1,194 @@
+//! Helpers for end-to-end tests: running `kairos`, drawing images with metadata, plain HTTP.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use image::{DynamicImage, Rgb, RgbImage};
+
+/// Runs `kairos --data DATA ARGS…` and returns its output.
+pub fn kairos(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("KAIROS_MODELS")
+        .output()
+        .expect("the kairos binary runs")
+}
+
+/// Like [`kairos`], asserting success, returning stdout.
+pub fn kairos_ok(data: &Path, args: &[&str]) -> String {
+    let out = kairos(data, args);
+    assert!(
+        out.status.success(),
+        "kairos {args:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// `kairos search … --json` parsed.
+pub fn search_json(data: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["search", "--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&kairos_ok(data, &all)).expect("search prints JSON")
+}
+
+/// File names of the hits, best first.
+pub fn hit_names(result: &serde_json::Value) -> Vec<String> {
+    result["hits"]
+        .as_array()
+        .expect("hits array")
+        .iter()
+        .map(|h| {
+            let p = h["path"].as_str().expect("path");
+            Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// A textured scene, different for every seed.
+pub fn scene(w: u32, h: u32, seed: u32) -> DynamicImage {
+    DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+        let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+        let s = seed as f32;
+        let v = ((fx * 9.0 + s).sin() * (fy * 6.0 + s * 0.7).cos() * 120.0 + 128.0) as u8;
+        Rgb([
+            v,
+            ((fx + s * 0.1).fract() * 255.0) as u8,
+            ((fy * 3.0 + s * 0.2).fract() * 255.0) as u8,
+        ])
+    }))
+}
+
+/// JPEG bytes of an image.
+pub fn jpeg(img: &DynamicImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    img.to_rgb8()
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+            &mut out, 90,
+        ))
+        .unwrap();
+    out
+}
+
+/// A JPEG carrying an XMP packet with title, caption (in `lang`) and keywords, as archive
+/// photos carry their captions.
+pub fn jpeg_with_xmp(
+    img: &DynamicImage,
+    title: &str,
+    caption: &str,
+    lang: &str,
+    keywords: &[&str],
+) -> Vec<u8> {
+    use img_parts::Bytes;
+    use img_parts::jpeg::{Jpeg, JpegSegment, markers};
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
+    let subjects: String = keywords
+        .iter()
+        .map(|k| format!("<rdf:li>{}</rdf:li>", esc(k)))
+        .collect();
+    let xmp = format!(
+        r#"<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title><rdf:Alt><rdf:li xml:lang="x-default">{}</rdf:li></rdf:Alt></dc:title><dc:description><rdf:Alt><rdf:li xml:lang="{lang}">{}</rdf:li></rdf:Alt></dc:description><dc:subject><rdf:Bag>{subjects}</rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>"#,
+        esc(title),
+        esc(caption)
+    );
+    let mut j = Jpeg::from_bytes(Bytes::from(jpeg(img))).unwrap();
+    let mut contents = b"http://ns.adobe.com/xap/1.0/\0".to_vec();
+    contents.extend_from_slice(xmp.as_bytes());
+    j.segments_mut().insert(
+        1,
+        JpegSegment::new_with_contents(markers::APP1, Bytes::from(contents)),
+    );
+    let mut out = Vec::new();
+    j.encoder().write_to(&mut out).unwrap();
+    out
+}
+
+/// Writes a file, creating its folder.
+pub fn write(path: &Path, bytes: &[u8]) -> PathBuf {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    path.to_path_buf()
+}
+
+/// A plain HTTP/1.1 exchange with a local server: (status, body).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).expect("connect to kairos serve");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head")
+        + 4;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// A multipart/form-data body: (content type, body).
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "kairos-test-boundary-7d3f";
+    let mut body = Vec::new();
+    for (name, filename, data) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+        }
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
