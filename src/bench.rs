@@ -211,7 +211,10 @@ const WORDS: &[&str] = &[
 ];
 
 fn caption(i: usize) -> String {
-    let mut x = i as u64 * 6_364_136_223_846_793_005 + 1_442_695_040_888_963_407;
+    let mut x = (i as u64)
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407)
+        | 1;
     (0..8)
         .map(|_| {
             x ^= x << 13;

@@ -70,6 +70,9 @@ pub struct IngestSummary {
     pub elapsed: Duration,
 }
 
+/// A file's bytes, its BLAKE3 hash and its modification time.
+type FileRead = (Vec<u8>, String, Option<i64>);
+
 /// Runs ingests into one store with one set of models.
 #[derive(Debug, Clone)]
 pub struct Ingester {
@@ -81,7 +84,7 @@ pub struct Ingester {
 /// A file after the CPU work: ready to embed and write, or failed.
 enum Prepared {
     Ready(Box<ReadyImage>),
-    Failed { asset: Asset, error: String },
+    Failed { asset: Box<Asset>, error: String },
 }
 
 struct ReadyImage {
@@ -225,21 +228,20 @@ impl Ingester {
             to_read.push(path.clone());
         }
         // 2. Read and hash in parallel.
-        let read: Vec<(PathBuf, std::io::Result<(Vec<u8>, String, Option<i64>)>)> =
-            blocking(move || {
-                to_read
-                    .into_par_iter()
-                    .map(|p| {
-                        let r = fs_err::read(&p).map(|bytes| {
-                            let hash = blake3::hash(&bytes).to_hex().to_string();
-                            let mtime = fs_err::metadata(&p).ok().and_then(|m| mtime_secs(&m));
-                            (bytes, hash, mtime)
-                        });
-                        (p, r)
-                    })
-                    .collect()
-            })
-            .await?;
+        let read: Vec<(PathBuf, std::io::Result<FileRead>)> = blocking(move || {
+            to_read
+                .into_par_iter()
+                .map(|p| {
+                    let r = fs_err::read(&p).map(|bytes| {
+                        let hash = blake3::hash(&bytes).to_hex().to_string();
+                        let mtime = fs_err::metadata(&p).ok().and_then(|m| mtime_secs(&m));
+                        (bytes, hash, mtime)
+                    });
+                    (p, r)
+                })
+                .collect()
+        })
+        .await?;
         // 3. Skip content already indexed (under any name); reuse the id of an unfinished try.
         let mut work = Vec::new();
         for (path, r) in read {
@@ -359,7 +361,7 @@ impl Ingester {
                     self.store
                         .record_failure(&Asset {
                             error: Some(error.clone()),
-                            ..asset
+                            ..*asset
                         })
                         .await?;
                     outcomes.push((path, FileOutcome::Failed { error }));
@@ -453,7 +455,7 @@ fn prepare_image(
         Err(e) => {
             asset.status = AssetStatus::Failed;
             return Prepared::Failed {
-                asset,
+                asset: Box::new(asset),
                 error: e.to_string(),
             };
         }
@@ -480,7 +482,7 @@ fn prepare_image(
         Err(e) => {
             asset.status = AssetStatus::Failed;
             return Prepared::Failed {
-                asset,
+                asset: Box::new(asset),
                 error: format!("thumbnail of {}: {e}", path.display()),
             };
         }

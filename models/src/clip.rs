@@ -171,7 +171,9 @@ impl HfClipConfig {
         }
         let t = &self.text_config;
         let v = &self.vision_config;
-        if v.image_size % v.patch_size != 0 || t.hidden_size % t.num_attention_heads != 0 {
+        if !v.image_size.is_multiple_of(v.patch_size)
+            || !t.hidden_size.is_multiple_of(t.num_attention_heads)
+        {
             return Err(Error::Config {
                 path: path.to_path_buf(),
                 message: "image_size must be a multiple of patch_size and hidden_size of num_attention_heads".into(),

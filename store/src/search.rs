@@ -317,12 +317,11 @@ impl Store {
                 }
             }
             // The metadata snippet belongs to the asset; an image's one moment is the asset.
-            if let (Some(snippet), Some(first)) = (&acc.asset_snippet, moments.first_mut()) {
-                if first.snippet.is_none()
-                    && (first.kind == SegmentKind::Image || acc.moments.is_empty())
-                {
-                    first.snippet = Some(snippet.clone());
-                }
+            if let (Some(snippet), Some(first)) = (&acc.asset_snippet, moments.first_mut())
+                && first.snippet.is_none()
+                && (first.kind == SegmentKind::Image || acc.moments.is_empty())
+            {
+                first.snippet = Some(snippet.clone());
             }
             hits.push(AssetHit {
                 asset_id,

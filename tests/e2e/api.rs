@@ -151,7 +151,17 @@ fn api_searches_serves_assets_and_thumbnails_and_names_errors() {
     );
 
     // Errors carry a stable code and name what is wrong.
-    let cases: [(&str, &str, Option<&str>, &[u8], u16, &str, &str); 6] = [
+    // (method, path, content type, body, status, code, word the message must name)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        &'a [u8],
+        u16,
+        &'a str,
+        &'a str,
+    );
+    let cases: [Case; 6] = [
         (
             "GET",
             "/api/v1/assets/nope",

@@ -116,7 +116,7 @@ fn reingest_skips_what_is_indexed_even_under_another_name() {
     archive(&media);
     let data = tmp.path().join("data");
     kairos(&data, &["ingest", media.to_str().unwrap()]);
-    std::fs::copy(media.join("sport/pool.jpg"), media.join("copy of pool.jpg")).unwrap();
+    fs_err::copy(media.join("sport/pool.jpg"), media.join("copy of pool.jpg")).unwrap();
     let out = kairos(&data, &["ingest", "--json", media.to_str().unwrap()]);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["indexed"], 0, "{summary}");

@@ -46,10 +46,10 @@ fn random_tiny_clip_installs_verifies_and_adds_the_visual_signal() {
 
     // A tampered weight file is caught by verify.
     let weights = data.join("models/tiny-clip/model.safetensors");
-    let mut bytes = std::fs::read(&weights).unwrap();
+    let mut bytes = fs_err::read(&weights).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
-    std::fs::write(&weights, bytes).unwrap();
+    fs_err::write(&weights, bytes).unwrap();
     let out = kairos(&data, &["models", "verify"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("model.safetensors"));

@@ -115,8 +115,8 @@ pub fn jpeg_with_xmp(
 
 /// Writes a file, creating its folder.
 pub fn write(path: &Path, bytes: &[u8]) -> PathBuf {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
+    fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+    fs_err::write(path, bytes).unwrap();
     path.to_path_buf()
 }
 

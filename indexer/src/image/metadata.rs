@@ -158,10 +158,9 @@ fn read_xmp(packet: &[u8], meta: &mut ImageMetadata) {
             if node.is_element()
                 && node.tag_name().namespace() == Some(NS_RDF)
                 && node.tag_name().name() == "Description"
+                && let Some(v) = node.attribute((ns, name)).and_then(non_empty)
             {
-                if let Some(v) = node.attribute((ns, name)).and_then(non_empty) {
-                    out.push((v, None));
-                }
+                out.push((v, None));
             }
             if node.is_element()
                 && node.tag_name().namespace() == Some(ns)
