@@ -530,6 +530,8 @@ fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     let mut files = Vec::new();
     let mut failed = Vec::new();
     for root in paths {
+        // Absolute paths: the catalog must name the same file whatever folder `kairos` ran in.
+        let root = &root.canonicalize().unwrap_or_else(|_| root.clone());
         if root.is_file() {
             if probe::kind_of(root).is_some() {
                 files.push(root.clone());
