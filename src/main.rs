@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    use_every_core();
     let args = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -31,6 +32,22 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// candle sizes its thread pool from `RAYON_NUM_THREADS`, else from a physical-core count that
+/// came out below the cores this machine gives us: the CLIP encoder ran at 2.4 images/s by default
+/// and 3.2 with the variable set to 2 (docs/benchmarks.md). An operator's own setting wins.
+fn use_every_core() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        // SAFETY: called first thing in main, before any other thread exists.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("RAYON_NUM_THREADS", cores.to_string());
         }
     }
 }
