@@ -151,7 +151,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve { addr } => {
             let (store, analyzers) = open(g).await?;
-            for notice in &analyzers.notices {
+            for notice in analyzers.notice_texts() {
                 eprintln!("note: {notice}");
             }
             let state = kairos_server::AppState { store, analyzers };
@@ -170,7 +170,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let (store, analyzers) = open(g).await?;
             if !json {
-                for notice in &analyzers.notices {
+                for notice in analyzers.notice_texts() {
                     eprintln!("note: {notice}");
                 }
             }
@@ -473,7 +473,7 @@ async fn doctor(g: &Global) -> Result<ExitCode> {
     }
     match Analyzers::load(&models) {
         Ok(a) => {
-            for n in a.notices {
+            for n in a.notice_texts() {
                 println!("note      {n}");
             }
         }

@@ -13,8 +13,8 @@ pub struct Analyzers {
     pub clip: Option<ClipEncoder>,
     /// Sentence embedder: captions, transcripts, and semantic text search.
     pub sentence: Option<SentenceEmbedder>,
-    /// What is off because a model is missing, in words for people.
-    pub notices: Vec<String>,
+    /// What is off because a model is missing, in words for people, by the kind that is missing.
+    pub notices: Vec<(ModelKind, String)>,
 }
 
 impl Analyzers {
@@ -26,15 +26,29 @@ impl Analyzers {
             Some(m) => analyzers.clip = Some(ClipEncoder::load(&m.dir)?),
             None => analyzers
                 .notices
-                .push(models.missing_message(ModelKind::Clip)),
+                .push((ModelKind::Clip, models.missing_message(ModelKind::Clip))),
         }
         match models.find(ModelKind::Sentence)? {
             Some(m) => analyzers.sentence = Some(SentenceEmbedder::load(&m.dir)?),
-            None => analyzers
-                .notices
-                .push(models.missing_message(ModelKind::Sentence)),
+            None => analyzers.notices.push((
+                ModelKind::Sentence,
+                models.missing_message(ModelKind::Sentence),
+            )),
         }
         Ok(analyzers)
+    }
+
+    /// The notice for a missing model of `kind`, if it is missing.
+    pub fn missing(&self, kind: ModelKind) -> Option<String> {
+        self.notices
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, n)| n.clone())
+    }
+
+    /// Every notice, for start-up messages and the health endpoint.
+    pub fn notice_texts(&self) -> Vec<&str> {
+        self.notices.iter().map(|(_, n)| n.as_str()).collect()
     }
 
     /// Fails when the archive's vectors were made by models of another size than these.

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use kairos_models::ModelKind;
 use kairos_store::{Filters, Mode, SearchQuery, SearchResponse, Store};
 
 use crate::analysis::Analyzers;
@@ -74,22 +75,10 @@ pub async fn search(
         }
     }
     if analyzers.clip.is_none() && input.mode != Mode::Keyword {
-        notices.extend(
-            analyzers
-                .notices
-                .iter()
-                .filter(|n| n.contains("visual"))
-                .cloned(),
-        );
+        notices.extend(analyzers.missing(ModelKind::Clip));
     }
     if analyzers.sentence.is_none() && text.is_some() && input.mode != Mode::Visual {
-        notices.extend(
-            analyzers
-                .notices
-                .iter()
-                .filter(|n| n.contains("semantic"))
-                .cloned(),
-        );
+        notices.extend(analyzers.missing(ModelKind::Sentence));
     }
     let response = store.search(&query).await?;
     Ok(SearchOutcome { response, notices })

@@ -42,7 +42,7 @@ async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             "clip": state.analyzers.clip.is_some(),
             "sentence": state.analyzers.sentence.is_some(),
         },
-        "notices": state.analyzers.notices,
+        "notices": state.analyzers.notice_texts(),
     })))
 }
 

@@ -149,12 +149,9 @@ impl Catalog {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders = (1..=ids.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(",");
         let sql = format!(
-            "SELECT {ASSET_COLUMNS} FROM assets WHERE status = 'ready' AND id IN ({placeholders})"
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE status = 'ready' AND id IN ({})",
+            placeholders(ids.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for id in ids {
@@ -181,14 +178,32 @@ impl Catalog {
 
     /// Segments by id (any order; missing ids are left out).
     pub async fn segments_by_id(&self, ids: &[String]) -> Result<Vec<Segment>> {
+        self.segments_where("s.id IN", ids).await
+    }
+
+    /// The first segment of each asset among `asset_ids` (its default moment), in one query.
+    pub async fn first_segments(&self, asset_ids: &[String]) -> Result<Vec<Segment>> {
+        self.segments_where(
+            "s.id = (SELECT f.id FROM segments f WHERE f.asset_id = s.asset_id ORDER BY f.start_ms, f.id LIMIT 1) \
+             AND s.asset_id IN",
+            asset_ids,
+        )
+        .await
+    }
+
+    /// Segments matching `condition (ids…)`; `condition` is a fixed SQL fragment ending in `IN`.
+    async fn segments_where(
+        &self,
+        condition: &'static str,
+        ids: &[String],
+    ) -> Result<Vec<Segment>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders = (1..=ids.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let sql = format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE id IN ({placeholders})");
+        let sql = format!(
+            "SELECT {SEGMENT_COLUMNS} FROM segments s WHERE {condition} ({})",
+            placeholders(ids.len())
+        );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for id in ids {
             query = query.bind(id);
@@ -197,17 +212,6 @@ impl Catalog {
         rows.iter()
             .map(|r| segment_from_row(r, &self.path))
             .collect()
-    }
-
-    /// The first segment of each asset among `asset_ids` (its default moment).
-    pub async fn first_segments(&self, asset_ids: &[String]) -> Result<Vec<Segment>> {
-        let mut out = Vec::new();
-        for id in asset_ids {
-            if let Some(s) = self.segments(id).await?.into_iter().next() {
-                out.push(s);
-            }
-        }
-        Ok(out)
     }
 
     /// One segment by id.
@@ -476,6 +480,14 @@ impl Catalog {
     }
 }
 
+/// `$1,$2,…,$n` for an `IN` list of `n` bound values.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn parse_time(text: &str, path: &Path) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
@@ -592,6 +604,28 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(catalog.segments(&asset.id).await.unwrap(), vec![s2]);
+    }
+
+    #[tokio::test]
+    async fn first_segments_gives_each_assets_earliest_moment_in_one_query() {
+        let tmp = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&tmp.path().join("catalog.db")).await.unwrap();
+        let a = Asset::new("ha".into(), "/a.mp4".into(), AssetKind::Video, 1);
+        let b = Asset::new("hb".into(), "/b.mp4".into(), AssetKind::Video, 1);
+        let late = Segment::new(&a.id, SegmentKind::Shot, 5000, 9000);
+        let early = Segment::new(&a.id, SegmentKind::Shot, 0, 5000);
+        let only = Segment::new(&b.id, SegmentKind::Speech, 1200, 3000);
+        catalog.put_asset(&a, &[late, early.clone()]).await.unwrap();
+        catalog
+            .put_asset(&b, std::slice::from_ref(&only))
+            .await
+            .unwrap();
+        let mut firsts = catalog
+            .first_segments(&[a.id.clone(), b.id.clone(), "none".into()])
+            .await
+            .unwrap();
+        firsts.sort_by_key(|s| s.start_ms);
+        assert_eq!(firsts, vec![early, only]);
     }
 
     #[tokio::test]

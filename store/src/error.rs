@@ -43,6 +43,9 @@ pub enum Error {
     DataCorruption { path: PathBuf, message: String },
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: String },
+    /// A background task of the store panicked or was cancelled.
+    #[error("store task failed: {0}")]
+    Task(String),
     #[error("invalid {field}: {message}")]
     InvalidInput {
         field: &'static str,

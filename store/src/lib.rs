@@ -67,15 +67,7 @@ impl Store {
 
     /// Fails early when a space holds vectors of another size than the installed model makes.
     pub fn check_dims(&self, space: Space, model_dims: usize) -> Result<()> {
-        match self.vectors.dims(space) {
-            Some(stored) if stored != model_dims => Err(Error::DimensionMismatch {
-                space: space.as_str(),
-                path: self.data_dir.join("vectors").join(space.as_str()),
-                stored,
-                model: model_dims,
-            }),
-            _ => Ok(()),
-        }
+        self.vectors.check_dims(space, model_dims)
     }
 
     /// Writes a batch of assets into the catalog (status `indexing`) and every index. Nothing is
@@ -119,10 +111,7 @@ impl Store {
             Ok(())
         })
         .await
-        .map_err(|e| Error::InvalidInput {
-            field: "write",
-            message: e.to_string(),
-        })?
+        .map_err(|e| Error::Task(e.to_string()))?
     }
 
     /// Makes written assets durable in every index, then marks them ready in the catalog.
@@ -134,10 +123,7 @@ impl Store {
             vectors.flush()
         })
         .await
-        .map_err(|e| Error::InvalidInput {
-            field: "commit",
-            message: e.to_string(),
-        })??;
+        .map_err(|e| Error::Task(e.to_string()))??;
         self.catalog.mark_ready(asset_ids).await
     }
 

@@ -211,10 +211,7 @@ impl Store {
                 Ok(lists)
             })
             .await
-            .map_err(|e| crate::Error::InvalidInput {
-                field: "search",
-                message: e.to_string(),
-            })??
+            .map_err(|e| crate::Error::Task(e.to_string()))??
         };
         let mut lists = lists;
         if let Some(hash) = query.phash.filter(|_| query.mode != Mode::Keyword) {
@@ -273,6 +270,19 @@ impl Store {
             .into_iter()
             .map(|s| (s.id.clone(), s))
             .collect();
+        // Assets matched only as a whole show their first moment: fetched for the page at once.
+        let whole: Vec<String> = page
+            .iter()
+            .filter(|(_, acc)| acc.moments.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut first: HashMap<String, crate::records::Segment> = self
+            .catalog
+            .first_segments(&whole)
+            .await?
+            .into_iter()
+            .map(|s| (s.asset_id.clone(), s))
+            .collect();
         let mut hits = Vec::with_capacity(page.len());
         for (asset_id, acc) in page {
             let asset = &assets[&asset_id];
@@ -298,23 +308,17 @@ impl Store {
                     .then(a.start_ms.cmp(&b.start_ms))
             });
             moments.truncate(MOMENTS_PER_ASSET);
-            if moments.is_empty() {
-                // Matched as a whole (metadata, fingerprint): show its first moment.
-                if let Some(s) = self
-                    .catalog
-                    .first_segments(std::slice::from_ref(&asset_id))
-                    .await?
-                    .pop()
-                {
-                    moments.push(Moment {
-                        segment_id: s.id,
-                        start_ms: s.start_ms,
-                        end_ms: s.end_ms,
-                        kind: s.kind,
-                        snippet: None,
-                        score: acc.asset_score,
-                    });
-                }
+            if moments.is_empty()
+                && let Some(s) = first.remove(&asset_id)
+            {
+                moments.push(Moment {
+                    segment_id: s.id,
+                    start_ms: s.start_ms,
+                    end_ms: s.end_ms,
+                    kind: s.kind,
+                    snippet: None,
+                    score: acc.asset_score,
+                });
             }
             // The metadata snippet belongs to the asset; an image's one moment is the asset.
             if let (Some(snippet), Some(first)) = (&acc.asset_snippet, moments.first_mut())

@@ -88,6 +88,21 @@ pub trait VectorIndex: Send + Sync + std::fmt::Debug {
     fn count(&self, space: Space) -> Result<usize>;
     /// Dimensions of a space, once it exists.
     fn dims(&self, space: Space) -> Option<usize>;
+    /// Where a space lives, for messages (a folder, or a server collection).
+    fn location(&self, space: Space) -> PathBuf;
+
+    /// Fails if a space exists with other dimensions than the model that writes to or queries it.
+    fn check_dims(&self, space: Space, model_dims: usize) -> Result<()> {
+        match self.dims(space) {
+            Some(stored) if stored != model_dims => Err(Error::DimensionMismatch {
+                space: space.as_str(),
+                path: self.location(space),
+                stored,
+                model: model_dims,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// qdrant-edge shards under `<data>/vectors/<space>/`.
@@ -126,19 +141,6 @@ impl EdgeVectors {
         move |e| Error::VectorIndex {
             path: self.path(space),
             message: e.to_string(),
-        }
-    }
-
-    /// Fails if a space exists with other dimensions than the model that will write to it.
-    pub fn check_dims(&self, space: Space, model_dims: usize) -> Result<()> {
-        match self.dims(space) {
-            Some(stored) if stored != model_dims => Err(Error::DimensionMismatch {
-                space: space.as_str(),
-                path: self.path(space),
-                stored,
-                model: model_dims,
-            }),
-            _ => Ok(()),
         }
     }
 
@@ -374,6 +376,10 @@ impl VectorIndex for EdgeVectors {
                 .map_err(self.err(space)),
             None => Ok(0),
         }
+    }
+
+    fn location(&self, space: Space) -> PathBuf {
+        self.path(space)
     }
 
     fn dims(&self, space: Space) -> Option<usize> {
