@@ -2,6 +2,7 @@
 //! store searches with.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use kairos_models::ModelKind;
 use kairos_store::{Filters, Mode, SearchQuery, SearchResponse, Store};
@@ -35,7 +36,7 @@ pub struct SearchOutcome {
 /// Embeds the query with every installed model and runs the search.
 pub async fn search(
     store: &Store,
-    analyzers: &Analyzers,
+    analyzers: &Arc<Analyzers>,
     input: QueryInput,
 ) -> Result<SearchOutcome> {
     let text = input
@@ -49,31 +50,29 @@ pub async fn search(
             "give words to search for, an example image, or both".into(),
         ));
     }
-    let mut query = SearchQuery {
+    // Transformer passes take tens of milliseconds: off the async runtime, so a server worker
+    // keeps answering other requests meanwhile.
+    let embedded = {
+        let analyzers = analyzers.clone();
+        let text = text.clone();
+        let image = input.image;
+        tokio::task::spawn_blocking(move || {
+            embed_query(&analyzers, text.as_deref(), image.as_deref())
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??
+    };
+    let query = SearchQuery {
         text: text.clone(),
         filters: input.filters,
         mode: input.mode,
         limit: if input.limit == 0 { 20 } else { input.limit },
         offset: input.offset,
-        ..Default::default()
+        text_embedding: embedded.text,
+        visual_embedding: embedded.visual,
+        phash: embedded.phash,
     };
     let mut notices = Vec::new();
-    if let Some(t) = &text {
-        if let Some(s) = &analyzers.sentence {
-            query.text_embedding = s.embed(&[t.as_str()])?.pop();
-        }
-        if let Some(c) = &analyzers.clip {
-            query.visual_embedding = c.embed_texts(&[t.as_str()])?.pop();
-        }
-    }
-    if let Some(bytes) = &input.image {
-        let decoded = decode(Path::new("<example image>"), bytes)?;
-        query.phash = Some(fingerprint::phash(&decoded.image));
-        if let Some(c) = &analyzers.clip {
-            // The example image decides what "looks like" means; it outranks the words' CLIP vector.
-            query.visual_embedding = c.embed_images(std::slice::from_ref(&decoded.image))?.pop();
-        }
-    }
     if analyzers.clip.is_none() && input.mode != Mode::Keyword {
         notices.extend(analyzers.missing(ModelKind::Clip));
     }
@@ -82,4 +81,49 @@ pub async fn search(
     }
     let response = store.search(&query).await?;
     Ok(SearchOutcome { response, notices })
+}
+
+/// The query's vectors and fingerprint.
+struct Embedded {
+    text: Option<Vec<f32>>,
+    visual: Option<Vec<f32>>,
+    phash: Option<u64>,
+}
+
+/// Embeds the query with each installed model, the two encoders side by side. With an example
+/// image, the image decides what "looks like" means, so the words get no CLIP pass.
+fn embed_query(
+    analyzers: &Analyzers,
+    text: Option<&str>,
+    image: Option<&[u8]>,
+) -> Result<Embedded> {
+    let (text_vector, visual) = rayon::join(
+        || -> Result<Option<Vec<f32>>> {
+            match (text, &analyzers.sentence) {
+                (Some(t), Some(s)) => Ok(s.embed(&[t])?.pop()),
+                _ => Ok(None),
+            }
+        },
+        || -> Result<(Option<Vec<f32>>, Option<u64>)> {
+            match (image, &analyzers.clip, text) {
+                (Some(bytes), clip, _) => {
+                    let decoded = decode(Path::new("<example image>"), bytes)?;
+                    let phash = fingerprint::phash(&decoded.image);
+                    let visual = match clip {
+                        Some(c) => c.embed_images(std::slice::from_ref(&decoded.image))?.pop(),
+                        None => None,
+                    };
+                    Ok((visual, Some(phash)))
+                }
+                (None, Some(c), Some(t)) => Ok((c.embed_texts(&[t])?.pop(), None)),
+                _ => Ok((None, None)),
+            }
+        },
+    );
+    let (visual, phash) = visual?;
+    Ok(Embedded {
+        text: text_vector?,
+        visual,
+        phash,
+    })
 }
