@@ -210,18 +210,21 @@ const WORDS: &[&str] = &[
     "boat",
 ];
 
+/// Deterministic pseudo-random numbers: the synthetic archive is the same on every run.
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
 fn caption(i: usize) -> String {
     let mut x = (i as u64)
         .wrapping_mul(6_364_136_223_846_793_005)
         .wrapping_add(1_442_695_040_888_963_407)
         | 1;
     (0..8)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            WORDS[(x % WORDS.len() as u64) as usize]
-        })
+        .map(|_| WORDS[(xorshift(&mut x) % WORDS.len() as u64) as usize])
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -229,12 +232,7 @@ fn caption(i: usize) -> String {
 fn random_unit(dims: usize, seed: u64) -> Vec<f32> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut v: Vec<f32> = (0..dims)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 2001) as f32 / 1000.0 - 1.0
-        })
+        .map(|_| (xorshift(&mut x) % 2001) as f32 / 1000.0 - 1.0)
         .collect();
     kairos_models::l2_normalize(&mut v);
     v
