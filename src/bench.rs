@@ -32,6 +32,17 @@ pub enum BenchCommand {
         #[arg(long, default_value = "docs/bench/clip.json")]
         out: PathBuf,
     },
+    /// Speech: Whisper's real-time factor and word error rate on LibriVox clips (Debian
+    /// `pocketsphinx-testdata`), repeated with pauses into a recording of `--minutes`; transcription
+    /// alone (f32 and q8_0 decoder) and a real ingest (decode + resample + mel + transcribe + index).
+    Speech {
+        #[arg(long, default_value = "/usr/share/pocketsphinx/test/data/librivox")]
+        librivox: PathBuf,
+        #[arg(long, default_value_t = 2.0)]
+        minutes: f64,
+        #[arg(long, default_value = "docs/bench/speech.json")]
+        out: PathBuf,
+    },
     /// Search latency over a synthetic archive (captions and vectors), with the query's embeddings.
     Search {
         #[arg(long, default_value_t = 100_000)]
@@ -51,6 +62,14 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
             queries,
             out,
         } => (search(g, assets, queries).await?, out),
+        BenchCommand::Speech {
+            librivox,
+            minutes,
+            out,
+        } => (
+            crate::bench_speech::speech(g, &librivox, minutes).await?,
+            out,
+        ),
     };
     let (value, out) = figures;
     if let Some(parent) = out.parent() {
@@ -62,7 +81,7 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn machine() -> serde_json::Value {
+pub(crate) fn machine() -> serde_json::Value {
     json!({
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "os": std::env::consts::OS,

@@ -42,7 +42,7 @@ pub struct Global {
 }
 
 impl Global {
-    fn model_store(&self) -> ModelStore {
+    pub(crate) fn model_store(&self) -> ModelStore {
         ModelStore::new(
             self.models
                 .clone()

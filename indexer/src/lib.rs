@@ -7,6 +7,7 @@
 //! - [`query`]: a user's query (words and/or an example image) → embeddings → store search.
 
 pub mod analysis;
+pub mod audio;
 pub mod error;
 pub mod image;
 pub mod ingest;

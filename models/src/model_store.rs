@@ -19,6 +19,8 @@ pub enum ModelKind {
     Clip,
     /// Sentence embedder: the `text` vector space.
     Sentence,
+    /// Speech recogniser (Whisper): transcripts of audio and video.
+    Speech,
 }
 
 impl ModelKind {
@@ -27,6 +29,7 @@ impl ModelKind {
         match self {
             ModelKind::Clip => "clip",
             ModelKind::Sentence => "sentence",
+            ModelKind::Speech => "speech",
         }
     }
 
@@ -37,6 +40,9 @@ impl ModelKind {
             }
             ModelKind::Sentence => {
                 "semantic text search is off. Run `scripts/fetch-models.sh` then `kairos models install all-minilm-l6-v2`"
+            }
+            ModelKind::Speech => {
+                "speech is not transcribed. Run `scripts/fetch-models.sh` then `kairos models install whisper-base`"
             }
         }
     }
