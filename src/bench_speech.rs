@@ -91,6 +91,10 @@ pub async fn speech(g: &Global, librivox: &Path, minutes: f64) -> Result<serde_j
             "word_error_rate": wer,
             "windows_decoded": transcript.windows_decoded,
             "segments": transcript.segments.len(),
+            "tokens_decoded": transcript.tokens_decoded,
+            "mel_seconds": transcript.mel_seconds,
+            "encode_seconds": transcript.encode_seconds,
+            "decode_seconds": transcript.decode_seconds,
         }));
     }
     Ok(json!({

@@ -8,6 +8,7 @@
 pub mod clip;
 pub mod error;
 pub mod install;
+mod kernels;
 pub mod model_store;
 pub mod sentence;
 pub mod whisper;

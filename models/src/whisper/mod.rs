@@ -101,6 +101,12 @@ pub struct Transcript {
     pub samples: usize,
     /// Windows that went through the model (silent ones are skipped before it).
     pub windows_decoded: usize,
+    /// Tokens generated, fallbacks included.
+    pub tokens_decoded: usize,
+    /// Seconds spent on features, the encoder, and the decoder.
+    pub mel_seconds: f64,
+    pub encode_seconds: f64,
+    pub decode_seconds: f64,
 }
 
 struct Special {
@@ -253,7 +259,10 @@ impl Whisper {
                 Some(_) => {}
             }
             let segment_size = samples.len();
+            let t = std::time::Instant::now();
             let mel = self.mel.window(&samples);
+            out.mel_seconds += t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
             let mel = Tensor::from_vec(mel, (1, self.mel.n_mels(), mel::N_FRAMES), &Device::Cpu)
                 .context("mel tensor")?;
             let encoded = self.model.encode(&mel).context("encoding audio")?;
@@ -261,17 +270,19 @@ impl Whisper {
                 .model
                 .audio_context(&encoded)
                 .context("cross-attention")?;
+            out.encode_seconds += t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
             out.windows_decoded += 1;
-            let (lang_code, lang_id) = match &language {
-                Some((c, id, _)) => (c.clone(), *id),
+            let lang_id = match &language {
+                Some((_, id, _)) => *id,
                 None => {
                     let (code, id, p) = self.detect_language(&ctx)?;
-                    language = Some((code.clone(), id, Some(p)));
-                    (code, id)
+                    language = Some((code, id, Some(p)));
+                    id
                 }
             };
-            let _ = lang_code;
-            let result = self.decode_with_fallback(&ctx, lang_id)?;
+            let result = self.decode_with_fallback(&ctx, lang_id, &mut out.tokens_decoded)?;
+            out.decode_seconds += t.elapsed().as_secs_f64();
             let silent = result.no_speech_prob > NO_SPEECH_THRESHOLD
                 && result.avg_logprob <= LOGPROB_THRESHOLD;
             if silent {
@@ -314,10 +325,16 @@ impl Whisper {
         Ok((code, id, probs[best] as f64))
     }
 
-    fn decode_with_fallback(&mut self, ctx: &model::AudioContext, lang: u32) -> Result<Decoded> {
+    fn decode_with_fallback(
+        &mut self,
+        ctx: &model::AudioContext,
+        lang: u32,
+        tokens: &mut usize,
+    ) -> Result<Decoded> {
         let mut last = None;
         for (i, &t) in TEMPERATURES.iter().enumerate() {
             let r = self.decode(ctx, lang, t, i as u64)?;
+            *tokens += r.tokens.len() + 1;
             let needs_fallback = (r.compression_ratio > COMPRESSION_RATIO_THRESHOLD
                 || r.avg_logprob < LOGPROB_THRESHOLD)
                 && r.no_speech_prob <= NO_SPEECH_THRESHOLD;
