@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kairos_indexer::ingest::FileOutcome;
 use kairos_indexer::{Analyzers, IngestOptions, Ingester, Progress, QueryInput, query};
 use kairos_models::ModelStore;
-use kairos_store::{AssetKind, Filters, Mode, Store};
+use kairos_store::{AssetKind, Filters, Mode, Store, TranscriptFormat};
 
 use crate::bench;
 
@@ -70,6 +70,9 @@ pub enum Command {
         /// Language of captions whose metadata does not say (en, fr).
         #[arg(long)]
         language: Option<String>,
+        /// Spoken language of the recordings (en, fr, … or auto to detect it per file).
+        #[arg(long, default_value = "auto")]
+        speech_language: String,
         /// Files analysed and committed together.
         #[arg(long, default_value_t = 16)]
         batch_size: usize,
@@ -83,6 +86,17 @@ pub enum Command {
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+    /// Print an asset's transcript (speech with timecodes).
+    Transcript {
+        /// The asset's id, or the path of the file it was ingested from.
+        asset: String,
+        /// json, vtt or srt.
+        #[arg(long, default_value = "vtt")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
     },
     /// Report on the archive and the models.
     Doctor,
@@ -165,6 +179,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             paths,
             collection,
             language,
+            speech_language,
             batch_size,
             json,
         } => {
@@ -174,15 +189,24 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     eprintln!("note: {notice}");
                 }
             }
+            let speech_language = match speech_language.to_ascii_lowercase().as_str() {
+                "auto" | "" => None,
+                code if kairos_models::whisper::LANGUAGES.contains(&code) => Some(code.to_string()),
+                other => bail!(
+                    "--speech-language {other:?} is not auto or a Whisper language code (en, fr, de, …)"
+                ),
+            };
             let options = IngestOptions {
                 collection,
                 language,
                 batch_size,
+                speech_language,
             };
             ingest(store, analyzers, options, &paths, json).await
         }
         Command::Search(args) => search(g, args).await,
         Command::Models { command } => models(g, command),
+        Command::Transcript { asset, format, out } => transcript(g, &asset, &format, out).await,
         Command::Doctor => doctor(g).await,
         Command::Bench { command } => bench::run(g, command).await,
     }
@@ -235,6 +259,20 @@ async fn ingest(
                 c.0, c.1, c.2
             ));
             bar.inc(1);
+        }
+        Progress::Working {
+            path,
+            done_ms,
+            total_ms,
+        } => {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let total = total_ms
+                .map(|t| format!(" / {}", timecode(t as i64)))
+                .unwrap_or_default();
+            bar.set_message(format!(
+                "transcribing {name} {}{total}",
+                timecode(*done_ms as i64)
+            ));
         }
     };
     let summary = Ingester::new(store, analyzers, options)
@@ -439,6 +477,43 @@ fn models(g: &Global, command: ModelsCommand) -> Result<ExitCode> {
             })
         }
     }
+}
+
+async fn transcript(
+    g: &Global,
+    asset: &str,
+    format: &str,
+    out: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let format: TranscriptFormat = format.parse()?;
+    let store = Store::open(&g.data)
+        .await
+        .with_context(|| format!("opening the archive {}", g.data.display()))?;
+    let by_path = match std::path::Path::new(asset).canonicalize() {
+        Ok(p) => {
+            store
+                .catalog
+                .asset_by_path(&p.display().to_string())
+                .await?
+        }
+        Err(_) => None,
+    };
+    let asset = match by_path {
+        Some(a) => a,
+        None => store.catalog.asset(asset).await.with_context(|| {
+            format!("{asset} is neither an asset id nor an ingested file of this archive")
+        })?,
+    };
+    let segments = store.catalog.segments(&asset.id).await?;
+    let text = kairos_store::transcript::render(&asset, &segments, format);
+    match out {
+        Some(path) => {
+            fs_err::write(&path, text)?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn doctor(g: &Global) -> Result<ExitCode> {

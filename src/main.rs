@@ -13,8 +13,9 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KAIROS_LOG")
-                .unwrap_or_else(|_| "warn,qdrant_edge=error".into()),
+            tracing_subscriber::EnvFilter::try_from_env("KAIROS_LOG").unwrap_or_else(|_| {
+                "warn,qdrant_edge=error,symphonia_core=off,symphonia=off".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -175,6 +175,13 @@ impl AudioFile {
         })
     }
 
+    /// Duration the container declares, in ms (absent for streams that do not say).
+    pub fn declared_ms(&self) -> Option<u64> {
+        self.declared_frames
+            .filter(|_| self.source_rate > 0)
+            .map(|f| f * 1000 / self.source_rate as u64)
+    }
+
     /// The source sample rate.
     pub fn source_rate(&self) -> u32 {
         self.source_rate

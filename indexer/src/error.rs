@@ -12,8 +12,8 @@ pub enum Error {
     Store(#[from] kairos_store::Error),
     #[error(transparent)]
     Model(#[from] kairos_models::Error),
-    /// A file that is not a readable image (corrupt, truncated, too large).
-    #[error("cannot decode image {path}: {message}")]
+    /// A file that is not readable media (corrupt, truncated, too large, not what it claims).
+    #[error("cannot decode {path}: {message}")]
     Decode { path: PathBuf, message: String },
     #[error("unsupported file type {path}: {reason}")]
     Unsupported { path: PathBuf, reason: String },

@@ -14,7 +14,10 @@ use kairos_store::{
 };
 use rayon::prelude::*;
 
+use kairos_models::whisper::{SAMPLE_RATE, TranscribeOptions};
+
 use crate::analysis::Analyzers;
+use crate::audio::AudioFile;
 use crate::error::{Error, Result};
 use crate::image::{self as img, fingerprint, metadata};
 use crate::probe;
@@ -28,6 +31,8 @@ pub struct IngestOptions {
     pub language: Option<String>,
     /// Files analysed and committed together.
     pub batch_size: usize,
+    /// Spoken language of recordings (`en`, `fr`, …); `None` detects it per file.
+    pub speech_language: Option<String>,
 }
 
 impl Default for IngestOptions {
@@ -36,6 +41,7 @@ impl Default for IngestOptions {
             collection: None,
             language: None,
             batch_size: 16,
+            speech_language: None,
         }
     }
 }
@@ -55,6 +61,12 @@ pub enum Progress {
     Discovered { files: usize },
     /// One file is done.
     File { path: PathBuf, outcome: FileOutcome },
+    /// A long file is on its way: `done_ms` of `total_ms` (when the container says) transcribed.
+    Working {
+        path: PathBuf,
+        done_ms: u64,
+        total_ms: Option<u64>,
+    },
 }
 
 /// The end of an ingest.
@@ -70,8 +82,9 @@ pub struct IngestSummary {
     pub elapsed: Duration,
 }
 
-/// A file's bytes, its BLAKE3 hash and its modification time.
-type FileRead = (Vec<u8>, String, Option<i64>);
+/// A file's bytes (images only: recordings are streamed later), its size, BLAKE3 hash and
+/// modification time.
+type FileRead = (Vec<u8>, u64, String, Option<i64>);
 
 /// Runs ingests into one store with one set of models.
 #[derive(Debug, Clone)]
@@ -83,19 +96,30 @@ pub struct Ingester {
 
 /// A file after the CPU work: ready to embed and write, or failed.
 enum Prepared {
-    Ready(Box<ReadyImage>),
+    Ready(Box<ReadyAsset>),
     Failed { asset: Box<Asset>, error: String },
 }
 
-struct ReadyImage {
+struct ReadyAsset {
     asset: Asset,
+    segments: Vec<ReadySegment>,
+}
+
+/// A moment of an asset with what the batch models still have to read of it.
+struct ReadySegment {
     segment: Segment,
-    thumbnail: Vec<u8>,
+    thumbnail: Option<Vec<u8>>,
     /// CLIP input tensor values, when a CLIP model is installed.
     clip_input: Option<Vec<f32>>,
-    /// Caption, title and keywords: what the sentence embedder reads.
-    description: Option<String>,
+    /// What the sentence embedder reads: an image's caption, title and keywords; a transcript
+    /// segment's words.
+    embed_text: Option<String>,
+    /// Whether the moment has its own text document (speech does; an image's text is the asset's).
+    own_doc: bool,
 }
+
+/// Sentences per sentence-embedder call: bounds the padded batch for long transcripts.
+const EMBED_BATCH: usize = 64;
 
 impl Ingester {
     /// An ingester writing to `store` with `analyzers`.
@@ -232,11 +256,7 @@ impl Ingester {
             to_read
                 .into_par_iter()
                 .map(|p| {
-                    let r = fs_err::read(&p).map(|bytes| {
-                        let hash = blake3::hash(&bytes).to_hex().to_string();
-                        let mtime = fs_err::metadata(&p).ok().and_then(|m| mtime_secs(&m));
-                        (bytes, hash, mtime)
-                    });
+                    let r = read_and_hash(&p);
                     (p, r)
                 })
                 .collect()
@@ -245,7 +265,7 @@ impl Ingester {
         // 3. Skip content already indexed (under any name); reuse the id of an unfinished try.
         let mut work = Vec::new();
         for (path, r) in read {
-            let (bytes, hash, mtime) = match r {
+            let (bytes, size, hash, mtime) = match r {
                 Ok(x) => x,
                 Err(e) => {
                     let error = format!("cannot read {}: {e}", path.display());
@@ -285,12 +305,8 @@ impl Ingester {
                 .await?;
                 continue;
             }
-            let mut asset = Asset::new(
-                hash,
-                path.display().to_string(),
-                AssetKind::Image,
-                bytes.len() as i64,
-            );
+            let kind = probe::kind_of(&path).unwrap_or(AssetKind::Image);
+            let mut asset = Asset::new(hash, path.display().to_string(), kind, size as i64);
             if let Some(old) = existing {
                 asset.id = old.id;
             }
@@ -301,11 +317,16 @@ impl Ingester {
         if work.is_empty() {
             return Ok(());
         }
-        // 4. Decode and analyse in parallel (CPU).
+        // 4. Decode and analyse: images in parallel, recordings one at a time (transcription
+        //    already uses every core), streamed from disk.
+        let (images, recordings): (Vec<_>, Vec<_>) = work
+            .into_iter()
+            .partition(|(_, _, a)| a.kind == AssetKind::Image);
         let analyzers = self.analyzers.clone();
         let default_language = self.options.language.clone();
-        let prepared: Vec<(PathBuf, Prepared)> = blocking(move || {
-            work.into_par_iter()
+        let mut prepared: Vec<(PathBuf, Prepared)> = blocking(move || {
+            images
+                .into_par_iter()
                 .map(|(path, bytes, asset)| {
                     let p = prepare_image(
                         &path,
@@ -319,15 +340,22 @@ impl Ingester {
                 .collect()
         })
         .await?;
+        for (path, _, asset) in recordings {
+            let p = self
+                .prepare_recording(path.clone(), asset, progress)
+                .await?;
+            prepared.push((path, p));
+        }
         // 5. Embed the batch with each model.
         let analyzers = self.analyzers.clone();
         let (prepared, visual, text) = blocking(move || -> Result<_> {
-            let ready: Vec<&ReadyImage> = prepared
+            let ready: Vec<&ReadySegment> = prepared
                 .iter()
                 .filter_map(|(_, p)| match p {
-                    Prepared::Ready(r) => Some(r.as_ref()),
+                    Prepared::Ready(r) => Some(r.segments.iter()),
                     _ => None,
                 })
+                .flatten()
                 .collect();
             let visual = match &analyzers.clip {
                 Some(clip) => {
@@ -337,16 +365,16 @@ impl Ingester {
                 }
                 None => Vec::new(),
             };
-            let text = match &analyzers.sentence {
-                Some(s) => {
-                    let texts: Vec<&str> = ready
-                        .iter()
-                        .filter_map(|r| r.description.as_deref())
-                        .collect();
-                    s.embed(&texts)?
+            let mut text = Vec::new();
+            if let Some(s) = &analyzers.sentence {
+                let texts: Vec<&str> = ready
+                    .iter()
+                    .filter_map(|r| r.embed_text.as_deref())
+                    .collect();
+                for chunk in texts.chunks(EMBED_BATCH) {
+                    text.extend(s.embed(chunk)?);
                 }
-                None => Vec::new(),
-            };
+            }
             Ok((prepared, visual, text))
         })
         .await??;
@@ -367,38 +395,9 @@ impl Ingester {
                     outcomes.push((path, FileOutcome::Failed { error }));
                 }
                 Prepared::Ready(r) => {
-                    let ReadyImage {
-                        asset,
-                        mut segment,
-                        thumbnail,
-                        clip_input,
-                        description,
-                    } = *r;
-                    segment.thumbnail = Some(self.store.thumbnails.write(&segment.id, &thumbnail)?);
+                    let ReadyAsset { asset, segments } = *r;
                     let mut points = Vec::new();
-                    let point = |vector: Vec<f32>| VectorPoint {
-                        segment_id: segment.id.clone(),
-                        asset_id: asset.id.clone(),
-                        asset_kind: asset.kind,
-                        segment_kind: segment.kind,
-                        start_ms: segment.start_ms,
-                        end_ms: segment.end_ms,
-                        captured_at: asset.captured_at,
-                        collection: asset.collection.clone(),
-                        language: asset.language.clone(),
-                        vector,
-                    };
-                    if clip_input.is_some()
-                        && let Some(v) = visual.next()
-                    {
-                        points.push((Space::Visual, point(v)));
-                    }
-                    if description.is_some()
-                        && let Some(v) = text.next()
-                    {
-                        points.push((Space::Text, point(v)));
-                    }
-                    let doc = TextDoc {
+                    let mut text_docs = vec![TextDoc {
                         asset_id: asset.id.clone(),
                         segment_id: None,
                         asset_kind: Some(asset.kind),
@@ -412,7 +411,60 @@ impl Ingester {
                         credit: asset.credit.clone(),
                         filename: Some(asset.file_name().to_string()),
                         text: None,
-                    };
+                    }];
+                    let mut written = Vec::with_capacity(segments.len());
+                    for ready in segments {
+                        let ReadySegment {
+                            mut segment,
+                            thumbnail,
+                            clip_input,
+                            embed_text,
+                            own_doc,
+                        } = ready;
+                        if let Some(t) = thumbnail {
+                            segment.thumbnail = Some(self.store.thumbnails.write(&segment.id, &t)?);
+                        }
+                        let point = |vector: Vec<f32>| VectorPoint {
+                            segment_id: segment.id.clone(),
+                            asset_id: asset.id.clone(),
+                            asset_kind: asset.kind,
+                            segment_kind: segment.kind,
+                            start_ms: segment.start_ms,
+                            end_ms: segment.end_ms,
+                            captured_at: asset.captured_at,
+                            collection: asset.collection.clone(),
+                            language: asset.language.clone(),
+                            vector,
+                        };
+                        if clip_input.is_some()
+                            && let Some(v) = visual.next()
+                        {
+                            points.push((Space::Visual, point(v)));
+                        }
+                        if embed_text.is_some()
+                            && let Some(v) = text.next()
+                        {
+                            points.push((Space::Text, point(v)));
+                        }
+                        if own_doc {
+                            text_docs.push(TextDoc {
+                                asset_id: asset.id.clone(),
+                                segment_id: Some(segment.id.clone()),
+                                asset_kind: Some(asset.kind),
+                                segment_kind: Some(segment.kind),
+                                collection: asset.collection.clone(),
+                                language: asset.language.clone(),
+                                captured_at: asset.captured_at,
+                                title: None,
+                                caption: None,
+                                keywords: Vec::new(),
+                                credit: None,
+                                filename: None,
+                                text: segment.text.clone(),
+                            });
+                        }
+                        written.push(segment);
+                    }
                     outcomes.push((
                         path,
                         FileOutcome::Indexed {
@@ -421,8 +473,8 @@ impl Ingester {
                     ));
                     writes.push(AssetWrite {
                         asset,
-                        segments: vec![segment],
-                        text_docs: vec![doc],
+                        segments: written,
+                        text_docs,
                         points,
                     });
                 }
@@ -439,6 +491,145 @@ impl Ingester {
         }
         Ok(())
     }
+}
+
+impl Ingester {
+    /// Decodes, measures and transcribes one recording off the async runtime, relaying its
+    /// progress.
+    async fn prepare_recording(
+        &self,
+        path: PathBuf,
+        asset: Asset,
+        progress: &(dyn Fn(&Progress) + Send + Sync),
+    ) -> Result<Prepared> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Option<u64>)>();
+        let analyzers = self.analyzers.clone();
+        let options = self.options.clone();
+        let p = path.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            prepare_audio(&p, asset, &analyzers, &options, &|done, total| {
+                let _ = tx.send((done, total));
+            })
+        });
+        while let Some((done_ms, total_ms)) = rx.recv().await {
+            progress(&Progress::Working {
+                path: path.clone(),
+                done_ms,
+                total_ms,
+            });
+        }
+        task.await.map_err(|e| Error::Task(e.to_string()))
+    }
+}
+
+/// One recording: tags, duration, and (with a speech model) its transcript as speech moments.
+/// Nothing but a window of samples is in memory at a time.
+fn prepare_audio(
+    path: &Path,
+    mut asset: Asset,
+    analyzers: &Analyzers,
+    options: &IngestOptions,
+    progress: &dyn Fn(u64, Option<u64>),
+) -> Prepared {
+    let fail = |mut asset: Asset, error: String| {
+        asset.status = AssetStatus::Failed;
+        Prepared::Failed {
+            asset: Box::new(asset),
+            error,
+        }
+    };
+    let mut file = match AudioFile::open(path) {
+        Ok(f) => f,
+        Err(e) => return fail(asset, e.to_string()),
+    };
+    asset.mime = probe::audio_mime(path).map(str::to_string);
+    let tags = file.tags.clone();
+    asset.title = tags.title;
+    asset.caption = tags.caption;
+    asset.keywords = tags.keywords;
+    asset.credit = tags.credit;
+    asset.captured_at = tags.captured_at;
+    let total_ms = file.declared_ms();
+    let mut transcript = None;
+    if let Some(whisper) = &analyzers.whisper {
+        let mut whisper = match whisper.lock() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let opts = TranscribeOptions {
+            language: options.speech_language.clone().or(tags.language.clone()),
+        };
+        let result = whisper.transcribe(&mut file, &opts, &mut |samples| {
+            progress(samples_to_ms(samples), total_ms);
+        });
+        match result {
+            Ok(t) => transcript = Some(t),
+            Err(e) => return fail(asset, format!("transcribing {}: {e}", path.display())),
+        }
+    }
+    // Read to the end whatever the transcription needed: a truncated or corrupt tail fails the
+    // file here, and the duration is the decoded one.
+    if let Err(e) = file.drain() {
+        return fail(asset, e.to_string());
+    }
+    asset.duration_ms = Some(samples_to_ms(file.samples()) as i64);
+    let spoken = transcript.as_ref().and_then(|t| t.language.clone());
+    asset.language = tags
+        .language
+        .or(spoken)
+        .or_else(|| options.speech_language.clone())
+        .or_else(|| options.language.clone());
+    let mut segments = Vec::new();
+    for t in transcript.map(|t| t.segments).unwrap_or_default() {
+        let text = t.text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let mut segment = Segment::new(
+            &asset.id,
+            SegmentKind::Speech,
+            t.start_ms as i64,
+            t.end_ms as i64,
+        );
+        segment.text = Some(text.to_string());
+        segments.push(ReadySegment {
+            segment,
+            thumbnail: None,
+            clip_input: None,
+            embed_text: analyzers.sentence.as_ref().map(|_| text.to_string()),
+            own_doc: true,
+        });
+    }
+    Prepared::Ready(Box::new(ReadyAsset { asset, segments }))
+}
+
+fn samples_to_ms(samples: usize) -> u64 {
+    samples as u64 * 1000 / SAMPLE_RATE as u64
+}
+
+/// Reads an image whole, or streams a recording through the hash (recordings can be hours long);
+/// either way the content hash, size and modification time.
+fn read_and_hash(path: &Path) -> std::io::Result<FileRead> {
+    let meta = fs_err::metadata(path)?;
+    let mtime = mtime_secs(&meta);
+    if probe::kind_of(path) == Some(AssetKind::Image) {
+        let bytes = fs_err::read(path)?;
+        let hash = blake3::hash(&bytes).to_hex().to_string();
+        let size = bytes.len() as u64;
+        return Ok((bytes, size, hash, mtime));
+    }
+    let mut hasher = blake3::Hasher::new();
+    let file = fs_err::File::open(path)?;
+    let size = std::io::copy(
+        &mut std::io::BufReader::with_capacity(1 << 20, file),
+        &mut hasher,
+    )?;
+    Ok((
+        Vec::new(),
+        size,
+        hasher.finalize().to_hex().to_string(),
+        mtime,
+    ))
 }
 
 /// Everything about one image that needs only the CPU: decode, metadata, thumbnail,
@@ -502,12 +693,15 @@ fn prepare_image(
     let description =
         (!description.is_empty() && analyzers.sentence.is_some()).then(|| description.join(". "));
     let segment = Segment::new(&asset.id, SegmentKind::Image, 0, 0);
-    Prepared::Ready(Box::new(ReadyImage {
+    Prepared::Ready(Box::new(ReadyAsset {
         asset,
-        segment,
-        thumbnail,
-        clip_input,
-        description,
+        segments: vec![ReadySegment {
+            segment,
+            thumbnail: Some(thumbnail),
+            clip_input,
+            embed_text: description,
+            own_doc: false,
+        }],
     }))
 }
 
@@ -538,10 +732,7 @@ fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
             } else {
                 let e = Error::Unsupported {
                     path: root.clone(),
-                    reason: format!(
-                        "Kairos indexes images ({})",
-                        probe::IMAGE_EXTENSIONS.join(", ")
-                    ),
+                    reason: probe::supported_types(),
                 };
                 failed.push((root.clone(), e.to_string()));
             }

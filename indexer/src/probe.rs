@@ -4,6 +4,8 @@ use std::path::Path;
 
 use kairos_store::AssetKind;
 
+use crate::audio::AUDIO_EXTENSIONS;
+
 /// Image extensions the indexer decodes.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "jpe", "png", "webp", "tif", "tiff", "gif", "bmp",
@@ -13,9 +15,40 @@ pub const IMAGE_EXTENSIONS: &[&str] = &[
 /// (sidecars, documents, unknown types).
 pub fn kind_of(path: &Path) -> Option<AssetKind> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    IMAGE_EXTENSIONS
-        .contains(&ext.as_str())
-        .then_some(AssetKind::Image)
+    if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+        Some(AssetKind::Image)
+    } else if AUDIO_EXTENSIONS.contains(&ext.as_str()) {
+        Some(AssetKind::Audio)
+    } else {
+        None
+    }
+}
+
+/// What Kairos indexes, in words (for "unsupported file" errors).
+pub fn supported_types() -> String {
+    format!(
+        "Kairos indexes images ({}) and audio ({})",
+        IMAGE_EXTENSIONS.join(", "),
+        AUDIO_EXTENSIONS.join(", ")
+    )
+}
+
+/// MIME type of an audio file, by its extension.
+pub fn audio_mime(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "wav" | "wave" => "audio/wav",
+        "flac" => "audio/flac",
+        "mp3" => "audio/mpeg",
+        "m4a" | "mp4a" | "alac" => "audio/mp4",
+        "aac" => "audio/aac",
+        "ogg" | "oga" => "audio/ogg",
+        "opus" => "audio/opus",
+        "caf" => "audio/x-caf",
+        "aif" | "aiff" => "audio/aiff",
+        "mka" => "audio/x-matroska",
+        _ => return None,
+    })
 }
 
 /// MIME type of an image format.
@@ -32,6 +65,8 @@ mod tests {
         assert_eq!(kind_of(Path::new("/a/IMG_01.JPG")), Some(AssetKind::Image));
         assert_eq!(kind_of(Path::new("b.webp")), Some(AssetKind::Image));
         assert_eq!(kind_of(Path::new("b.xmp")), None);
+        assert_eq!(kind_of(Path::new("talk.FLAC")), Some(AssetKind::Audio));
+        assert_eq!(audio_mime(Path::new("a.mp3")), Some("audio/mpeg"));
         assert_eq!(kind_of(Path::new("noext")), None);
     }
 }

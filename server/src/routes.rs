@@ -4,7 +4,7 @@ use actix_multipart::Multipart;
 use actix_web::{HttpResponse, get, http::header, post, web};
 use futures_util::StreamExt;
 use kairos_indexer::{QueryInput, query};
-use kairos_store::{AssetKind, Filters, Mode};
+use kairos_store::{AssetKind, Filters, Mode, TranscriptFormat, transcript};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(search)
         .service(search_image)
         .service(asset)
+        .service(asset_transcript)
         .service(asset_thumbnail)
         .service(segment_thumbnail);
 }
@@ -41,6 +42,7 @@ async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         "models": {
             "clip": state.analyzers.clip.is_some(),
             "sentence": state.analyzers.sentence.is_some(),
+            "speech": state.analyzers.whisper.is_some(),
         },
         "notices": state.analyzers.notice_texts(),
     })))
@@ -183,6 +185,48 @@ async fn asset(
     let asset = state.store.catalog.asset(&id).await?;
     let segments = state.store.catalog.segments(&id).await?;
     Ok(HttpResponse::Ok().json(json!({"asset": asset, "segments": segments})))
+}
+
+/// `GET /api/v1/assets/{id}/transcript?format=json|vtt|srt` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptParams {
+    /// json (the default), vtt or srt.
+    pub format: Option<String>,
+}
+
+#[get("/api/v1/assets/{id}/transcript")]
+async fn asset_transcript(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    params: web::Query<TranscriptParams>,
+) -> Result<HttpResponse, ApiError> {
+    let format = params
+        .format
+        .as_deref()
+        .unwrap_or("json")
+        .parse::<TranscriptFormat>()?;
+    let record = state.store.catalog.asset(&id).await?;
+    let segments = state.store.catalog.segments(&id).await?;
+    let body = transcript::render(&record, &segments, format);
+    let stem = record
+        .file_name()
+        .rsplit_once('.')
+        .map(|(s, _)| s)
+        .unwrap_or(record.file_name())
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect::<String>();
+    Ok(HttpResponse::Ok()
+        .content_type(format.mime())
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("inline; filename=\"{stem}.{}\"", format.extension()),
+        ))
+        .body(body))
 }
 
 async fn jpeg_file(

@@ -127,6 +127,19 @@ impl Catalog {
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
+    /// The newest asset recorded at `path` (as the ingest stored it: absolute), if any.
+    pub async fn asset_by_path(&self, path: &str) -> Result<Option<Asset>> {
+        let sql = format!(
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE path = $1 ORDER BY ingested_at DESC LIMIT 1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(path)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err())?;
+        row.map(|r| asset_from_row(&r, &self.path)).transpose()
+    }
+
     /// One asset by id.
     pub async fn asset(&self, id: &str) -> Result<Asset> {
         let sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1");

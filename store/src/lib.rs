@@ -4,6 +4,7 @@
 //! - [`text`]: the tantivy index of metadata, transcripts and on-screen text;
 //! - [`vectors`]: the vector spaces (qdrant-edge embedded, behind [`vectors::VectorIndex`]);
 //! - [`thumbnails`]: one JPEG per segment;
+//! - [`transcript`]: an asset's speech as JSON, WebVTT or SubRip;
 //! - [`search`]: candidates from every signal → fusion → moments grouped into assets.
 
 pub mod catalog;
@@ -12,6 +13,7 @@ pub mod records;
 pub mod search;
 pub mod text;
 pub mod thumbnails;
+pub mod transcript;
 pub mod vectors;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ pub use records::{Asset, AssetKind, AssetStatus, CatalogStats, Job, Segment, Seg
 pub use search::{AssetHit, Mode, Moment, SearchQuery, SearchResponse};
 pub use text::{TextDoc, TextIndex};
 pub use thumbnails::Thumbnails;
+pub use transcript::TranscriptFormat;
 pub use vectors::{EdgeVectors, Space, VectorIndex, VectorPoint};
 
 /// One archive: a data directory with its catalog, indexes and thumbnails.

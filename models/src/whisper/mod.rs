@@ -331,19 +331,37 @@ impl Whisper {
         lang: u32,
         tokens: &mut usize,
     ) -> Result<Decoded> {
-        let mut last = None;
+        let mut tried: Vec<Decoded> = Vec::new();
         for (i, &t) in TEMPERATURES.iter().enumerate() {
             let r = self.decode(ctx, lang, t, i as u64)?;
             *tokens += r.tokens.len() + 1;
+            tracing::debug!(
+                temperature = t,
+                avg_logprob = r.avg_logprob,
+                compression_ratio = r.compression_ratio,
+                no_speech_prob = r.no_speech_prob,
+                tokens = r.tokens.len(),
+                "whisper window decoded"
+            );
             let needs_fallback = (r.compression_ratio > COMPRESSION_RATIO_THRESHOLD
                 || r.avg_logprob < LOGPROB_THRESHOLD)
                 && r.no_speech_prob <= NO_SPEECH_THRESHOLD;
             if !needs_fallback {
                 return Ok(r);
             }
-            last = Some(r);
+            tried.push(r);
         }
-        last.ok_or_else(|| Error::Input("no decoding temperature".into()))
+        // Every temperature failed a threshold. The reference keeps the last (most random) try;
+        // like faster-whisper, keep the most confident one that is not a repetition loop.
+        let repetitive = |r: &Decoded| r.compression_ratio > COMPRESSION_RATIO_THRESHOLD;
+        let pool: Vec<Decoded> = if tried.iter().all(repetitive) {
+            tried
+        } else {
+            tried.into_iter().filter(|r| !repetitive(r)).collect()
+        };
+        pool.into_iter()
+            .max_by(|a, b| a.avg_logprob.total_cmp(&b.avg_logprob))
+            .ok_or_else(|| Error::Input("no decoding temperature".into()))
     }
 
     fn decode(
