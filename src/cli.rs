@@ -504,6 +504,7 @@ async fn transcript(
             format!("{asset} is neither an asset id nor an ingested file of this archive")
         })?,
     };
+    kairos_store::transcript::check_exportable(&asset)?;
     let segments = store.catalog.segments(&asset.id).await?;
     let text = kairos_store::transcript::render(&asset, &segments, format);
     match out {

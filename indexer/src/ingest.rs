@@ -564,6 +564,7 @@ fn prepare_audio(
         });
         match result {
             Ok(t) => transcript = Some(t),
+            Err(kairos_models::Error::Audio(message)) => return fail(asset, message),
             Err(e) => return fail(asset, format!("transcribing {}: {e}", path.display())),
         }
     }

@@ -32,6 +32,9 @@ pub enum Error {
         models_dir: PathBuf,
         hint: &'static str,
     },
+    /// The audio source failed while being read (it names its file).
+    #[error("{0}")]
+    Audio(String),
     #[error("cannot install from {path}: {reason}")]
     InvalidSource { path: PathBuf, reason: String },
     #[error("archive {path}: {message}")]

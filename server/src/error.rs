@@ -17,6 +17,9 @@ pub enum ApiError {
         what: &'static str,
         id: String,
     },
+    /// The resource exists but is not in a state to answer (a failed asset's transcript, say).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     /// The archive or a model failed: our fault, not the client's.
     #[error("{0}")]
     Internal(String),
@@ -26,7 +29,9 @@ impl ApiError {
     /// The stable snake_case code.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::InvalidRequest { code, .. } | ApiError::NotFound { code, .. } => code,
+            ApiError::InvalidRequest { code, .. }
+            | ApiError::NotFound { code, .. }
+            | ApiError::Conflict { code, .. } => code,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -60,6 +65,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "the upload exceeds the size limit",
     ),
     ("asset_not_found", 404, "no asset with this id"),
+    (
+        "transcript_unavailable",
+        409,
+        "the asset is an image, failed to ingest or is still being indexed; the message says which",
+    ),
     ("thumbnail_not_found", 404, "the asset has no thumbnail"),
     (
         "internal",
@@ -98,6 +108,10 @@ impl From<kairos_store::Error> for ApiError {
             kairos_store::Error::InvalidInput { field, message } => ApiError::InvalidRequest {
                 code: "invalid_query",
                 message: format!("{field}: {message}"),
+            },
+            e @ kairos_store::Error::NoTranscript { .. } => ApiError::Conflict {
+                code: "transcript_unavailable",
+                message: e.to_string(),
             },
             other => ApiError::Internal(other.to_string()),
         }

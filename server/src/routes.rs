@@ -207,6 +207,7 @@ async fn asset_transcript(
         .unwrap_or("json")
         .parse::<TranscriptFormat>()?;
     let record = state.store.catalog.asset(&id).await?;
+    transcript::check_exportable(&record)?;
     let segments = state.store.catalog.segments(&id).await?;
     let body = transcript::render(&record, &segments, format);
     let stem = record

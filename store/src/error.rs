@@ -43,6 +43,9 @@ pub enum Error {
     DataCorruption { path: PathBuf, message: String },
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: String },
+    /// The asset exists but has no transcript to export (an image, a failed or unfinished file).
+    #[error("{path} has no transcript: {reason}")]
+    NoTranscript { path: String, reason: String },
     /// A background task of the store panicked or was cancelled.
     #[error("store task failed: {0}")]
     Task(String),

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::records::{Asset, Segment, SegmentKind};
+use crate::records::{Asset, AssetKind, AssetStatus, Segment, SegmentKind};
 
 /// The export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,24 @@ impl std::str::FromStr for TranscriptFormat {
             }),
         }
     }
+}
+
+/// Whether `asset` has a transcript to export: a recording that was indexed. A silent recording
+/// has one, with no cues.
+pub fn check_exportable(asset: &Asset) -> Result<()> {
+    let reason = match (asset.kind, asset.status) {
+        (AssetKind::Image, _) => "it is an image, not a recording".to_string(),
+        (_, AssetStatus::Ready) => return Ok(()),
+        (_, AssetStatus::Failed) => format!(
+            "its ingest failed: {}",
+            asset.error.as_deref().unwrap_or("no reason recorded")
+        ),
+        (_, AssetStatus::Queued | AssetStatus::Indexing) => "it is still being indexed".to_string(),
+    };
+    Err(Error::NoTranscript {
+        path: asset.path.clone(),
+        reason,
+    })
 }
 
 /// One cue of the JSON form.
@@ -146,7 +164,6 @@ fn timestamp(ms: i64, sep: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::AssetKind;
 
     fn fixture() -> (Asset, Vec<Segment>) {
         let mut asset = Asset::new("h".into(), "/a/talk.wav".into(), AssetKind::Audio, 10);
@@ -160,6 +177,35 @@ mod tests {
         blank.text = Some("  ".into());
         let shot = Segment::new(&asset.id, SegmentKind::Shot, 0, 5_000);
         (asset, vec![later, first, blank, shot])
+    }
+
+    #[test]
+    fn only_indexed_recordings_export() {
+        let (mut asset, _) = fixture();
+        asset.status = AssetStatus::Ready;
+        assert!(check_exportable(&asset).is_ok());
+        asset.status = AssetStatus::Failed;
+        asset.error = Some("cannot decode /a/talk.wav: truncated".into());
+        let e = check_exportable(&asset).unwrap_err().to_string();
+        assert!(
+            e.starts_with("/a/talk.wav has no transcript: its ingest failed: cannot decode"),
+            "{e}"
+        );
+        asset.status = AssetStatus::Indexing;
+        assert!(
+            check_exportable(&asset)
+                .unwrap_err()
+                .to_string()
+                .contains("still being indexed")
+        );
+        asset.kind = AssetKind::Image;
+        asset.status = AssetStatus::Ready;
+        assert!(
+            check_exportable(&asset)
+                .unwrap_err()
+                .to_string()
+                .contains("image")
+        );
     }
 
     #[test]

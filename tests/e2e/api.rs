@@ -1,54 +1,6 @@
 //! The HTTP API of `kairos serve`, exercised over loopback.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use super::support::*;
-
-/// A running `kairos serve`, stopped when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data: &std::path::Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_kairos"))
-        .args(["--data", data.to_str().unwrap(), "serve", "--addr", &addr])
-        .env_remove("KAIROS_MODELS")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, addr };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(&server.addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "kairos serve did not start on {}",
-            server.addr
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
-}
-
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
-}
 
 #[test]
 fn api_searches_serves_assets_and_thumbnails_and_names_errors() {

@@ -2,4 +2,5 @@ mod api;
 mod clip_trained;
 mod images;
 mod models;
+mod speech;
 pub mod support;

