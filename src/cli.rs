@@ -279,8 +279,11 @@ async fn ingest(
         .run(paths, &on_progress)
         .await?;
     bar.finish_and_clear();
+    let peak = peak_memory_bytes();
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        let mut value = serde_json::to_value(&summary)?;
+        value["peak_memory_bytes"] = serde_json::json!(peak);
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         let secs = summary.elapsed.as_secs_f64();
         println!(
@@ -295,6 +298,9 @@ async fn ingest(
         );
         for (path, error) in &summary.failures {
             println!("  failed {path}: {error}");
+        }
+        if let Some(bytes) = peak {
+            println!("Peak memory {} MiB.", bytes / (1 << 20));
         }
     }
     Ok(if summary.failed > 0 {
@@ -379,6 +385,20 @@ async fn search(g: &Global, args: SearchArgs) -> Result<ExitCode> {
     }
     println!("{} matching assets", outcome.response.total);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), for the ingest summary.
+pub(crate) fn peak_memory_bytes() -> Option<u64> {
+    let status = fs_err::read_to_string("/proc/self/status").ok()?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 fn strip_tags(html: &str) -> String {

@@ -567,3 +567,83 @@ fn bad_recordings_fail_alone_and_silence_stays_silent() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_hour_long_recording_keeps_its_timecodes_in_bounded_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = archive_with_whisper(tmp.path());
+    // One hour of silence with a LibriVox clip every ~6 minutes, as a 44.1 kHz stereo MP3: held
+    // whole as f32 it would take 1.3 GB.
+    let ids = ["0870", "0880", "0890", "0920", "0930"];
+    let clips: Vec<Vec<i16>> = ids.iter().map(|id| read_wav(&librivox(id)).1).collect();
+    let mut samples = vec![0i16; 16000 * 3600];
+    let mut placed = Vec::new();
+    for k in 0..10usize {
+        let at_ms = 20_000 + k as i64 * 357_300;
+        let clip = &clips[k % clips.len()];
+        let at = (at_ms * 16) as usize;
+        samples[at..at + clip.len()].copy_from_slice(clip);
+        placed.push((at_ms, k % clips.len()));
+    }
+    let wav = tmp.path().join("hour.wav");
+    write_wav(&wav, 16000, &samples);
+    drop(samples);
+    let media = tmp.path().join("media");
+    fs_err::create_dir_all(&media).unwrap();
+    let mp3 = media.join("hour.mp3");
+    ffmpeg(&[
+        "-i",
+        wav.to_str().unwrap(),
+        "-ar",
+        "44100",
+        "-ac",
+        "2",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "32k",
+        mp3.to_str().unwrap(),
+    ]);
+    fs_err::remove_file(&wav).unwrap();
+
+    let out = kairos_ok(&data, &["ingest", "--json", media.to_str().unwrap()]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["indexed"], 1, "{summary}");
+    let peak = summary["peak_memory_bytes"]
+        .as_u64()
+        .expect("peak memory on Linux");
+    assert!(
+        peak < 900 << 20,
+        "ingesting an hour of MP3 peaked at {} MiB",
+        peak >> 20
+    );
+
+    let t = transcript(&data, &mp3);
+    let duration = t["duration_ms"].as_i64().unwrap();
+    assert!((duration - 3_600_000).abs() < 200, "{duration} ms");
+    let segments = t["segments"].as_array().unwrap();
+    let refs = librivox_references();
+    for (at_ms, clip) in placed {
+        // The clip's first segment starts where it was placed, even an hour in.
+        let first = segments
+            .iter()
+            .find(|s| (s["end_ms"].as_i64().unwrap()) > at_ms)
+            .unwrap_or_else(|| panic!("nothing transcribed after {at_ms} ms: {t}"));
+        let start = first["start_ms"].as_i64().unwrap();
+        assert!(
+            (start - at_ms).abs() <= 1000,
+            "clip {} placed at {at_ms} ms, transcribed at {start} ms: {first}",
+            ids[clip]
+        );
+        let said = normalize_words(first["text"].as_str().unwrap());
+        let reference = refs.iter().find(|(id, _)| id == ids[clip]).unwrap();
+        assert_eq!(
+            said.first(),
+            normalize_words(&reference.1).first(),
+            "clip {} at {at_ms} ms: {first}",
+            ids[clip]
+        );
+    }
+    // Nothing between the clips.
+    assert!(segments.len() <= 10 * 3, "{} segments: {t}", segments.len());
+}
