@@ -647,3 +647,53 @@ fn an_hour_long_recording_keeps_its_timecodes_in_bounded_memory() {
     // Nothing between the clips.
     assert!(segments.len() <= 10 * 3, "{} segments: {t}", segments.len());
 }
+
+#[test]
+fn a_whisper_checkpoint_in_the_hugging_face_layout_installs_and_transcribes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The converted base model is itself in the Hugging Face layout: copy its three files out,
+    // as an operator would bring tiny … large from elsewhere.
+    let converted = archive_with_whisper(tmp.path()).join("models/whisper-base");
+    let folder = tmp.path().join("whisper-base-hf");
+    fs_err::create_dir_all(&folder).unwrap();
+    for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+        fs_err::copy(converted.join(file), folder.join(file)).unwrap();
+    }
+    let data = tmp.path().join("other");
+    let out = kairos_ok(&data, &["models", "install", folder.to_str().unwrap()]);
+    assert!(
+        out.contains("whisper-base-hf") && out.contains("speech"),
+        "{out}"
+    );
+    assert!(kairos_ok(&data, &["models", "verify"]).contains("ok      whisper-base-hf"));
+    let media = tmp.path().join("media");
+    let clip = librivox("0930");
+    fs_err::create_dir_all(&media).unwrap();
+    fs_err::copy(&clip, media.join("clip.wav")).unwrap();
+    kairos_ok(&data, &["ingest", media.to_str().unwrap()]);
+    let t = transcript(&data, &media.join("clip.wav"));
+    let wer = word_error_rate(
+        "he might even have been made amiable himself",
+        &transcript_text(&t),
+    );
+    assert!(wer <= 0.15, "{t}");
+
+    // A folder that claims to be Whisper but lacks the weights is refused by name.
+    fs_err::remove_file(folder.join("model.safetensors")).unwrap();
+    let out = kairos(
+        &data,
+        &[
+            "models",
+            "install",
+            folder.to_str().unwrap(),
+            "--name",
+            "broken",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("model.safetensors is missing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
