@@ -32,6 +32,14 @@ pub fn kairos_ok(data: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// Runs `kairos`, asserting that it fails with `needle` in its error output.
+pub fn kairos_fails_saying(data: &Path, args: &[&str], needle: &str) {
+    let out = kairos(data, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "kairos {args:?} succeeded");
+    assert!(stderr.contains(needle), "kairos {args:?}: {stderr}");
+}
+
 /// `kairos search … --json` parsed.
 pub fn search_json(data: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["search", "--json"];
