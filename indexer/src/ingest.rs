@@ -169,7 +169,7 @@ impl Ingester {
             .await?;
         }
         let mut seen_hashes = HashSet::new();
-        for chunk in files.chunks(self.options.batch_size.max(1)) {
+        for chunk in batches(&files, self.options.batch_size) {
             self.run_batch(&job.id, chunk, &mut seen_hashes, &mut summary, progress)
                 .await?;
         }
@@ -721,6 +721,30 @@ fn detect_language(text: &str) -> Option<String> {
 
 /// Media files under `paths` in a stable order, and the paths that failed before reading
 /// (missing, unsupported when named explicitly, unreadable folders).
+/// Commit groups: up to `size` images together (cheap, analysed in parallel), but every recording
+/// alone, so that killing a long ingest loses at most the recording in progress.
+fn batches(files: &[PathBuf], size: usize) -> Vec<&[PathBuf]> {
+    let size = size.max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, path) in files.iter().enumerate() {
+        if probe::kind_of(path) == Some(AssetKind::Audio) {
+            if start < i {
+                out.push(&files[start..i]);
+            }
+            out.push(&files[i..=i]);
+            start = i + 1;
+        } else if i + 1 - start == size {
+            out.push(&files[start..=i]);
+            start = i + 1;
+        }
+    }
+    if start < files.len() {
+        out.push(&files[start..]);
+    }
+    out
+}
+
 fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     let mut files = Vec::new();
     let mut failed = Vec::new();
@@ -781,4 +805,37 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Task(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recordings_commit_alone_and_images_in_groups() {
+        let files: Vec<PathBuf> = [
+            "a.jpg", "b.jpg", "c.jpg", "talk.mp3", "d.png", "e.jpg", "f.jpg", "g.jpg", "h.wav",
+            "i.flac",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let names =
+            |b: &[PathBuf]| -> Vec<String> { b.iter().map(|p| p.display().to_string()).collect() };
+        let got: Vec<Vec<String>> = batches(&files, 2).into_iter().map(names).collect();
+        assert_eq!(
+            got,
+            [
+                vec!["a.jpg", "b.jpg"],
+                vec!["c.jpg"],
+                vec!["talk.mp3"],
+                vec!["d.png", "e.jpg"],
+                vec!["f.jpg", "g.jpg"],
+                vec!["h.wav"],
+                vec!["i.flac"],
+            ]
+        );
+        assert_eq!(batches(&files, 0).len(), files.len());
+        assert!(batches(&[], 16).is_empty());
+    }
 }
