@@ -189,13 +189,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     eprintln!("note: {notice}");
                 }
             }
-            let speech_language = match speech_language.to_ascii_lowercase().as_str() {
-                "auto" | "" => None,
-                code if kairos_models::whisper::LANGUAGES.contains(&code) => Some(code.to_string()),
-                other => bail!(
-                    "--speech-language {other:?} is not auto or a Whisper language code (en, fr, de, …)"
-                ),
-            };
+            let speech_language = kairos_models::whisper::parse_language(&speech_language)
+                .context("--speech-language")?;
             let options = IngestOptions {
                 collection,
                 language,
@@ -412,14 +407,7 @@ fn strip_tags(html: &str) -> String {
 }
 
 fn timecode(ms: i64) -> String {
-    let s = ms / 1000;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        ms % 1000
-    )
+    kairos_store::transcript::timestamp(ms, '.')
 }
 
 fn models(g: &Global, command: ModelsCommand) -> Result<ExitCode> {
@@ -524,9 +512,7 @@ async fn transcript(
             format!("{asset} is neither an asset id nor an ingested file of this archive")
         })?,
     };
-    kairos_store::transcript::check_exportable(&asset)?;
-    let segments = store.catalog.segments(&asset.id).await?;
-    let text = kairos_store::transcript::render(&asset, &segments, format);
+    let text = kairos_store::transcript::export(&store.catalog, &asset, format).await?;
     match out {
         Some(path) => {
             fs_err::write(&path, text)?;

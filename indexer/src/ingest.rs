@@ -455,12 +455,8 @@ impl Ingester {
                                 collection: asset.collection.clone(),
                                 language: asset.language.clone(),
                                 captured_at: asset.captured_at,
-                                title: None,
-                                caption: None,
-                                keywords: Vec::new(),
-                                credit: None,
-                                filename: None,
                                 text: segment.text.clone(),
+                                ..Default::default()
                             });
                         }
                         written.push(segment);
@@ -574,11 +570,12 @@ fn prepare_audio(
         return fail(asset, e.to_string());
     }
     asset.duration_ms = Some(samples_to_ms(file.samples()) as i64);
+    // The language the words were transcribed in (forced, tagged or detected) is the one their
+    // text is analysed with.
     let spoken = transcript.as_ref().and_then(|t| t.language.clone());
-    asset.language = tags
-        .language
-        .or(spoken)
+    asset.language = spoken
         .or_else(|| options.speech_language.clone())
+        .or(tags.language)
         .or_else(|| options.language.clone());
     let mut segments = Vec::new();
     for t in transcript.map(|t| t.segments).unwrap_or_default() {
@@ -719,8 +716,6 @@ fn detect_language(text: &str) -> Option<String> {
     }
 }
 
-/// Media files under `paths` in a stable order, and the paths that failed before reading
-/// (missing, unsupported when named explicitly, unreadable folders).
 /// Commit groups: up to `size` images together (cheap, analysed in parallel), but every recording
 /// alone, so that killing a long ingest loses at most the recording in progress.
 fn batches(files: &[PathBuf], size: usize) -> Vec<&[PathBuf]> {
@@ -745,6 +740,8 @@ fn batches(files: &[PathBuf], size: usize) -> Vec<&[PathBuf]> {
     out
 }
 
+/// Media files under `paths` in a stable order, and the paths that failed before reading
+/// (missing, unsupported when named explicitly, unreadable folders).
 fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     let mut files = Vec::new();
     let mut failed = Vec::new();

@@ -207,25 +207,15 @@ async fn asset_transcript(
         .unwrap_or("json")
         .parse::<TranscriptFormat>()?;
     let record = state.store.catalog.asset(&id).await?;
-    transcript::check_exportable(&record)?;
-    let segments = state.store.catalog.segments(&id).await?;
-    let body = transcript::render(&record, &segments, format);
-    let stem = record
-        .file_name()
-        .rsplit_once('.')
-        .map(|(s, _)| s)
-        .unwrap_or(record.file_name())
-        .chars()
-        .map(|c| match c {
-            ' '..='~' if c != '"' && c != '\\' => c,
-            _ => '_',
-        })
-        .collect::<String>();
+    let body = transcript::export(&state.store.catalog, &record, format).await?;
     Ok(HttpResponse::Ok()
         .content_type(format.mime())
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!("inline; filename=\"{stem}.{}\"", format.extension()),
+            format!(
+                "inline; filename=\"{}\"",
+                transcript::download_name(&record, format)
+            ),
         ))
         .body(body))
 }

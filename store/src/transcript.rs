@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::records::{Asset, AssetKind, AssetStatus, Segment, SegmentKind};
 
@@ -64,6 +65,30 @@ pub fn check_exportable(asset: &Asset) -> Result<()> {
         path: asset.path.clone(),
         reason,
     })
+}
+
+/// The rendered transcript of `asset` (which must be exportable), from the catalog: what the API
+/// and `kairos transcript` both serve.
+pub async fn export(catalog: &Catalog, asset: &Asset, format: TranscriptFormat) -> Result<String> {
+    check_exportable(asset)?;
+    let segments = catalog.segments(&asset.id).await?;
+    Ok(render(asset, &segments, format))
+}
+
+/// A file name for the export: the recording's stem in printable ASCII, and the format's
+/// extension (safe inside a quoted `Content-Disposition` filename).
+pub fn download_name(asset: &Asset, format: TranscriptFormat) -> String {
+    let name = asset.file_name();
+    let stem: String = name
+        .rsplit_once('.')
+        .map_or(name, |(s, _)| s)
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    format!("{stem}.{}", format.extension())
 }
 
 /// One cue of the JSON form.
@@ -148,8 +173,8 @@ pub fn render(asset: &Asset, segments: &[Segment], format: TranscriptFormat) -> 
     }
 }
 
-/// `HH:MM:SS.mmm` (WebVTT) or `HH:MM:SS,mmm` (SubRip).
-fn timestamp(ms: i64, sep: char) -> String {
+/// `HH:MM:SS.mmm` (WebVTT, and the CLI) or `HH:MM:SS,mmm` (SubRip).
+pub fn timestamp(ms: i64, sep: char) -> String {
     let ms = ms.max(0);
     let s = ms / 1000;
     format!(
@@ -177,6 +202,17 @@ mod tests {
         blank.text = Some("  ".into());
         let shot = Segment::new(&asset.id, SegmentKind::Shot, 0, 5_000);
         (asset, vec![later, first, blank, shot])
+    }
+
+    #[test]
+    fn download_names_are_quoted_header_safe() {
+        let (mut asset, _) = fixture();
+        assert_eq!(download_name(&asset, TranscriptFormat::Vtt), "talk.vtt");
+        asset.path = "/a/Journal \"du\" soir — été.v2.mp3".into();
+        assert_eq!(
+            download_name(&asset, TranscriptFormat::Srt),
+            "Journal _du_ soir _ _t_.v2.srt"
+        );
     }
 
     #[test]

@@ -22,6 +22,17 @@ use crate::error::{CandleContext, Error, Result};
 pub use mel::{MelExtractor, N_SAMPLES, SAMPLE_RATE, mel_filters};
 pub use model::{WhisperConfig, WhisperModel};
 
+/// A spoken-language choice: `auto` (or nothing) detects per file, else a Whisper language code.
+pub fn parse_language(choice: &str) -> Result<Option<String>> {
+    match choice.trim().to_ascii_lowercase().as_str() {
+        "auto" | "" => Ok(None),
+        code if LANGUAGES.contains(&code) => Ok(Some(code.to_string())),
+        other => Err(Error::Input(format!(
+            "{other:?} is not auto or a Whisper language code (en, fr, de, …)"
+        ))),
+    }
+}
+
 /// Whisper's language codes in token order (`<|en|>` is the first after `<|startoftranscript|>`).
 pub const LANGUAGES: &[&str] = &[
     "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar", "sv", "it",
@@ -712,6 +723,14 @@ impl XorShift {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn language_choice_is_auto_or_a_whisper_code() {
+        assert_eq!(parse_language("auto").unwrap(), None);
+        assert_eq!(parse_language(" FR ").unwrap(), Some("fr".into()));
+        let e = parse_language("klingon").unwrap_err().to_string();
+        assert!(e.contains("\"klingon\" is not auto"), "{e}");
+    }
 
     #[test]
     fn repetition_compresses_well() {
