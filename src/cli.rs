@@ -76,6 +76,9 @@ pub enum Command {
         /// Files analysed and committed together.
         #[arg(long, default_value_t = 16)]
         batch_size: usize,
+        /// A long video shot gets a searchable keyframe every this many seconds.
+        #[arg(long, default_value_t = 10.0, value_parser = positive_seconds)]
+        keyframe_every: f64,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -181,6 +184,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             language,
             speech_language,
             batch_size,
+            keyframe_every,
             json,
         } => {
             let (store, analyzers) = open(g).await?;
@@ -196,6 +200,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 language,
                 batch_size,
                 speech_language,
+                keyframe_every_s: keyframe_every,
             };
             ingest(store, analyzers, options, &paths, json).await
         }
@@ -204,6 +209,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Transcript { asset, format, out } => transcript(g, &asset, &format, out).await,
         Command::Doctor => doctor(g).await,
         Command::Bench { command } => bench::run(g, command).await,
+    }
+}
+
+/// A clap parser for a positive number of seconds.
+fn positive_seconds(text: &str) -> std::result::Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 1.0 => Ok(s),
+        _ => Err(format!("{text:?} is not a number of seconds (at least 1)")),
     }
 }
 
@@ -257,6 +270,7 @@ async fn ingest(
         }
         Progress::Working {
             path,
+            stage,
             done_ms,
             total_ms,
         } => {
@@ -265,7 +279,7 @@ async fn ingest(
                 .map(|t| format!(" / {}", timecode(t as i64)))
                 .unwrap_or_default();
             bar.set_message(format!(
-                "transcribing {name} {}{total}",
+                "{stage} {name} {}{total}",
                 timecode(*done_ms as i64)
             ));
         }
@@ -543,6 +557,10 @@ async fn doctor(g: &Global) -> Result<ExitCode> {
                 .map(|d| format!(", {d} dims"))
                 .unwrap_or_default()
         );
+    }
+    match kairos_indexer::video::Tools::from_env().version() {
+        Ok(v) => println!("ffmpeg    {v}"),
+        Err(e) => println!("ffmpeg    missing: {e}"),
     }
     let models = g.model_store();
     for m in models.list()? {

@@ -497,7 +497,8 @@ fn parse_tag_date(v: &str) -> Option<DateTime<Utc>> {
 }
 
 /// `eng`/`fre`/`fra`/`en-GB` → `en`/`fr`; other codes pass through lower-cased.
-fn iso_639_1(code: &str) -> String {
+/// A two-letter ISO 639-1 code for a language tag (`eng`, `fre`, `en-GB` → `en`, `fr`, `en`).
+pub(crate) fn iso_639_1(code: &str) -> String {
     let c = code.trim().to_ascii_lowercase();
     let base = c.split(['-', '_']).next().unwrap_or(&c).to_string();
     match base.as_str() {
@@ -506,6 +507,26 @@ fn iso_639_1(code: &str) -> String {
         "ger" | "deu" => "de".into(),
         "spa" => "es".into(),
         "ita" => "it".into(),
+        "por" => "pt".into(),
+        "nld" | "dut" => "nl".into(),
+        "rus" => "ru".into(),
+        "jpn" => "ja".into(),
+        "zho" | "chi" => "zh".into(),
+        "kor" => "ko".into(),
+        "ara" => "ar".into(),
+        "pol" => "pl".into(),
+        "tur" => "tr".into(),
+        "swe" => "sv".into(),
+        "nor" | "nob" => "no".into(),
+        "dan" => "da".into(),
+        "fin" => "fi".into(),
+        "ukr" => "uk".into(),
+        "ell" | "gre" => "el".into(),
+        "ces" | "cze" => "cs".into(),
+        "hun" => "hu".into(),
+        "ron" | "rum" => "ro".into(),
+        "cat" => "ca".into(),
+        "hin" => "hi".into(),
         _ => base,
     }
 }

@@ -17,6 +17,9 @@ pub enum Error {
     Decode { path: PathBuf, message: String },
     #[error("unsupported file type {path}: {reason}")]
     Unsupported { path: PathBuf, reason: String },
+    /// An external tool (ffmpeg, ffprobe) that is missing or cannot run.
+    #[error("cannot run {tool}: {message}")]
+    Tool { tool: String, message: String },
     #[error("invalid query: {0}")]
     Query(String),
     #[error("background task failed: {0}")]

@@ -4,6 +4,7 @@
 //! - [`image`]: decoding, thumbnails, metadata (EXIF, IPTC, XMP) and the perceptual fingerprint;
 //! - [`analysis`]: the loaded models, used for ingest and for query embeddings;
 //! - [`ingest`]: files and folders → indexed assets, in batches, with progress and a job record;
+//! - [`video`]: ffprobe/ffmpeg subprocesses, shot detection and keyframes;
 //! - [`query`]: a user's query (words and/or an example image) → embeddings → store search.
 
 pub mod analysis;
@@ -13,6 +14,7 @@ pub mod image;
 pub mod ingest;
 pub mod probe;
 pub mod query;
+pub mod video;
 
 pub use analysis::Analyzers;
 pub use error::{Error, Result};

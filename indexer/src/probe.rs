@@ -5,6 +5,7 @@ use std::path::Path;
 use kairos_store::AssetKind;
 
 use crate::audio::AUDIO_EXTENSIONS;
+use crate::video::VIDEO_EXTENSIONS;
 
 /// Image extensions the indexer decodes.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
@@ -19,6 +20,8 @@ pub fn kind_of(path: &Path) -> Option<AssetKind> {
         Some(AssetKind::Image)
     } else if AUDIO_EXTENSIONS.contains(&ext.as_str()) {
         Some(AssetKind::Audio)
+    } else if VIDEO_EXTENSIONS.contains(&ext.as_str()) {
+        Some(AssetKind::Video)
     } else {
         None
     }
@@ -27,9 +30,10 @@ pub fn kind_of(path: &Path) -> Option<AssetKind> {
 /// What Kairos indexes, in words (for "unsupported file" errors).
 pub fn supported_types() -> String {
     format!(
-        "Kairos indexes images ({}) and audio ({})",
+        "Kairos indexes images ({}), audio ({}) and video ({})",
         IMAGE_EXTENSIONS.join(", "),
-        AUDIO_EXTENSIONS.join(", ")
+        AUDIO_EXTENSIONS.join(", "),
+        VIDEO_EXTENSIONS.join(", ")
     )
 }
 
@@ -51,6 +55,28 @@ pub fn audio_mime(path: &Path) -> Option<&'static str> {
     })
 }
 
+/// MIME type of a video file, by its extension (what a browser's `<video>` is told).
+pub fn video_mime(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "mp4" | "m4v" => "video/mp4",
+        "mov" | "qt" => "video/quicktime",
+        "mkv" => "video/x-matroska",
+        "webm" => "video/webm",
+        "mxf" => "application/mxf",
+        "avi" => "video/x-msvideo",
+        "ts" | "mts" | "m2ts" => "video/mp2t",
+        "mpg" | "mpeg" | "m2v" | "vob" => "video/mpeg",
+        "wmv" | "asf" => "video/x-ms-wmv",
+        "flv" => "video/x-flv",
+        "3gp" => "video/3gpp",
+        "3g2" => "video/3gpp2",
+        "ogv" => "video/ogg",
+        "dv" => "video/x-dv",
+        _ => return None,
+    })
+}
+
 /// MIME type of an image format.
 pub fn image_mime(format: ::image::ImageFormat) -> &'static str {
     format.to_mime_type()
@@ -68,5 +94,7 @@ mod tests {
         assert_eq!(kind_of(Path::new("talk.FLAC")), Some(AssetKind::Audio));
         assert_eq!(audio_mime(Path::new("a.mp3")), Some("audio/mpeg"));
         assert_eq!(kind_of(Path::new("noext")), None);
+        assert_eq!(kind_of(Path::new("final.MXF")), Some(AssetKind::Video));
+        assert_eq!(video_mime(Path::new("a.mkv")), Some("video/x-matroska"));
     }
 }

@@ -16,7 +16,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 const ASSET_COLUMNS: &str = "id, content_hash, path, kind, mime, bytes, mtime, duration_ms, width, height, \
     captured_at, ingested_at, title, caption, keywords, credit, camera, gps_lat, gps_lon, collection, \
-    language, phash, status, error";
+    language, phash, status, error, media";
 
 const SEGMENT_COLUMNS: &str = "id, asset_id, kind, start_ms, end_ms, text, thumbnail";
 
@@ -255,13 +255,13 @@ impl Catalog {
                 .await
                 .map_err(self.err())?;
             let sql = format!(
-                "INSERT INTO assets ({ASSET_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24) \
+                "INSERT INTO assets ({ASSET_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25) \
              ON CONFLICT (id) DO UPDATE SET content_hash=excluded.content_hash, path=excluded.path, kind=excluded.kind, \
              mime=excluded.mime, bytes=excluded.bytes, mtime=excluded.mtime, duration_ms=excluded.duration_ms, \
              width=excluded.width, height=excluded.height, captured_at=excluded.captured_at, ingested_at=excluded.ingested_at, \
              title=excluded.title, caption=excluded.caption, keywords=excluded.keywords, credit=excluded.credit, \
              camera=excluded.camera, gps_lat=excluded.gps_lat, gps_lon=excluded.gps_lon, collection=excluded.collection, \
-             language=excluded.language, phash=excluded.phash, status=excluded.status, error=excluded.error"
+             language=excluded.language, phash=excluded.phash, status=excluded.status, error=excluded.error, media=excluded.media"
             );
             sqlx::query(AssertSqlSafe(sql))
                 .bind(&asset.id)
@@ -288,6 +288,12 @@ impl Catalog {
                 .bind(asset.phash.map(|p| p as i64))
                 .bind(asset.status.as_str())
                 .bind(&asset.error)
+                .bind(
+                    asset
+                        .media
+                        .as_ref()
+                        .and_then(|m| serde_json::to_string(m).ok()),
+                )
                 .execute(&mut *tx)
                 .await
                 .map_err(self.err())?;
@@ -545,6 +551,10 @@ fn asset_from_row(r: &SqliteRow, path: &Path) -> Result<Asset> {
         phash: r.get::<Option<i64>, _>("phash").map(|p| p as u64),
         status: AssetStatus::from_str(&r.get::<String, _>("status"))?,
         error: r.get("error"),
+        media: r
+            .get::<Option<String>, _>("media")
+            .map(|m| serde_json::from_str(&m).map_err(|e| corrupt(format!("media {m:?}: {e}"))))
+            .transpose()?,
     })
 }
 

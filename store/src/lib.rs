@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 pub use catalog::{Catalog, Filters};
 pub use error::{Error, Result};
-pub use records::{Asset, AssetKind, AssetStatus, CatalogStats, Job, Segment, SegmentKind};
+pub use records::{
+    Asset, AssetKind, AssetStatus, CatalogStats, Job, MediaInfo, Segment, SegmentKind,
+};
 pub use search::{AssetHit, Mode, Moment, SearchQuery, SearchResponse};
 pub use text::{TextDoc, TextIndex};
 pub use thumbnails::Thumbnails;

@@ -32,6 +32,9 @@ pub enum SegmentKind {
     Shot,
     Speech,
     Ocr,
+    /// A keyframe inside a long shot (one every few seconds), so that a long static shot is
+    /// searchable inside and not only by its first frame.
+    Keyframe,
 }
 
 macro_rules! text_enum {
@@ -64,7 +67,7 @@ macro_rules! text_enum {
 
 text_enum!(AssetKind, "kind", Image => "image", Video => "video", Audio => "audio");
 text_enum!(AssetStatus, "status", Queued => "queued", Indexing => "indexing", Ready => "ready", Failed => "failed");
-text_enum!(SegmentKind, "segment kind", Image => "image", Shot => "shot", Speech => "speech", Ocr => "ocr");
+text_enum!(SegmentKind, "segment kind", Image => "image", Shot => "shot", Speech => "speech", Ocr => "ocr", Keyframe => "keyframe");
 
 /// One source file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +97,8 @@ pub struct Asset {
     pub language: Option<String>,
     /// 64-bit perceptual hash (near-duplicate search without any model).
     pub phash: Option<u64>,
+    /// Container and stream facts of a video or recording.
+    pub media: Option<MediaInfo>,
     pub status: AssetStatus,
     pub error: Option<String>,
 }
@@ -124,6 +129,7 @@ impl Asset {
             collection: None,
             language: None,
             phash: None,
+            media: None,
             status: AssetStatus::Queued,
             error: None,
         }
@@ -133,6 +139,23 @@ impl Asset {
     pub fn file_name(&self) -> &str {
         self.path.rsplit(['/', '\\']).next().unwrap_or(&self.path)
     }
+}
+
+/// Container and stream facts of a video or recording (from ffprobe for video).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MediaInfo {
+    /// Container format as ffprobe names it (`mov,mp4,m4a,3gp,3g2,mj2`, `matroska,webm`, …).
+    pub container: Option<String>,
+    pub video_codec: Option<String>,
+    /// Frames per second of the video stream.
+    pub frame_rate: Option<f64>,
+    pub audio_codec: Option<String>,
+    /// Audio tracks in the file (the first is the one transcribed).
+    pub audio_tracks: u32,
+    /// ISO 639 language tags of the audio tracks, in track order, where the file gives them.
+    pub audio_languages: Vec<String>,
+    /// Overall bit rate, bits per second.
+    pub bit_rate: Option<i64>,
 }
 
 /// A time range of an asset ("moment"); an image is one segment.

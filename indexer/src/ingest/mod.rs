@@ -21,6 +21,10 @@ use crate::audio::AudioFile;
 use crate::error::{Error, Result};
 use crate::image::{self as img, fingerprint, metadata};
 use crate::probe;
+use crate::video::Tools;
+
+mod video;
+pub use video::VideoTimings;
 
 /// How an ingest runs.
 #[derive(Debug, Clone)]
@@ -33,6 +37,8 @@ pub struct IngestOptions {
     pub batch_size: usize,
     /// Spoken language of recordings (`en`, `fr`, …); `None` detects it per file.
     pub speech_language: Option<String>,
+    /// A long video shot gets a keyframe (a searchable moment) every this many seconds.
+    pub keyframe_every_s: f64,
 }
 
 impl Default for IngestOptions {
@@ -42,6 +48,7 @@ impl Default for IngestOptions {
             language: None,
             batch_size: 16,
             speech_language: None,
+            keyframe_every_s: 10.0,
         }
     }
 }
@@ -61,9 +68,12 @@ pub enum Progress {
     Discovered { files: usize },
     /// One file is done.
     File { path: PathBuf, outcome: FileOutcome },
-    /// A long file is on its way: `done_ms` of `total_ms` (when the container says) transcribed.
+    /// A long file is on its way: `done_ms` of `total_ms` (when the container says) analysed.
     Working {
         path: PathBuf,
+        /// What is being done: `transcribing` (a recording), `analysing` (a video's frames and
+        /// speech, `done_ms` being the slower of the two).
+        stage: &'static str,
         done_ms: u64,
         total_ms: Option<u64>,
     },
@@ -92,6 +102,7 @@ pub struct Ingester {
     store: Store,
     analyzers: Arc<Analyzers>,
     options: IngestOptions,
+    tools: Tools,
 }
 
 /// A file after the CPU work: ready to embed and write, or failed.
@@ -109,8 +120,10 @@ struct ReadyAsset {
 struct ReadySegment {
     segment: Segment,
     thumbnail: Option<Vec<u8>>,
-    /// CLIP input tensor values, when a CLIP model is installed.
+    /// CLIP input tensor values, when a CLIP model is installed (embedded with the batch).
     clip_input: Option<Vec<f32>>,
+    /// A CLIP vector already computed (video keyframes are embedded during the frame pass).
+    visual: Option<Vec<f32>>,
     /// What the sentence embedder reads: an image's caption, title and keywords; a transcript
     /// segment's words.
     embed_text: Option<String>,
@@ -128,6 +141,7 @@ impl Ingester {
             store,
             analyzers,
             options,
+            tools: Tools::from_env(),
         }
     }
 
@@ -319,7 +333,7 @@ impl Ingester {
         }
         // 4. Decode and analyse: images in parallel, recordings one at a time (transcription
         //    already uses every core), streamed from disk.
-        let (images, recordings): (Vec<_>, Vec<_>) = work
+        let (images, timed): (Vec<_>, Vec<_>) = work
             .into_iter()
             .partition(|(_, _, a)| a.kind == AssetKind::Image);
         let analyzers = self.analyzers.clone();
@@ -340,10 +354,8 @@ impl Ingester {
                 .collect()
         })
         .await?;
-        for (path, _, asset) in recordings {
-            let p = self
-                .prepare_recording(path.clone(), asset, progress)
-                .await?;
+        for (path, _, asset) in timed {
+            let p = self.prepare_timed(path.clone(), asset, progress).await?;
             prepared.push((path, p));
         }
         // 5. Embed the batch with each model.
@@ -418,6 +430,7 @@ impl Ingester {
                             mut segment,
                             thumbnail,
                             clip_input,
+                            visual: computed,
                             embed_text,
                             own_doc,
                         } = ready;
@@ -436,7 +449,9 @@ impl Ingester {
                             language: asset.language.clone(),
                             vector,
                         };
-                        if clip_input.is_some()
+                        if let Some(v) = computed {
+                            points.push((Space::Visual, point(v)));
+                        } else if clip_input.is_some()
                             && let Some(v) = visual.next()
                         {
                             points.push((Space::Visual, point(v)));
@@ -490,9 +505,8 @@ impl Ingester {
 }
 
 impl Ingester {
-    /// Decodes, measures and transcribes one recording off the async runtime, relaying its
-    /// progress.
-    async fn prepare_recording(
+    /// Analyses one recording or video off the async runtime, relaying its progress.
+    async fn prepare_timed(
         &self,
         path: PathBuf,
         asset: Asset,
@@ -501,15 +515,38 @@ impl Ingester {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Option<u64>)>();
         let analyzers = self.analyzers.clone();
         let options = self.options.clone();
+        let tools = self.tools.clone();
         let p = path.clone();
+        let stage = if asset.kind == AssetKind::Video {
+            "analysing"
+        } else {
+            "transcribing"
+        };
         let task = tokio::task::spawn_blocking(move || {
-            prepare_audio(&p, asset, &analyzers, &options, &|done, total| {
+            let report = move |done: u64, total: Option<u64>| {
                 let _ = tx.send((done, total));
-            })
+            };
+            if asset.kind == AssetKind::Video {
+                let mut timings = VideoTimings::default();
+                let prepared = video::prepare_video(
+                    &p,
+                    asset,
+                    &analyzers,
+                    &options,
+                    &tools,
+                    &report,
+                    &mut timings,
+                );
+                tracing::debug!(path = %p.display(), ?timings, "video analysed");
+                prepared
+            } else {
+                prepare_audio(&p, asset, &analyzers, &options, &report)
+            }
         });
         while let Some((done_ms, total_ms)) = rx.recv().await {
             progress(&Progress::Working {
                 path: path.clone(),
+                stage,
                 done_ms,
                 total_ms,
             });
@@ -553,7 +590,10 @@ fn prepare_audio(
             Err(poisoned) => poisoned.into_inner(),
         };
         let opts = TranscribeOptions {
-            language: options.speech_language.clone().or(tags.language.clone()),
+            language: options.speech_language.clone().or(tags
+                .language
+                .clone()
+                .filter(|l| kairos_models::whisper::LANGUAGES.contains(&l.as_str()))),
         };
         let result = whisper.transcribe(&mut file, &opts, &mut |samples| {
             progress(samples_to_ms(samples), total_ms);
@@ -594,6 +634,7 @@ fn prepare_audio(
             segment,
             thumbnail: None,
             clip_input: None,
+            visual: None,
             embed_text: analyzers.sentence.as_ref().map(|_| text.to_string()),
             own_doc: true,
         });
@@ -601,7 +642,7 @@ fn prepare_audio(
     Prepared::Ready(Box::new(ReadyAsset { asset, segments }))
 }
 
-fn samples_to_ms(samples: usize) -> u64 {
+pub(crate) fn samples_to_ms(samples: usize) -> u64 {
     samples as u64 * 1000 / SAMPLE_RATE as u64
 }
 
@@ -697,6 +738,7 @@ fn prepare_image(
             segment,
             thumbnail: Some(thumbnail),
             clip_input,
+            visual: None,
             embed_text: description,
             own_doc: false,
         }],
@@ -717,13 +759,16 @@ fn detect_language(text: &str) -> Option<String> {
 }
 
 /// Commit groups: up to `size` images together (cheap, analysed in parallel), but every recording
-/// alone, so that killing a long ingest loses at most the recording in progress.
+/// and video alone, so that killing a long ingest loses at most the file in progress.
 fn batches(files: &[PathBuf], size: usize) -> Vec<&[PathBuf]> {
     let size = size.max(1);
     let mut out = Vec::new();
     let mut start = 0;
     for (i, path) in files.iter().enumerate() {
-        if probe::kind_of(path) == Some(AssetKind::Audio) {
+        if matches!(
+            probe::kind_of(path),
+            Some(AssetKind::Audio | AssetKind::Video)
+        ) {
             if start < i {
                 out.push(&files[start..i]);
             }
@@ -812,7 +857,7 @@ mod tests {
     fn recordings_commit_alone_and_images_in_groups() {
         let files: Vec<PathBuf> = [
             "a.jpg", "b.jpg", "c.jpg", "talk.mp3", "d.png", "e.jpg", "f.jpg", "g.jpg", "h.wav",
-            "i.flac",
+            "i.mkv",
         ]
         .iter()
         .map(PathBuf::from)
@@ -829,7 +874,7 @@ mod tests {
                 vec!["d.png", "e.jpg"],
                 vec!["f.jpg", "g.jpg"],
                 vec!["h.wav"],
-                vec!["i.flac"],
+                vec!["i.mkv"],
             ]
         );
         assert_eq!(batches(&files, 0).len(), files.len());

@@ -1,0 +1,436 @@
+//! One video: probe, then two passes side by side — frames (shots, keyframes, CLIP vectors) and
+//! the first audio track (Whisper) — joined into shot, keyframe and speech moments.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use kairos_models::whisper::{LANGUAGES, SAMPLE_RATE, TranscribeOptions, Transcript};
+use kairos_store::{Asset, AssetKind, AssetStatus, MediaInfo, Segment, SegmentKind};
+
+use super::{IngestOptions, Prepared, ReadyAsset, ReadySegment};
+use crate::analysis::Analyzers;
+use crate::audio::iso_639_1;
+use crate::error::{Error, Result};
+use crate::image as img;
+use crate::probe;
+use crate::video::{self, FrameOptions, Keyframe, Probe, Tools};
+
+/// Keyframes embedded by CLIP together.
+const CLIP_BATCH: usize = 16;
+/// A video whose frames stop this far before its announced end is truncated (ms, and fraction).
+const TRUNCATION_SLACK_MS: i64 = 1500;
+const TRUNCATION_FRACTION: f64 = 0.9;
+
+/// Where the time of one video went (seconds), for `kairos bench video` and the logs.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VideoTimings {
+    pub probe: f64,
+    /// The frame pass, wall clock: decoding, features, shot detection, keyframes, CLIP.
+    pub frames_wall: f64,
+    /// Of which waiting for ffmpeg's frames.
+    pub decode_wait: f64,
+    /// Of which thumbnails, CLIP preprocessing and embedding.
+    pub clip: f64,
+    /// The speech pass, wall clock (ffmpeg audio + Whisper), alongside the frame pass.
+    pub speech_wall: f64,
+    pub shots: usize,
+    pub keyframes: usize,
+    pub frames: usize,
+    pub speech_segments: usize,
+}
+
+/// A keyframe waiting for its CLIP batch: its thumbnail and CLIP input.
+type Pending = (Keyframe, Vec<u8>, Option<Vec<f32>>);
+
+/// A keyframe made ready for the index: thumbnail and CLIP vector.
+struct Analysed {
+    keyframe: Keyframe,
+    thumbnail: Vec<u8>,
+    visual: Option<Vec<f32>>,
+}
+
+/// Indexes one video file; `progress(done_ms, total_ms)` as both passes advance.
+pub(super) fn prepare_video(
+    path: &Path,
+    mut asset: Asset,
+    analyzers: &Analyzers,
+    options: &IngestOptions,
+    tools: &Tools,
+    progress: &(dyn Fn(u64, Option<u64>) + Sync),
+    timings: &mut VideoTimings,
+) -> Prepared {
+    let fail = |mut asset: Asset, error: String| {
+        asset.status = AssetStatus::Failed;
+        Prepared::Failed {
+            asset: Box::new(asset),
+            error,
+        }
+    };
+    if asset.bytes == 0 {
+        return fail(
+            asset,
+            format!("cannot decode {}: the file is empty", path.display()),
+        );
+    }
+    let t = Instant::now();
+    let probe = match tools.probe(path) {
+        Ok(p) => p,
+        Err(e) => return fail(asset, e.to_string()),
+    };
+    timings.probe = t.elapsed().as_secs_f64();
+    describe(&mut asset, path, &probe);
+    if probe.video.is_none() && probe.audio.is_empty() {
+        return fail(
+            asset,
+            format!(
+                "cannot decode {}: no video or audio stream (ffprobe sees a {} file)",
+                path.display(),
+                probe.container.as_deref().unwrap_or("unknown")
+            ),
+        );
+    }
+    if probe.video.is_none() {
+        // An audio-only file in a video container (an .mp4 of a radio show): a recording.
+        asset.kind = AssetKind::Audio;
+    }
+    let total_ms = asset.duration_ms.map(|d| d as u64);
+    let frames_done = AtomicU64::new(0);
+    let speech_done = AtomicU64::new(if probe.audio.is_empty() || analyzers.whisper.is_none() {
+        u64::MAX
+    } else {
+        0
+    });
+    let report = || {
+        let done = frames_done
+            .load(Ordering::Relaxed)
+            .min(speech_done.load(Ordering::Relaxed));
+        progress(done, total_ms);
+    };
+    if probe.video.is_none() {
+        frames_done.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    let spoken_hint = options.speech_language.clone().or_else(|| {
+        probe
+            .audio
+            .first()
+            .and_then(|a| a.language.as_deref())
+            .map(iso_639_1)
+            .filter(|l| LANGUAGES.contains(&l.as_str()))
+    });
+    let (frames, speech) = std::thread::scope(|scope| {
+        let speech = (!probe.audio.is_empty())
+            .then_some(analyzers.whisper.as_ref())
+            .flatten()
+            .map(|whisper| {
+                let language = spoken_hint.clone();
+                let speech_done = &speech_done;
+                let report = &report;
+                scope.spawn(move || {
+                    let t = Instant::now();
+                    let r = transcribe(path, tools, whisper, language, &|samples| {
+                        speech_done.store(
+                            samples as u64 * 1000 / SAMPLE_RATE as u64,
+                            Ordering::Relaxed,
+                        );
+                        report();
+                    });
+                    (r, t.elapsed().as_secs_f64())
+                })
+            });
+        let frames = probe.video.as_ref().map(|_| {
+            let t = Instant::now();
+            let r = frame_pass(path, &probe, analyzers, options, tools, &|ms| {
+                frames_done.store(ms, Ordering::Relaxed);
+                report();
+            });
+            (r, t.elapsed().as_secs_f64())
+        });
+        let speech = speech.map(|h| h.join().expect("the speech pass panicked"));
+        (frames, speech)
+    });
+
+    let mut segments = Vec::new();
+    let mut shots: Vec<(i64, i64, Option<Vec<u8>>)> = Vec::new();
+    if let Some((result, wall)) = frames {
+        timings.frames_wall = wall;
+        let (pass, analysed, clip_seconds) = match result {
+            Ok(x) => x,
+            Err(e) => return fail(asset, e.to_string()),
+        };
+        timings.decode_wait = pass.decode_seconds;
+        timings.clip = clip_seconds;
+        timings.frames = pass.frames;
+        timings.shots = pass.shots.len();
+        timings.keyframes = analysed.len();
+        let announced = probe
+            .video
+            .as_ref()
+            .and_then(|v| v.duration_ms)
+            .or(probe.duration_ms)
+            .map(|d| d as i64);
+        if let Some(announced) = announced
+            && pass.decoded_ms + TRUNCATION_SLACK_MS
+                < (announced as f64 * TRUNCATION_FRACTION) as i64
+        {
+            return fail(
+                asset,
+                format!(
+                    "cannot decode {}: truncated or corrupt: the container announces {:.1} s of video, only {:.1} s decodes",
+                    path.display(),
+                    announced as f64 / 1000.0,
+                    pass.decoded_ms as f64 / 1000.0
+                ),
+            );
+        }
+        if asset.duration_ms.is_none() {
+            asset.duration_ms = Some(pass.decoded_ms);
+        }
+        shots = pass.shots.iter().map(|&(s, e)| (s, e, None)).collect();
+        for a in analysed {
+            let k = &a.keyframe;
+            let kind = if k.first_of_shot {
+                SegmentKind::Shot
+            } else {
+                SegmentKind::Keyframe
+            };
+            let (start, end) = if k.first_of_shot {
+                shots
+                    .get(k.shot)
+                    .map(|s| (s.0, s.1))
+                    .unwrap_or((k.start_ms, k.end_ms))
+            } else {
+                (k.start_ms, k.end_ms)
+            };
+            if let Some(s) = shots.get_mut(k.shot)
+                && s.2.is_none()
+            {
+                s.2 = Some(a.thumbnail.clone());
+            }
+            segments.push(ReadySegment {
+                segment: Segment::new(&asset.id, kind, start, end.max(start)),
+                thumbnail: Some(a.thumbnail),
+                clip_input: None,
+                visual: a.visual,
+                embed_text: None,
+                own_doc: false,
+            });
+        }
+        // Shots whose every frame was unusable as a keyframe (too dark, blank) still exist.
+        let covered: std::collections::HashSet<(i64, i64)> = segments
+            .iter()
+            .filter(|s| s.segment.kind == SegmentKind::Shot)
+            .map(|s| (s.segment.start_ms, s.segment.end_ms))
+            .collect();
+        for &(start, end, _) in &shots {
+            if !covered.contains(&(start, end)) {
+                segments.push(ReadySegment {
+                    segment: Segment::new(&asset.id, SegmentKind::Shot, start, end),
+                    thumbnail: None,
+                    clip_input: None,
+                    visual: None,
+                    embed_text: None,
+                    own_doc: false,
+                });
+            }
+        }
+    }
+    let mut transcript = None;
+    if let Some((result, wall)) = speech {
+        timings.speech_wall = wall;
+        match result {
+            Ok(t) => transcript = Some(t),
+            Err(e) => return fail(asset, e.to_string()),
+        }
+    }
+    let spoken = transcript.as_ref().and_then(|t| t.language.clone());
+    asset.language = spoken
+        .or(spoken_hint)
+        .or_else(|| asset.language.clone())
+        .or_else(|| options.language.clone());
+    for t in transcript.map(|t| t.segments).unwrap_or_default() {
+        let text = t.text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let (start, end) = (t.start_ms as i64, t.end_ms as i64);
+        let mut segment = Segment::new(&asset.id, SegmentKind::Speech, start, end.max(start));
+        segment.text = Some(text.to_string());
+        // What was on screen when the words began.
+        let thumbnail = shots
+            .iter()
+            .find(|(s, e, _)| *s <= start && start < *e)
+            .or_else(|| shots.iter().rev().find(|(s, _, _)| *s <= start))
+            .and_then(|(_, _, t)| t.clone());
+        timings.speech_segments += 1;
+        segments.push(ReadySegment {
+            segment,
+            thumbnail,
+            clip_input: None,
+            visual: None,
+            embed_text: analyzers.sentence.as_ref().map(|_| text.to_string()),
+            own_doc: true,
+        });
+    }
+    segments.sort_by_key(|s| (s.segment.start_ms, s.segment.kind.as_str()));
+    Prepared::Ready(Box::new(ReadyAsset { asset, segments }))
+}
+
+/// Title, dates, size, codecs and languages from ffprobe.
+fn describe(asset: &mut Asset, path: &Path, probe: &Probe) {
+    asset.mime = probe::video_mime(path).map(str::to_string);
+    if let Some(v) = &probe.video {
+        asset.width = Some(v.display_width as i64);
+        asset.height = Some(v.display_height as i64);
+    }
+    asset.duration_ms = probe
+        .duration_ms
+        .or_else(|| probe.video.as_ref().and_then(|v| v.duration_ms))
+        .map(|d| d as i64);
+    asset.captured_at = probe.created;
+    asset.title = probe.tag("title").map(str::to_string);
+    asset.caption = probe
+        .tag("description")
+        .or_else(|| probe.tag("comment"))
+        .or_else(|| probe.tag("synopsis"))
+        .map(str::to_string);
+    asset.credit = probe
+        .tag("artist")
+        .or_else(|| probe.tag("author"))
+        .or_else(|| probe.tag("copyright"))
+        .map(str::to_string);
+    asset.keywords = probe
+        .tag("keywords")
+        .map(|k| {
+            k.split([',', ';'])
+                .map(|w| w.trim().to_string())
+                .filter(|w| !w.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    asset.language = probe
+        .tag("language")
+        .or_else(|| probe.audio.first().and_then(|a| a.language.as_deref()))
+        .map(iso_639_1);
+    asset.media = Some(MediaInfo {
+        container: probe.container.clone(),
+        video_codec: probe.video.as_ref().and_then(|v| v.codec.clone()),
+        frame_rate: probe.video.as_ref().and_then(|v| v.fps()),
+        audio_codec: probe.audio.first().and_then(|a| a.codec.clone()),
+        audio_tracks: probe.audio.len() as u32,
+        audio_languages: probe
+            .audio
+            .iter()
+            .filter_map(|a| a.language.clone())
+            .collect(),
+        bit_rate: probe.bit_rate,
+    });
+}
+
+/// The frame pass with CLIP: every keyframe becomes a thumbnail and (with a CLIP model) a vector,
+/// embedded in batches as they come. Returns the pass, the keyframes and the seconds spent on
+/// thumbnails and CLIP.
+fn frame_pass(
+    path: &Path,
+    probe: &Probe,
+    analyzers: &Analyzers,
+    options: &IngestOptions,
+    tools: &Tools,
+    progress: &dyn Fn(u64),
+) -> Result<(video::FramePass, Vec<Analysed>, f64)> {
+    let side = analyzers
+        .clip
+        .as_ref()
+        .map(|c| c.preprocess().size as u32)
+        .unwrap_or(0);
+    let frame_options = FrameOptions {
+        keyframe_every_s: options.keyframe_every_s,
+        side: side.max(video::ANALYSIS_SIDE),
+    };
+    let mut done: Vec<Analysed> = Vec::new();
+    let mut waiting: Vec<Pending> = Vec::new();
+    let mut clip_seconds = 0f64;
+    let embed = |waiting: &mut Vec<Pending>,
+                 done: &mut Vec<Analysed>,
+                 clip_seconds: &mut f64|
+     -> Result<()> {
+        let t = Instant::now();
+        let inputs: Vec<Vec<f32>> = waiting.iter_mut().filter_map(|w| w.2.take()).collect();
+        let mut vectors = match &analyzers.clip {
+            Some(clip) if !inputs.is_empty() => clip.embed_preprocessed(&inputs)?.into_iter(),
+            _ => Vec::new().into_iter(),
+        };
+        for (keyframe, thumbnail, _) in waiting.drain(..) {
+            done.push(Analysed {
+                keyframe,
+                thumbnail,
+                visual: vectors.next(),
+            });
+        }
+        *clip_seconds += t.elapsed().as_secs_f64();
+        Ok(())
+    };
+    let pass = video::frame_pass(
+        tools,
+        path,
+        probe,
+        &frame_options,
+        &mut |keyframe| {
+            let t = Instant::now();
+            let image = ::image::DynamicImage::ImageRgb8(keyframe.image.clone());
+            let thumbnail = img::thumbnail_jpeg(&image)?;
+            let input = analyzers
+                .clip
+                .as_ref()
+                .map(|c| c.preprocess().apply(&image));
+            clip_seconds += t.elapsed().as_secs_f64();
+            waiting.push((keyframe, thumbnail, input));
+            if waiting.len() >= CLIP_BATCH {
+                embed(&mut waiting, &mut done, &mut clip_seconds)?;
+            }
+            Ok(())
+        },
+        progress,
+    )?;
+    embed(&mut waiting, &mut done, &mut clip_seconds)?;
+    Ok((pass, done, clip_seconds))
+}
+
+/// The first audio track through Whisper, streamed from ffmpeg.
+fn transcribe(
+    path: &Path,
+    tools: &Tools,
+    whisper: &std::sync::Mutex<kairos_models::whisper::Whisper>,
+    language: Option<String>,
+    progress: &dyn Fn(usize),
+) -> Result<Transcript> {
+    let mut pcm = tools.pcm(path, 0)?;
+    let mut whisper = match whisper.lock() {
+        Ok(w) => w,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let result = whisper.transcribe(&mut pcm, &TranscribeOptions { language }, &mut |samples| {
+        progress(samples)
+    });
+    drop(whisper);
+    match result {
+        Ok(t) => {
+            pcm.finish()?;
+            Ok(t)
+        }
+        Err(e) => {
+            pcm.stop();
+            Err(match e {
+                kairos_models::Error::Audio(message) => Error::Decode {
+                    path: path.to_path_buf(),
+                    message: format!("reading the audio track: {message}"),
+                },
+                other => Error::Decode {
+                    path: path.to_path_buf(),
+                    message: format!("transcribing: {other}"),
+                },
+            })
+        }
+    }
+}
