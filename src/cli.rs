@@ -90,6 +90,23 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Export a moment of a video or recording as a file of its own.
+    Clip {
+        /// The asset's id, or the path of the file it was ingested from.
+        asset: String,
+        /// Start (HH:MM:SS.mmm, MM:SS or seconds).
+        #[arg(long)]
+        from: String,
+        /// End (HH:MM:SS.mmm, MM:SS or seconds).
+        #[arg(long)]
+        to: String,
+        /// The clip to write; its extension picks the container (.mp4, .mkv, .webm, .m4a…).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        overwrite: bool,
+    },
     /// Print an asset's transcript (speech with timecodes).
     Transcript {
         /// The asset's id, or the path of the file it was ingested from.
@@ -131,6 +148,9 @@ pub struct SearchArgs {
     /// hybrid, visual or keyword.
     #[arg(long, default_value = "hybrid")]
     pub mode: String,
+    /// assets (one hit per asset with its best moments) or moments (one line per moment).
+    #[arg(long, default_value = "assets")]
+    pub group: String,
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
     #[arg(long, default_value_t = 0)]
@@ -207,6 +227,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Search(args) => search(g, args).await,
         Command::Models { command } => models(g, command),
         Command::Transcript { asset, format, out } => transcript(g, &asset, &format, out).await,
+        Command::Clip {
+            asset,
+            from,
+            to,
+            out,
+            overwrite,
+        } => clip(g, &asset, &from, &to, &out, overwrite).await,
         Command::Doctor => doctor(g).await,
         Command::Bench { command } => bench::run(g, command).await,
     }
@@ -349,6 +376,7 @@ async fn search(g: &Global, args: SearchArgs) -> Result<ExitCode> {
         image,
         filters,
         mode: args.mode.parse::<Mode>()?,
+        group: args.group.parse::<kairos_store::Group>()?,
         limit: args.limit,
         offset: args.offset,
     };
@@ -360,8 +388,30 @@ async fn search(g: &Global, args: SearchArgs) -> Result<ExitCode> {
     for n in &outcome.notices {
         eprintln!("note: {n}");
     }
-    if outcome.response.hits.is_empty() {
+    if outcome.response.hits.is_empty() && outcome.response.moments.is_empty() {
         println!("Nothing matched.");
+    }
+    for (i, hit) in outcome.response.moments.iter().enumerate() {
+        let m = &hit.moment;
+        let snippet = m.snippet.as_deref().map(strip_tags).unwrap_or_default();
+        let at = if hit.asset_kind == AssetKind::Image {
+            String::new()
+        } else {
+            format!(" {} – {}", timecode(m.start_ms), timecode(m.end_ms))
+        };
+        println!(
+            "{:>3}. {}{at}  [{} {}; {}]  score {:.4}  {snippet}",
+            args.offset + i + 1,
+            hit.path,
+            hit.asset_kind,
+            m.kind,
+            m.why.join("+"),
+            m.score,
+        );
+    }
+    if !outcome.response.moments.is_empty() {
+        println!("{} matching moments", outcome.response.total);
+        return Ok(ExitCode::SUCCESS);
     }
     for (i, hit) in outcome.response.hits.iter().enumerate() {
         let signals: Vec<String> = hit
@@ -385,9 +435,11 @@ async fn search(g: &Global, args: SearchArgs) -> Result<ExitCode> {
                 }
             } else {
                 println!(
-                    "       {} – {}  {snippet}",
+                    "       {} – {}  {} ({})  {snippet}",
                     timecode(m.start_ms),
-                    timecode(m.end_ms)
+                    timecode(m.end_ms),
+                    m.kind,
+                    m.why.join("+")
                 );
             }
         }
@@ -511,6 +563,20 @@ async fn transcript(
     let store = Store::open(&g.data)
         .await
         .with_context(|| format!("opening the archive {}", g.data.display()))?;
+    let asset = resolve_asset(&store, asset).await?;
+    let text = kairos_store::transcript::export(&store.catalog, &asset, format).await?;
+    match out {
+        Some(path) => {
+            fs_err::write(&path, text)?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An asset named by its id or by the path of the file it was ingested from.
+async fn resolve_asset(store: &Store, asset: &str) -> Result<kairos_store::Asset> {
     let by_path = match std::path::Path::new(asset).canonicalize() {
         Ok(p) => {
             store
@@ -520,20 +586,79 @@ async fn transcript(
         }
         Err(_) => None,
     };
-    let asset = match by_path {
+    Ok(match by_path {
         Some(a) => a,
         None => store.catalog.asset(asset).await.with_context(|| {
             format!("{asset} is neither an asset id nor an ingested file of this archive")
         })?,
-    };
-    let text = kairos_store::transcript::export(&store.catalog, &asset, format).await?;
-    match out {
-        Some(path) => {
-            fs_err::write(&path, text)?;
-            eprintln!("wrote {}", path.display());
-        }
-        None => print!("{text}"),
+    })
+}
+
+async fn clip(
+    g: &Global,
+    asset: &str,
+    from: &str,
+    to: &str,
+    out: &std::path::Path,
+    overwrite: bool,
+) -> Result<ExitCode> {
+    use kairos_indexer::video::clip_export;
+    let from_ms = clip_export::parse_timecode("--from", from)?;
+    let to_ms = clip_export::parse_timecode("--to", to)?;
+    let store = Store::open(&g.data)
+        .await
+        .with_context(|| format!("opening the archive {}", g.data.display()))?;
+    let asset = resolve_asset(&store, asset).await?;
+    if asset.kind == AssetKind::Image {
+        bail!(
+            "{} is an image: only videos and recordings have moments to cut",
+            asset.path
+        );
     }
+    if let Some(d) = asset.duration_ms
+        && from_ms >= d
+    {
+        bail!(
+            "--from {} is past the end of {} ({})",
+            timecode(from_ms),
+            asset.path,
+            timecode(d)
+        );
+    }
+    let to_ms = asset.duration_ms.map_or(to_ms, |d| to_ms.min(d));
+    if out.exists() && !overwrite {
+        bail!(
+            "{} exists: choose another name or add --overwrite",
+            out.display()
+        );
+    }
+    let source = std::path::Path::new(&asset.path);
+    if out.canonicalize().ok() == source.canonicalize().ok() && out.exists() {
+        bail!("{} is the source file itself", out.display());
+    }
+    if !source.is_file() {
+        bail!("the original file {} is gone", asset.path);
+    }
+    let tools = kairos_indexer::video::Tools::from_env();
+    let method = clip_export::export(
+        &tools,
+        source,
+        asset.kind == AssetKind::Video,
+        from_ms,
+        to_ms,
+        out,
+    )?;
+    let how = match method {
+        clip_export::ClipMethod::StreamCopy => "stream copy: the start is a key frame",
+        clip_export::ClipMethod::Reencode => "re-encoded: frame-accurate start",
+    };
+    println!(
+        "wrote {} ({} – {} of {}; {how})",
+        out.display(),
+        timecode(from_ms),
+        timecode(to_ms),
+        asset.file_name()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kairos_models::ModelKind;
-use kairos_store::{Filters, Mode, SearchQuery, SearchResponse, Store};
+use kairos_store::{Filters, Group, Mode, SearchQuery, SearchResponse, Store};
 
 use crate::analysis::Analyzers;
 use crate::error::{Error, Result};
@@ -19,6 +19,7 @@ pub struct QueryInput {
     pub image: Option<Vec<u8>>,
     pub filters: Filters,
     pub mode: Mode,
+    pub group: Group,
     pub limit: usize,
     pub offset: usize,
 }
@@ -66,6 +67,7 @@ pub async fn search(
         text: text.clone(),
         filters: input.filters,
         mode: input.mode,
+        group: input.group,
         limit: if input.limit == 0 { 20 } else { input.limit },
         offset: input.offset,
         text_embedding: embedded.text,

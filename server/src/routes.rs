@@ -1,10 +1,12 @@
 //! The `/api/v1` routes and the web page.
 
+use actix_files::NamedFile;
 use actix_multipart::Multipart;
-use actix_web::{HttpResponse, get, http::header, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use futures_util::StreamExt;
+use kairos_indexer::query::SearchOutcome;
 use kairos_indexer::{QueryInput, query};
-use kairos_store::{AssetKind, Filters, Mode, TranscriptFormat, transcript};
+use kairos_store::{AssetKind, Filters, Group, Mode, SegmentKind, TranscriptFormat, transcript};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -19,6 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(search_image)
         .service(asset)
         .service(asset_transcript)
+        .service(asset_media)
+        .service(asset_moments)
         .service(asset_thumbnail)
         .service(segment_thumbnail);
 }
@@ -61,6 +65,8 @@ pub struct SearchBody {
     /// Capture date to (RFC 3339 or YYYY-MM-DD), inclusive.
     pub to: Option<String>,
     pub mode: Option<String>,
+    /// assets (one hit per asset, the default) or moments (one hit per moment).
+    pub group: Option<String>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
 }
@@ -82,6 +88,10 @@ impl SearchBody {
         let mode = match self.mode.as_deref() {
             Some(m) => m.parse::<Mode>().map_err(|e| invalid("mode", e))?,
             None => Mode::Hybrid,
+        };
+        let group = match self.group.as_deref() {
+            Some(g) => g.parse::<Group>().map_err(|e| invalid("group", e))?,
+            None => Group::Assets,
         };
         let limit = self.limit.unwrap_or(20);
         if !(1..=200).contains(&limit) {
@@ -108,6 +118,7 @@ impl SearchBody {
                     .transpose()?,
             },
             mode,
+            group,
             limit,
             offset: self.offset.unwrap_or(0),
         })
@@ -121,7 +132,7 @@ async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner().into_input(None)?;
     let outcome = query::search(&state.store, &state.analyzers, input).await?;
-    Ok(HttpResponse::Ok().json(outcome))
+    Ok(HttpResponse::Ok().json(linked(outcome)))
 }
 
 /// `POST /api/v1/search/image`: multipart with an `image` file part and, optionally, the fields
@@ -160,7 +171,7 @@ async fn search_image(
                     .map_err(|_| invalid(&name, format!("{text:?} is not a number")))?;
                 fields.insert(name, n.into());
             }
-            "query" | "kind" | "collection" | "from" | "to" | "mode" => {
+            "query" | "kind" | "collection" | "from" | "to" | "mode" | "group" => {
                 fields.insert(name, String::from_utf8_lossy(&data).into_owned().into());
             }
             other => return Err(bad(format!("unknown part {other:?}"))),
@@ -174,7 +185,28 @@ async fn search_image(
         body.into_input(Some(image))?,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(outcome))
+    Ok(HttpResponse::Ok().json(linked(outcome)))
+}
+
+/// Where a segment's thumbnail is served.
+fn thumbnail_url(segment_id: &str) -> String {
+    format!("/api/v1/segments/{segment_id}/thumbnail")
+}
+
+/// Results with the thumbnail URL of every moment that has one.
+fn linked(mut outcome: SearchOutcome) -> SearchOutcome {
+    let r = &mut outcome.response;
+    let moments = r
+        .hits
+        .iter_mut()
+        .flat_map(|h| h.moments.iter_mut())
+        .chain(r.moments.iter_mut().map(|m| &mut m.moment));
+    for m in moments {
+        if m.has_thumbnail {
+            m.thumbnail = Some(thumbnail_url(&m.segment_id));
+        }
+    }
+    outcome
 }
 
 #[get("/api/v1/assets/{id}")]
@@ -218,6 +250,90 @@ async fn asset_transcript(
             ),
         ))
         .body(body))
+}
+
+/// `GET /api/v1/assets/{id}/media`: the original file, with range requests (a browser's
+/// `<video>` seeks with them), `ETag` and `Last-Modified`.
+#[get("/api/v1/assets/{id}/media")]
+async fn asset_media(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let record = state.store.catalog.asset(&id).await?;
+    let file = NamedFile::open_async(&record.path)
+        .await
+        .map_err(|_| ApiError::NotFound {
+            code: "media_not_found",
+            what: "original file of asset",
+            id: id.to_string(),
+        })?;
+    let mut file =
+        file.use_last_modified(true)
+            .set_content_disposition(header::ContentDisposition {
+                disposition: header::DispositionType::Inline,
+                parameters: vec![header::DispositionParam::Filename(
+                    record.file_name().to_string(),
+                )],
+            });
+    if let Some(mime) = record.mime.as_deref().and_then(|m| m.parse().ok()) {
+        file = file.set_content_type(mime);
+    }
+    Ok(file.into_response(&req))
+}
+
+/// `GET /api/v1/assets/{id}/moments?kind=shot,speech` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MomentsParams {
+    /// Comma-separated segment kinds to list (shot, keyframe, speech, ocr, image); all by default.
+    pub kind: Option<String>,
+}
+
+/// `GET /api/v1/assets/{id}/moments`: the asset's shots, keyframes and speech in time order, with
+/// timecodes and thumbnail URLs.
+#[get("/api/v1/assets/{id}/moments")]
+async fn asset_moments(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    params: web::Query<MomentsParams>,
+) -> Result<HttpResponse, ApiError> {
+    let kinds = params
+        .kind
+        .as_deref()
+        .map(|k| {
+            k.split(',')
+                .map(|k| k.trim().parse::<SegmentKind>())
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+        .map_err(|e| invalid("kind", e))?;
+    let record = state.store.catalog.asset(&id).await?;
+    let mut segments = state.store.catalog.segments(&id).await?;
+    segments.sort_by_key(|s| (s.start_ms, s.end_ms));
+    let moments: Vec<serde_json::Value> = segments
+        .into_iter()
+        .filter(|s| kinds.as_ref().is_none_or(|k| k.contains(&s.kind)))
+        .map(|s| {
+            json!({
+                "segment_id": s.id,
+                "kind": s.kind,
+                "start_ms": s.start_ms,
+                "end_ms": s.end_ms,
+                "start": transcript::timestamp(s.start_ms, '.'),
+                "end": transcript::timestamp(s.end_ms, '.'),
+                "text": s.text,
+                "thumbnail": s.thumbnail.as_ref().map(|_| thumbnail_url(&s.id)),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "asset_id": record.id,
+        "kind": record.kind,
+        "duration_ms": record.duration_ms,
+        "media": format!("/api/v1/assets/{}/media", record.id),
+        "moments": moments,
+    })))
 }
 
 async fn jpeg_file(

@@ -24,7 +24,7 @@ pub use error::{Error, Result};
 pub use records::{
     Asset, AssetKind, AssetStatus, CatalogStats, Job, MediaInfo, Segment, SegmentKind,
 };
-pub use search::{AssetHit, Mode, Moment, SearchQuery, SearchResponse};
+pub use search::{AssetHit, Group, Mode, Moment, MomentHit, SearchQuery, SearchResponse};
 pub use text::{TextDoc, TextIndex};
 pub use thumbnails::Thumbnails;
 pub use transcript::TranscriptFormat;

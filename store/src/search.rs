@@ -1,7 +1,7 @@
 //! Search: candidates from every signal (BM25, sentence vectors, CLIP vectors, perceptual hash),
 //! weighted reciprocal-rank fusion, then grouping of moments into their assets.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -49,12 +49,38 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// How results are listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    /// One hit per asset with its best moments (coarse).
+    #[default]
+    Assets,
+    /// One hit per moment, across assets (fine).
+    Moments,
+}
+
+impl std::str::FromStr for Group {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "assets" => Ok(Group::Assets),
+            "moments" => Ok(Group::Moments),
+            other => Err(crate::Error::InvalidInput {
+                field: "group",
+                message: format!("{other:?} is not one of: assets, moments"),
+            }),
+        }
+    }
+}
+
 /// A search request with its query embeddings already computed (the store knows no models).
 #[derive(Debug, Clone, Default)]
 pub struct SearchQuery {
     pub text: Option<String>,
     pub filters: Filters,
     pub mode: Mode,
+    pub group: Group,
     pub limit: usize,
     pub offset: usize,
     /// Sentence embedding of `text` (the `text` space).
@@ -75,6 +101,27 @@ pub struct Moment {
     /// Matched words in `<b>…</b>`, HTML-escaped.
     pub snippet: Option<String>,
     pub score: f32,
+    /// Why it matched: `visual` (what is seen), `speech` (what is said), `metadata` (title,
+    /// caption, keywords…), `on_screen_text`. A shot and the words spoken over it make one
+    /// moment that matched for both.
+    pub why: Vec<String>,
+    /// Where its thumbnail is served (set by the HTTP layer; `None` when it has none).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub thumbnail: Option<String>,
+    /// Whether the moment has a thumbnail.
+    #[serde(skip)]
+    pub has_thumbnail: bool,
+}
+
+/// One moment in the results listed per moment (`group=moments`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MomentHit {
+    pub asset_id: String,
+    pub path: String,
+    pub asset_kind: AssetKind,
+    pub title: Option<String>,
+    #[serde(flatten)]
+    pub moment: Moment,
 }
 
 /// One asset in the results with its best moments and why it matched.
@@ -94,18 +141,25 @@ pub struct AssetHit {
 /// A page of results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchResponse {
+    pub group: Group,
+    /// Assets (`group=assets`; empty otherwise).
+    #[serde(default)]
     pub hits: Vec<AssetHit>,
-    /// Matching assets over all pages.
+    /// Moments (`group=moments`; empty otherwise).
+    #[serde(default)]
+    pub moments: Vec<MomentHit>,
+    /// Matching assets (or moments) over all pages.
     pub total: usize,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct MomentAcc {
     score: f32,
     snippet: Option<String>,
+    signals: BTreeSet<&'static str>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct AssetAcc {
     /// Fused score of signals about the asset as a whole (its metadata, its fingerprint).
     asset_score: f32,
@@ -145,6 +199,7 @@ fn fuse(lists: Vec<Ranked>) -> HashMap<String, AssetAcc> {
                 Some(seg) => {
                     let m = acc.moments.entry(seg).or_default();
                     m.score += contribution;
+                    m.signals.insert(list.signal);
                     if m.snippet.is_none() {
                         m.snippet = snippet;
                     }
@@ -253,9 +308,12 @@ impl Store {
                 .total_cmp(&a.1.total())
                 .then_with(|| a.0.cmp(&b.0))
         });
-        let total = ranked.len();
-        let page: Vec<(String, AssetAcc)> =
-            ranked.into_iter().skip(query.offset).take(limit).collect();
+        let total_assets = ranked.len();
+        let page: Vec<(String, AssetAcc)> = match query.group {
+            Group::Assets => ranked.into_iter().skip(query.offset).take(limit).collect(),
+            // Moments are ranked across assets: every matching asset's moments are needed.
+            Group::Moments => ranked,
+        };
 
         let moment_ids: Vec<String> = page
             .iter()
@@ -287,27 +345,25 @@ impl Store {
         for (asset_id, acc) in page {
             let asset = &assets[&asset_id];
             let score = acc.total();
-            let mut moments: Vec<Moment> = acc
-                .moments
-                .iter()
-                .filter_map(|(id, m)| {
-                    let s = segments.get(id)?;
-                    Some(Moment {
-                        segment_id: s.id.clone(),
-                        start_ms: s.start_ms,
-                        end_ms: s.end_ms,
-                        kind: s.kind,
-                        snippet: m.snippet.clone(),
-                        score: m.score,
+            let mut moments = merge_moments(
+                acc.moments
+                    .iter()
+                    .filter_map(|(id, m)| {
+                        let s = segments.get(id)?;
+                        Some(Moment {
+                            segment_id: s.id.clone(),
+                            start_ms: s.start_ms,
+                            end_ms: s.end_ms,
+                            kind: s.kind,
+                            snippet: m.snippet.clone(),
+                            score: m.score,
+                            why: why(s.kind, &m.signals),
+                            thumbnail: None,
+                            has_thumbnail: s.thumbnail.is_some(),
+                        })
                     })
-                })
-                .collect();
-            moments.sort_by(|a, b| {
-                b.score
-                    .total_cmp(&a.score)
-                    .then(a.start_ms.cmp(&b.start_ms))
-            });
-            moments.truncate(MOMENTS_PER_ASSET);
+                    .collect(),
+            );
             if moments.is_empty()
                 && let Some(s) = first.remove(&asset_id)
             {
@@ -318,14 +374,25 @@ impl Store {
                     kind: s.kind,
                     snippet: None,
                     score: acc.asset_score,
+                    why: Vec::new(),
+                    thumbnail: None,
+                    has_thumbnail: s.thumbnail.is_some(),
                 });
             }
             // The metadata snippet belongs to the asset; an image's one moment is the asset.
-            if let (Some(snippet), Some(first)) = (&acc.asset_snippet, moments.first_mut())
-                && first.snippet.is_none()
-                && (first.kind == SegmentKind::Image || acc.moments.is_empty())
-            {
-                first.snippet = Some(snippet.clone());
+            if let Some(first) = moments.first_mut() {
+                if acc.asset_score > 0.0
+                    && (first.kind == SegmentKind::Image || acc.moments.is_empty())
+                    && !first.why.iter().any(|w| w == "metadata")
+                {
+                    first.why.push("metadata".into());
+                }
+                if let Some(snippet) = &acc.asset_snippet
+                    && first.snippet.is_none()
+                    && (first.kind == SegmentKind::Image || acc.moments.is_empty())
+                {
+                    first.snippet = Some(snippet.clone());
+                }
             }
             hits.push(AssetHit {
                 asset_id,
@@ -337,8 +404,116 @@ impl Store {
                 moments,
             });
         }
-        Ok(SearchResponse { hits, total })
+        match query.group {
+            Group::Assets => {
+                for hit in &mut hits {
+                    hit.moments.truncate(MOMENTS_PER_ASSET);
+                }
+                Ok(SearchResponse {
+                    group: Group::Assets,
+                    hits,
+                    moments: Vec::new(),
+                    total: total_assets,
+                })
+            }
+            Group::Moments => {
+                let mut all: Vec<MomentHit> = hits
+                    .into_iter()
+                    .flat_map(|h| {
+                        let (asset_id, path, kind, title) = (h.asset_id, h.path, h.kind, h.title);
+                        h.moments.into_iter().map(move |m| MomentHit {
+                            asset_id: asset_id.clone(),
+                            path: path.clone(),
+                            asset_kind: kind,
+                            title: title.clone(),
+                            moment: m,
+                        })
+                    })
+                    .collect();
+                all.sort_by(|a, b| {
+                    b.moment
+                        .score
+                        .total_cmp(&a.moment.score)
+                        .then_with(|| a.asset_id.cmp(&b.asset_id))
+                        .then(a.moment.start_ms.cmp(&b.moment.start_ms))
+                });
+                let total = all.len();
+                Ok(SearchResponse {
+                    group: Group::Moments,
+                    hits: Vec::new(),
+                    moments: all.into_iter().skip(query.offset).take(limit).collect(),
+                    total,
+                })
+            }
+        }
     }
+}
+
+/// Why a moment of `kind` matched, from the signals that found it.
+fn why(kind: SegmentKind, signals: &BTreeSet<&'static str>) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for s in signals {
+        out.insert(match (*s, kind) {
+            ("visual" | "duplicate", _) => "visual",
+            (_, SegmentKind::Speech) => "speech",
+            (_, SegmentKind::Ocr) => "on_screen_text",
+            _ => "metadata",
+        });
+    }
+    out.into_iter().map(str::to_string).collect()
+}
+
+/// Best first, with each spoken moment folded into a visual moment it overlaps: the words give
+/// the timecode and the snippet, the picture adds its reason and its score.
+fn merge_moments(mut moments: Vec<Moment>) -> Vec<Moment> {
+    moments.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.start_ms.cmp(&b.start_ms))
+    });
+    let mut out: Vec<Moment> = Vec::with_capacity(moments.len());
+    let mut absorbed = vec![false; moments.len()];
+    for i in 0..moments.len() {
+        if absorbed[i] {
+            continue;
+        }
+        let mut m = moments[i].clone();
+        let visual = |k: SegmentKind| matches!(k, SegmentKind::Shot | SegmentKind::Keyframe);
+        for j in i + 1..moments.len() {
+            if absorbed[j] {
+                continue;
+            }
+            let o = &moments[j];
+            let pair = (m.kind == SegmentKind::Speech && visual(o.kind))
+                || (visual(m.kind) && o.kind == SegmentKind::Speech);
+            let overlap = m.start_ms < o.end_ms.max(o.start_ms + 1)
+                && o.start_ms < m.end_ms.max(m.start_ms + 1);
+            if pair && overlap && !m.why.iter().any(|w| o.why.contains(w)) {
+                absorbed[j] = true;
+                let speech = if m.kind == SegmentKind::Speech {
+                    m.clone()
+                } else {
+                    o.clone()
+                };
+                let mut why: BTreeSet<String> = m.why.iter().cloned().collect();
+                why.extend(o.why.iter().cloned());
+                m = Moment {
+                    score: m.score + o.score,
+                    why: why.into_iter().collect(),
+                    has_thumbnail: speech.has_thumbnail,
+                    ..speech
+                };
+                break;
+            }
+        }
+        out.push(m);
+    }
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.start_ms.cmp(&b.start_ms))
+    });
+    out
 }
 
 #[cfg(test)]

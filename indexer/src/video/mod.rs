@@ -2,8 +2,10 @@
 //!
 //! - [`ffmpeg`]: the subprocesses (probe, frames, audio, clip export), with timeouts;
 //! - [`shots`]: shot boundaries (cuts, fades, dissolves) from frame features;
+//! - [`clip_export`]: a moment cut out as a file;
 //! - [`keyframes`]: which frame stands for a shot, or for each stretch of a long one.
 
+pub mod clip_export;
 pub mod ffmpeg;
 pub mod keyframes;
 pub mod shots;
