@@ -90,6 +90,17 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// List an asset's moments (shots, keyframes, speech) with timecodes.
+    Moments {
+        /// The asset's id, or the path of the file it was ingested from.
+        asset: String,
+        /// Comma-separated kinds to list (shot, keyframe, speech, ocr, image).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Export a moment of a video or recording as a file of its own.
     Clip {
         /// The asset's id, or the path of the file it was ingested from.
@@ -227,6 +238,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Search(args) => search(g, args).await,
         Command::Models { command } => models(g, command),
         Command::Transcript { asset, format, out } => transcript(g, &asset, &format, out).await,
+        Command::Moments { asset, kind, json } => moments(g, &asset, kind.as_deref(), json).await,
         Command::Clip {
             asset,
             from,
@@ -592,6 +604,54 @@ async fn resolve_asset(store: &Store, asset: &str) -> Result<kairos_store::Asset
             format!("{asset} is neither an asset id nor an ingested file of this archive")
         })?,
     })
+}
+
+async fn moments(g: &Global, asset: &str, kinds: Option<&str>, json: bool) -> Result<ExitCode> {
+    let kinds = kinds
+        .map(|k| {
+            k.split(',')
+                .map(|k| k.trim().parse::<kairos_store::SegmentKind>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let store = Store::open(&g.data)
+        .await
+        .with_context(|| format!("opening the archive {}", g.data.display()))?;
+    let asset = resolve_asset(&store, asset).await?;
+    let mut list =
+        kairos_store::timeline::timeline(&store.catalog, &asset.id, kinds.as_deref()).await?;
+    for m in &mut list {
+        if m.has_thumbnail {
+            m.thumbnail = Some(kairos_server::routes::thumbnail_url(&m.segment_id));
+        }
+    }
+    if json {
+        let value = serde_json::json!({
+            "asset_id": asset.id,
+            "path": asset.path,
+            "kind": asset.kind,
+            "duration_ms": asset.duration_ms,
+            "moments": list,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} ({}, {})",
+        asset.path,
+        asset.kind,
+        asset.duration_ms.map(timecode).unwrap_or_default()
+    );
+    for m in &list {
+        println!(
+            "  {} – {}  {:<8} {}",
+            m.start,
+            m.end,
+            m.kind.as_str(),
+            m.text.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn clip(

@@ -6,7 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use futures_util::StreamExt;
 use kairos_indexer::query::SearchOutcome;
 use kairos_indexer::{QueryInput, query};
-use kairos_store::{AssetKind, Filters, Group, Mode, SegmentKind, TranscriptFormat, transcript};
+use kairos_store::{
+    AssetKind, Filters, Group, Mode, SegmentKind, TranscriptFormat, timeline, transcript,
+};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -189,7 +191,7 @@ async fn search_image(
 }
 
 /// Where a segment's thumbnail is served.
-fn thumbnail_url(segment_id: &str) -> String {
+pub fn thumbnail_url(segment_id: &str) -> String {
     format!("/api/v1/segments/{segment_id}/thumbnail")
 }
 
@@ -309,24 +311,12 @@ async fn asset_moments(
         .transpose()
         .map_err(|e| invalid("kind", e))?;
     let record = state.store.catalog.asset(&id).await?;
-    let mut segments = state.store.catalog.segments(&id).await?;
-    segments.sort_by_key(|s| (s.start_ms, s.end_ms));
-    let moments: Vec<serde_json::Value> = segments
-        .into_iter()
-        .filter(|s| kinds.as_ref().is_none_or(|k| k.contains(&s.kind)))
-        .map(|s| {
-            json!({
-                "segment_id": s.id,
-                "kind": s.kind,
-                "start_ms": s.start_ms,
-                "end_ms": s.end_ms,
-                "start": transcript::timestamp(s.start_ms, '.'),
-                "end": transcript::timestamp(s.end_ms, '.'),
-                "text": s.text,
-                "thumbnail": s.thumbnail.as_ref().map(|_| thumbnail_url(&s.id)),
-            })
-        })
-        .collect();
+    let mut moments = timeline::timeline(&state.store.catalog, &id, kinds.as_deref()).await?;
+    for m in &mut moments {
+        if m.has_thumbnail {
+            m.thumbnail = Some(thumbnail_url(&m.segment_id));
+        }
+    }
     Ok(HttpResponse::Ok().json(json!({
         "asset_id": record.id,
         "kind": record.kind,

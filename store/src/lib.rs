@@ -13,6 +13,7 @@ pub mod records;
 pub mod search;
 pub mod text;
 pub mod thumbnails;
+pub mod timeline;
 pub mod transcript;
 pub mod vectors;
 

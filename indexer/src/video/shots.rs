@@ -33,6 +33,8 @@ const GRADUAL_MIN_S: f64 = 0.2;
 const GRADUAL_MAX_S: f64 = 3.0;
 /// Mean brightness (0..1) under which a frame is black.
 const BLACK_LUMA: f32 = 0.06;
+/// A possible dissolve that begins this dark is a fade in.
+const FADE_LUMA: f32 = 0.15;
 /// No two boundaries closer than this (seconds).
 const MIN_SHOT_S: f64 = 0.25;
 
@@ -45,7 +47,9 @@ pub struct Features {
     pub luma: f32,
 }
 
-/// HSV of an RGB triple, each in 0..1 (hue as a fraction of the circle).
+/// Hue, chroma and value of an RGB triple, each in 0..1 (hue as a fraction of the circle).
+/// Chroma (max − min) stands in for saturation, which is unstable in dark pixels: a near-black
+/// pixel with a little codec noise has any saturation, but no chroma to speak of.
 fn hsv(r: f32, g: f32, b: f32) -> [f32; 3] {
     let max = r.max(g).max(b);
     let min = r.min(g).min(b);
@@ -59,12 +63,7 @@ fn hsv(r: f32, g: f32, b: f32) -> [f32; 3] {
     } else {
         ((r - g) / delta + 4.0) / 6.0
     };
-    let s = if max <= f32::EPSILON {
-        0.0
-    } else {
-        delta / max
-    };
-    [h, s, max]
+    [h, delta, max]
 }
 
 /// The two bins around `x` (0..1) of `n` and the weight of the second; hue wraps around.
@@ -117,6 +116,8 @@ pub fn features(rgb: &[u8], width: usize, height: usize) -> Features {
             let (v0, v1, vw) = soft_bin(v, VAL_BINS, false);
             for (hb, hwt) in [(h0, 1.0 - hw), (h1, hw)] {
                 for (sb, swt) in [(s0, 1.0 - sw), (s1, sw)] {
+                    // The hue of a nearly grey pixel is noise: greys share one hue bin.
+                    let hb = if sb == 0 { 0 } else { hb };
                     let base = (hb * SAT_BINS + sb) * VAL_BINS;
                     let w = hwt * swt;
                     hist[base + v0] += w * (1.0 - vw);
@@ -181,6 +182,8 @@ pub struct Detector {
     gradual: Option<(usize, Features)>,
     /// Features of the frames not yet decided (the last `LAG + 1`).
     recent: VecDeque<(usize, Features)>,
+    /// Features of the last frame decided.
+    decided: Option<Features>,
 }
 
 /// What the detector says, frame by frame, in order.
@@ -210,6 +213,7 @@ impl Detector {
             shot_start: None,
             gradual: None,
             recent: VecDeque::new(),
+            decided: None,
         }
     }
 
@@ -241,6 +245,7 @@ impl Detector {
         if self.recent.len() > LAG {
             let (frame, features) = self.recent.pop_front().expect("not empty");
             self.decide(frame, &features, false, &mut events);
+            self.decided = Some(features);
         }
         events
     }
@@ -250,6 +255,7 @@ impl Detector {
         let mut events = Vec::new();
         while let Some((frame, features)) = self.recent.pop_front() {
             self.decide(frame, &features, true, &mut events);
+            self.decided = Some(features);
         }
         events
     }
@@ -273,6 +279,7 @@ impl Detector {
             return;
         }
         let d = self.change_at(at).unwrap_or(0.0);
+        tracing::trace!(frame = at, change = d, luma = f.luma, "shot detector");
         let far_enough = at >= start + self.min_shot();
         // Hard cut: large, and several times the changes around it.
         if far_enough && d >= MIN_CUT {
@@ -287,7 +294,18 @@ impl Detector {
             } else {
                 around.iter().sum::<f32>() / around.len() as f32
             };
-            if d >= CUT_RATIO * mean {
+            // A flash (or a one-frame glitch): the frame after looks like the frame before.
+            let flash = match (&self.decided, self.recent.front()) {
+                (Some(before), Some((_, after))) => change(before, after) < d / 2.0,
+                _ => false,
+            };
+            // …or its end: the change into the frame before was as large.
+            let flash = flash
+                || at
+                    .checked_sub(1)
+                    .and_then(|i| self.change_at(i))
+                    .is_some_and(|p| p >= d / 2.0);
+            if d >= CUT_RATIO * mean && !flash {
                 events.push(Event::ShotEnd { end: at });
                 self.begin(at, events);
                 return;
@@ -306,7 +324,10 @@ impl Detector {
         }
         if let Some((from, anchor)) = self.gradual.take() {
             let length = (at - from) as f64 / self.fps;
+            // A fade in from black is the start of its shot, not a dissolve into another.
+            let fade_in = anchor.luma < FADE_LUMA || from <= start + self.min_shot();
             if (GRADUAL_MIN_S..=GRADUAL_MAX_S).contains(&length)
+                && !fade_in
                 && change(&anchor, f) >= GRADUAL_HIGH
             {
                 let middle = (from + at) / 2;
