@@ -236,4 +236,72 @@ fn trained_clip_ranks_the_described_shape_first_in_kairos_search() {
             caption(class)
         );
     }
+
+    // The same model finds a shot inside a video: four held-back pictures, two seconds each.
+    let work = tmp.path().join("work");
+    fs_err::create_dir_all(&work).unwrap();
+    let order = [4usize, 0, 8, 2];
+    let mut args: Vec<String> = vec!["-y".into(), "-v".into(), "error".into()];
+    for (i, class) in order.iter().enumerate() {
+        let png = work.join(format!("{i}.png"));
+        held[*class].1.save(&png).unwrap();
+        assert_eq!(held[*class].0, *class);
+        args.extend(["-loop", "1", "-framerate", "25", "-t", "2", "-i"].map(String::from));
+        args.push(png.to_str().unwrap().into());
+    }
+    let mut graph = String::new();
+    for i in 0..order.len() {
+        graph.push_str(&format!(
+            "[{i}:v]scale=224:224:flags=neighbor,setsar=1[v{i}];"
+        ));
+    }
+    for i in 0..order.len() {
+        graph.push_str(&format!("[v{i}]"));
+    }
+    graph.push_str(&format!(
+        "concat=n={}:v=1:a=0,format=yuv420p[v]",
+        order.len()
+    ));
+    args.extend(["-filter_complex".into(), graph, "-map".into(), "[v]".into()]);
+    args.extend(["-c:v", "libx264", "-preset", "veryfast", "-crf", "18"].map(String::from));
+    let clips = tmp.path().join("clips");
+    fs_err::create_dir_all(&clips).unwrap();
+    let video = clips.join("shapes.mp4");
+    args.push(video.to_str().unwrap().into());
+    let out = std::process::Command::new("ffmpeg")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kairos_ok(&data, &["ingest", clips.to_str().unwrap()]);
+    for (i, class) in order.iter().enumerate() {
+        let r = search_json(
+            &data,
+            &[
+                &caption(*class),
+                "--mode",
+                "visual",
+                "--kind",
+                "video",
+                "--group",
+                "moments",
+                "--limit",
+                "3",
+            ],
+        );
+        let top = &r["moments"][0];
+        assert_eq!(top["kind"], "shot", "{r}");
+        assert_eq!(top["why"][0], "visual", "{r}");
+        let start = top["start_ms"].as_i64().unwrap();
+        assert!(
+            (start - i as i64 * 2000).abs() <= 40,
+            "{:?} found the shot at {start} ms, shown at {} ms: {r}",
+            caption(*class),
+            i * 2000
+        );
+    }
 }
