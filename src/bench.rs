@@ -50,6 +50,19 @@ pub enum BenchCommand {
         #[arg(long, env = "KAIROS_WHEELS")]
         wheels: Option<PathBuf>,
     },
+    /// Video: a generated 1080p25 H.264 broadcast-like file with speech, ingested for real (shots,
+    /// keyframes, CLIP ViT-B/32, Whisper, index); where the time goes and how the passes overlap.
+    Video {
+        #[arg(long, default_value = "/usr/share/pocketsphinx/test/data/librivox")]
+        librivox: PathBuf,
+        #[arg(long, default_value_t = 5.0)]
+        minutes: f64,
+        /// Where the generated video is kept between runs.
+        #[arg(long, default_value = "target/bench-media")]
+        keep: PathBuf,
+        #[arg(long, default_value = "docs/bench/video.json")]
+        out: PathBuf,
+    },
     /// Search latency over a synthetic archive (captions and vectors), with the query's embeddings.
     Search {
         #[arg(long, default_value_t = 100_000)]
@@ -69,6 +82,15 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
             queries,
             out,
         } => (search(g, assets, queries).await?, out),
+        BenchCommand::Video {
+            librivox,
+            minutes,
+            keep,
+            out,
+        } => (
+            crate::bench_video::video(g, &librivox, minutes, &keep).await?,
+            out,
+        ),
         BenchCommand::Speech {
             librivox,
             minutes,

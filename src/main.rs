@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_speech;
+mod bench_video;
 mod cli;
 
 use std::process::ExitCode;

@@ -72,6 +72,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ),
     ("thumbnail_not_found", 404, "the asset has no thumbnail"),
     (
+        "media_not_found",
+        404,
+        "the original file of the asset is no longer where it was ingested from",
+    ),
+    (
         "internal",
         500,
         "the archive or a model failed; the message says which file",

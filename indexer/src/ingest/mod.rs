@@ -89,6 +89,8 @@ pub struct IngestSummary {
     pub failed: usize,
     /// (path, error) of every failed file.
     pub failures: Vec<(String, String)>,
+    /// (path, where its time went) of every video analysed.
+    pub videos: Vec<(String, VideoTimings)>,
     pub elapsed: Duration,
 }
 
@@ -355,7 +357,10 @@ impl Ingester {
         })
         .await?;
         for (path, _, asset) in timed {
-            let p = self.prepare_timed(path.clone(), asset, progress).await?;
+            let (p, timings) = self.prepare_timed(path.clone(), asset, progress).await?;
+            if let Some(t) = timings {
+                summary.videos.push((path.display().to_string(), t));
+            }
             prepared.push((path, p));
         }
         // 5. Embed the batch with each model.
@@ -511,7 +516,7 @@ impl Ingester {
         path: PathBuf,
         asset: Asset,
         progress: &(dyn Fn(&Progress) + Send + Sync),
-    ) -> Result<Prepared> {
+    ) -> Result<(Prepared, Option<VideoTimings>)> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Option<u64>)>();
         let analyzers = self.analyzers.clone();
         let options = self.options.clone();
@@ -538,9 +543,12 @@ impl Ingester {
                     &mut timings,
                 );
                 tracing::debug!(path = %p.display(), ?timings, "video analysed");
-                prepared
+                (prepared, Some(timings))
             } else {
-                prepare_audio(&p, asset, &analyzers, &options, &report)
+                (
+                    prepare_audio(&p, asset, &analyzers, &options, &report),
+                    None,
+                )
             }
         });
         while let Some((done_ms, total_ms)) = rx.recv().await {
