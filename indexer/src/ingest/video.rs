@@ -2,7 +2,8 @@
 //! the first audio track (Whisper) — joined into shot, keyframe and speech moments.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use kairos_models::whisper::{LANGUAGES, SAMPLE_RATE, TranscribeOptions, Transcript};
@@ -119,6 +120,8 @@ pub(super) fn prepare_video(
             .map(iso_639_1)
             .filter(|l| LANGUAGES.contains(&l.as_str()))
     });
+    // A failed frame pass stops the speech pass: the file fails either way.
+    let cancel = Arc::new(AtomicBool::new(false));
     let (frames, speech) = std::thread::scope(|scope| {
         let speech = (!probe.audio.is_empty())
             .then_some(analyzers.whisper.as_ref())
@@ -127,9 +130,10 @@ pub(super) fn prepare_video(
                 let language = spoken_hint.clone();
                 let speech_done = &speech_done;
                 let report = &report;
+                let cancel = cancel.clone();
                 scope.spawn(move || {
                     let t = Instant::now();
-                    let r = transcribe(path, tools, whisper, language, &|samples| {
+                    let r = transcribe(path, tools, whisper, language, cancel, &|samples| {
                         speech_done.store(
                             samples as u64 * 1000 / SAMPLE_RATE as u64,
                             Ordering::Relaxed,
@@ -145,6 +149,9 @@ pub(super) fn prepare_video(
                 frames_done.store(ms, Ordering::Relaxed);
                 report();
             });
+            if r.is_err() {
+                cancel.store(true, Ordering::Relaxed);
+            }
             (r, t.elapsed().as_secs_f64())
         });
         let speech = speech.map(|h| h.join().expect("the speech pass panicked"));
@@ -403,9 +410,10 @@ fn transcribe(
     tools: &Tools,
     whisper: &std::sync::Mutex<kairos_models::whisper::Whisper>,
     language: Option<String>,
+    cancel: Arc<AtomicBool>,
     progress: &dyn Fn(usize),
 ) -> Result<Transcript> {
-    let mut pcm = tools.pcm(path, 0)?;
+    let mut pcm = tools.pcm(path, 0, cancel)?;
     let mut whisper = match whisper.lock() {
         Ok(w) => w,
         Err(poisoned) => poisoned.into_inner(),

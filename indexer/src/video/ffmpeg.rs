@@ -139,8 +139,9 @@ impl Tools {
         })
     }
 
-    /// The audio track `track` (0-based among audio streams) as 16 kHz mono f32 samples.
-    pub fn pcm(&self, path: &Path, track: usize) -> Result<PcmReader> {
+    /// The audio track `track` (0-based among audio streams) as 16 kHz mono f32 samples; reading
+    /// fails once `cancel` is set (another pass of the same file failed).
+    pub fn pcm(&self, path: &Path, track: usize, cancel: Arc<AtomicBool>) -> Result<PcmReader> {
         let mut cmd = Command::new(&self.ffmpeg);
         cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
             .arg(file_url(path))
@@ -154,6 +155,7 @@ impl Tools {
             buf_start: 0,
             ended: false,
             path: path.to_path_buf(),
+            cancel,
         })
     }
 
@@ -463,6 +465,7 @@ pub struct PcmReader {
     buf_start: usize,
     ended: bool,
     path: PathBuf,
+    cancel: Arc<AtomicBool>,
 }
 
 impl PcmReader {
@@ -517,6 +520,9 @@ impl kairos_models::whisper::PcmSource for PcmReader {
         start: usize,
         len: usize,
     ) -> std::result::Result<Vec<f32>, Box<dyn std::error::Error + Send + Sync>> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err("cancelled: the frames of the same file failed".into());
+        }
         self.read_until(start + len)?;
         if start > self.buf_start {
             let drop = (start - self.buf_start).min(self.buf.len());

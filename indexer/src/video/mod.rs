@@ -31,6 +31,8 @@ pub const VIDEO_EXTENSIONS: &[&str] = &[
 const MAX_ANALYSIS_FPS: f64 = 30.5;
 /// Shortest side of the analysis frames (CLIP reads 224×224).
 pub const ANALYSIS_SIDE: u32 = 224;
+/// Frames between two keyframe candidates.
+const KEYFRAME_STEP: usize = 5;
 /// Longest side of the analysis frames.
 const MAX_ANALYSIS_LONG: u32 = 640;
 
@@ -233,13 +235,13 @@ impl ShotState {
                     emit_window(shot, at, ms_of, size, on_keyframe)?;
                     shot.window_start = at;
                 }
-                // Every second frame is plenty to choose from; the first few frames of a shot
-                // are often the tail of a transition.
-                if in_transition || (at - shot.start) % 2 == 1 {
+                // Five frames a second are plenty to choose from.
+                if in_transition || !(at - shot.start).is_multiple_of(KEYFRAME_STEP) {
                     return Ok(());
                 }
                 if let Some((_, rgb)) = held.iter().find(|(i, _)| *i == at) {
                     let mut q = keyframes::quality(rgb, size.0, size.1);
+                    // The first frames of a shot are often the tail of a transition.
                     if ms_of(at - shot.start) < 300 {
                         q *= 0.5;
                     }

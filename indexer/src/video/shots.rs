@@ -96,11 +96,11 @@ pub fn features(rgb: &[u8], width: usize, height: usize) -> Features {
     let mut hist = vec![0f32; BINS];
     let mut luma = 0f64;
     let mut samples = 0u32;
-    // Every second pixel of every second row: plenty for a histogram and a 32×18 grid.
-    for y in (0..height).step_by(2) {
+    // Every fourth pixel of every fourth row: ten or more samples per cell of the 32×18 grid.
+    for y in (0..height).step_by(4) {
         let gy = y * GRID_H / height;
         let row = &rgb[y * width * 3..(y + 1) * width * 3];
-        for x in (0..width).step_by(2) {
+        for x in (0..width).step_by(4) {
             let p = &row[x * 3..x * 3 + 3];
             let (r, g, b) = (p[0] as f32, p[1] as f32, p[2] as f32);
             let cell = gy * GRID_W + x * GRID_W / width;
