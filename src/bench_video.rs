@@ -188,7 +188,7 @@ pub async fn video(
         pass.shots.len()
     );
 
-    // 3. The real ingest: both passes side by side, CLIP on the keyframes, Whisper, MiniLM, index.
+    // 3. The real ingest: the frame pass with CLIP on the keyframes, then Whisper, MiniLM, index.
     let models = g.model_store();
     let mut analyzers = Analyzers::load(&models)?;
     let clip_model = if analyzers.clip.is_none() {

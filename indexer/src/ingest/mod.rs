@@ -71,8 +71,7 @@ pub enum Progress {
     /// A long file is on its way: `done_ms` of `total_ms` (when the container says) analysed.
     Working {
         path: PathBuf,
-        /// What is being done: `transcribing` (a recording), `analysing` (a video's frames and
-        /// speech, `done_ms` being the slower of the two).
+        /// What is being done: `transcribing` (speech), `finding shots in` (a video's frames).
         stage: &'static str,
         done_ms: u64,
         total_ms: Option<u64>,
@@ -517,19 +516,15 @@ impl Ingester {
         asset: Asset,
         progress: &(dyn Fn(&Progress) + Send + Sync),
     ) -> Result<(Prepared, Option<VideoTimings>)> {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Option<u64>)>();
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(&'static str, u64, Option<u64>)>();
         let analyzers = self.analyzers.clone();
         let options = self.options.clone();
         let tools = self.tools.clone();
         let p = path.clone();
-        let stage = if asset.kind == AssetKind::Video {
-            "analysing"
-        } else {
-            "transcribing"
-        };
         let task = tokio::task::spawn_blocking(move || {
-            let report = move |done: u64, total: Option<u64>| {
-                let _ = tx.send((done, total));
+            let report = move |stage: &'static str, done: u64, total: Option<u64>| {
+                let _ = tx.send((stage, done, total));
             };
             if asset.kind == AssetKind::Video {
                 let mut timings = VideoTimings::default();
@@ -546,12 +541,14 @@ impl Ingester {
                 (prepared, Some(timings))
             } else {
                 (
-                    prepare_audio(&p, asset, &analyzers, &options, &report),
+                    prepare_audio(&p, asset, &analyzers, &options, &|done, total| {
+                        report("transcribing", done, total)
+                    }),
                     None,
                 )
             }
         });
-        while let Some((done_ms, total_ms)) = rx.recv().await {
+        while let Some((stage, done_ms, total_ms)) = rx.recv().await {
             progress(&Progress::Working {
                 path: path.clone(),
                 stage,

@@ -1,9 +1,7 @@
-//! One video: probe, then two passes side by side — frames (shots, keyframes, CLIP vectors) and
-//! the first audio track (Whisper) — joined into shot, keyframe and speech moments.
+//! One video: probe, then two passes — frames (shots, keyframes, CLIP vectors), then the first
+//! audio track (Whisper) — joined into shot, keyframe and speech moments.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use kairos_models::whisper::{LANGUAGES, SAMPLE_RATE, TranscribeOptions, Transcript};
@@ -33,7 +31,7 @@ pub struct VideoTimings {
     pub decode_wait: f64,
     /// Of which thumbnails, CLIP preprocessing and embedding.
     pub clip: f64,
-    /// The speech pass, wall clock (ffmpeg audio + Whisper), alongside the frame pass.
+    /// The speech pass, wall clock (ffmpeg audio + Whisper), after the frame pass.
     pub speech_wall: f64,
     pub shots: usize,
     pub keyframes: usize,
@@ -51,14 +49,14 @@ struct Analysed {
     visual: Option<Vec<f32>>,
 }
 
-/// Indexes one video file; `progress(done_ms, total_ms)` as both passes advance.
+/// Indexes one video file; `progress(stage, done_ms, total_ms)` as each pass advances.
 pub(super) fn prepare_video(
     path: &Path,
     mut asset: Asset,
     analyzers: &Analyzers,
     options: &IngestOptions,
     tools: &Tools,
-    progress: &(dyn Fn(u64, Option<u64>) + Sync),
+    progress: &dyn Fn(&'static str, u64, Option<u64>),
     timings: &mut VideoTimings,
 ) -> Prepared {
     let fail = |mut asset: Asset, error: String| {
@@ -96,22 +94,6 @@ pub(super) fn prepare_video(
         asset.kind = AssetKind::Audio;
     }
     let total_ms = asset.duration_ms.map(|d| d as u64);
-    let frames_done = AtomicU64::new(0);
-    let speech_done = AtomicU64::new(if probe.audio.is_empty() || analyzers.whisper.is_none() {
-        u64::MAX
-    } else {
-        0
-    });
-    let report = || {
-        let done = frames_done
-            .load(Ordering::Relaxed)
-            .min(speech_done.load(Ordering::Relaxed));
-        progress(done, total_ms);
-    };
-    if probe.video.is_none() {
-        frames_done.store(u64::MAX, Ordering::Relaxed);
-    }
-
     let spoken_hint = options.speech_language.clone().or_else(|| {
         probe
             .audio
@@ -120,43 +102,31 @@ pub(super) fn prepare_video(
             .map(iso_639_1)
             .filter(|l| LANGUAGES.contains(&l.as_str()))
     });
-    // A failed frame pass stops the speech pass: the file fails either way.
-    let cancel = Arc::new(AtomicBool::new(false));
-    let (frames, speech) = std::thread::scope(|scope| {
-        let speech = (!probe.audio.is_empty())
-            .then_some(analyzers.whisper.as_ref())
-            .flatten()
-            .map(|whisper| {
-                let language = spoken_hint.clone();
-                let speech_done = &speech_done;
-                let report = &report;
-                let cancel = cancel.clone();
-                scope.spawn(move || {
-                    let t = Instant::now();
-                    let r = transcribe(path, tools, whisper, language, cancel, &|samples| {
-                        speech_done.store(
-                            samples as u64 * 1000 / SAMPLE_RATE as u64,
-                            Ordering::Relaxed,
-                        );
-                        report();
-                    });
-                    (r, t.elapsed().as_secs_f64())
-                })
-            });
-        let frames = probe.video.as_ref().map(|_| {
+    // One pass after the other, frames first (a file that does not decode fails before any
+    // transcription): each pass already keeps every core busy, and side by side they were slower
+    // (79.9 s against 75.5 s for 5 min of 1080p with speech, docs/benchmarks.md).
+    let frames = probe.video.as_ref().map(|_| {
+        let t = Instant::now();
+        let r = frame_pass(path, &probe, analyzers, options, tools, &|ms| {
+            progress("finding shots in", ms, total_ms)
+        });
+        (r, t.elapsed().as_secs_f64())
+    });
+    let frames_failed = frames.as_ref().is_some_and(|(r, _)| r.is_err());
+    let speech = (!probe.audio.is_empty() && !frames_failed)
+        .then_some(analyzers.whisper.as_ref())
+        .flatten()
+        .map(|whisper| {
             let t = Instant::now();
-            let r = frame_pass(path, &probe, analyzers, options, tools, &|ms| {
-                frames_done.store(ms, Ordering::Relaxed);
-                report();
+            let r = transcribe(path, tools, whisper, spoken_hint.clone(), &|samples| {
+                progress(
+                    "transcribing",
+                    samples as u64 * 1000 / SAMPLE_RATE as u64,
+                    total_ms,
+                )
             });
-            if r.is_err() {
-                cancel.store(true, Ordering::Relaxed);
-            }
             (r, t.elapsed().as_secs_f64())
         });
-        let speech = speech.map(|h| h.join().expect("the speech pass panicked"));
-        (frames, speech)
-    });
 
     let mut segments = Vec::new();
     let mut shots: Vec<(i64, i64, Option<Vec<u8>>)> = Vec::new();
@@ -410,10 +380,9 @@ fn transcribe(
     tools: &Tools,
     whisper: &std::sync::Mutex<kairos_models::whisper::Whisper>,
     language: Option<String>,
-    cancel: Arc<AtomicBool>,
     progress: &dyn Fn(usize),
 ) -> Result<Transcript> {
-    let mut pcm = tools.pcm(path, 0, cancel)?;
+    let mut pcm = tools.pcm(path, 0)?;
     let mut whisper = match whisper.lock() {
         Ok(w) => w,
         Err(poisoned) => poisoned.into_inner(),
