@@ -149,6 +149,9 @@ pub struct MediaInfo {
     pub video_codec: Option<String>,
     /// Frames per second of the video stream.
     pub frame_rate: Option<f64>,
+    /// Whether the video is interlaced (analysed one field per frame).
+    #[serde(default)]
+    pub interlaced: bool,
     pub audio_codec: Option<String>,
     /// Audio tracks in the file (the first is the one transcribed).
     pub audio_tracks: u32,

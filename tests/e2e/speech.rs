@@ -122,20 +122,6 @@ fn espeak(voice: &str, speed: u32, text: &str, path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
-/// Runs ffmpeg quietly, asserting success.
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs (install Debian's ffmpeg; .ci/run does)");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `kairos transcript PATH --format json`, parsed.
 fn transcript(data: &Path, path: &Path) -> serde_json::Value {
     let out = kairos_ok(

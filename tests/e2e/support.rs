@@ -282,3 +282,17 @@ pub fn wheels_dir() -> PathBuf {
                 .join(".cache/kairos/wheels")
         })
 }
+
+/// Runs ffmpeg quietly (overwriting outputs), failing the test with its stderr.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs (install Debian's ffmpeg; .ci/run does)");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -17,20 +17,6 @@ const SHOTS: [(&str, f64); 4] = [
 ];
 const FRAME_MS: i64 = 40;
 
-/// Runs ffmpeg (quiet, overwriting), failing the test with its stderr.
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-y", "-v", "error", "-nostdin"])
-        .args(args)
-        .output()
-        .expect("ffmpeg is installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Where the generated shots cut (ms).
 fn cuts() -> Vec<i64> {
     let mut at = 0.0;
@@ -46,6 +32,11 @@ fn cuts() -> Vec<i64> {
 /// The four shots, 320×180 at 25 fps, with a tone as audio unless `audio` is false, encoded with
 /// `codec` into `out`.
 fn shots_video(out: &Path, codec: &[&str], audio: bool) {
+    shots_video_with(out, codec, audio, "");
+}
+
+/// [`shots_video`] with `filter` (ending in a comma) applied to the pictures before encoding.
+fn shots_video_with(out: &Path, codec: &[&str], audio: bool, filter: &str) {
     let mut args: Vec<String> = Vec::new();
     for (source, _) in SHOTS {
         args.extend(["-f".into(), "lavfi".into(), "-i".into()]);
@@ -62,7 +53,7 @@ fn shots_video(out: &Path, codec: &[&str], audio: bool) {
         graph.push_str(&format!("[v{i}]"));
     }
     graph.push_str(&format!(
-        "concat=n={}:v=1:a=0,format=yuv420p[v]",
+        "concat=n={}:v=1:a=0,{filter}format=yuv420p[v]",
         SHOTS.len()
     ));
     if audio {
@@ -139,6 +130,7 @@ fn hard_cuts_are_found_within_a_frame_in_every_container() {
         ),
         ("avi", &["-c:v", "mpeg4", "-q:v", "3", "-c:a", "libmp3lame"]),
         ("ts", &["-c:v", "mpeg2video", "-q:v", "3", "-c:a", "mp2"]),
+        // Broadcast archives: interlaced MPEG-2 with PCM in MXF.
         (
             "mxf",
             &[
@@ -146,6 +138,10 @@ fn hard_cuts_are_found_within_a_frame_in_every_container() {
                 "mpeg2video",
                 "-q:v",
                 "3",
+                "-flags",
+                "+ilme+ildct",
+                "-top",
+                "1",
                 "-c:a",
                 "pcm_s16le",
                 "-ar",
@@ -154,7 +150,8 @@ fn hard_cuts_are_found_within_a_frame_in_every_container() {
         ),
     ];
     for (ext, codec) in formats {
-        shots_video(&media.join(format!("shots.{ext}")), codec, true);
+        let filter = if ext == "mxf" { "setfield=tff," } else { "" };
+        shots_video_with(&media.join(format!("shots.{ext}")), codec, true, filter);
     }
     let data = tmp.path().join("data");
     let out = kairos(&data, &["ingest", "--json", media.to_str().unwrap()]);
@@ -670,46 +667,25 @@ fn a_moment_is_exported_as_a_clip() {
     let d = duration(&out2);
     assert!((2.85..=3.4).contains(&d), "{d}");
     // Refusals name the problem.
-    kairos_fails_saying(
-        &data,
-        &[
-            "clip",
-            video.to_str().unwrap(),
-            "--from",
-            "1",
-            "--to",
-            "2",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        "--overwrite",
-    );
-    kairos_fails_saying(
-        &data,
-        &[
-            "clip",
-            video.to_str().unwrap(),
-            "--from",
-            "1:75",
-            "--to",
-            "2",
-            "-o",
-            "x.mp4",
-        ],
-        "--from",
-    );
-    kairos_fails_saying(
-        &data,
-        &[
-            "clip",
-            video.to_str().unwrap(),
-            "--from",
-            "20",
-            "--to",
-            "30",
-            "-o",
-            "x.mp4",
-        ],
-        "past the end",
-    );
+    let taken = out.to_str().unwrap();
+    for (from, to, out, needle) in [
+        ("1", "2", taken, "--overwrite"),
+        ("1:75", "2", "x.mp4", "--from"),
+        ("20", "30", "x.mp4", "past the end"),
+    ] {
+        kairos_fails_saying(
+            &data,
+            &[
+                "clip",
+                video.to_str().unwrap(),
+                "--from",
+                from,
+                "--to",
+                to,
+                "-o",
+                out,
+            ],
+            needle,
+        );
+    }
 }

@@ -106,6 +106,15 @@ pub struct Ingester {
     tools: Tools,
 }
 
+/// A file that failed, with the reason.
+fn failed(mut asset: Asset, error: String) -> Prepared {
+    asset.status = AssetStatus::Failed;
+    Prepared::Failed {
+        asset: Box::new(asset),
+        error,
+    }
+}
+
 /// A file after the CPU work: ready to embed and write, or failed.
 enum Prepared {
     Ready(Box<ReadyAsset>),
@@ -569,13 +578,7 @@ fn prepare_audio(
     options: &IngestOptions,
     progress: &dyn Fn(u64, Option<u64>),
 ) -> Prepared {
-    let fail = |mut asset: Asset, error: String| {
-        asset.status = AssetStatus::Failed;
-        Prepared::Failed {
-            asset: Box::new(asset),
-            error,
-        }
-    };
+    let fail = failed;
     let mut file = match AudioFile::open(path) {
         Ok(f) => f,
         Err(e) => return fail(asset, e.to_string()),

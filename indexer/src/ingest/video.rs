@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use kairos_models::whisper::{LANGUAGES, SAMPLE_RATE, TranscribeOptions, Transcript};
-use kairos_store::{Asset, AssetKind, AssetStatus, MediaInfo, Segment, SegmentKind};
+use kairos_store::{Asset, AssetKind, MediaInfo, Segment, SegmentKind};
 
-use super::{IngestOptions, Prepared, ReadyAsset, ReadySegment};
+use super::{IngestOptions, Prepared, ReadyAsset, ReadySegment, failed};
 use crate::analysis::Analyzers;
 use crate::audio::iso_639_1;
 use crate::error::{Error, Result};
@@ -59,13 +59,7 @@ pub(super) fn prepare_video(
     progress: &dyn Fn(&'static str, u64, Option<u64>),
     timings: &mut VideoTimings,
 ) -> Prepared {
-    let fail = |mut asset: Asset, error: String| {
-        asset.status = AssetStatus::Failed;
-        Prepared::Failed {
-            asset: Box::new(asset),
-            error,
-        }
-    };
+    let fail = failed;
     if asset.bytes == 0 {
         return fail(
             asset,
@@ -294,6 +288,7 @@ fn describe(asset: &mut Asset, path: &Path, probe: &Probe) {
         container: probe.container.clone(),
         video_codec: probe.video.as_ref().and_then(|v| v.codec.clone()),
         frame_rate: probe.video.as_ref().and_then(|v| v.fps()),
+        interlaced: probe.video.as_ref().is_some_and(|v| v.interlaced),
         audio_codec: probe.audio.first().and_then(|a| a.codec.clone()),
         audio_tracks: probe.audio.len() as u32,
         audio_languages: probe

@@ -111,12 +111,14 @@ impl Tools {
 
     /// Every frame of the first video stream at `rate` frames per second (constant: frames are
     /// duplicated or dropped as needed), scaled to `width`×`height`, as packed RGB.
+    /// An interlaced stream is read one field per frame (the top one: no combing, half the
+    /// scaling work).
     pub fn frames(
         &self,
         path: &Path,
         rate: (u32, u32),
-        width: u32,
-        height: u32,
+        (width, height): (u32, u32),
+        interlaced: bool,
     ) -> Result<FrameReader> {
         let mut cmd = Command::new(&self.ffmpeg);
         let threads = std::thread::available_parallelism()
@@ -133,8 +135,10 @@ impl Tools {
             .arg(file_url(path))
             .args(["-map", "0:v:0", "-an", "-sn", "-dn", "-vf"])
             .arg(format!(
-                "fps={}/{},scale={width}:{height}:flags=fast_bilinear,setsar=1",
-                rate.0, rate.1
+                "{}fps={}/{},scale={width}:{height}:flags=fast_bilinear,setsar=1",
+                if interlaced { "field=top," } else { "" },
+                rate.0,
+                rate.1
             ))
             .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]);
         let pipe = Pipe::spawn(cmd, self.stall, path, "ffmpeg")
@@ -562,6 +566,8 @@ pub struct VideoStream {
     /// Frames per second as a fraction.
     pub frame_rate: Option<(u32, u32)>,
     pub duration_ms: Option<u64>,
+    /// Interlaced (two fields per frame), as the stream's field order says.
+    pub interlaced: bool,
 }
 
 /// One audio track.
@@ -672,6 +678,7 @@ impl VideoStream {
             display_height: dh,
             frame_rate,
             duration_ms: seconds_ms(s.duration.as_deref()),
+            interlaced: matches!(s.field_order.as_deref(), Some("tt" | "bb" | "tb" | "bt")),
         })
     }
 
@@ -714,6 +721,7 @@ struct RawStream {
     width: Option<u32>,
     height: Option<u32>,
     sample_aspect_ratio: Option<String>,
+    field_order: Option<String>,
     avg_frame_rate: Option<String>,
     r_frame_rate: Option<String>,
     duration: Option<String>,
@@ -749,7 +757,7 @@ mod tests {
              "disposition":{"attached_pic":1}},
             {"index":1,"codec_name":"h264","codec_type":"video","width":1440,"height":1080,
              "sample_aspect_ratio":"4:3","avg_frame_rate":"30000/1001","r_frame_rate":"30000/1001",
-             "duration":"12.012","disposition":{"attached_pic":0},
+             "duration":"12.012","disposition":{"attached_pic":0},"field_order":"tt",
              "side_data_list":[{"rotation":-90}]},
             {"index":2,"codec_name":"aac","codec_type":"audio","channels":2,"sample_rate":"48000",
              "tags":{"language":"fre"}},
@@ -762,6 +770,7 @@ mod tests {
         // 1440×1080 with 4:3 pixels is 1920×1080, rotated a quarter turn.
         assert_eq!((v.display_width, v.display_height), (1080, 1920));
         assert!((v.fps().unwrap() - 29.97).abs() < 0.01);
+        assert!(v.interlaced);
         assert_eq!(probe.duration_ms, Some(12050));
         assert_eq!(probe.audio.len(), 2);
         assert_eq!(probe.audio[0].language.as_deref(), Some("fre"));

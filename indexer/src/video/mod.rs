@@ -120,7 +120,7 @@ pub fn frame_pass(
     );
     let ms_of = |frame: usize| (frame as u64 * 1000 * rate.1 as u64 / rate.0 as u64) as i64;
     let window_frames = ((options.keyframe_every_s.max(1.0) * fps).round() as usize).max(1);
-    let mut reader = tools.frames(path, rate, width, height)?;
+    let mut reader = tools.frames(path, rate, (width, height), video.interlaced)?;
     let (w, h) = (width as usize, height as usize);
 
     let mut detector = Detector::new(fps);
