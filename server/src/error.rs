@@ -72,6 +72,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ),
     ("thumbnail_not_found", 404, "the asset has no thumbnail"),
     (
+        "clip_unavailable",
+        409,
+        "the asset is an image: it has no moments to cut",
+    ),
+    (
         "media_not_found",
         404,
         "the original file of the asset is no longer where it was ingested from",

@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(asset)
         .service(asset_transcript)
         .service(asset_media)
+        .service(asset_clip)
         .service(asset_moments)
         .service(asset_thumbnail)
         .service(segment_thumbnail);
@@ -281,6 +282,126 @@ async fn asset_media(
     if let Some(mime) = record.mime.as_deref().and_then(|m| m.parse().ok()) {
         file = file.set_content_type(mime);
     }
+    Ok(file.into_response(&req))
+}
+
+/// Longest clip the API cuts (a longer one is a job for `kairos clip`).
+const MAX_CLIP_MS: i64 = 30 * 60 * 1000;
+
+/// `GET /api/v1/assets/{id}/clip?from=…&to=…` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClipParams {
+    /// Start: `HH:MM:SS.mmm`, `MM:SS` or seconds.
+    pub from: String,
+    /// End, in the same forms.
+    pub to: String,
+    /// Container of the clip: mp4 (default for video), mkv, webm, m4a (default for audio), mp3,
+    /// wav.
+    pub format: Option<String>,
+}
+
+/// `GET /api/v1/assets/{id}/clip`: a moment cut out of a video or recording as a file of its
+/// own (stream copy from a key frame, else a frame-accurate re-encode), as a download.
+#[get("/api/v1/assets/{id}/clip")]
+async fn asset_clip(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    params: web::Query<ClipParams>,
+) -> Result<HttpResponse, ApiError> {
+    use kairos_indexer::video::{Tools, clip_export};
+    let record = state.store.catalog.asset(&id).await?;
+    let is_video = match record.kind {
+        AssetKind::Video => true,
+        AssetKind::Audio => false,
+        AssetKind::Image => {
+            return Err(ApiError::Conflict {
+                code: "clip_unavailable",
+                message: format!("asset {} is an image: it has no moments to cut", record.id),
+            });
+        }
+    };
+    let from = clip_export::parse_timecode("from", &params.from)?;
+    let to = clip_export::parse_timecode("to", &params.to)?;
+    let to = record.duration_ms.map_or(to, |d| to.min(d));
+    if to <= from {
+        return Err(invalid(
+            "to",
+            "the clip must end after it starts (and before the end)",
+        ));
+    }
+    if to - from > MAX_CLIP_MS {
+        return Err(invalid(
+            "to",
+            format!(
+                "the API cuts clips of up to {} minutes",
+                MAX_CLIP_MS / 60_000
+            ),
+        ));
+    }
+    let format = params
+        .format
+        .as_deref()
+        .unwrap_or(if is_video { "mp4" } else { "m4a" })
+        .to_ascii_lowercase();
+    let allowed: &[&str] = if is_video {
+        &["mp4", "mkv", "webm", "mov"]
+    } else {
+        &["m4a", "mp3", "wav", "flac"]
+    };
+    if !allowed.contains(&format.as_str()) {
+        return Err(invalid(
+            "format",
+            format!("{format:?} is not one of: {}", allowed.join(", ")),
+        ));
+    }
+    let source = std::path::PathBuf::from(&record.path);
+    if !source.is_file() {
+        return Err(ApiError::NotFound {
+            code: "media_not_found",
+            what: "original file of asset",
+            id: id.to_string(),
+        });
+    }
+    let scratch = state.store.data_dir().join("tmp");
+    fs_err::create_dir_all(&scratch).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let out = tempfile::Builder::new()
+        .prefix("clip-")
+        .suffix(&format!(".{format}"))
+        .tempfile_in(&scratch)
+        .map_err(|e| ApiError::Internal(format!("a scratch file in {}: {e}", scratch.display())))?;
+    let path = out.path().to_path_buf();
+    let cut = path.clone();
+    web::block(move || clip_export::export(&Tools::from_env(), &source, is_video, from, to, &cut))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            kairos_indexer::Error::Query(message) => ApiError::InvalidRequest {
+                code: "invalid_query",
+                message,
+            },
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    // The open file outlives its name: the scratch file is removed as soon as it is open.
+    let file = NamedFile::open_async(&path)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    drop(out);
+    let stem = record
+        .file_name()
+        .rsplit_once('.')
+        .map_or(record.file_name(), |(s, _)| s)
+        .to_string();
+    let name = format!(
+        "{stem} {}-{}.{format}",
+        transcript::timestamp(from, '.').replace(':', "."),
+        transcript::timestamp(to, '.').replace(':', ".")
+    );
+    let file = file.set_content_disposition(header::ContentDisposition {
+        disposition: header::DispositionType::Attachment,
+        parameters: vec![header::DispositionParam::Filename(name)],
+    });
     Ok(file.into_response(&req))
 }
 

@@ -469,6 +469,69 @@ fn spoken_words_find_their_moment_in_a_video_and_the_api_serves_it() {
     assert_eq!(status, 404);
     assert_eq!(json(&body)["error"]["code"], "asset_not_found");
 
+    // A moment as a download of its own.
+    let (s_ms, e_ms) = (
+        top["start_ms"].as_i64().unwrap(),
+        top["end_ms"].as_i64().unwrap(),
+    );
+    let (status, head, body) = http_request(
+        &server.addr,
+        "GET",
+        &format!(
+            "/api/v1/assets/{asset_id}/clip?from={:.3}&to={:.3}",
+            s_ms as f64 / 1000.0,
+            e_ms as f64 / 1000.0
+        ),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-disposition: attachment"),
+        "{head}"
+    );
+    let clip = tmp.path().join("moment.mp4");
+    fs_err::write(&clip, &body).unwrap();
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&clip)
+        .output()
+        .unwrap();
+    let seconds: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let want = (e_ms - s_ms) as f64 / 1000.0;
+    assert!((seconds - want).abs() < 0.4, "{seconds} s, want {want} s");
+    let (status, body) = http(
+        &server.addr,
+        "GET",
+        &format!("/api/v1/assets/{asset_id}/clip?from=3&to=2"),
+        None,
+        b"",
+    );
+    assert_eq!(status, 400);
+    assert_eq!(json(&body)["error"]["code"], "invalid_query");
+    let (status, body) = http(
+        &server.addr,
+        "GET",
+        &format!("/api/v1/assets/{asset_id}/clip?from=1&to=2&format=exe"),
+        None,
+        b"",
+    );
+    assert_eq!(status, 400);
+    assert!(
+        json(&body)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("format")
+    );
+
     // The transcript of a video is its speech.
     let vtt = kairos_ok(&data, &["transcript", video.to_str().unwrap()]);
     assert!(vtt.contains("tennis"), "{vtt}");
