@@ -81,12 +81,15 @@ pub struct FramePass {
 
 /// The analysis frame rate (a fraction) for a stream at `rate`.
 pub fn analysis_rate(rate: Option<(u32, u32)>) -> (u32, u32) {
-    let (n, d) = rate.unwrap_or((25, 1));
-    if n as f64 / d as f64 > MAX_ANALYSIS_FPS {
-        if n % 2 == 0 { (n / 2, d) } else { (n, d * 2) }
-    } else {
-        (n, d)
+    let (mut n, mut d) = rate.unwrap_or((25, 1));
+    while n as f64 / d as f64 > MAX_ANALYSIS_FPS {
+        if n % 2 == 0 {
+            n /= 2;
+        } else {
+            d *= 2;
+        }
     }
+    (n, d)
 }
 
 /// Analysis frame size for a picture displayed at `w`×`h`: shortest side `side`, even sizes.
@@ -306,6 +309,8 @@ mod tests {
         assert_eq!(analysis_rate(Some((50, 1))), (25, 1));
         assert_eq!(analysis_rate(Some((60000, 1001))), (30000, 1001));
         assert_eq!(analysis_rate(Some((25, 1))), (25, 1));
+        assert_eq!(analysis_rate(Some((120, 1))), (30, 1));
+        assert_eq!(analysis_rate(Some((240000, 1001))), (30000, 1001));
         assert_eq!(analysis_rate(None), (25, 1));
     }
 }
