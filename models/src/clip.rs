@@ -225,7 +225,12 @@ impl Preprocess {
         let scale = s as f32 / w.min(h) as f32;
         let nw = ((w as f32 * scale).round() as u32).max(s);
         let nh = ((h as f32 * scale).round() as u32).max(s);
-        let resized = image.resize_exact(nw, nh, FilterType::CatmullRom).to_rgb8();
+        // Video keyframes arrive with their short side already at `size`: nothing to resample.
+        let resized = if (nw, nh) == (w, h) {
+            image.to_rgb8()
+        } else {
+            image.resize_exact(nw, nh, FilterType::CatmullRom).to_rgb8()
+        };
         let (x0, y0) = ((nw - s) / 2, (nh - s) / 2);
         let plane = (s * s) as usize;
         let mut out = vec![0f32; 3 * plane];
