@@ -543,4 +543,69 @@ mod tests {
         );
         assert_eq!(fused["y"].signals.len(), 2);
     }
+    fn moment(id: &str, kind: SegmentKind, range: (i64, i64), score: f32, why: &str) -> Moment {
+        Moment {
+            segment_id: id.into(),
+            start_ms: range.0,
+            end_ms: range.1,
+            kind,
+            snippet: (kind == SegmentKind::Speech).then(|| format!("words of {id}")),
+            score,
+            why: vec![why.into()],
+            thumbnail: None,
+            has_thumbnail: true,
+        }
+    }
+
+    #[test]
+    fn a_shot_and_the_words_over_it_are_one_moment_matched_for_both() {
+        let merged = merge_moments(vec![
+            moment("shot1", SegmentKind::Shot, (0, 6_000), 0.010, "visual"),
+            moment(
+                "said1",
+                SegmentKind::Speech,
+                (1_500, 4_000),
+                0.020,
+                "speech",
+            ),
+            moment("shot2", SegmentKind::Shot, (6_000, 9_000), 0.015, "visual"),
+            moment(
+                "said2",
+                SegmentKind::Speech,
+                (12_000, 14_000),
+                0.005,
+                "speech",
+            ),
+        ]);
+        assert_eq!(merged.len(), 3, "{merged:?}");
+        let first = &merged[0];
+        // The words keep their timecode and snippet; the shot adds its reason and score.
+        assert_eq!(first.segment_id, "said1");
+        assert_eq!((first.start_ms, first.end_ms), (1_500, 4_000));
+        assert_eq!(first.why, ["speech", "visual"]);
+        assert!((first.score - 0.030).abs() < 1e-6);
+        assert_eq!(first.snippet.as_deref(), Some("words of said1"));
+        // A shot with no words over it, and words over no matching shot, stay apart.
+        assert_eq!(merged[1].segment_id, "shot2");
+        assert_eq!(merged[2].segment_id, "said2");
+        assert_eq!(merged[2].why, ["speech"]);
+    }
+
+    #[test]
+    fn why_names_what_matched() {
+        let signals = |s: &[&'static str]| s.iter().copied().collect::<BTreeSet<_>>();
+        assert_eq!(
+            why(SegmentKind::Speech, &signals(&["keyword", "semantic"])),
+            ["speech"]
+        );
+        assert_eq!(why(SegmentKind::Shot, &signals(&["visual"])), ["visual"]);
+        assert_eq!(
+            why(SegmentKind::Image, &signals(&["duplicate", "semantic"])),
+            ["metadata", "visual"]
+        );
+        assert_eq!(
+            why(SegmentKind::Ocr, &signals(&["keyword"])),
+            ["on_screen_text"]
+        );
+    }
 }
