@@ -60,6 +60,9 @@ pub enum BenchCommand {
         /// Where the generated video is kept between runs.
         #[arg(long, default_value = "target/bench-media")]
         keep: PathBuf,
+        /// Ingest runs; the median is reported (with every run).
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
         #[arg(long, default_value = "docs/bench/video.json")]
         out: PathBuf,
     },
@@ -86,9 +89,10 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
             librivox,
             minutes,
             keep,
+            runs,
             out,
         } => (
-            crate::bench_video::video(g, &librivox, minutes, &keep).await?,
+            crate::bench_video::video(g, &librivox, minutes, &keep, runs).await?,
             out,
         ),
         BenchCommand::Speech {

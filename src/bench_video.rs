@@ -146,6 +146,7 @@ pub async fn video(
     librivox: &Path,
     minutes: f64,
     keep: &Path,
+    runs: usize,
 ) -> Result<serde_json::Value> {
     let (file, shots_made) = benchmark_video(keep, librivox, minutes)?;
     let seconds = minutes * 60.0;
@@ -206,27 +207,37 @@ pub async fn video(
          `kairos models install whisper-base`",
         models.root().display()
     );
-    let tmp = tempfile::tempdir()?;
-    let store = Store::open(&tmp.path().join("data")).await?;
-    let t = Instant::now();
-    let summary = Ingester::new(store, Arc::new(analyzers), IngestOptions::default())
-        .run(std::slice::from_ref(&file), &|_: &Progress| {})
-        .await?;
-    let ingest = t.elapsed().as_secs_f64();
-    ensure!(
-        summary.indexed == 1,
-        "the benchmark video failed: {:?}",
-        summary.failures
-    );
-    let timings = summary
-        .videos
-        .first()
-        .map(|(_, t)| t.clone())
-        .context("no video timings")?;
-    eprintln!(
-        "ingest: {ingest:.1} s for {seconds:.0} s of video (one hour in {:.1} min)",
-        ingest * 3600.0 / seconds / 60.0
-    );
+    // Each run ingests into a fresh archive; the median run is the figure (the machine is shared).
+    let analyzers = Arc::new(analyzers);
+    let mut results = Vec::new();
+    for run in 0..runs.max(1) {
+        let tmp = tempfile::tempdir()?;
+        let store = Store::open(&tmp.path().join("data")).await?;
+        let t = Instant::now();
+        let summary = Ingester::new(store, analyzers.clone(), IngestOptions::default())
+            .run(std::slice::from_ref(&file), &|_: &Progress| {})
+            .await?;
+        let ingest = t.elapsed().as_secs_f64();
+        ensure!(
+            summary.indexed == 1,
+            "the benchmark video failed: {:?}",
+            summary.failures
+        );
+        let timings = summary
+            .videos
+            .first()
+            .map(|(_, t)| t.clone())
+            .context("no video timings")?;
+        eprintln!(
+            "ingest run {}: {ingest:.1} s for {seconds:.0} s of video (one hour in {:.1} min)",
+            run + 1,
+            ingest * 3600.0 / seconds / 60.0
+        );
+        results.push((ingest, timings));
+    }
+    let all_runs: Vec<f64> = results.iter().map(|r| r.0).collect();
+    results.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (ingest, timings) = results[results.len() / 2].clone();
     Ok(json!({
         "benchmark": "video",
         "machine": crate::bench::machine(),
@@ -244,6 +255,7 @@ pub async fn video(
             "keyframes": keyframes,
         },
         "ingest": {
+            "runs_seconds": all_runs,
             "seconds": ingest,
             "real_time_factor": ingest / seconds,
             "one_hour_minutes": ingest * 3600.0 / seconds / 60.0,
