@@ -54,9 +54,8 @@ pub struct AudioFile {
     pending: Vec<f32>,
     /// Resampler output frames still to drop (its delay).
     skip: usize,
-    /// 16 kHz mono samples from absolute index `out_start`.
-    out: VecDeque<f32>,
-    out_start: usize,
+    /// 16 kHz mono samples not yet read past.
+    out: SampleQueue,
     /// Output samples the whole file should give (source frames × ratio), known at the end.
     ended: bool,
     input_total: u64,
@@ -163,8 +162,7 @@ impl AudioFile {
             resampler,
             pending: Vec::with_capacity(CHUNK * 2),
             skip,
-            out: VecDeque::new(),
-            out_start: 0,
+            out: SampleQueue::default(),
             ended: false,
             input_total: 0,
             produced: 0,
@@ -259,7 +257,8 @@ impl AudioFile {
         let Some(rs) = self.resampler.as_mut() else {
             self.input_total += self.pending.len() as u64;
             self.produced += self.pending.len();
-            self.out.extend(self.pending.drain(..));
+            self.out.extend(&self.pending);
+            self.pending.clear();
             return Ok(());
         };
         let mut buf = vec![0f32; rs.output_frames_max()];
@@ -345,8 +344,7 @@ impl AudioFile {
             }
             if self.produced > expected {
                 let extra = self.produced - expected;
-                let keep = self.out.len().saturating_sub(extra);
-                self.out.truncate(keep);
+                self.out.drop_last(extra);
                 self.produced = expected;
             }
         }
@@ -356,11 +354,9 @@ impl AudioFile {
     /// Decodes to the end, dropping samples (validates a file and measures it without a model).
     pub fn drain(&mut self) -> Result<usize> {
         while self.pump()? {
-            self.out_start += self.out.len();
-            self.out.clear();
+            self.out.forget_all();
         }
-        self.out_start += self.out.len();
-        self.out.clear();
+        self.out.forget_all();
         Ok(self.produced)
     }
 
@@ -370,22 +366,63 @@ impl AudioFile {
     }
 
     fn window_impl(&mut self, start: usize, len: usize) -> Result<Vec<f32>> {
-        // Drop what the reader has moved past.
-        if start > self.out_start {
-            let drop = (start - self.out_start).min(self.out.len());
-            self.out.drain(..drop);
-            self.out_start += drop;
+        // Drop what the reader has moved past, before and while decoding more.
+        self.out.forget_before(start);
+        while self.out.end() < start + len && self.pump()? {
+            self.out.forget_before(start);
         }
-        while self.out_start + self.out.len() < start + len && self.pump()? {
-            if start > self.out_start {
-                let drop = (start - self.out_start).min(self.out.len());
-                self.out.drain(..drop);
-                self.out_start += drop;
-            }
-        }
-        let from = start.saturating_sub(self.out_start).min(self.out.len());
-        let to = (from + len).min(self.out.len());
-        Ok(self.out.range(from..to).copied().collect())
+        Ok(self.out.window(start, len))
+    }
+}
+
+/// The samples of a stream from an absolute index on: what a windowed reader (Whisper asks for
+/// non-decreasing windows) still needs, and nothing before.
+#[derive(Debug, Default)]
+pub(crate) struct SampleQueue {
+    samples: VecDeque<f32>,
+    /// Absolute index of `samples[0]`.
+    start: usize,
+}
+
+impl SampleQueue {
+    pub(crate) fn extend(&mut self, samples: &[f32]) {
+        self.samples.extend(samples);
+    }
+
+    /// Samples held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Absolute index one past the last sample held.
+    pub(crate) fn end(&self) -> usize {
+        self.start + self.samples.len()
+    }
+
+    /// Drops the samples before absolute index `at`.
+    pub(crate) fn forget_before(&mut self, at: usize) {
+        let drop = at.saturating_sub(self.start).min(self.samples.len());
+        self.samples.drain(..drop);
+        self.start += drop;
+    }
+
+    /// Drops everything held (the stream position stays).
+    pub(crate) fn forget_all(&mut self) {
+        self.forget_before(self.end());
+    }
+
+    /// Drops the last `n` samples.
+    pub(crate) fn drop_last(&mut self, n: usize) {
+        let keep = self.samples.len().saturating_sub(n);
+        self.samples.truncate(keep);
+    }
+
+    /// Up to `len` samples from absolute index `start` (fewer at the end of what is held).
+    pub(crate) fn window(&self, start: usize, len: usize) -> Vec<f32> {
+        let from = start.saturating_sub(self.start).min(self.samples.len());
+        let to = (from + len).min(self.samples.len());
+        self.samples.range(from..to).copied().collect()
     }
 }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::audio::SampleQueue;
 use crate::error::{Error, Result};
 
 /// How long ffmpeg may produce nothing before it is killed, unless `KAIROS_FFMPEG_TIMEOUT`
@@ -66,7 +67,7 @@ impl Tools {
             .arg("-version")
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| self.missing(&self.ffmpeg, e))?;
+            .map_err(|e| self.missing(&self.ffmpeg, None, e))?;
         let text = String::from_utf8_lossy(&out.stdout);
         Ok(text
             .lines()
@@ -75,35 +76,50 @@ impl Tools {
             .to_string())
     }
 
-    fn missing(&self, tool: &Path, e: std::io::Error) -> Error {
+    /// The error for a tool that cannot be started, naming the file it was needed for.
+    fn missing(&self, tool: &Path, path: Option<&Path>, e: std::io::Error) -> Error {
+        let needed = path
+            .map(|p| format!(" (needed for {})", p.display()))
+            .unwrap_or_default();
         Error::Tool {
             tool: tool.display().to_string(),
             message: format!(
-                "{e}. Video needs ffmpeg and ffprobe: install the Debian package `ffmpeg` \
+                "{e}{needed}. Video needs ffmpeg and ffprobe: install the Debian package `ffmpeg` \
                  (scripts/system-packages.sh does), or point KAIROS_FFMPEG / KAIROS_FFPROBE at them"
             ),
         }
     }
 
-    /// Container and stream facts of `path`.
-    pub fn probe(&self, path: &Path) -> Result<Probe> {
+    /// Starts `cmd` (ffmpeg or ffprobe, working on `path`) with its output piped and watched.
+    fn start(&self, cmd: Command, path: &Path) -> Result<Pipe> {
+        let program = PathBuf::from(cmd.get_program());
+        let tool = if program == self.ffprobe {
+            "ffprobe"
+        } else {
+            "ffmpeg"
+        };
+        Pipe::spawn(cmd, self.stall, tool).map_err(|e| self.missing(&program, Some(path), e))
+    }
+
+    /// Runs ffprobe with `args` on `path` and returns its whole answer.
+    fn ffprobe(&self, args: &[&str], path: &Path) -> Result<Vec<u8>> {
         let mut cmd = Command::new(&self.ffprobe);
-        cmd.args([
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
-        ])
-        .arg(file_url(path));
-        let mut pipe = Pipe::spawn(cmd, self.stall, path, "ffprobe")
-            .map_err(|e| self.missing(&self.ffprobe, e))?;
-        let mut json = Vec::new();
+        cmd.args(["-v", "error"]).args(args).arg(file_url(path));
+        let mut pipe = self.start(cmd, path)?;
+        let mut out = Vec::new();
         pipe.waiting.store(true, Ordering::Relaxed);
-        let read = pipe.stdout.read_to_end(&mut json);
+        let read = pipe.stdout.read_to_end(&mut out);
         pipe.finish(path)?;
         read.map_err(|e| decode_error(path, format!("reading ffprobe's answer: {e}")))?;
+        Ok(out)
+    }
+
+    /// Container and stream facts of `path`.
+    pub fn probe(&self, path: &Path) -> Result<Probe> {
+        let json = self.ffprobe(
+            &["-print_format", "json", "-show_format", "-show_streams"],
+            path,
+        )?;
         let raw: RawProbe = serde_json::from_slice(&json)
             .map_err(|e| decode_error(path, format!("ffprobe's answer is not JSON: {e}")))?;
         Ok(Probe::from_raw(raw))
@@ -141,8 +157,7 @@ impl Tools {
                 rate.1
             ))
             .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]);
-        let pipe = Pipe::spawn(cmd, self.stall, path, "ffmpeg")
-            .map_err(|e| self.missing(&self.ffmpeg, e))?;
+        let pipe = self.start(cmd, path)?;
         Ok(FrameReader {
             pipe,
             width,
@@ -157,12 +172,10 @@ impl Tools {
             .arg(file_url(path))
             .args(["-map", &format!("0:a:{track}"), "-vn", "-sn", "-dn"])
             .args(["-ac", "1", "-ar", "16000", "-f", "f32le", "pipe:1"]);
-        let pipe = Pipe::spawn(cmd, self.stall, path, "ffmpeg")
-            .map_err(|e| self.missing(&self.ffmpeg, e))?;
+        let pipe = self.start(cmd, path)?;
         Ok(PcmReader {
             pipe,
-            buf: std::collections::VecDeque::new(),
-            buf_start: 0,
+            buf: SampleQueue::default(),
             ended: false,
             path: path.to_path_buf(),
         })
@@ -175,8 +188,7 @@ impl Tools {
         cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-nostats"])
             .args(["-progress", "pipe:1"])
             .args(args);
-        let mut pipe = Pipe::spawn(cmd, self.stall, about, "ffmpeg")
-            .map_err(|e| self.missing(&self.ffmpeg, e))?;
+        let mut pipe = self.start(cmd, about)?;
         let mut sink = [0u8; 1024];
         while let Ok(n) = pipe.fill_some(&mut sink) {
             if n == 0 {
@@ -189,31 +201,23 @@ impl Tools {
     /// Presentation times (seconds) of the video key frames of `path` between `from` and `to`
     /// seconds: where a clip can start without re-encoding.
     pub fn keyframe_times(&self, path: &Path, from: f64, to: f64) -> Result<Vec<f64>> {
-        let mut cmd = Command::new(&self.ffprobe);
-        cmd.args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-skip_frame",
-            "nokey",
-            "-read_intervals",
-        ])
-        .arg(format!("{:.3}%{:.3}", from.max(0.0), to))
-        .args([
-            "-show_entries",
-            "frame=pts_time,best_effort_timestamp_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file_url(path));
-        let mut pipe = Pipe::spawn(cmd, self.stall, path, "ffprobe")
-            .map_err(|e| self.missing(&self.ffprobe, e))?;
-        let mut text = String::new();
-        pipe.waiting.store(true, Ordering::Relaxed);
-        let _ = pipe.stdout.read_to_string(&mut text);
-        pipe.finish(path)?;
-        Ok(text
+        let interval = format!("{:.3}%{:.3}", from.max(0.0), to);
+        let csv = self.ffprobe(
+            &[
+                "-select_streams",
+                "v:0",
+                "-skip_frame",
+                "nokey",
+                "-read_intervals",
+                &interval,
+                "-show_entries",
+                "frame=pts_time,best_effort_timestamp_time",
+                "-of",
+                "csv=p=0",
+            ],
+            path,
+        )?;
+        Ok(String::from_utf8_lossy(&csv)
             .lines()
             .filter_map(|l| l.split(',').find_map(|v| v.trim().parse::<f64>().ok()))
             .collect())
@@ -260,12 +264,7 @@ impl std::fmt::Debug for Pipe {
 }
 
 impl Pipe {
-    fn spawn(
-        mut cmd: Command,
-        stall: Duration,
-        _about: &Path,
-        tool: &'static str,
-    ) -> std::io::Result<Self> {
+    fn spawn(mut cmd: Command, stall: Duration, tool: &'static str) -> std::io::Result<Self> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -469,9 +468,7 @@ impl FrameReader {
 #[derive(Debug)]
 pub struct PcmReader {
     pipe: Pipe,
-    buf: std::collections::VecDeque<f32>,
-    /// Sample index of `buf[0]`.
-    buf_start: usize,
+    buf: SampleQueue,
     ended: bool,
     path: PathBuf,
 }
@@ -479,14 +476,13 @@ pub struct PcmReader {
 impl PcmReader {
     fn read_until(&mut self, end: usize) -> std::io::Result<()> {
         let mut chunk = vec![0u8; 64 * 1024];
-        while !self.ended && self.buf_start + self.buf.len() < end {
+        while !self.ended && self.buf.end() < end {
             let n = self.pipe.fill(&mut chunk)?;
-            let whole = n - n % 4;
-            self.buf.extend(
-                chunk[..whole]
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            );
+            let samples: Vec<f32> = chunk[..n - n % 4]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            self.buf.extend(&samples);
             if n < chunk.len() {
                 self.ended = true;
             }
@@ -498,7 +494,7 @@ impl PcmReader {
     pub fn finish(mut self) -> Result<usize> {
         let path = self.path.clone();
         let mut chunk = vec![0u8; 64 * 1024];
-        let mut total = self.buf_start + self.buf.len();
+        let mut total = self.buf.end();
         if !self.ended {
             loop {
                 match self.pipe.fill(&mut chunk) {
@@ -529,14 +525,8 @@ impl kairos_models::whisper::PcmSource for PcmReader {
         len: usize,
     ) -> std::result::Result<Vec<f32>, Box<dyn std::error::Error + Send + Sync>> {
         self.read_until(start + len)?;
-        if start > self.buf_start {
-            let drop = (start - self.buf_start).min(self.buf.len());
-            self.buf.drain(..drop);
-            self.buf_start += drop;
-        }
-        let from = start.saturating_sub(self.buf_start).min(self.buf.len());
-        let to = (from + len).min(self.buf.len());
-        Ok(self.buf.range(from..to).copied().collect())
+        self.buf.forget_before(start);
+        Ok(self.buf.window(start, len))
     }
 }
 
@@ -787,13 +777,7 @@ mod tests {
         let mut cmd = Command::new("sleep");
         cmd.arg("30");
         let started = Instant::now();
-        let mut pipe = Pipe::spawn(
-            cmd,
-            Duration::from_millis(300),
-            Path::new("/x/stuck.mp4"),
-            "ffmpeg",
-        )
-        .unwrap();
+        let mut pipe = Pipe::spawn(cmd, Duration::from_millis(300), "ffmpeg").unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(pipe.fill(&mut buf).unwrap(), 0);
         let err = pipe
@@ -809,18 +793,28 @@ mod tests {
     fn a_failing_process_reports_its_stderr() {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo 'moov atom not found' >&2; exit 1"]);
-        let mut pipe = Pipe::spawn(
-            cmd,
-            Duration::from_secs(30),
-            Path::new("/x/a.mp4"),
-            "ffmpeg",
-        )
-        .unwrap();
+        let mut pipe = Pipe::spawn(cmd, Duration::from_secs(30), "ffmpeg").unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(pipe.fill(&mut buf).unwrap(), 0);
         let err = pipe.finish(Path::new("/x/a.mp4")).unwrap_err().to_string();
         assert!(err.contains("moov atom not found"), "{err}");
         assert!(err.contains("ffmpeg failed"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_tool_names_the_file_it_was_needed_for() {
+        let tools = Tools {
+            ffmpeg: "/nonexistent/ffmpeg".into(),
+            ffprobe: "/nonexistent/ffprobe".into(),
+            stall: DEFAULT_STALL,
+        };
+        let err = tools
+            .probe(Path::new("/x/final.mxf"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/ffprobe"), "{err}");
+        assert!(err.contains("needed for /x/final.mxf"), "{err}");
+        assert!(err.contains("install the Debian package"), "{err}");
     }
 
     #[test]
