@@ -152,14 +152,14 @@ pub struct SearchResponse {
     pub total: usize,
 }
 
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct MomentAcc {
     score: f32,
     snippet: Option<String>,
     signals: BTreeSet<&'static str>,
 }
 
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct AssetAcc {
     /// Fused score of signals about the asset as a whole (its metadata, its fingerprint).
     asset_score: f32,

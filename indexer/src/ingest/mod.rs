@@ -625,29 +625,37 @@ fn prepare_audio(
         .or_else(|| options.speech_language.clone())
         .or(tags.language)
         .or_else(|| options.language.clone());
-    let mut segments = Vec::new();
+    let segments = speech_moments(&asset.id, transcript, analyzers, |_| None);
+    Prepared::Ready(Box::new(ReadyAsset { asset, segments }))
+}
+
+/// Each non-empty Whisper segment as a `speech` moment with its own text document and (with a
+/// sentence model) a sentence vector; `thumbnail_at(start_ms)` gives it a picture, if any.
+fn speech_moments(
+    asset_id: &str,
+    transcript: Option<kairos_models::whisper::Transcript>,
+    analyzers: &Analyzers,
+    thumbnail_at: impl Fn(i64) -> Option<Vec<u8>>,
+) -> Vec<ReadySegment> {
+    let mut out = Vec::new();
     for t in transcript.map(|t| t.segments).unwrap_or_default() {
         let text = t.text.trim();
         if text.is_empty() {
             continue;
         }
-        let mut segment = Segment::new(
-            &asset.id,
-            SegmentKind::Speech,
-            t.start_ms as i64,
-            t.end_ms as i64,
-        );
+        let (start, end) = (t.start_ms as i64, t.end_ms as i64);
+        let mut segment = Segment::new(asset_id, SegmentKind::Speech, start, end.max(start));
         segment.text = Some(text.to_string());
-        segments.push(ReadySegment {
+        out.push(ReadySegment {
             segment,
-            thumbnail: None,
+            thumbnail: thumbnail_at(start),
             clip_input: None,
             visual: None,
             embed_text: analyzers.sentence.as_ref().map(|_| text.to_string()),
             own_doc: true,
         });
     }
-    Prepared::Ready(Box::new(ReadyAsset { asset, segments }))
+    out
 }
 
 pub(crate) fn samples_to_ms(samples: usize) -> u64 {

@@ -4,10 +4,12 @@
 use std::path::Path;
 use std::time::Instant;
 
-use kairos_models::whisper::{LANGUAGES, SAMPLE_RATE, TranscribeOptions, Transcript};
+use kairos_models::whisper::{LANGUAGES, TranscribeOptions, Transcript};
 use kairos_store::{Asset, AssetKind, MediaInfo, Segment, SegmentKind};
 
-use super::{IngestOptions, Prepared, ReadyAsset, ReadySegment, failed};
+use super::{
+    IngestOptions, Prepared, ReadyAsset, ReadySegment, failed, samples_to_ms, speech_moments,
+};
 use crate::analysis::Analyzers;
 use crate::audio::iso_639_1;
 use crate::error::{Error, Result};
@@ -113,11 +115,7 @@ pub(super) fn prepare_video(
         .map(|whisper| {
             let t = Instant::now();
             let r = transcribe(path, tools, whisper, spoken_hint.clone(), &|samples| {
-                progress(
-                    "transcribing",
-                    samples as u64 * 1000 / SAMPLE_RATE as u64,
-                    total_ms,
-                )
+                progress("transcribing", samples_to_ms(samples), total_ms)
             });
             (r, t.elapsed().as_secs_f64())
         });
@@ -158,27 +156,25 @@ pub(super) fn prepare_video(
         if asset.duration_ms.is_none() {
             asset.duration_ms = Some(pass.decoded_ms);
         }
+        // Each shot is a moment, with the frame of its first stretch when one was usable; later
+        // stretches of long shots are keyframe moments. A shot keeps its first keyframe's
+        // thumbnail for the words spoken over it.
         shots = pass.shots.iter().map(|&(s, e)| (s, e, None)).collect();
+        let mut shot_done = vec![false; shots.len()];
         for a in analysed {
             let k = &a.keyframe;
-            let kind = if k.first_of_shot {
-                SegmentKind::Shot
-            } else {
-                SegmentKind::Keyframe
+            let (kind, start, end) = match shots.get_mut(k.shot) {
+                Some((s, e, thumb)) => {
+                    thumb.get_or_insert_with(|| a.thumbnail.clone());
+                    if k.first_of_shot {
+                        shot_done[k.shot] = true;
+                        (SegmentKind::Shot, *s, *e)
+                    } else {
+                        (SegmentKind::Keyframe, k.start_ms, k.end_ms)
+                    }
+                }
+                None => (SegmentKind::Keyframe, k.start_ms, k.end_ms),
             };
-            let (start, end) = if k.first_of_shot {
-                shots
-                    .get(k.shot)
-                    .map(|s| (s.0, s.1))
-                    .unwrap_or((k.start_ms, k.end_ms))
-            } else {
-                (k.start_ms, k.end_ms)
-            };
-            if let Some(s) = shots.get_mut(k.shot)
-                && s.2.is_none()
-            {
-                s.2 = Some(a.thumbnail.clone());
-            }
             segments.push(ReadySegment {
                 segment: Segment::new(&asset.id, kind, start, end.max(start)),
                 thumbnail: Some(a.thumbnail),
@@ -189,22 +185,15 @@ pub(super) fn prepare_video(
             });
         }
         // Shots whose every frame was unusable as a keyframe (too dark, blank) still exist.
-        let covered: std::collections::HashSet<(i64, i64)> = segments
-            .iter()
-            .filter(|s| s.segment.kind == SegmentKind::Shot)
-            .map(|s| (s.segment.start_ms, s.segment.end_ms))
-            .collect();
-        for &(start, end, _) in &shots {
-            if !covered.contains(&(start, end)) {
-                segments.push(ReadySegment {
-                    segment: Segment::new(&asset.id, SegmentKind::Shot, start, end),
-                    thumbnail: None,
-                    clip_input: None,
-                    visual: None,
-                    embed_text: None,
-                    own_doc: false,
-                });
-            }
+        for (&(start, end, _), _) in shots.iter().zip(&shot_done).filter(|(_, done)| !**done) {
+            segments.push(ReadySegment {
+                segment: Segment::new(&asset.id, SegmentKind::Shot, start, end),
+                thumbnail: None,
+                clip_input: None,
+                visual: None,
+                embed_text: None,
+                own_doc: false,
+            });
         }
     }
     let mut transcript = None;
@@ -220,30 +209,16 @@ pub(super) fn prepare_video(
         .or(spoken_hint)
         .or_else(|| asset.language.clone())
         .or_else(|| options.language.clone());
-    for t in transcript.map(|t| t.segments).unwrap_or_default() {
-        let text = t.text.trim();
-        if text.is_empty() {
-            continue;
-        }
-        let (start, end) = (t.start_ms as i64, t.end_ms as i64);
-        let mut segment = Segment::new(&asset.id, SegmentKind::Speech, start, end.max(start));
-        segment.text = Some(text.to_string());
+    let said = speech_moments(&asset.id, transcript, analyzers, |start| {
         // What was on screen when the words began.
-        let thumbnail = shots
+        shots
             .iter()
             .find(|(s, e, _)| *s <= start && start < *e)
             .or_else(|| shots.iter().rev().find(|(s, _, _)| *s <= start))
-            .and_then(|(_, _, t)| t.clone());
-        timings.speech_segments += 1;
-        segments.push(ReadySegment {
-            segment,
-            thumbnail,
-            clip_input: None,
-            visual: None,
-            embed_text: analyzers.sentence.as_ref().map(|_| text.to_string()),
-            own_doc: true,
-        });
-    }
+            .and_then(|(_, _, t)| t.clone())
+    });
+    timings.speech_segments = said.len();
+    segments.extend(said);
     segments.sort_by_key(|s| (s.segment.start_ms, s.segment.kind.as_str()));
     Prepared::Ready(Box::new(ReadyAsset { asset, segments }))
 }
@@ -330,7 +305,13 @@ fn frame_pass(
         let t = Instant::now();
         let inputs: Vec<Vec<f32>> = waiting.iter_mut().filter_map(|w| w.2.take()).collect();
         let mut vectors = match &analyzers.clip {
-            Some(clip) if !inputs.is_empty() => clip.embed_preprocessed(&inputs)?.into_iter(),
+            Some(clip) if !inputs.is_empty() => clip
+                .embed_preprocessed(&inputs)
+                .map_err(|e| Error::Decode {
+                    path: path.to_path_buf(),
+                    message: format!("CLIP on its keyframes: {e}"),
+                })?
+                .into_iter(),
             _ => Vec::new().into_iter(),
         };
         for (keyframe, thumbnail, _) in waiting.drain(..) {
@@ -350,8 +331,13 @@ fn frame_pass(
         &frame_options,
         &mut |keyframe| {
             let t = Instant::now();
-            let image = ::image::DynamicImage::ImageRgb8(keyframe.image.clone());
-            let thumbnail = img::thumbnail_jpeg(&image)?;
+            let mut keyframe = keyframe;
+            // The pixels move on to the thumbnail and CLIP; the times stay with the keyframe.
+            let image = ::image::DynamicImage::ImageRgb8(std::mem::take(&mut keyframe.image));
+            let thumbnail = img::thumbnail_jpeg(&image).map_err(|e| Error::Decode {
+                path: path.to_path_buf(),
+                message: format!("thumbnail of the keyframe at {} ms: {e}", keyframe.at_ms),
+            })?;
             let input = analyzers
                 .clip
                 .as_ref()

@@ -172,7 +172,6 @@ pub struct Detector {
     fps: f64,
     /// Frames received.
     frames: usize,
-    prev: Option<Features>,
     /// Recent changes: `changes[k]` is the change into frame `changes_start + k`.
     changes: VecDeque<f32>,
     changes_start: usize,
@@ -207,7 +206,6 @@ impl Detector {
         Self {
             fps: fps.max(1.0),
             frames: 0,
-            prev: None,
             changes: VecDeque::new(),
             changes_start: 1,
             shot_start: None,
@@ -231,7 +229,8 @@ impl Detector {
     pub fn push(&mut self, f: Features) -> Vec<Event> {
         let at = self.frames;
         self.frames += 1;
-        if let Some(prev) = &self.prev {
+        // The newest frame held is the one before this.
+        if let Some((_, prev)) = self.recent.back() {
             self.changes.push_back(change(prev, &f));
             // Only the window around the frame being decided is needed.
             while self.changes.len() > 2 * LAG + 2 {
@@ -239,7 +238,6 @@ impl Detector {
                 self.changes_start += 1;
             }
         }
-        self.prev = Some(f.clone());
         self.recent.push_back((at, f));
         let mut events = Vec::new();
         if self.recent.len() > LAG {
