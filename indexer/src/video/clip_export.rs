@@ -54,8 +54,38 @@ pub fn parse_timecode(field: &str, text: &str) -> Result<i64> {
     Ok((seconds * 1000.0).round() as i64)
 }
 
-/// Cuts `from_ms..to_ms` of `source` into `out` (its extension picks the container).
+/// Cuts `from_ms..to_ms` of `source` into `out` (its extension picks the container). The clip is
+/// written beside `out` under a temporary name and renamed when whole: a failed or interrupted
+/// cut leaves no half-written file under the name asked for.
 pub fn export(
+    tools: &Tools,
+    source: &Path,
+    is_video: bool,
+    from_ms: i64,
+    to_ms: i64,
+    out: &Path,
+) -> Result<ClipMethod> {
+    let name = out
+        .file_name()
+        .ok_or_else(|| Error::Query(format!("{} names no file", out.display())))?;
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy())
+        .unwrap_or_default();
+    let partial = out.with_file_name(format!(".{}.kairos-partial.{ext}", name.to_string_lossy()));
+    match cut(tools, source, is_video, from_ms, to_ms, &partial) {
+        Ok(method) => {
+            fs_err::rename(&partial, out)?;
+            Ok(method)
+        }
+        Err(e) => {
+            let _ = fs_err::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+fn cut(
     tools: &Tools,
     source: &Path,
     is_video: bool,
