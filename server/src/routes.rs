@@ -255,6 +255,15 @@ async fn asset_transcript(
         .body(body))
 }
 
+/// The original file of asset `id` is no longer where it was ingested from.
+fn media_not_found(id: &str) -> ApiError {
+    ApiError::NotFound {
+        code: "media_not_found",
+        what: "original file of asset",
+        id: id.to_string(),
+    }
+}
+
 /// `GET /api/v1/assets/{id}/media`: the original file, with range requests (a browser's
 /// `<video>` seeks with them), `ETag` and `Last-Modified`.
 #[get("/api/v1/assets/{id}/media")]
@@ -266,11 +275,7 @@ async fn asset_media(
     let record = state.store.catalog.asset(&id).await?;
     let file = NamedFile::open_async(&record.path)
         .await
-        .map_err(|_| ApiError::NotFound {
-            code: "media_not_found",
-            what: "original file of asset",
-            id: id.to_string(),
-        })?;
+        .map_err(|_| media_not_found(&id))?;
     let mut file =
         file.use_last_modified(true)
             .set_content_disposition(header::ContentDisposition {
@@ -358,11 +363,7 @@ async fn asset_clip(
     }
     let source = std::path::PathBuf::from(&record.path);
     if !source.is_file() {
-        return Err(ApiError::NotFound {
-            code: "media_not_found",
-            what: "original file of asset",
-            id: id.to_string(),
-        });
+        return Err(media_not_found(&id));
     }
     let scratch = state.store.data_dir().join("tmp");
     fs_err::create_dir_all(&scratch).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -493,19 +493,7 @@ fn spoken_words_find_their_moment_in_a_video_and_the_api_serves_it() {
     );
     let clip = tmp.path().join("moment.mp4");
     fs_err::write(&clip, &body).unwrap();
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&clip)
-        .output()
-        .unwrap();
-    let seconds: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let seconds = media_seconds(&clip);
     let want = (e_ms - s_ms) as f64 / 1000.0;
     assert!((seconds - want).abs() < 0.4, "{seconds} s, want {want} s");
     let (status, body) = http(
@@ -678,56 +666,36 @@ fn a_moment_is_exported_as_a_clip() {
     );
     let data = tmp.path().join("data");
     kairos_ok(&data, &["ingest", media.to_str().unwrap()]);
-    let duration = |p: &Path| -> f64 {
-        let out = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "format=duration",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(p)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    let clip = |from: &str, to: &str, out: &Path| -> String {
+        kairos_ok(
+            &data,
+            &[
+                "clip",
+                video.to_str().unwrap(),
+                "--from",
+                from,
+                "--to",
+                to,
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        )
     };
     // Mid-shot: re-encoded to start on the exact frame.
     let out = tmp.path().join("-clip one.mp4");
-    let said = kairos_ok(
-        &data,
-        &[
-            "clip",
-            video.to_str().unwrap(),
-            "--from",
-            "00:00:01.5",
-            "--to",
-            "4",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    );
+    let said = clip("00:00:01.5", "4", &out);
     assert!(said.contains("re-encoded"), "{said}");
-    assert!((duration(&out) - 2.5).abs() < 0.1, "{}", duration(&out));
+    assert!(
+        (media_seconds(&out) - 2.5).abs() < 0.1,
+        "{}",
+        media_seconds(&out)
+    );
     // From the start (a key frame): the streams are copied.
     let out2 = tmp.path().join("opening.mkv");
-    let said = kairos_ok(
-        &data,
-        &[
-            "clip",
-            video.to_str().unwrap(),
-            "--from",
-            "0",
-            "--to",
-            "3",
-            "-o",
-            out2.to_str().unwrap(),
-        ],
-    );
+    let said = clip("0", "3", &out2);
     assert!(said.contains("stream copy"), "{said}");
     // A copy ends on whole packets: a frame or two past the end is the price of losslessness.
-    let d = duration(&out2);
+    let d = media_seconds(&out2);
     assert!((2.85..=3.4).contains(&d), "{d}");
     // Refusals name the problem.
     let taken = out.to_str().unwrap();
