@@ -22,6 +22,9 @@ pub enum Error {
     Tool { tool: String, message: String },
     #[error("invalid query: {0}")]
     Query(String),
+    /// "Find similar" from an asset or moment that has nothing to compare by.
+    #[error("{0}")]
+    NothingToCompare(String),
     #[error("background task failed: {0}")]
     Task(String),
 }

@@ -3,12 +3,14 @@
 //! - [`probe`]: what kind of media a file is;
 //! - [`image`]: decoding, thumbnails, metadata (EXIF, IPTC, XMP) and the perceptual fingerprint;
 //! - [`analysis`]: the loaded models, used for ingest and for query embeddings;
+//! - [`edit`]: metadata changes made by users, re-indexed and re-embedded;
 //! - [`ingest`]: files and folders → indexed assets, in batches, with progress and a job record;
 //! - [`video`]: ffprobe/ffmpeg subprocesses, shot detection and keyframes;
 //! - [`query`]: a user's query (words and/or an example image) → embeddings → store search.
 
 pub mod analysis;
 pub mod audio;
+pub mod edit;
 pub mod error;
 pub mod image;
 pub mod ingest;

@@ -17,6 +17,9 @@ pub struct QueryInput {
     pub text: Option<String>,
     /// Bytes of an example image.
     pub image: Option<Vec<u8>>,
+    /// "Find similar": an asset id or a moment (segment) id whose picture (or, for a recording,
+    /// whose words) the results should resemble. The asset itself is left out of the results.
+    pub similar_to: Option<String>,
     pub filters: Filters,
     pub mode: Mode,
     pub group: Group,
@@ -25,7 +28,7 @@ pub struct QueryInput {
 }
 
 /// Results plus what could not be searched (a missing model, say).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SearchOutcome {
     #[serde(flatten)]
     pub response: SearchResponse,
@@ -46,11 +49,20 @@ pub async fn search(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(str::to_string);
-    if text.is_none() && input.image.is_none() {
+    if text.is_none() && input.image.is_none() && input.similar_to.is_none() {
         return Err(Error::Query(
-            "give words to search for, an example image, or both".into(),
+            "give words to search for, an example image, an asset to find similar ones to, or a combination".into(),
         ));
     }
+    if input.image.is_some() && input.similar_to.is_some() {
+        return Err(Error::Query(
+            "similar_to: give an example image or an asset to compare with, not both".into(),
+        ));
+    }
+    let similar = match &input.similar_to {
+        Some(id) => Some(similar_source(store, id).await?),
+        None => None,
+    };
     // Transformer passes take tens of milliseconds: off the async runtime, so a server worker
     // keeps answering other requests meanwhile.
     let embedded = {
@@ -63,7 +75,7 @@ pub async fn search(
         .await
         .map_err(|e| Error::Task(e.to_string()))??
     };
-    let query = SearchQuery {
+    let mut query = SearchQuery {
         text: text.clone(),
         filters: input.filters,
         mode: input.mode,
@@ -73,7 +85,19 @@ pub async fn search(
         text_embedding: embedded.text,
         visual_embedding: embedded.visual,
         phash: embedded.phash,
+        exclude_asset: None,
     };
+    if let Some(source) = similar {
+        // The source's picture decides what "looks like" means, as an example image would.
+        if let Some(v) = source.visual {
+            query.visual_embedding = Some(v);
+        }
+        if let Some(v) = source.text {
+            query.text_embedding = Some(v);
+        }
+        query.phash = source.phash.or(query.phash);
+        query.exclude_asset = Some(source.asset_id);
+    }
     let mut notices = Vec::new();
     if analyzers.clip.is_none() && input.mode != Mode::Keyword {
         notices.extend(analyzers.missing(ModelKind::Clip));
@@ -83,6 +107,81 @@ pub async fn search(
     }
     let response = store.search(&query).await?;
     Ok(SearchOutcome { response, notices })
+}
+
+/// What a "find similar" compares with: the stored vectors of an asset or one of its moments.
+struct SimilarSource {
+    asset_id: String,
+    visual: Option<Vec<f32>>,
+    text: Option<Vec<f32>>,
+    phash: Option<u64>,
+}
+
+/// Looks up the vectors of asset or moment `id`: the picture of the moment (or of the asset's
+/// first shot or image), else its words for a recording.
+async fn similar_source(store: &Store, id: &str) -> Result<SimilarSource> {
+    use kairos_store::{SegmentKind, Space};
+    let (asset, segments) = match store.catalog.asset(id).await {
+        Ok(asset) => {
+            let segments = store.catalog.segments(&asset.id).await?;
+            (asset, segments)
+        }
+        Err(kairos_store::Error::NotFound { .. }) => {
+            let segment =
+                store
+                    .catalog
+                    .segment(id)
+                    .await
+                    .map_err(|_| kairos_store::Error::NotFound {
+                        what: "asset or moment",
+                        id: id.to_string(),
+                    })?;
+            (store.catalog.asset(&segment.asset_id).await?, vec![segment])
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let vectors = store.vectors.clone();
+    let asset_id = asset.id.clone();
+    let (visual, text) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let pictured = segments.iter().filter(|s| {
+            matches!(
+                s.kind,
+                SegmentKind::Image | SegmentKind::Shot | SegmentKind::Keyframe
+            )
+        });
+        let mut visual = None;
+        for s in pictured {
+            if let Some(v) = vectors.vector(Space::Visual, &s.id)? {
+                visual = Some(v);
+                break;
+            }
+        }
+        let mut text = None;
+        if visual.is_none() {
+            for s in &segments {
+                if let Some(v) = vectors.vector(Space::Text, &s.id)? {
+                    text = Some(v);
+                    break;
+                }
+            }
+        }
+        Ok((visual, text))
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))??;
+    if visual.is_none() && text.is_none() && asset.phash.is_none() {
+        return Err(Error::NothingToCompare(format!(
+            "similar_to: {} ({}) has no picture or words indexed to compare with (is a CLIP model installed? `kairos models list`)",
+            id,
+            asset.file_name()
+        )));
+    }
+    Ok(SimilarSource {
+        asset_id,
+        visual,
+        text,
+        phash: asset.phash,
+    })
 }
 
 /// The query's vectors and fingerprint.

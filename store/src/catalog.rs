@@ -14,7 +14,7 @@ use crate::records::{Asset, AssetKind, AssetStatus, CatalogStats, Job, Segment, 
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-const ASSET_COLUMNS: &str = "id, content_hash, path, kind, mime, bytes, mtime, duration_ms, width, height, \
+pub(crate) const ASSET_COLUMNS: &str = "id, content_hash, path, kind, mime, bytes, mtime, duration_ms, width, height, \
     captured_at, ingested_at, title, caption, keywords, credit, camera, gps_lat, gps_lon, collection, \
     language, phash, status, error, media";
 
@@ -25,6 +25,8 @@ const SEGMENT_COLUMNS: &str = "id, asset_id, kind, start_ms, end_ms, text, thumb
 pub struct Filters {
     pub kind: Option<AssetKind>,
     pub collection: Option<String>,
+    /// ISO 639-1 language of the asset (`en`, `fr`…).
+    pub language: Option<String>,
     /// Capture time, inclusive.
     pub captured_after: Option<DateTime<Utc>>,
     /// Capture time, inclusive.
@@ -55,8 +57,8 @@ impl Filters {
 /// The embedded catalog (SQLite, WAL mode).
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    pool: SqlitePool,
-    path: PathBuf,
+    pub(crate) pool: SqlitePool,
+    pub(crate) path: PathBuf,
 }
 
 impl Catalog {
@@ -90,7 +92,7 @@ impl Catalog {
         })
     }
 
-    fn err(&self) -> impl Fn(sqlx::Error) -> Error + '_ {
+    pub(crate) fn err(&self) -> impl Fn(sqlx::Error) -> Error + '_ {
         move |source| Error::Catalog {
             path: self.path.clone(),
             source,
@@ -348,12 +350,14 @@ impl Catalog {
         let rows = sqlx::query(
             "SELECT id, phash FROM assets WHERE status = 'ready' AND phash IS NOT NULL \
              AND ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR collection = $2) \
-             AND ($3 IS NULL OR captured_at >= $3) AND ($4 IS NULL OR captured_at <= $4)",
+             AND ($3 IS NULL OR captured_at >= $3) AND ($4 IS NULL OR captured_at <= $4) \
+             AND ($5 IS NULL OR language = $5)",
         )
         .bind(filters.kind.map(|k| k.as_str()))
         .bind(&filters.collection)
         .bind(filters.captured_after.map(|t| t.to_rfc3339()))
         .bind(filters.captured_before.map(|t| t.to_rfc3339()))
+        .bind(&filters.language)
         .fetch_all(&self.pool)
         .await
         .map_err(self.err())?;
@@ -393,6 +397,7 @@ impl Catalog {
             skipped: 0,
             created_at: Utc::now(),
             finished_at: None,
+            error: None,
         };
         sqlx::query(
             "INSERT INTO jobs (id, kind, source, status, created_at) VALUES ($1,$2,$3,$4,$5)",
@@ -443,6 +448,28 @@ impl Catalog {
         Ok(())
     }
 
+    /// Sets a job's status (`queued`, `running`…).
+    pub async fn set_job_status(&self, job_id: &str, status: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET status = $2 WHERE id = $1")
+            .bind(job_id)
+            .bind(status)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Ends a job that could not go on, with the reason.
+    pub async fn fail_job(&self, job_id: &str, error: &str) -> Result<Job> {
+        sqlx::query("UPDATE jobs SET error = $2 WHERE id = $1")
+            .bind(job_id)
+            .bind(error)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        self.finish_job(job_id, "failed").await
+    }
+
     /// Sets the number of files a job will look at.
     pub async fn set_job_total(&self, job_id: &str, total: i64) -> Result<()> {
         sqlx::query("UPDATE jobs SET total = $2 WHERE id = $1")
@@ -469,7 +496,7 @@ impl Catalog {
     /// One job by id.
     pub async fn job(&self, id: &str) -> Result<Job> {
         let row = sqlx::query(
-            "SELECT id, kind, source, status, total, done, failed, skipped, created_at, finished_at FROM jobs WHERE id = $1",
+            "SELECT id, kind, source, status, total, done, failed, skipped, created_at, finished_at, error FROM jobs WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -490,6 +517,7 @@ impl Catalog {
                 .get::<Option<String>, _>(9)
                 .map(|t| parse_time(&t, &self.path))
                 .transpose()?,
+            error: row.get(10),
         })
     }
 
@@ -500,14 +528,14 @@ impl Catalog {
 }
 
 /// `$1,$2,…,$n` for an `IN` list of `n` bound values.
-fn placeholders(n: usize) -> String {
+pub(crate) fn placeholders(n: usize) -> String {
     (1..=n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(",")
 }
 
-fn parse_time(text: &str, path: &Path) -> Result<DateTime<Utc>> {
+pub(crate) fn parse_time(text: &str, path: &Path) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| Error::DataCorruption {
@@ -516,7 +544,7 @@ fn parse_time(text: &str, path: &Path) -> Result<DateTime<Utc>> {
         })
 }
 
-fn asset_from_row(r: &SqliteRow, path: &Path) -> Result<Asset> {
+pub(crate) fn asset_from_row(r: &SqliteRow, path: &Path) -> Result<Asset> {
     let corrupt = |message: String| Error::DataCorruption {
         path: path.to_path_buf(),
         message,

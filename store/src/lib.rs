@@ -9,6 +9,8 @@
 
 pub mod catalog;
 pub mod error;
+pub mod keys;
+pub mod listing;
 pub mod records;
 pub mod search;
 pub mod text;
@@ -22,8 +24,10 @@ use std::sync::Arc;
 
 pub use catalog::{Catalog, Filters};
 pub use error::{Error, Result};
+pub use listing::{AssetPage, Sort};
 pub use records::{
-    Asset, AssetKind, AssetStatus, CatalogStats, Job, MediaInfo, Segment, SegmentKind,
+    ApiKey, Asset, AssetKind, AssetStatus, CatalogStats, Facets, Job, JobFile, MediaInfo,
+    MetadataPatch, Segment, SegmentKind,
 };
 pub use search::{AssetHit, Group, Mode, Moment, MomentHit, SearchQuery, SearchResponse};
 pub use text::{TextDoc, TextIndex};
@@ -141,5 +145,199 @@ impl Store {
         self.text.delete_asset(&asset.id)?;
         self.vectors.delete_asset(&asset.id)?;
         self.catalog.put_asset(&asset, &[]).await
+    }
+
+    /// Deletes an asset from every index, then from the catalog, then its thumbnails. The
+    /// indexes go first: a crash half-way leaves a catalog entry that is not searchable (and is
+    /// deleted again by a second try), never a search hit pointing at nothing.
+    pub async fn delete_asset(&self, id: &str) -> Result<Asset> {
+        let asset = self.catalog.asset(id).await?;
+        let text = self.text.clone();
+        let vectors = self.vectors.clone();
+        let owned = id.to_string();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            text.delete_asset(&owned)?;
+            vectors.delete_asset(&owned)?;
+            text.commit()?;
+            vectors.flush()
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        for relative in self.catalog.delete_asset(id).await? {
+            // A thumbnail already gone is what we wanted.
+            let _ = fs_err::remove_file(self.thumbnails.absolute(&relative));
+        }
+        Ok(asset)
+    }
+
+    /// Changes an asset's title, caption, keywords or collection everywhere they are kept: the
+    /// catalog, its text documents (rebuilt), and the collection of its vectors. Returns the
+    /// changed asset. (Re-embedding the caption is the indexer's job: the store knows no models.)
+    pub async fn update_metadata(&self, id: &str, patch: &MetadataPatch) -> Result<Asset> {
+        let mut asset = self.catalog.asset(id).await?;
+        patch.apply(&mut asset);
+        self.catalog.set_metadata(&asset).await?;
+        let segments = self.catalog.segments(id).await?;
+        let mut docs = vec![TextDoc::for_asset(&asset)];
+        docs.extend(
+            segments
+                .iter()
+                .filter(|s| TextDoc::segment_has_own(s))
+                .map(|s| TextDoc::for_segment(&asset, s)),
+        );
+        let text = self.text.clone();
+        let vectors = self.vectors.clone();
+        let ready = asset.status == AssetStatus::Ready;
+        let (owned, collection) = (asset.id.clone(), asset.collection.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            if ready {
+                text.delete_asset(&owned)?;
+                text.add(&docs)?;
+                text.commit()?;
+            }
+            vectors.set_collection(&owned, collection.as_deref())?;
+            vectors.flush()
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        Ok(asset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An image asset with one segment, a text document and a visual vector, written and
+    /// committed as the indexer does.
+    async fn indexed(store: &Store, name: &str, collection: &str, v: Vec<f32>) -> Asset {
+        let mut asset = Asset::new(
+            format!("hash-{name}"),
+            format!("/archive/{name}.jpg"),
+            AssetKind::Image,
+            1,
+        );
+        asset.caption = Some(format!("{name} at the stadium"));
+        asset.collection = Some(collection.into());
+        asset.language = Some("en".into());
+        asset.captured_at = Some("2024-08-01T10:00:00Z".parse().unwrap());
+        let mut segment = Segment::new(&asset.id, SegmentKind::Image, 0, 0);
+        segment.thumbnail = Some(store.thumbnails.write(&segment.id, b"jpeg").unwrap());
+        let point = VectorPoint {
+            segment_id: segment.id.clone(),
+            asset_id: asset.id.clone(),
+            asset_kind: asset.kind,
+            segment_kind: segment.kind,
+            start_ms: 0,
+            end_ms: 0,
+            captured_at: asset.captured_at,
+            collection: asset.collection.clone(),
+            language: asset.language.clone(),
+            vector: v,
+        };
+        store
+            .write(&[AssetWrite {
+                asset: asset.clone(),
+                segments: vec![segment],
+                text_docs: vec![TextDoc::for_asset(&asset)],
+                points: vec![(Space::Visual, point)],
+            }])
+            .await
+            .unwrap();
+        store.commit(std::slice::from_ref(&asset.id)).await.unwrap();
+        asset
+    }
+
+    fn by_collection(c: &str) -> Filters {
+        Filters {
+            collection: Some(c.into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn edits_reach_every_index_and_deletes_leave_nothing_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).await.unwrap();
+        let sprint = indexed(&store, "sprint", "paris", vec![1.0, 0.0, 0.0]).await;
+        let relay = indexed(&store, "relay", "paris", vec![0.0, 1.0, 0.0]).await;
+
+        let facets = store
+            .catalog
+            .facets(&Filters::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(facets.collection["paris"], 2);
+        assert_eq!(facets.year["2024"], 2);
+        assert_eq!(facets.language["en"], 2);
+
+        // Moving an asset to another collection moves it in the catalog, the text index and the
+        // vector payloads; new words are searchable, old ones are not.
+        let patch = MetadataPatch {
+            caption: Some("photo finish of the marathon".into()),
+            collection: Some("tokyo".into()),
+            keywords: Some(vec![" finish ".into(), "".into()]),
+            ..Default::default()
+        };
+        let changed = store.update_metadata(&sprint.id, &patch).await.unwrap();
+        assert_eq!(changed.keywords, ["finish"]);
+        let stored = store.catalog.asset(&sprint.id).await.unwrap();
+        assert_eq!(stored.collection.as_deref(), Some("tokyo"));
+        let hits = store
+            .text
+            .search("marathon", &by_collection("tokyo"), 10)
+            .unwrap();
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert!(
+            store
+                .text
+                .search("stadium sprint", &by_collection("paris"), 10)
+                .unwrap()
+                .iter()
+                .all(|h| h.asset_id != sprint.id)
+        );
+        let near = store
+            .vectors
+            .search(Space::Visual, &[1.0, 0.0, 0.0], &by_collection("tokyo"), 10)
+            .unwrap();
+        assert_eq!(near.len(), 1);
+        assert_eq!(near[0].asset_id, sprint.id);
+        let segment = &store.catalog.segments(&sprint.id).await.unwrap()[0];
+        assert_eq!(
+            store.vectors.vector(Space::Visual, &segment.id).unwrap(),
+            Some(vec![1.0, 0.0, 0.0])
+        );
+
+        // Deleting removes the asset, its segments, its documents, vectors and thumbnail.
+        let thumb = store
+            .thumbnails
+            .absolute(segment.thumbnail.as_deref().unwrap());
+        assert!(thumb.is_file());
+        store.delete_asset(&sprint.id).await.unwrap();
+        assert!(matches!(
+            store.catalog.asset(&sprint.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(store.catalog.segments(&sprint.id).await.unwrap().is_empty());
+        assert!(
+            store
+                .text
+                .search("marathon", &Filters::default(), 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.vectors.count(Space::Visual).unwrap(), 1);
+        assert!(!thumb.exists());
+        assert!(matches!(
+            store.delete_asset(&sprint.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        let page = store
+            .catalog
+            .list_assets(&Filters::default(), None, Sort::Name, 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(page.total, 1);
+        assert_eq!(page.assets[0].id, relay.id);
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// What an asset is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AssetKind {
     Image,
@@ -15,7 +15,7 @@ pub enum AssetKind {
 }
 
 /// Where an asset is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AssetStatus {
     Queued,
@@ -25,7 +25,7 @@ pub enum AssetStatus {
 }
 
 /// What a segment is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SegmentKind {
     Image,
@@ -70,7 +70,7 @@ text_enum!(AssetStatus, "status", Queued => "queued", Indexing => "indexing", Re
 text_enum!(SegmentKind, "segment kind", Image => "image", Shot => "shot", Speech => "speech", Ocr => "ocr", Keyframe => "keyframe");
 
 /// One source file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Asset {
     pub id: String,
     /// BLAKE3 of the file's bytes: the same content is never indexed twice.
@@ -142,7 +142,7 @@ impl Asset {
 }
 
 /// Container and stream facts of a video or recording (from ffprobe for video).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MediaInfo {
     /// Container format as ffprobe names it (`mov,mp4,m4a,3gp,3g2,mj2`, `matroska,webm`, …).
     pub container: Option<String>,
@@ -162,7 +162,7 @@ pub struct MediaInfo {
 }
 
 /// A time range of an asset ("moment"); an image is one segment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Segment {
     pub id: String,
     pub asset_id: String,
@@ -191,7 +191,7 @@ impl Segment {
 }
 
 /// An ingest job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: String,
     pub kind: String,
@@ -203,10 +203,100 @@ pub struct Job {
     pub skipped: i64,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Why a `failed` job stopped (the archive could not be written, say); file errors are
+    /// listed per file instead.
+    pub error: Option<String>,
+}
+
+/// What happened to one file of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobFile {
+    pub path: String,
+    /// `indexed`, `skipped` or `failed`.
+    pub status: String,
+    pub asset_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Result counts by kind, collection, language and capture year (value → assets).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Facets {
+    pub kind: std::collections::BTreeMap<String, u64>,
+    pub collection: std::collections::BTreeMap<String, u64>,
+    pub language: std::collections::BTreeMap<String, u64>,
+    pub year: std::collections::BTreeMap<String, u64>,
+}
+
+impl Facets {
+    /// Counts one asset.
+    pub fn count(&mut self, asset: &Asset) {
+        *self.kind.entry(asset.kind.as_str().into()).or_default() += 1;
+        if let Some(c) = &asset.collection {
+            *self.collection.entry(c.clone()).or_default() += 1;
+        }
+        if let Some(l) = &asset.language {
+            *self.language.entry(l.clone()).or_default() += 1;
+        }
+        if let Some(t) = asset.captured_at {
+            *self.year.entry(t.format("%Y").to_string()).or_default() += 1;
+        }
+    }
+}
+
+/// Metadata a user may change on an asset; `None` leaves a field as it is, an empty string (or
+/// list) clears it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MetadataPatch {
+    pub title: Option<String>,
+    pub caption: Option<String>,
+    pub keywords: Option<Vec<String>>,
+    pub collection: Option<String>,
+}
+
+impl MetadataPatch {
+    /// Applies the patch to `asset`.
+    pub fn apply(&self, asset: &mut Asset) {
+        let set = |value: &Option<String>, slot: &mut Option<String>| {
+            if let Some(v) = value {
+                let v = v.trim();
+                *slot = (!v.is_empty()).then(|| v.to_string());
+            }
+        };
+        set(&self.title, &mut asset.title);
+        set(&self.caption, &mut asset.caption);
+        set(&self.collection, &mut asset.collection);
+        if let Some(k) = &self.keywords {
+            asset.keywords = k
+                .iter()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect();
+        }
+    }
+
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.caption.is_none()
+            && self.keywords.is_none()
+            && self.collection.is_none()
+    }
+}
+
+/// An API key as stored: its secret is only ever shown once, at creation, and kept hashed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the key, to recognise it in lists (`kairos_ab12cd34…`).
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// Counts for `kairos doctor` and the health endpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CatalogStats {
     pub assets: i64,
     pub ready: i64,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::Store;
 use crate::catalog::Filters;
 use crate::error::Result;
-use crate::records::{AssetKind, SegmentKind};
+use crate::records::{AssetKind, Facets, SegmentKind};
 use crate::vectors::Space;
 
 /// Reciprocal-rank fusion constant (Cormack et al.): damps the weight of the very first ranks.
@@ -22,7 +22,7 @@ pub const MAX_DUPLICATE_DISTANCE: u32 = 16;
 const MOMENTS_PER_ASSET: usize = 3;
 
 /// Which signals a search uses.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Every signal, fused.
@@ -50,7 +50,7 @@ impl std::str::FromStr for Mode {
 }
 
 /// How results are listed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
     /// One hit per asset with its best moments (coarse).
@@ -89,10 +89,12 @@ pub struct SearchQuery {
     pub visual_embedding: Option<Vec<f32>>,
     /// Perceptual hash of the example image.
     pub phash: Option<u64>,
+    /// An asset left out of the results (the one a "find similar" started from).
+    pub exclude_asset: Option<String>,
 }
 
 /// A matching moment of an asset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Moment {
     pub segment_id: String,
     pub start_ms: i64,
@@ -114,7 +116,7 @@ pub struct Moment {
 }
 
 /// One moment in the results listed per moment (`group=moments`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MomentHit {
     pub asset_id: String,
     pub path: String,
@@ -125,7 +127,7 @@ pub struct MomentHit {
 }
 
 /// One asset in the results with its best moments and why it matched.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AssetHit {
     pub asset_id: String,
     pub path: String,
@@ -139,7 +141,7 @@ pub struct AssetHit {
 }
 
 /// A page of results.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     pub group: Group,
     /// Assets (`group=assets`; empty otherwise).
@@ -150,6 +152,9 @@ pub struct SearchResponse {
     pub moments: Vec<MomentHit>,
     /// Matching assets (or moments) over all pages.
     pub total: usize,
+    /// The matching assets counted by kind, collection, language and capture year.
+    #[serde(default)]
+    pub facets: Facets,
 }
 
 #[derive(Default)]
@@ -301,8 +306,14 @@ impl Store {
             .collect();
         let mut ranked: Vec<(String, AssetAcc)> = fused
             .into_iter()
-            .filter(|(id, _)| assets.contains_key(id))
+            .filter(|(id, _)| {
+                assets.contains_key(id) && query.exclude_asset.as_deref() != Some(id.as_str())
+            })
             .collect();
+        let mut facets = Facets::default();
+        for (id, _) in &ranked {
+            facets.count(&assets[id]);
+        }
         ranked.sort_by(|a, b| {
             b.1.total()
                 .total_cmp(&a.1.total())
@@ -414,6 +425,7 @@ impl Store {
                     hits,
                     moments: Vec::new(),
                     total: total_assets,
+                    facets,
                 })
             }
             Group::Moments => {
@@ -443,6 +455,7 @@ impl Store {
                     hits: Vec::new(),
                     moments: all.into_iter().skip(query.offset).take(limit).collect(),
                     total,
+                    facets,
                 })
             }
         }

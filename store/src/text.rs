@@ -22,7 +22,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 
 use crate::catalog::Filters;
 use crate::error::{Error, Result};
-use crate::records::{AssetKind, SegmentKind};
+use crate::records::{Asset, AssetKind, Segment, SegmentKind};
 
 /// Languages with their own analyzer; anything else is indexed as English.
 pub const LANGUAGES: [&str; 2] = ["en", "fr"];
@@ -56,6 +56,52 @@ pub struct TextDoc {
     pub text: Option<String>,
 }
 
+impl TextDoc {
+    /// The asset's own document: its metadata and file name.
+    pub fn for_asset(asset: &Asset) -> Self {
+        TextDoc {
+            asset_id: asset.id.clone(),
+            segment_id: None,
+            asset_kind: Some(asset.kind),
+            segment_kind: None,
+            collection: asset.collection.clone(),
+            language: asset.language.clone(),
+            captured_at: asset.captured_at,
+            title: asset.title.clone(),
+            caption: asset.caption.clone(),
+            keywords: asset.keywords.clone(),
+            credit: asset.credit.clone(),
+            filename: Some(asset.file_name().to_string()),
+            text: None,
+        }
+    }
+
+    /// The document of a moment with words of its own (speech, on-screen text).
+    pub fn for_segment(asset: &Asset, segment: &Segment) -> Self {
+        TextDoc {
+            asset_id: asset.id.clone(),
+            segment_id: Some(segment.id.clone()),
+            asset_kind: Some(asset.kind),
+            segment_kind: Some(segment.kind),
+            collection: asset.collection.clone(),
+            language: asset.language.clone(),
+            captured_at: asset.captured_at,
+            text: segment.text.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Whether a segment has its own document: one with words of its own. An image's words are
+    /// its asset's; a shot has none.
+    pub fn segment_has_own(segment: &Segment) -> bool {
+        matches!(segment.kind, SegmentKind::Speech | SegmentKind::Ocr)
+            && segment
+                .text
+                .as_deref()
+                .is_some_and(|t| !t.trim().is_empty())
+    }
+}
+
 /// A keyword hit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextHit {
@@ -73,6 +119,7 @@ struct Fields {
     kind: Field,
     segment_kind: Field,
     collection: Field,
+    language: Field,
     captured_at: Field,
     filename: Field,
 }
@@ -108,6 +155,7 @@ fn schema() -> Schema {
     b.add_text_field("kind", STRING | FAST);
     b.add_text_field("segment_kind", STRING | STORED);
     b.add_text_field("collection", STRING | FAST);
+    b.add_text_field("language", STRING | FAST);
     b.add_date_field("captured_at", INDEXED | FAST);
     let text = |lang: &str| {
         TextOptions::default().set_stored().set_indexing_options(
@@ -162,7 +210,16 @@ impl TextIndex {
             path: dir.to_path_buf(),
             source: tantivy::TantivyError::from(e),
         })?;
-        let index = Index::open_or_create(directory, schema()).map_err(err)?;
+        let index = Index::open_or_create(directory, schema()).map_err(|e| match e {
+            tantivy::TantivyError::SchemaError(m) => Error::TextIndex {
+                path: dir.to_path_buf(),
+                source: tantivy::TantivyError::SchemaError(format!(
+                    "{m}: it was built by an earlier version of Kairos; remove {} and re-ingest",
+                    dir.display()
+                )),
+            },
+            other => err(other),
+        })?;
         for lang in LANGUAGES {
             index
                 .tokenizers()
@@ -181,6 +238,7 @@ impl TextIndex {
             kind: field("kind"),
             segment_kind: field("segment_kind"),
             collection: field("collection"),
+            language: field("language"),
             captured_at: field("captured_at"),
             filename: field("filename"),
         };
@@ -234,6 +292,9 @@ impl TextIndex {
             }
             if let Some(c) = &d.collection {
                 doc.add_text(f.collection, c);
+            }
+            if let Some(l) = &d.language {
+                doc.add_text(f.language, l);
             }
             if let Some(t) = d.captured_at {
                 doc.add_date(
@@ -318,6 +379,15 @@ impl TextIndex {
                 Occur::Must,
                 Box::new(TermQuery::new(
                     Term::from_field_text(self.fields.collection, c),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        if let Some(l) = &filters.language {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.fields.language, l),
                     IndexRecordOption::Basic,
                 )),
             ));

@@ -8,7 +8,7 @@ use crate::records::SegmentKind;
 use crate::transcript::timestamp;
 
 /// One moment of an asset's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub segment_id: String,
     pub kind: SegmentKind,

@@ -92,7 +92,7 @@ pub fn download_name(asset: &Asset, format: TranscriptFormat) -> String {
 }
 
 /// One cue of the JSON form.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Cue {
     pub segment_id: String,
     pub start_ms: i64,
@@ -101,7 +101,7 @@ pub struct Cue {
 }
 
 /// The JSON form.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TranscriptJson {
     pub asset_id: String,
     pub language: Option<String>,

@@ -9,10 +9,10 @@ use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::external::uuid::Uuid;
 use qdrant_edge::{
     Condition, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder,
-    FieldCondition, FieldIndexOperations, Filter, Match, MatchValue, NamedQuery,
-    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
-    PointStruct, QueryEnum, Range, SearchRequest, UpdateOperation, ValueVariants, VectorInternal,
-    Vectors, WithPayloadInterface,
+    FieldCondition, FieldIndexOperations, Filter, Match, MatchValue, NamedQuery, Payload,
+    PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId, PointInsertOperations,
+    PointOperations, PointStruct, QueryEnum, Range, SearchRequest, SetPayloadOp, UpdateOperation,
+    ValueVariants, VectorInternal, VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
 use serde_json::json;
 
@@ -72,6 +72,12 @@ pub trait VectorIndex: Send + Sync + std::fmt::Debug {
     fn upsert(&self, space: Space, points: Vec<VectorPoint>) -> Result<()>;
     /// Removes every point of an asset from every space.
     fn delete_asset(&self, asset_id: &str) -> Result<()>;
+    /// Removes one segment's point from a space.
+    fn delete_segment(&self, space: Space, segment_id: &str) -> Result<()>;
+    /// Sets the collection of every point of an asset (after a user moved it), in every space.
+    fn set_collection(&self, asset_id: &str, collection: Option<&str>) -> Result<()>;
+    /// The stored vector of a segment, if it has one in `space`.
+    fn vector(&self, space: Space, segment_id: &str) -> Result<Option<Vec<f32>>>;
     /// Nearest segments to `vector`, filtered.
     fn search(
         &self,
@@ -175,6 +181,7 @@ impl EdgeVectors {
             ("kind", PayloadSchemaType::Keyword),
             ("segment_kind", PayloadSchemaType::Keyword),
             ("collection", PayloadSchemaType::Keyword),
+            ("language", PayloadSchemaType::Keyword),
             ("captured_ts", PayloadSchemaType::Integer),
         ] {
             shard
@@ -217,6 +224,9 @@ fn to_filter(filters: &Filters) -> Option<Filter> {
     }
     if let Some(c) = &filters.collection {
         must.push(keyword("collection", c));
+    }
+    if let Some(l) = &filters.language {
+        must.push(keyword("language", l));
     }
     if filters.captured_after.is_some() || filters.captured_before.is_some() {
         must.push(Condition::Field(FieldCondition::new_range(
@@ -298,6 +308,67 @@ impl VectorIndex for EdgeVectors {
             }
         }
         Ok(())
+    }
+
+    fn delete_segment(&self, space: Space, segment_id: &str) -> Result<()> {
+        let Some(shard) = self.shard(space) else {
+            return Ok(());
+        };
+        shard
+            .update(UpdateOperation::PointOperation(
+                PointOperations::DeletePoints {
+                    ids: vec![point_id(segment_id)?],
+                },
+            ))
+            .map_err(self.err(space))
+    }
+
+    fn set_collection(&self, asset_id: &str, collection: Option<&str>) -> Result<()> {
+        for space in Space::ALL {
+            if let Some(shard) = self.shard(space) {
+                let payload = json!({ "collection": collection });
+                let serde_json::Value::Object(map) = payload else {
+                    unreachable!("a JSON object literal")
+                };
+                shard
+                    .update(UpdateOperation::PayloadOperation(PayloadOps::SetPayload(
+                        SetPayloadOp {
+                            payload: Payload(map),
+                            points: None,
+                            filter: Some(Filter {
+                                should: None,
+                                min_should: None,
+                                must: Some(vec![keyword("asset_id", asset_id)]),
+                                must_not: None,
+                            }),
+                            key: None,
+                        },
+                    )))
+                    .map_err(self.err(space))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn vector(&self, space: Space, segment_id: &str) -> Result<Option<Vec<f32>>> {
+        let Some(shard) = self.shard(space) else {
+            return Ok(None);
+        };
+        let records = shard
+            .retrieve(
+                &[point_id(segment_id)?],
+                Some(WithPayloadInterface::Bool(false)),
+                Some(WithVector::Bool(true)),
+            )
+            .map_err(self.err(space))?;
+        Ok(records.into_iter().next().and_then(|r| match r.vector? {
+            VectorStructInternal::Named(mut named) => match named.remove(space.as_str())? {
+                VectorInternal::Dense(v) => Some(v),
+                _ => None,
+            },
+            VectorStructInternal::Single(v) => Some(v),
+            VectorStructInternal::MultiDense(_) => None,
+        }))
     }
 
     fn search(

@@ -161,7 +161,6 @@ impl Ingester {
         paths: &[PathBuf],
         progress: &(dyn Fn(&Progress) + Send + Sync),
     ) -> Result<IngestSummary> {
-        let started = Instant::now();
         self.analyzers.check_store(&self.store)?;
         let source = paths
             .iter()
@@ -169,6 +168,36 @@ impl Ingester {
             .collect::<Vec<_>>()
             .join(", ");
         let job = self.store.catalog.create_job("ingest", &source).await?;
+        self.run_job(&job.id, paths, progress).await
+    }
+
+    /// Runs job `job_id` (created beforehand, e.g. by an upload that answers at once) over
+    /// `paths`; the job ends `done`, `done_with_errors` or, when the archive itself fails,
+    /// `failed` with the reason.
+    pub async fn run_job(
+        &self,
+        job_id: &str,
+        paths: &[PathBuf],
+        progress: &(dyn Fn(&Progress) + Send + Sync),
+    ) -> Result<IngestSummary> {
+        self.store.catalog.set_job_status(job_id, "running").await?;
+        let outcome = self.run_job_files(job_id, paths, progress).await;
+        if let Err(e) = &outcome {
+            // Best effort: the archive that failed may fail this write too.
+            let _ = self.store.catalog.fail_job(job_id, &e.to_string()).await;
+        }
+        outcome
+    }
+
+    async fn run_job_files(
+        &self,
+        job_id: &str,
+        paths: &[PathBuf],
+        progress: &(dyn Fn(&Progress) + Send + Sync),
+    ) -> Result<IngestSummary> {
+        let started = Instant::now();
+        self.analyzers.check_store(&self.store)?;
+        let job = self.store.catalog.job(job_id).await?;
         let (files, mut early) = discover(paths);
         progress(&Progress::Discovered {
             files: files.len() + early.len(),
@@ -422,21 +451,7 @@ impl Ingester {
                 Prepared::Ready(r) => {
                     let ReadyAsset { asset, segments } = *r;
                     let mut points = Vec::new();
-                    let mut text_docs = vec![TextDoc {
-                        asset_id: asset.id.clone(),
-                        segment_id: None,
-                        asset_kind: Some(asset.kind),
-                        segment_kind: None,
-                        collection: asset.collection.clone(),
-                        language: asset.language.clone(),
-                        captured_at: asset.captured_at,
-                        title: asset.title.clone(),
-                        caption: asset.caption.clone(),
-                        keywords: asset.keywords.clone(),
-                        credit: asset.credit.clone(),
-                        filename: Some(asset.file_name().to_string()),
-                        text: None,
-                    }];
+                    let mut text_docs = vec![TextDoc::for_asset(&asset)];
                     let mut written = Vec::with_capacity(segments.len());
                     for ready in segments {
                         let ReadySegment {
@@ -475,17 +490,7 @@ impl Ingester {
                             points.push((Space::Text, point(v)));
                         }
                         if own_doc {
-                            text_docs.push(TextDoc {
-                                asset_id: asset.id.clone(),
-                                segment_id: Some(segment.id.clone()),
-                                asset_kind: Some(asset.kind),
-                                segment_kind: Some(segment.kind),
-                                collection: asset.collection.clone(),
-                                language: asset.language.clone(),
-                                captured_at: asset.captured_at,
-                                text: segment.text.clone(),
-                                ..Default::default()
-                            });
+                            text_docs.push(TextDoc::for_segment(&asset, &segment));
                         }
                         written.push(segment);
                     }
@@ -737,16 +742,7 @@ fn prepare_image(
         .clip
         .as_ref()
         .map(|c| c.preprocess().apply(&decoded.image));
-    let description = [
-        asset.title.clone(),
-        asset.caption.clone(),
-        (!asset.keywords.is_empty()).then(|| asset.keywords.join(", ")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>();
-    let description =
-        (!description.is_empty() && analyzers.sentence.is_some()).then(|| description.join(". "));
+    let description = description(&asset).filter(|_| analyzers.sentence.is_some());
     let segment = Segment::new(&asset.id, SegmentKind::Image, 0, 0);
     Prepared::Ready(Box::new(ReadyAsset {
         asset,
@@ -759,6 +755,19 @@ fn prepare_image(
             own_doc: false,
         }],
     }))
+}
+
+/// What an image's sentence vector embeds: its title, caption and keywords.
+pub fn description(asset: &Asset) -> Option<String> {
+    let parts = [
+        asset.title.clone(),
+        asset.caption.clone(),
+        (!asset.keywords.is_empty()).then(|| asset.keywords.join(", ")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    (!parts.is_empty()).then(|| parts.join(". "))
 }
 
 /// English or French when the caption says so with confidence.
