@@ -58,6 +58,24 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, env = "KAIROS_ADDR", default_value = "127.0.0.1:8080")]
         addr: String,
+        /// Reads (search, assets, media) need an API key too; writes always do.
+        #[arg(long, env = "KAIROS_PRIVATE")]
+        private: bool,
+        /// An origin allowed to call the API from a browser (repeat for more; `*` for any).
+        #[arg(
+            long = "cors-origin",
+            env = "KAIROS_CORS_ORIGINS",
+            value_delimiter = ','
+        )]
+        cors_origins: Vec<String>,
+        /// Largest upload request, in MiB.
+        #[arg(long, env = "KAIROS_MAX_UPLOAD_MB", default_value_t = 4096)]
+        max_upload_mb: u64,
+    },
+    /// Manage API keys (writes over HTTP need one).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Index files and folder trees.
     Ingest {
@@ -150,6 +168,12 @@ pub struct SearchArgs {
     pub kind: Option<String>,
     #[arg(long)]
     pub collection: Option<String>,
+    /// Language of the asset (en, fr…).
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Find what looks like this asset or moment (an id).
+    #[arg(long)]
+    pub similar_to: Option<String>,
     /// Captured on or after (YYYY-MM-DD or RFC 3339).
     #[arg(long)]
     pub from: Option<String>,
@@ -169,6 +193,27 @@ pub struct SearchArgs {
     /// Print the API's JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once and only its hash is kept.
+    Create {
+        /// Who or what uses it (unique among active keys).
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by name or id: it stops working within 30 s on running servers.
+    Revoke {
+        /// The key's name or id.
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,12 +242,28 @@ pub enum ModelsCommand {
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
-        Command::Serve { addr } => {
+        Command::Serve {
+            addr,
+            private,
+            cors_origins,
+            max_upload_mb,
+        } => {
             let (store, analyzers) = open(g).await?;
             for notice in analyzers.notice_texts() {
                 eprintln!("note: {notice}");
             }
-            let state = kairos_server::AppState { store, analyzers };
+            if !store.catalog.has_keys().await? {
+                eprintln!(
+                    "note: no API key exists, so uploads and edits over HTTP are refused: create one with `kairos --data {} keys create --name NAME`",
+                    g.data.display()
+                );
+            }
+            let config = kairos_server::ServerConfig {
+                private,
+                cors_origins,
+                max_upload_bytes: max_upload_mb << 20,
+            };
+            let state = kairos_server::AppState::new(store, analyzers, config);
             println!("Kairos is serving {} on http://{addr}/", g.data.display());
             kairos_server::serve(state, &addr)
                 .await
@@ -236,6 +297,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             ingest(store, analyzers, options, &paths, json).await
         }
         Command::Search(args) => search(g, args).await,
+        Command::Keys { command } => crate::keys::run(g, command).await,
         Command::Models { command } => models(g, command),
         Command::Transcript { asset, format, out } => transcript(g, &asset, &format, out).await,
         Command::Moments { asset, kind, json } => moments(g, &asset, kind.as_deref(), json).await,
@@ -372,6 +434,7 @@ async fn search(g: &Global, args: SearchArgs) -> Result<ExitCode> {
     let filters = Filters {
         kind,
         collection: args.collection.clone(),
+        language: args.language.clone(),
         captured_after: args
             .from
             .as_deref()
@@ -386,6 +449,7 @@ async fn search(g: &Global, args: SearchArgs) -> Result<ExitCode> {
     let input = QueryInput {
         text: args.query.clone(),
         image,
+        similar_to: args.similar_to.clone(),
         filters,
         mode: args.mode.parse::<Mode>()?,
         group: args.group.parse::<kairos_store::Group>()?,

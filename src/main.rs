@@ -4,6 +4,7 @@ mod bench;
 mod bench_speech;
 mod bench_video;
 mod cli;
+mod keys;
 
 use std::process::ExitCode;
 

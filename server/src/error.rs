@@ -20,6 +20,11 @@ pub enum ApiError {
     /// The resource exists but is not in a state to answer (a failed asset's transcript, say).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    MethodNotAllowed { message: String },
+    /// No API key, or one that is unknown or revoked.
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
     /// The archive or a model failed: our fault, not the client's.
     #[error("{0}")]
     Internal(String),
@@ -31,7 +36,9 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { code, .. }
             | ApiError::NotFound { code, .. }
-            | ApiError::Conflict { code, .. } => code,
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unauthorized { code, .. } => code,
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -64,7 +71,43 @@ pub const CODES: &[(&str, u16, &str)] = &[
         413,
         "the upload exceeds the size limit",
     ),
-    ("asset_not_found", 404, "no asset with this id"),
+    (
+        "invalid_metadata",
+        400,
+        "a field of an asset update is invalid or the update changes nothing; the message names the field",
+    ),
+    (
+        "invalid_upload",
+        400,
+        "an upload without files, or a part that is not a file; the message names the part",
+    ),
+    (
+        "unauthorized",
+        401,
+        "the request needs an API key (`Authorization: Bearer KEY`) and has none",
+    ),
+    (
+        "invalid_api_key",
+        401,
+        "the API key given is unknown or revoked",
+    ),
+    ("asset_not_found", 404, "no asset (or moment) with this id"),
+    ("job_not_found", 404, "no job with this id"),
+    (
+        "route_not_found",
+        404,
+        "no such endpoint; see /api/v1/openapi.json",
+    ),
+    (
+        "method_not_allowed",
+        405,
+        "the endpoint exists but not with this HTTP method",
+    ),
+    (
+        "similar_unavailable",
+        409,
+        "the asset or moment to find similar ones to has no picture or words indexed",
+    ),
     (
         "transcript_unavailable",
         409,
@@ -110,9 +153,17 @@ impl From<kairos_store::Error> for ApiError {
         match e {
             // Decision: an unknown id is the client's mistake; everything else the store reports
             // (I/O, corruption, index failures) is ours.
-            kairos_store::Error::NotFound { what: "asset", id } => ApiError::NotFound {
+            kairos_store::Error::NotFound {
+                what: what @ ("asset" | "asset or moment" | "segment"),
+                id,
+            } => ApiError::NotFound {
                 code: "asset_not_found",
-                what: "asset",
+                what,
+                id,
+            },
+            kairos_store::Error::NotFound { what: "job", id } => ApiError::NotFound {
+                code: "job_not_found",
+                what: "job",
                 id,
             },
             kairos_store::Error::InvalidInput { field, message } => ApiError::InvalidRequest {
@@ -140,6 +191,10 @@ impl From<kairos_indexer::Error> for ApiError {
                 message: format!("image: {message}"),
             },
             kairos_indexer::Error::Store(s) => s.into(),
+            kairos_indexer::Error::NothingToCompare(message) => ApiError::Conflict {
+                code: "similar_unavailable",
+                message,
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -1,4 +1,5 @@
 mod api;
+mod api_writes;
 mod clip_trained;
 mod images;
 mod models;

@@ -242,6 +242,11 @@ impl Drop for Server {
 }
 
 pub fn serve(data: &std::path::Path) -> Server {
+    serve_with(data, &[])
+}
+
+/// `kairos serve` with extra flags (`--private`, `--max-upload-mb 1`…).
+pub fn serve_with(data: &std::path::Path, extra: &[&str]) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -250,6 +255,7 @@ pub fn serve(data: &std::path::Path) -> Server {
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_kairos"))
         .args(["--data", data.to_str().unwrap(), "serve", "--addr", &addr])
+        .args(extra)
         .env_remove("KAIROS_MODELS")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,0 +1,150 @@
+//! Ingest jobs started over HTTP (uploads): queued, run one at a time in the background (the
+//! models want every core), with the file in progress kept in memory for job status.
+//! An upload job whose server stopped is queued again at the next start: its files are in the
+//! archive's `uploads/` folder, and the ingest skips those already indexed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use kairos_indexer::{Analyzers, IngestOptions, Ingester, Progress};
+use kairos_store::Store;
+use serde::Serialize;
+
+/// What a running job is doing right now.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct LiveProgress {
+    /// The file being analysed.
+    pub file: Option<String>,
+    /// `transcribing`, `finding shots in`… for a long file.
+    pub stage: Option<String>,
+    /// Milliseconds of the file's media analysed so far, and its length.
+    pub done_ms: Option<u64>,
+    pub total_ms: Option<u64>,
+}
+
+/// The job queue of one server.
+#[derive(Debug)]
+pub struct JobRunner {
+    store: Store,
+    analyzers: Arc<Analyzers>,
+    /// Held by the job that runs: the others wait their turn.
+    turn: Arc<tokio::sync::Mutex<()>>,
+    live: Arc<Mutex<HashMap<String, LiveProgress>>>,
+}
+
+impl JobRunner {
+    /// A queue ingesting into `store` with `analyzers`.
+    pub fn new(store: Store, analyzers: Arc<Analyzers>) -> Self {
+        Self {
+            store,
+            analyzers,
+            turn: Arc::default(),
+            live: Arc::default(),
+        }
+    }
+
+    /// What job `id` is doing, when it is running.
+    pub fn live(&self, id: &str) -> Option<LiveProgress> {
+        self.live.lock().expect("job progress").get(id).cloned()
+    }
+
+    /// Queues job `job_id` (already in the catalog as `queued`) to ingest `dir`.
+    pub fn submit(&self, job_id: String, dir: PathBuf, options: IngestOptions) {
+        let ingester = Ingester::new(self.store.clone(), self.analyzers.clone(), options);
+        let turn = self.turn.clone();
+        let live = self.live.clone();
+        tokio::spawn(async move {
+            let _turn = turn.lock().await;
+            live.lock()
+                .expect("job progress")
+                .insert(job_id.clone(), LiveProgress::default());
+            let progress_live = live.clone();
+            let id = job_id.clone();
+            let progress = move |p: &Progress| {
+                let mut live = progress_live.lock().expect("job progress");
+                let Some(slot) = live.get_mut(&id) else {
+                    return;
+                };
+                match p {
+                    Progress::Working {
+                        path,
+                        stage,
+                        done_ms,
+                        total_ms,
+                    } => {
+                        *slot = LiveProgress {
+                            file: Some(file_name(path)),
+                            stage: Some(stage.to_string()),
+                            done_ms: Some(*done_ms),
+                            total_ms: *total_ms,
+                        }
+                    }
+                    Progress::File { .. } | Progress::Discovered { .. } => {
+                        *slot = LiveProgress::default()
+                    }
+                }
+            };
+            if let Err(e) = ingester.run_job(&job_id, &[dir], &progress).await {
+                tracing::error!("upload job {job_id} failed: {e}");
+            }
+            live.lock().expect("job progress").remove(&job_id);
+        });
+    }
+
+    /// Queues again the upload jobs that a stopped server left queued or running.
+    pub async fn resume_interrupted(&self) {
+        let jobs = match self.store.catalog.unfinished_jobs("upload").await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::error!("cannot list unfinished upload jobs: {e}");
+                return;
+            }
+        };
+        for job in jobs {
+            let options = IngestOptions {
+                collection: job_option(&job.source, "collection"),
+                ..Default::default()
+            };
+            let dir = self.store.data_dir().join("uploads").join(&job.id);
+            tracing::info!("resuming upload job {} ({})", job.id, dir.display());
+            self.submit(job.id, dir, options);
+        }
+    }
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// The source text of an upload job: `upload of N files (collection=NAME)`; options come back
+/// out of it when a job is resumed.
+pub fn upload_source(files: usize, collection: Option<&str>) -> String {
+    match collection {
+        Some(c) => format!("upload of {files} file(s) (collection={c})"),
+        None => format!("upload of {files} file(s)"),
+    }
+}
+
+fn job_option(source: &str, name: &str) -> Option<String> {
+    let start = source.find(&format!("({name}="))? + name.len() + 2;
+    let rest = &source[start..];
+    Some(rest[..rest.rfind(')')?].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_upload_keeps_its_collection() {
+        let source = upload_source(3, Some("Paris 2024 (finals)"));
+        assert_eq!(
+            job_option(&source, "collection").as_deref(),
+            Some("Paris 2024 (finals)")
+        );
+        assert_eq!(job_option(&upload_source(1, None), "collection"), None);
+    }
+}
