@@ -21,6 +21,12 @@ python3 scripts/sample-media.py samples/media "$KAIROS_WHEELS"
 scripts/sample-speech.sh samples/media/speech
 scripts/sample-video.sh samples/media/video
 "$kairos" --data "$data" ingest samples/media --collection samples
+# Uploads and edits in the UI need an API key: the demo makes one (shown once; paste it into the
+# UI's "API key" button). Running the demo again keeps the key it made the first time.
+if ! "$kairos" --data "$data" keys list | grep -q '^demo .* active$'; then
+  echo "API key for uploads and edits in the web UI (shown once):"
+  "$kairos" --data "$data" keys create --name demo
+fi
 echo "Try: $kairos --data $data search \"rocket launch\""
 echo "     $kairos --data $data search \"\\\"amiable himself\\\"\"   (said in a LibriVox reading)"
 echo "     $kairos --data $data search \"tennis rain\" --group moments   (said in the sample video)"

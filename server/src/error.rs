@@ -199,3 +199,15 @@ impl From<kairos_indexer::Error> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_code_is_documented_with_its_status() {
+        let doc = include_str!("../../docs/api.md");
+        for (code, status, _) in super::CODES {
+            let row = format!("| `{code}` | {status} |");
+            assert!(doc.contains(&row), "docs/api.md lacks the row {row}");
+        }
+    }
+}
