@@ -3,8 +3,11 @@
 #   ffmpeg                 decodes video and makes the audio test files in other codecs
 #   espeak-ng              speaks the English and French test and sample sentences
 #   pocketsphinx-testdata  real speech with reference transcripts (LibriVox clips)
+# and with --tests, what only the test suite uses:
+#   chromium chromium-driver  the headless browser the web UI tests drive over WebDriver
 set -euo pipefail
 packages=(ffmpeg espeak-ng pocketsphinx-testdata)
+[ "${1:-}" = "--tests" ] && packages+=(chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -38,6 +38,17 @@ const postJson = (path, body, method = 'POST') => api(path, {
   method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
 });
 
+// Scrolls `box` (not the page) just enough that `el` is inside it.
+function reveal(el, box) {
+  if (!box) return;
+  const r = el.getBoundingClientRect();
+  const c = box.getBoundingClientRect();
+  if (r.top < c.top) box.scrollTop += r.top - c.top;
+  else if (r.bottom > c.bottom) box.scrollTop += r.bottom - c.bottom;
+  if (r.left < c.left) box.scrollLeft += r.left - c.left;
+  else if (r.right > c.right) box.scrollLeft += r.right - c.right;
+}
+
 function openKeyDialog() {
   const dialog = $('#key-dialog');
   if (dialog.open) return;
@@ -314,14 +325,15 @@ async function assetPage(id, params) {
     const t = Number(params.get('t') || 0);
     if (t) el.addEventListener('loadedmetadata', () => { el.currentTime = t / 1000; }, { once: true });
     for (const b of main.querySelectorAll('.cue, .shot')) b.addEventListener('click', () => seek(Number(b.dataset.start)));
-    // The transcript and the shot strip follow playback.
+    // The transcript and the shot strip follow playback (inside their own boxes: the page
+    // itself does not move under the reader).
     el.addEventListener('timeupdate', () => {
       const now = el.currentTime * 1000;
       for (const b of main.querySelectorAll('.cue, .shot')) {
         const on = now >= Number(b.dataset.start) && now < Math.max(Number(b.dataset.end), Number(b.dataset.start) + 1);
         if (on !== b.classList.contains('current')) {
           b.classList.toggle('current', on);
-          if (on) b.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+          if (on) reveal(b, b.closest('.transcript, .strip'));
         }
       }
     });

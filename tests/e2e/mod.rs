@@ -1,5 +1,6 @@
 mod api;
 mod api_writes;
+mod browser;
 mod clip_trained;
 mod images;
 mod models;

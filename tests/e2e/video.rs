@@ -288,7 +288,7 @@ fn a_long_static_shot_gets_a_keyframe_every_n_seconds() {
 
 /// A video of two shots with a phrase spoken in each, at known offsets, in `dir` (the speech is
 /// synthesised in `work`).
-fn speech_video(dir: &Path, work: &Path) -> PathBuf {
+pub(super) fn speech_video(dir: &Path, work: &Path) -> PathBuf {
     let say = |name: &str, text: &str| {
         let wav = work.join(name);
         let out = Command::new("espeak-ng")
