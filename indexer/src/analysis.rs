@@ -38,6 +38,8 @@ pub struct Analyzers {
     pub whisper: Option<Mutex<Whisper>>,
     /// What is off because a model is missing, in words for people, by the kind that is missing.
     pub notices: Vec<(ModelKind, String)>,
+    /// Query words embedded together with concurrent searches, and remembered.
+    pub queries: crate::query_batch::QueryBatcher,
 }
 
 impl Analyzers {

@@ -16,6 +16,7 @@ pub mod image;
 pub mod ingest;
 pub mod probe;
 pub mod query;
+pub mod query_batch;
 pub mod video;
 
 pub use analysis::Analyzers;

@@ -10,6 +10,7 @@ use kairos_store::{Filters, Group, Mode, SearchQuery, SearchResponse, Store};
 use crate::analysis::Analyzers;
 use crate::error::{Error, Result};
 use crate::image::{decode, fingerprint};
+use crate::query_batch::QueryVectors;
 
 /// A search as a user asks it.
 #[derive(Debug, Clone, Default)]
@@ -191,40 +192,34 @@ struct Embedded {
     phash: Option<u64>,
 }
 
-/// Embeds the query with each installed model, the two encoders side by side. With an example
-/// image, the image decides what "looks like" means, so the words get no CLIP pass.
+/// Embeds the query with each installed model. Words go through the shared batcher (with the
+/// other searches running now, or from its cache), waited for on this thread: a rayon worker
+/// waiting there would starve the encoder pass it waits for. With an example image, the image
+/// decides what "looks like" means, so the words' CLIP vector is not used.
 fn embed_query(
     analyzers: &Analyzers,
     text: Option<&str>,
     image: Option<&[u8]>,
 ) -> Result<Embedded> {
-    let (text_vector, visual) = rayon::join(
-        || -> Result<Option<Vec<f32>>> {
-            match (text, &analyzers.sentence) {
-                (Some(t), Some(s)) => Ok(s.embed(&[t])?.pop()),
-                _ => Ok(None),
-            }
-        },
-        || -> Result<(Option<Vec<f32>>, Option<u64>)> {
-            match (image, &analyzers.clip, text) {
-                (Some(bytes), clip, _) => {
-                    let decoded = decode(Path::new("<example image>"), bytes)?;
-                    let phash = fingerprint::phash(&decoded.image);
-                    let visual = match clip {
-                        Some(c) => c.embed_images(std::slice::from_ref(&decoded.image))?.pop(),
-                        None => None,
-                    };
-                    Ok((visual, Some(phash)))
-                }
-                (None, Some(c), Some(t)) => Ok((c.embed_texts(&[t])?.pop(), None)),
-                _ => Ok((None, None)),
-            }
-        },
-    );
-    let (visual, phash) = visual?;
+    let words = match text {
+        Some(t) => analyzers.queries.embed(analyzers, t)?,
+        None => QueryVectors::default(),
+    };
+    let Some(bytes) = image else {
+        return Ok(Embedded {
+            text: words.sentence,
+            visual: words.clip,
+            phash: None,
+        });
+    };
+    let decoded = decode(Path::new("<example image>"), bytes)?;
+    let visual = match &analyzers.clip {
+        Some(c) => c.embed_images(std::slice::from_ref(&decoded.image))?.pop(),
+        None => None,
+    };
     Ok(Embedded {
-        text: text_vector?,
+        text: words.sentence,
         visual,
-        phash,
+        phash: Some(fingerprint::phash(&decoded.image)),
     })
 }

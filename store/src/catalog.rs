@@ -117,8 +117,9 @@ impl Catalog {
         bytes: i64,
         mtime: i64,
     ) -> Result<Option<String>> {
+        // `+status` keeps SQLite on the path index: the status index would walk every ready asset.
         let row = sqlx::query(
-            "SELECT id FROM assets WHERE path = $1 AND bytes = $2 AND mtime = $3 AND status = 'ready' LIMIT 1",
+            "SELECT id FROM assets WHERE path = $1 AND bytes = $2 AND mtime = $3 AND +status = 'ready' LIMIT 1",
         )
         .bind(path)
         .bind(bytes)
@@ -165,7 +166,9 @@ impl Catalog {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT {ASSET_COLUMNS} FROM assets WHERE status = 'ready' AND id IN ({})",
+            // `+status`: without it SQLite walks the status index (every ready asset, 42 ms at
+            // 100k) instead of looking the ids up by key (under 1 ms).
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE +status = 'ready' AND id IN ({})",
             placeholders(ids.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
