@@ -66,6 +66,29 @@ pub enum BenchCommand {
         #[arg(long, default_value = "docs/bench/video.json")]
         out: PathBuf,
     },
+    /// Search under load over HTTP: a synthetic archive of assets and segments served by a
+    /// `kairos serve` child, queried by concurrent keep-alive clients from this process.
+    Load {
+        #[arg(long, default_value_t = 100_000)]
+        assets: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        segments: usize,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Measured seconds, after the warm-up.
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 5.0)]
+        warmup: f64,
+        /// hybrid, keyword or visual.
+        #[arg(long, default_value = "hybrid")]
+        mode: String,
+        /// Where the synthetic archive is built and kept between runs.
+        #[arg(long, default_value = "target/bench-load")]
+        archive: PathBuf,
+        #[arg(long, default_value = "docs/bench/load.json")]
+        out: PathBuf,
+    },
     /// Search latency over a synthetic archive (captions and vectors), with the query's embeddings.
     Search {
         #[arg(long, default_value_t = 100_000)]
@@ -85,6 +108,27 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
             queries,
             out,
         } => (search(g, assets, queries).await?, out),
+        BenchCommand::Load {
+            assets,
+            segments,
+            clients,
+            seconds,
+            warmup,
+            mode,
+            archive,
+            out,
+        } => {
+            let options = crate::bench_load::LoadOptions {
+                assets,
+                segments,
+                clients,
+                seconds,
+                warmup_seconds: warmup,
+                archive,
+                mode,
+            };
+            (crate::bench_load::load(g, &options).await?, out)
+        }
         BenchCommand::Video {
             librivox,
             minutes,
@@ -212,7 +256,7 @@ async fn clip(n: usize, batch: usize) -> Result<serde_json::Value> {
     }))
 }
 
-const WORDS: &[&str] = &[
+pub(crate) const WORDS: &[&str] = &[
     "athlete",
     "stadium",
     "crowd",
@@ -271,14 +315,14 @@ const WORDS: &[&str] = &[
 ];
 
 /// Deterministic pseudo-random numbers: the synthetic archive is the same on every run.
-fn xorshift(x: &mut u64) -> u64 {
+pub(crate) fn xorshift(x: &mut u64) -> u64 {
     *x ^= *x << 13;
     *x ^= *x >> 7;
     *x ^= *x << 17;
     *x
 }
 
-fn caption(i: usize) -> String {
+pub(crate) fn caption(i: usize) -> String {
     let mut x = (i as u64)
         .wrapping_mul(6_364_136_223_846_793_005)
         .wrapping_add(1_442_695_040_888_963_407)
@@ -289,7 +333,7 @@ fn caption(i: usize) -> String {
         .join(" ")
 }
 
-fn random_unit(dims: usize, seed: u64) -> Vec<f32> {
+pub(crate) fn random_unit(dims: usize, seed: u64) -> Vec<f32> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut v: Vec<f32> = (0..dims)
         .map(|_| (xorshift(&mut x) % 2001) as f32 / 1000.0 - 1.0)
@@ -347,7 +391,7 @@ fn synthetic_write(
     }
 }
 
-fn uuid_like(i: usize) -> String {
+pub(crate) fn uuid_like(i: usize) -> String {
     format!("{:016x}", (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 

@@ -1,0 +1,434 @@
+//! `kairos bench load`: search latency under load over HTTP. A synthetic archive of `--assets`
+//! assets and `--segments` segments (photos with captions; videos whose moments alternate shots
+//! and spoken sentences) is built once and kept; a `kairos serve` child process serves it; this
+//! process runs `--clients` concurrent keep-alive clients on loopback, each sending a hybrid
+//! text query and waiting for its answer before the next (closed loop, like `wrk`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kairos_store::{
+    Asset, AssetKind, AssetStatus, AssetWrite, Segment, SegmentKind, Space, Store, TextDoc,
+    VectorPoint,
+};
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::bench::{WORDS, caption, machine, random_unit, uuid_like, xorshift};
+use crate::cli::Global;
+
+/// One out of this many assets is a video; the rest are photos.
+const VIDEO_EVERY: usize = 5;
+/// Length of a video moment.
+const MOMENT_MS: i64 = 4_000;
+
+pub struct LoadOptions {
+    pub assets: usize,
+    pub segments: usize,
+    pub clients: usize,
+    pub seconds: f64,
+    pub warmup_seconds: f64,
+    pub archive: PathBuf,
+    pub mode: String,
+}
+
+pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
+    let models = g.models.clone().unwrap_or_else(|| g.data.join("models"));
+    let analyzers = kairos_indexer::Analyzers::load(&kairos_models::ModelStore::new(&models))
+        .context("loading models")?;
+    let text_dims = analyzers.sentence.as_ref().map(|s| s.dims());
+    let encoders = json!({
+        "sentence": if text_dims.is_some() { "all-MiniLM-L6-v2 (real)" } else { "none: no semantic text signal" },
+        "clip": if analyzers.clip.is_some() { "installed" } else { "none: no CLIP text pass" },
+    });
+    drop(analyzers);
+    let build = build_archive(o, text_dims.unwrap_or(384)).await?;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = Server::start(&o.archive, &models, &addr)?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while get(&addr, "/api/v1/health")
+        .map(|s| s != 200)
+        .unwrap_or(true)
+    {
+        if Instant::now() > deadline {
+            bail!("kairos serve did not answer on {addr} within 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let idle_rss = rss_kib(server.child.id())?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let measure_from = started + Duration::from_secs_f64(o.warmup_seconds);
+    let threads: Vec<_> = (0..o.clients)
+        .map(|client| {
+            let (addr, stop, mode) = (addr.clone(), stop.clone(), o.mode.clone());
+            let seed = (o.assets + 1_000_003 * (client + 1)) as u64;
+            std::thread::spawn(move || client_loop(&addr, &mode, seed, &stop, measure_from))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(o.warmup_seconds + o.seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let (mut errors, mut first_error) = (0usize, None);
+    for t in threads {
+        let r = t.join().expect("a load client panicked");
+        latencies.extend(r.latencies_ms);
+        errors += r.errors;
+        first_error = first_error.or(r.first_error);
+    }
+    let measured_s = started.elapsed().as_secs_f64() - o.warmup_seconds;
+    let (rss, peak_rss) = (
+        rss_kib(server.child.id())?,
+        status_kib(server.child.id(), "VmHWM:")?,
+    );
+    drop(server);
+    if latencies.is_empty() {
+        bail!("no query was answered: {}", first_error.unwrap_or_default());
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    Ok(json!({
+        "benchmark": "search_load",
+        "machine": machine(),
+        "archive": build,
+        "encoders": encoders,
+        "clients": o.clients,
+        "mode": o.mode,
+        "query": "3 words drawn from the caption vocabulary, each query new (no repeats), limit 20, group assets",
+        "warmup_seconds": o.warmup_seconds,
+        "measured_seconds": measured_s,
+        "queries": latencies.len(),
+        "queries_per_second": latencies.len() as f64 / measured_s,
+        "errors": errors,
+        "first_error": first_error,
+        "latency_ms": {
+            "p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0),
+        },
+        "server_rss_mib": {
+            "idle": idle_rss as f64 / 1024.0,
+            "after_load": rss as f64 / 1024.0,
+            "peak": peak_rss as f64 / 1024.0,
+        },
+    }))
+}
+
+/// Builds the synthetic archive in `o.archive` unless one of the same shape is there already
+/// (building 1M segments and the HNSW graphs takes minutes; the queries do not change it).
+async fn build_archive(o: &LoadOptions, text_dims: usize) -> Result<serde_json::Value> {
+    let marker = o.archive.join("bench-archive.json");
+    let shape = json!({
+        "assets": o.assets,
+        "segments": o.segments,
+        "text_dims": text_dims,
+    });
+    if let Ok(text) = fs_err::read_to_string(&marker) {
+        let built: serde_json::Value = serde_json::from_str(&text)?;
+        if built["shape"] == shape {
+            eprintln!("reusing the archive in {}", o.archive.display());
+            return Ok(built);
+        }
+        eprintln!(
+            "the archive in {} has another shape: rebuilding it",
+            o.archive.display()
+        );
+    }
+    if o.archive.exists() {
+        fs_err::remove_dir_all(&o.archive)?;
+    }
+    let videos = o.assets / VIDEO_EVERY;
+    let photos = o.assets - videos;
+    if videos == 0 || o.segments < photos + 2 * videos {
+        bail!(
+            "--segments {} is too few for {} assets: photos take one each, videos at least two",
+            o.segments,
+            o.assets
+        );
+    }
+    let per_video = (o.segments - photos) / videos;
+    let store = Store::open(&o.archive).await?;
+    let t = Instant::now();
+    let batch = 1000;
+    let mut segments = 0usize;
+    let mut vectors = 0usize;
+    for start in (0..o.assets).step_by(batch) {
+        let writes: Vec<AssetWrite> = (start..(start + batch).min(o.assets))
+            .into_par_iter()
+            .map(|i| synthetic_asset(i, per_video, text_dims))
+            .collect();
+        segments += writes.iter().map(|w| w.segments.len()).sum::<usize>();
+        vectors += writes.iter().map(|w| w.points.len()).sum::<usize>();
+        store.write(&writes).await?;
+        let ids: Vec<String> = writes.iter().map(|w| w.asset.id.clone()).collect();
+        store.commit(&ids).await?;
+        if (start / batch).is_multiple_of(10) {
+            eprintln!(
+                "  {} / {} assets, {segments} segments, {:.0} s",
+                start + writes.len(),
+                o.assets,
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let load_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    store.vectors.optimize()?;
+    let optimize_s = t.elapsed().as_secs_f64();
+    drop(store);
+    let built = json!({
+        "shape": shape,
+        "photos": photos,
+        "videos": videos,
+        "segments": segments,
+        "moments_per_video": per_video,
+        "spoken_moments": videos * per_video.div_ceil(2),
+        "vectors": vectors,
+        "vectors_note": "one CLIP-space and one sentence-space vector per asset (random unit vectors); the spoken moments' own sentence vectors are left out to keep the HNSW build in minutes on 2 cores",
+        "load_seconds": load_s,
+        "hnsw_optimize_seconds": optimize_s,
+    });
+    fs_err::write(&marker, serde_json::to_string_pretty(&built)?)?;
+    Ok(built)
+}
+
+/// Photo `i` (one image segment, a caption) or video `i` (`per_video` moments alternating a shot
+/// and a spoken sentence), with a visual and a sentence vector.
+fn synthetic_asset(i: usize, per_video: usize, text_dims: usize) -> AssetWrite {
+    let video = i.is_multiple_of(VIDEO_EVERY);
+    let (kind, ext) = if video {
+        (AssetKind::Video, "mp4")
+    } else {
+        (AssetKind::Image, "jpg")
+    };
+    let mut asset = Asset::new(
+        format!("load-{i}-{}", uuid_like(i)),
+        format!("/bench/{i:07}.{ext}"),
+        kind,
+        1,
+    );
+    asset.caption = Some(caption(i));
+    asset.language = Some(if i.is_multiple_of(7) { "fr" } else { "en" }.into());
+    asset.collection = Some(format!("collection {}", i % 12));
+    asset.status = AssetStatus::Indexing;
+    if video {
+        asset.duration_ms = Some(per_video as i64 * MOMENT_MS);
+    }
+    let segments: Vec<Segment> = if video {
+        let mut x = (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
+        (0..per_video)
+            .map(|m| {
+                let start = m as i64 * MOMENT_MS;
+                if m % 2 == 0 {
+                    Segment::new(&asset.id, SegmentKind::Shot, start, start + MOMENT_MS)
+                } else {
+                    let mut s =
+                        Segment::new(&asset.id, SegmentKind::Speech, start, start + MOMENT_MS);
+                    s.text = Some(
+                        (0..10)
+                            .map(|_| WORDS[(xorshift(&mut x) % WORDS.len() as u64) as usize])
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    );
+                    s
+                }
+            })
+            .collect()
+    } else {
+        vec![Segment::new(&asset.id, SegmentKind::Image, 0, 0)]
+    };
+    let point = |segment: &Segment, vector: Vec<f32>| VectorPoint {
+        segment_id: segment.id.clone(),
+        asset_id: asset.id.clone(),
+        asset_kind: asset.kind,
+        segment_kind: segment.kind,
+        start_ms: segment.start_ms,
+        end_ms: segment.end_ms,
+        captured_at: None,
+        collection: asset.collection.clone(),
+        language: asset.language.clone(),
+        vector,
+    };
+    let text_segment = segments
+        .iter()
+        .find(|s| s.kind != SegmentKind::Shot)
+        .unwrap_or(&segments[0]);
+    let points = vec![
+        (
+            Space::Visual,
+            point(&segments[0], random_unit(512, i as u64 * 2 + 1)),
+        ),
+        (
+            Space::Text,
+            point(text_segment, random_unit(text_dims, i as u64 * 2 + 2)),
+        ),
+    ];
+    let mut text_docs = vec![TextDoc::for_asset(&asset)];
+    text_docs.extend(
+        segments
+            .iter()
+            .filter(|s| TextDoc::segment_has_own(s))
+            .map(|s| TextDoc::for_segment(&asset, s)),
+    );
+    AssetWrite {
+        asset,
+        segments,
+        text_docs,
+        points,
+    }
+}
+
+/// The `kairos serve` child, stopped when dropped.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn start(archive: &Path, models: &Path, addr: &str) -> Result<Self> {
+        let child = Command::new(std::env::current_exe()?)
+            .arg("--data")
+            .arg(archive)
+            .arg("--models")
+            .arg(models)
+            .args(["serve", "--addr", addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting kairos serve")?;
+        Ok(Server { child })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct ClientResult {
+    latencies_ms: Vec<f64>,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+/// One closed-loop client on one keep-alive connection (reopened after an error).
+fn client_loop(
+    addr: &str,
+    mode: &str,
+    seed: u64,
+    stop: &AtomicBool,
+    measure_from: Instant,
+) -> ClientResult {
+    let mut r = ClientResult {
+        latencies_ms: Vec::new(),
+        errors: 0,
+        first_error: None,
+    };
+    let mut conn: Option<BufReader<TcpStream>> = None;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let words = caption((seed + n) as usize);
+        let query: String = words.split(' ').take(3).collect::<Vec<_>>().join(" ");
+        let body = json!({ "query": query, "limit": 20, "mode": mode }).to_string();
+        let t = Instant::now();
+        let outcome = (|| -> Result<(u16, Vec<u8>)> {
+            if conn.is_none() {
+                let s = TcpStream::connect(addr)?;
+                s.set_nodelay(true)?;
+                s.set_read_timeout(Some(Duration::from_secs(60)))?;
+                conn = Some(BufReader::new(s));
+            }
+            let c = conn.as_mut().unwrap();
+            write!(
+                c.get_mut(),
+                "POST /api/v1/search HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )?;
+            read_response(c)
+        })();
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let counted = t >= measure_from && !stop.load(Ordering::Relaxed);
+        match outcome {
+            Ok((200, _)) => {
+                if counted {
+                    r.latencies_ms.push(ms);
+                }
+            }
+            Ok((status, body)) => {
+                r.errors += 1;
+                r.first_error
+                    .get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&body)));
+            }
+            Err(e) => {
+                r.errors += 1;
+                r.first_error.get_or_insert_with(|| e.to_string());
+                conn = None;
+            }
+        }
+    }
+    r
+}
+
+/// Reads one HTTP/1.1 response with a `Content-Length` body.
+fn read_response(c: &mut BufReader<TcpStream>) -> Result<(u16, Vec<u8>)> {
+    let mut line = String::new();
+    c.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .context("no HTTP status line")?
+        .parse()?;
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        if c.read_line(&mut line)? == 0 {
+            bail!("connection closed in the response head");
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = l.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse()?;
+        }
+    }
+    let mut body = vec![0; length];
+    c.read_exact(&mut body)?;
+    Ok((status, body))
+}
+
+fn get(addr: &str, path: &str) -> Result<u16> {
+    let mut s = BufReader::new(TcpStream::connect(addr)?);
+    write!(
+        s.get_mut(),
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    Ok(read_response(&mut s)?.0)
+}
+
+fn rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
+    let status = fs_err::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+}
