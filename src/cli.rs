@@ -293,6 +293,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 batch_size,
                 speech_language,
                 keyframe_every_s: keyframe_every,
+                stop: None,
             };
             ingest(store, analyzers, options, &paths, json).await
         }

@@ -396,6 +396,18 @@ async function uploadPage() {
     xhr.send(fd);
     $('#upload-status').textContent = 'Uploading…';
   });
+  // Cancel: a queued job never starts; a running one stops after the files in progress.
+  $('#jobs').addEventListener('click', async (ev) => {
+    const b = ev.target.closest('.cancel-job');
+    if (!b) return;
+    b.disabled = true;
+    try {
+      await api(`/api/v1/jobs/${encodeURIComponent(b.dataset.job)}/cancel`, { method: 'POST' });
+      b.textContent = 'Stopping…';
+    } catch (e) {
+      $('#upload-status').textContent = `Cannot cancel: ${e.message}`;
+    }
+  });
   await refreshJobs();
   app.poll = setInterval(refreshJobs, 1000);
 }
@@ -411,7 +423,7 @@ async function refreshJobs() {
     const live = s.progress && s.progress.file ? ` — ${esc(s.progress.stage || '')} ${esc(s.progress.file)}${s.progress.total_ms ? ` (${Math.round(100 * s.progress.done_ms / s.progress.total_ms)}%)` : ''}` : '';
     const failures = s.failures.length ? `<details><summary>${s.failures.length} failed</summary><ul>${s.failures.map((f) => `<li>${esc(fileName(f.path))}: ${esc(f.error)}</li>`).join('')}</ul></details>` : '';
     return `<tr data-job="${esc(j.id)}" data-status="${esc(j.status)}"><td>${esc(j.created_at.slice(0, 19).replace('T', ' '))}</td><td>${esc(j.kind)}: ${esc(j.source)}</td>
-      <td><span class="job-status">${esc(j.status)}</span>${live}${j.error ? `<div class="error">${esc(j.error)}</div>` : ''}${failures}</td>
+      <td><span class="job-status">${esc(j.status)}</span>${running && j.kind === 'upload' ? ` <button type="button" class="cancel-job" data-job="${esc(j.id)}">Cancel</button>` : ''}${live}${j.error ? `<div class="error">${esc(j.error)}</div>` : ''}${failures}</td>
       <td><progress max="${Math.max(j.total, 1)}" value="${seen}"></progress> ${seen}/${j.total} (${j.done} indexed, ${j.skipped} skipped, ${j.failed} failed)</td></tr>`;
   }));
   slot.innerHTML = `<table class="jobs"><thead><tr><th>Started</th><th>Source</th><th>Status</th><th>Progress</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;

@@ -104,6 +104,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "the endpoint exists but not with this HTTP method",
     ),
     (
+        "job_not_running",
+        409,
+        "the job is not queued or running in this server (finished, or run by `kairos ingest`)",
+    ),
+    (
         "similar_unavailable",
         409,
         "the asset or moment to find similar ones to has no picture or words indexed",

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kairos_indexer::{Analyzers, IngestOptions, Ingester, Progress};
@@ -31,6 +32,17 @@ pub struct JobRunner {
     /// Held by the job that runs: the others wait their turn.
     turn: Arc<tokio::sync::Mutex<()>>,
     live: Arc<Mutex<HashMap<String, LiveProgress>>>,
+    /// The stop flag of each job queued or running here.
+    stops: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
+}
+
+/// What a cancel request found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// The job is queued or running here: it stops after the files in progress.
+    Stopping,
+    /// The job is not in this server's queue (finished, or run by a `kairos ingest`).
+    NotHere,
 }
 
 impl JobRunner {
@@ -41,6 +53,19 @@ impl JobRunner {
             analyzers,
             turn: Arc::default(),
             live: Arc::default(),
+            stops: Arc::default(),
+        }
+    }
+
+    /// Asks job `id` to stop. A queued job never starts; a running one finishes the files in
+    /// progress (so that nothing is half-indexed) and ends `cancelled`.
+    pub fn cancel(&self, id: &str) -> Cancel {
+        match self.stops.lock().expect("job stops").get(id) {
+            Some(stop) => {
+                stop.store(true, Ordering::Relaxed);
+                Cancel::Stopping
+            }
+            None => Cancel::NotHere,
         }
     }
 
@@ -50,12 +75,27 @@ impl JobRunner {
     }
 
     /// Queues job `job_id` (already in the catalog as `queued`) to ingest `dir`.
-    pub fn submit(&self, job_id: String, dir: PathBuf, options: IngestOptions) {
+    pub fn submit(&self, job_id: String, dir: PathBuf, mut options: IngestOptions) {
+        let stop = Arc::new(AtomicBool::new(false));
+        options.stop = Some(stop.clone());
+        self.stops
+            .lock()
+            .expect("job stops")
+            .insert(job_id.clone(), stop.clone());
         let ingester = Ingester::new(self.store.clone(), self.analyzers.clone(), options);
         let turn = self.turn.clone();
         let live = self.live.clone();
+        let stops = self.stops.clone();
+        let store = self.store.clone();
         tokio::spawn(async move {
             let _turn = turn.lock().await;
+            if stop.load(Ordering::Relaxed) {
+                if let Err(e) = store.catalog.finish_job(&job_id, "cancelled").await {
+                    tracing::error!("cannot mark upload job {job_id} cancelled: {e}");
+                }
+                stops.lock().expect("job stops").remove(&job_id);
+                return;
+            }
             live.lock()
                 .expect("job progress")
                 .insert(job_id.clone(), LiveProgress::default());
@@ -89,6 +129,7 @@ impl JobRunner {
                 tracing::error!("upload job {job_id} failed: {e}");
             }
             live.lock().expect("job progress").remove(&job_id);
+            stops.lock().expect("job stops").remove(&job_id);
         });
     }
 

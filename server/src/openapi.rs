@@ -53,6 +53,7 @@ impl Modify for ApiKeyScheme {
         jobs::upload,
         jobs::list,
         jobs::get,
+        jobs::cancel,
         jobs::files,
         system::health,
         system::metrics,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::support::*;
 
@@ -231,6 +231,75 @@ fn keys_guard_writes_uploads_become_jobs_and_edits_and_deletes_reach_every_index
     );
     let files = conforms(&doc, "get", "/api/v1/jobs/{id}/files", status, &body);
     let uploaded_id = files[0]["asset_id"].as_str().unwrap().to_string();
+
+    // Cancel: a finished job is refused, an unknown one is not found, a key is needed; a job
+    // cancelled while it starts ends `cancelled` before its last files.
+    let cancel = |id: &str, key: Option<&str>| {
+        let headers = key.map(|k| vec![("Authorization", k)]).unwrap_or_default();
+        let (status, _, body) = http_request(
+            addr,
+            "POST",
+            &format!("/api/v1/jobs/{id}/cancel"),
+            &headers,
+            b"",
+        );
+        (status, body)
+    };
+    let (status, body) = cancel(&job_id, Some(key));
+    conforms(&doc, "post", "/api/v1/jobs/{id}/cancel", status, &body);
+    assert_eq!(
+        (status, json(&body)["error"]["code"].clone()),
+        (409, json!("job_not_running"))
+    );
+    let (status, body) = cancel("no-such-job", Some(key));
+    assert_eq!(
+        (status, json(&body)["error"]["code"].clone()),
+        (404, json!("job_not_found"))
+    );
+    assert_eq!(cancel(&job_id, None).0, 401);
+    // Plain colours: unlike every other picture here, so later searches do not see them.
+    let many: Vec<(String, Vec<u8>)> = (0..40u8)
+        .map(|i| {
+            let plain = image::RgbImage::from_pixel(64, 48, image::Rgb([i * 6, 200 - i * 5, 90]));
+            (
+                format!("plain {i}.jpg"),
+                jpeg(&image::DynamicImage::ImageRgb8(plain)),
+            )
+        })
+        .collect();
+    let parts: Vec<(&str, Option<&str>, &[u8])> = many
+        .iter()
+        .map(|(name, bytes)| ("file", Some(name.as_str()), bytes.as_slice()))
+        .collect();
+    let (many_ct, many_body) = multipart(&parts);
+    let (status, _, body) = http_request(
+        addr,
+        "POST",
+        "/api/v1/uploads",
+        &with_key(key, &[("Content-Type", &many_ct)]),
+        &many_body,
+    );
+    assert_eq!(status, 202);
+    let many_id = json(&body)["job"]["id"].as_str().unwrap().to_string();
+    let (status, body) = cancel(&many_id, Some(key));
+    let stopping = conforms(&doc, "post", "/api/v1/jobs/{id}/cancel", status, &body);
+    assert_eq!(status, 202, "{stopping}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stopped = loop {
+        let (_, body) = http(addr, "GET", &format!("/api/v1/jobs/{many_id}"), None, b"");
+        let job = json(&body);
+        if !["queued", "running"].contains(&job["job"]["status"].as_str().unwrap()) {
+            break job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled job goes on: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(stopped["job"]["status"], "cancelled", "{stopped}");
+    let kept = stopped["job"]["done"].as_i64().unwrap();
+    assert!(kept < 40, "{stopped}");
     let (status, body) = http(addr, "GET", "/api/v1/jobs", None, b"");
     assert!(
         conforms(&doc, "get", "/api/v1/jobs", status, &body)
@@ -479,7 +548,11 @@ fn keys_guard_writes_uploads_become_jobs_and_edits_and_deletes_reach_every_index
         !text.contains(&boxing_id),
         "an asset id leaked into a label"
     );
-    assert!(text.contains("kairos_assets_ready 3"), "{text}");
+    // Three assets, and what the cancelled job indexed before it stopped.
+    assert!(
+        text.contains(&format!("kairos_assets_ready {}", 3 + kept)),
+        "{text}"
+    );
 
     // A revoked key stops working (the server trusts a checked key for 30 s at most; this one
     // was never checked by the second server below).

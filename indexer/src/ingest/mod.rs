@@ -39,6 +39,8 @@ pub struct IngestOptions {
     pub speech_language: Option<String>,
     /// A long video shot gets a keyframe (a searchable moment) every this many seconds.
     pub keyframe_every_s: f64,
+    /// Set to stop the job: it ends after the files in progress are committed, `cancelled`.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for IngestOptions {
@@ -49,6 +51,7 @@ impl Default for IngestOptions {
             batch_size: 16,
             speech_language: None,
             keyframe_every_s: 10.0,
+            stop: None,
         }
     }
 }
@@ -222,11 +225,24 @@ impl Ingester {
             .await?;
         }
         let mut seen_hashes = HashSet::new();
+        let stopped = || {
+            self.options
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        };
+        let mut cancelled = false;
         for chunk in batches(&files, self.options.batch_size) {
+            if stopped() {
+                cancelled = true;
+                break;
+            }
             self.run_batch(&job.id, chunk, &mut seen_hashes, &mut summary, progress)
                 .await?;
         }
-        let status = if summary.failed > 0 {
+        let status = if cancelled {
+            "cancelled"
+        } else if summary.failed > 0 {
             "done_with_errors"
         } else {
             "done"

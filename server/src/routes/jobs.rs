@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{invalid, json};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::jobs::{LiveProgress, upload_source};
+use crate::jobs::{Cancel, LiveProgress, upload_source};
 
 /// A job with what it is doing and what failed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -276,6 +276,43 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(json(status(&state, &id).await?))
+}
+
+/// Cancel a queued or running upload job (needs a key): a queued job never starts; a running one
+/// stops after the files in progress are committed, so nothing is half-indexed, and ends
+/// `cancelled`. The files already indexed stay.
+#[utoipa::path(
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 202, description = "The job, stopping", body = JobStatus),
+        (status = 401, description = "`unauthorized`, `invalid_api_key`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`job_not_found`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`job_not_running`", body = crate::openapi::ErrorBody),
+    )
+)]
+#[post("/api/v1/jobs/{id}/cancel")]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let job = state.store.catalog.job(&id).await?;
+    match state.jobs.cancel(&id) {
+        Cancel::Stopping => Ok(HttpResponse::Accepted().json(status(&state, &id).await?)),
+        Cancel::NotHere => Err(ApiError::Conflict {
+            code: "job_not_running",
+            message: format!(
+                "job {id} is {}, not queued or running in this server{}",
+                job.status,
+                if job.status == "running" || job.status == "queued" {
+                    " (a `kairos ingest` runs it: stop that process; running it again resumes)"
+                } else {
+                    ""
+                }
+            ),
+        }),
+    }
 }
 
 /// `GET /api/v1/jobs/{id}/files` query.

@@ -33,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(jobs::list)
         .service(jobs::get)
         .service(jobs::files)
+        .service(jobs::cancel)
         .default_service(web::to(not_found));
 }
 
