@@ -71,6 +71,14 @@ pub enum Command {
         /// Largest upload request, in MiB.
         #[arg(long, env = "KAIROS_MAX_UPLOAD_MB", default_value_t = 4096)]
         max_upload_mb: u64,
+        /// A folder whose files `POST /api/v1/ingest` may index (repeat for more); without one,
+        /// server-side ingest over HTTP is off.
+        #[arg(
+            long = "ingest-root",
+            env = "KAIROS_INGEST_ROOTS",
+            value_delimiter = ','
+        )]
+        ingest_roots: Vec<PathBuf>,
     },
     /// Manage API keys (writes over HTTP need one).
     Keys {
@@ -247,6 +255,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             private,
             cors_origins,
             max_upload_mb,
+            ingest_roots,
         } => {
             let (store, analyzers) = open(g).await?;
             for notice in analyzers.notice_texts() {
@@ -262,6 +271,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 private,
                 cors_origins,
                 max_upload_bytes: max_upload_mb << 20,
+                ingest_roots: ingest_roots
+                    .iter()
+                    .map(|r| {
+                        fs_err::canonicalize(r)
+                            .with_context(|| format!("--ingest-root {}", r.display()))
+                    })
+                    .collect::<Result<_>>()?,
             };
             let state = kairos_server::AppState::new(store, analyzers, config);
             println!("Kairos is serving {} on http://{addr}/", g.data.display());

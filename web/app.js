@@ -423,7 +423,7 @@ async function refreshJobs() {
     const live = s.progress && s.progress.file ? ` — ${esc(s.progress.stage || '')} ${esc(s.progress.file)}${s.progress.total_ms ? ` (${Math.round(100 * s.progress.done_ms / s.progress.total_ms)}%)` : ''}` : '';
     const failures = s.failures.length ? `<details><summary>${s.failures.length} failed</summary><ul>${s.failures.map((f) => `<li>${esc(fileName(f.path))}: ${esc(f.error)}</li>`).join('')}</ul></details>` : '';
     return `<tr data-job="${esc(j.id)}" data-status="${esc(j.status)}"><td>${esc(j.created_at.slice(0, 19).replace('T', ' '))}</td><td>${esc(j.kind)}: ${esc(j.source)}</td>
-      <td><span class="job-status">${esc(j.status)}</span>${running && j.kind === 'upload' ? ` <button type="button" class="cancel-job" data-job="${esc(j.id)}">Cancel</button>` : ''}${live}${j.error ? `<div class="error">${esc(j.error)}</div>` : ''}${failures}</td>
+      <td><span class="job-status">${esc(j.status)}</span>${running && j.kind !== 'ingest' ? ` <button type="button" class="cancel-job" data-job="${esc(j.id)}">Cancel</button>` : ''}${live}${j.error ? `<div class="error">${esc(j.error)}</div>` : ''}${failures}</td>
       <td><progress max="${Math.max(j.total, 1)}" value="${seen}"></progress> ${seen}/${j.total} (${j.done} indexed, ${j.skipped} skipped, ${j.failed} failed)</td></tr>`;
   }));
   slot.innerHTML = `<table class="jobs"><thead><tr><th>Started</th><th>Source</th><th>Status</th><th>Progress</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;

@@ -25,6 +25,9 @@ pub enum ApiError {
     /// No API key, or one that is unknown or revoked.
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
+    /// Allowed to nobody with this server's configuration (a path outside the ingest roots).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     /// The archive or a model failed: our fault, not the client's.
     #[error("{0}")]
     Internal(String),
@@ -37,7 +40,8 @@ impl ApiError {
             ApiError::InvalidRequest { code, .. }
             | ApiError::NotFound { code, .. }
             | ApiError::Conflict { code, .. }
-            | ApiError::Unauthorized { code, .. } => code,
+            | ApiError::Unauthorized { code, .. }
+            | ApiError::Forbidden { code, .. } => code,
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Internal(_) => "internal",
         }
@@ -90,6 +94,21 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "invalid_api_key",
         401,
         "the API key given is unknown or revoked",
+    ),
+    (
+        "invalid_ingest",
+        400,
+        "an ingest request without paths, or a path that does not exist (the message names it)",
+    ),
+    (
+        "ingest_disabled",
+        403,
+        "server-side ingest is off: the server was started without --ingest-root",
+    ),
+    (
+        "path_not_allowed",
+        403,
+        "a path to ingest is outside the server's ingest roots",
     ),
     ("asset_not_found", 404, "no asset (or moment) with this id"),
     ("job_not_found", 404, "no job with this id"),

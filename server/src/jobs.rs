@@ -74,8 +74,8 @@ impl JobRunner {
         self.live.lock().expect("job progress").get(id).cloned()
     }
 
-    /// Queues job `job_id` (already in the catalog as `queued`) to ingest `dir`.
-    pub fn submit(&self, job_id: String, dir: PathBuf, mut options: IngestOptions) {
+    /// Queues job `job_id` (already in the catalog as `queued`) to ingest `paths`.
+    pub fn submit(&self, job_id: String, paths: Vec<PathBuf>, mut options: IngestOptions) {
         let stop = Arc::new(AtomicBool::new(false));
         options.stop = Some(stop.clone());
         self.stops
@@ -125,33 +125,69 @@ impl JobRunner {
                     }
                 }
             };
-            if let Err(e) = ingester.run_job(&job_id, &[dir], &progress).await {
-                tracing::error!("upload job {job_id} failed: {e}");
+            if let Err(e) = ingester.run_job(&job_id, &paths, &progress).await {
+                tracing::error!("job {job_id} failed: {e}");
             }
             live.lock().expect("job progress").remove(&job_id);
             stops.lock().expect("job stops").remove(&job_id);
         });
     }
 
-    /// Queues again the upload jobs that a stopped server left queued or running.
+    /// Queues again the jobs (uploads, server-side ingests) that a stopped server left queued or
+    /// running; the ingest skips the files they had already indexed.
     pub async fn resume_interrupted(&self) {
-        let jobs = match self.store.catalog.unfinished_jobs("upload").await {
-            Ok(jobs) => jobs,
-            Err(e) => {
-                tracing::error!("cannot list unfinished upload jobs: {e}");
-                return;
-            }
-        };
-        for job in jobs {
-            let options = IngestOptions {
-                collection: job_option(&job.source, "collection"),
-                ..Default::default()
+        for kind in ["upload", SERVER_INGEST] {
+            let jobs = match self.store.catalog.unfinished_jobs(kind).await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::error!("cannot list unfinished {kind} jobs: {e}");
+                    return;
+                }
             };
-            let dir = self.store.data_dir().join("uploads").join(&job.id);
-            tracing::info!("resuming upload job {} ({})", job.id, dir.display());
-            self.submit(job.id, dir, options);
+            for job in jobs {
+                let options = IngestOptions {
+                    collection: job_option(&job.source, "collection"),
+                    language: job_option(&job.source, "language"),
+                    ..Default::default()
+                };
+                let paths = if kind == "upload" {
+                    vec![self.store.data_dir().join("uploads").join(&job.id)]
+                } else {
+                    source_paths(&job.source)
+                };
+                tracing::info!("resuming {kind} job {}", job.id);
+                self.submit(job.id, paths, options);
+            }
         }
     }
+}
+
+/// The job kind of `POST /api/v1/ingest`.
+pub const SERVER_INGEST: &str = "server_ingest";
+
+/// The source text of a server-side ingest: its paths, one a line, then its options; they come
+/// back out of it when the job is resumed.
+pub fn ingest_source(
+    paths: &[PathBuf],
+    collection: Option<&str>,
+    language: Option<&str>,
+) -> String {
+    let mut source: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    if let Some(c) = collection {
+        source.push(format!("(collection={c})"));
+    }
+    if let Some(l) = language {
+        source.push(format!("(language={l})"));
+    }
+    source.join("\n")
+}
+
+fn source_paths(source: &str) -> Vec<PathBuf> {
+    source
+        .lines()
+        .filter(|l| !l.starts_with('('))
+        .map(PathBuf::from)
+        .collect()
 }
 
 fn file_name(path: &std::path::Path) -> String {
@@ -171,7 +207,7 @@ pub fn upload_source(files: usize, collection: Option<&str>) -> String {
 
 fn job_option(source: &str, name: &str) -> Option<String> {
     let start = source.find(&format!("({name}="))? + name.len() + 2;
-    let rest = &source[start..];
+    let rest = source[start..].lines().next()?;
     Some(rest[..rest.rfind(')')?].to_string())
 }
 
@@ -187,5 +223,20 @@ mod tests {
             Some("Paris 2024 (finals)")
         );
         assert_eq!(job_option(&upload_source(1, None), "collection"), None);
+    }
+
+    #[test]
+    fn a_resumed_server_ingest_keeps_its_paths_and_options() {
+        let paths = [PathBuf::from("/archive/a (1)"), PathBuf::from("/archive/b")];
+        let source = ingest_source(&paths, Some("Finals (2024)"), Some("fr"));
+        assert_eq!(source_paths(&source), paths);
+        assert_eq!(
+            job_option(&source, "collection").as_deref(),
+            Some("Finals (2024)")
+        );
+        assert_eq!(job_option(&source, "language").as_deref(), Some("fr"));
+        let bare = ingest_source(&paths[..1], None, None);
+        assert_eq!(source_paths(&bare), paths[..1]);
+        assert_eq!(job_option(&bare, "collection"), None);
     }
 }

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Largest upload request, bytes.
     pub max_upload_bytes: u64,
+    /// Folders (canonical) whose files `POST /api/v1/ingest` may index; none: that endpoint is off.
+    pub ingest_roots: Vec<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +41,7 @@ impl Default for ServerConfig {
             private: false,
             cors_origins: Vec::new(),
             max_upload_bytes: 4 << 30,
+            ingest_roots: Vec::new(),
         }
     }
 }

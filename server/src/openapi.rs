@@ -54,6 +54,7 @@ impl Modify for ApiKeyScheme {
         jobs::list,
         jobs::get,
         jobs::cancel,
+        jobs::ingest,
         jobs::files,
         system::health,
         system::metrics,

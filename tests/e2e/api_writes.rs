@@ -635,6 +635,131 @@ fn keys_guard_writes_uploads_become_jobs_and_edits_and_deletes_reach_every_index
     assert!(!head.contains("access-control-allow-origin"), "{head}");
 }
 
+#[test]
+fn server_side_ingest_is_off_by_default_and_confined_to_its_roots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let media = tmp.path().join("media");
+    write(
+        &media.join("lake.jpg"),
+        &jpeg_with_xmp(
+            &scene(320, 240, 5),
+            "Lake",
+            "A quiet lake at dawn",
+            "en",
+            &[],
+        ),
+    );
+    let secret_file = write(
+        &tmp.path().join("outside").join("secret.jpg"),
+        &jpeg(&scene(64, 48, 7)),
+    );
+    let data = tmp.path().join("data");
+    let key = format!(
+        "Bearer {}",
+        kairos_ok(&data, &["keys", "create", "--name", "ingest"]).trim()
+    );
+    let post = |addr: &str, body: &str, key: Option<&str>| {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(k) = key {
+            headers.push(("Authorization", k));
+        }
+        let (status, _, body) =
+            http_request(addr, "POST", "/api/v1/ingest", &headers, body.as_bytes());
+        (status, json(&body))
+    };
+    let media_path = media.to_str().unwrap().to_string();
+    let one = |path: &str| json!({ "paths": [path], "collection": "Server" }).to_string();
+
+    // Off unless the server names the folders it may read.
+    {
+        let server = serve(&data);
+        let (status, body) = post(&server.addr, &one(&media_path), Some(&key));
+        assert_eq!(
+            (status, body["error"]["code"].clone()),
+            (403, json!("ingest_disabled")),
+            "{body}"
+        );
+    }
+
+    let server = serve_with(&data, &["--ingest-root", &media_path]);
+    let addr = server.addr.as_str();
+    let (status, body) = http(addr, "GET", "/api/v1/openapi.json", None, b"");
+    assert_eq!(status, 200);
+    let doc = json(&body);
+    assert_eq!(post(addr, &one(&media_path), None).0, 401);
+    let (status, body) = post(addr, &one(secret_file.to_str().unwrap()), Some(&key));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("path_not_allowed")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("paths[0]: "),
+        "{body}"
+    );
+    // `..` cannot step out of a root.
+    let sneaky = format!("{media_path}/../outside/secret.jpg");
+    let (status, body) = post(addr, &one(&sneaky), Some(&key));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("path_not_allowed")),
+        "{body}"
+    );
+    let missing = format!("{media_path}/nope.jpg");
+    let (status, body) = post(addr, &one(&missing), Some(&key));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("invalid_ingest")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nope.jpg"),
+        "{body}"
+    );
+    let (status, body) = post(addr, r#"{"paths": []}"#, Some(&key));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("invalid_ingest")),
+        "{body}"
+    );
+
+    // Inside a root: a job like an upload's, and the file is searchable in its collection.
+    let (status, _, raw) = http_request(
+        addr,
+        "POST",
+        "/api/v1/ingest",
+        &with_key(&key, &[("Content-Type", "application/json")]),
+        one(&media_path).as_bytes(),
+    );
+    let job = conforms(&doc, "post", "/api/v1/ingest", status, &raw);
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["job"]["kind"], "server_ingest");
+    let id = job["job"]["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let (_, body) = http(addr, "GET", &format!("/api/v1/jobs/{id}"), None, b"");
+        let job = json(&body);
+        if !["queued", "running"].contains(&job["job"]["status"].as_str().unwrap()) {
+            break job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ingest job does not finish: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(done["job"]["status"], "done", "{done}");
+    assert_eq!(done["job"]["done"], 1, "{done}");
+    let r = search_json(&data, &["quiet lake", "--collection", "Server"]);
+    assert_eq!(hit_names(&r), ["lake.jpg"], "{r}");
+}
+
 /// Ids of the ready assets of a collection.
 fn list_ids(addr: &str, collection: &str) -> Vec<String> {
     let path = format!(

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{invalid, json};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::jobs::{Cancel, LiveProgress, upload_source};
+use crate::jobs::{Cancel, LiveProgress, SERVER_INGEST, ingest_source, upload_source};
 
 /// A job with what it is doing and what failed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -215,7 +215,118 @@ pub async fn upload(
     fs_err::rename(incoming.keep(), &dir).map_err(|e| ApiError::Internal(e.to_string()))?;
     state.jobs.submit(
         job.id.clone(),
-        dir,
+        vec![dir],
+        IngestOptions {
+            collection,
+            language,
+            ..Default::default()
+        },
+    );
+    let body = status(&state, &job.id).await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("/api/v1/jobs/{}", job.id)))
+        .json(body))
+}
+
+/// `POST /api/v1/ingest` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestBody {
+    /// Files or folders on the server, inside one of its `--ingest-root` folders.
+    pub paths: Vec<String>,
+    /// Collection every new asset joins.
+    pub collection: Option<String>,
+    /// Language of captions whose metadata does not say (ISO 639-1).
+    pub language: Option<String>,
+}
+
+/// Ingest files and folders already on the server (needs a key, and `--ingest-root`): a
+/// background job, as an upload starts. Files already indexed are skipped, so posting the same
+/// paths again picks up what is new.
+#[utoipa::path(
+    tag = "jobs",
+    request_body = IngestBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 202, description = "The job that ingests them", body = JobStatus),
+        (status = 400, description = "`invalid_ingest`, `invalid_json`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_api_key`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`ingest_disabled`, `path_not_allowed`", body = crate::openapi::ErrorBody),
+    )
+)]
+#[post("/api/v1/ingest")]
+pub async fn ingest(
+    state: web::Data<AppState>,
+    body: web::Json<IngestBody>,
+) -> Result<HttpResponse, ApiError> {
+    let roots = &state.config.ingest_roots;
+    if roots.is_empty() {
+        return Err(ApiError::Forbidden {
+            code: "ingest_disabled",
+            message: "server-side ingest is off: start `kairos serve` with `--ingest-root DIR` \
+                      (or upload the files to /api/v1/uploads)"
+                .into(),
+        });
+    }
+    let bad = |message: String| ApiError::InvalidRequest {
+        code: "invalid_ingest",
+        message,
+    };
+    let body = body.into_inner();
+    if body.paths.is_empty() {
+        return Err(bad("paths: give at least one file or folder".into()));
+    }
+    let mut paths = Vec::with_capacity(body.paths.len());
+    for (i, p) in body.paths.iter().enumerate() {
+        if p.contains('\n') {
+            return Err(bad(format!("paths[{i}]: {p:?} has a line break")));
+        }
+        // Canonical, so that `..` and links cannot step out of the roots.
+        let real =
+            fs_err::canonicalize(p).map_err(|e| bad(format!("paths[{i}]: {p}: {}", e.kind())))?;
+        if !roots.iter().any(|r| real.starts_with(r)) {
+            return Err(ApiError::Forbidden {
+                code: "path_not_allowed",
+                message: format!(
+                    "paths[{i}]: {} is outside the ingest roots ({})",
+                    real.display(),
+                    roots
+                        .iter()
+                        .map(|r| r.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        paths.push(real);
+    }
+    let (collection, language) = (
+        body.collection.filter(|c| !c.trim().is_empty()),
+        body.language.filter(|l| !l.trim().is_empty()),
+    );
+    if let Some(l) = &language
+        && !(l.len() == 2 && l.chars().all(|c| c.is_ascii_lowercase()))
+    {
+        return Err(bad(format!(
+            "language: {l:?} is not an ISO 639-1 code such as en or fr"
+        )));
+    }
+    let job = state
+        .store
+        .catalog
+        .create_job(
+            SERVER_INGEST,
+            &ingest_source(&paths, collection.as_deref(), language.as_deref()),
+        )
+        .await?;
+    state
+        .store
+        .catalog
+        .set_job_status(&job.id, "queued")
+        .await?;
+    state.jobs.submit(
+        job.id.clone(),
+        paths,
         IngestOptions {
             collection,
             language,

@@ -34,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(jobs::get)
         .service(jobs::files)
         .service(jobs::cancel)
+        .service(jobs::ingest)
         .default_service(web::to(not_found));
 }
 
