@@ -4,8 +4,9 @@
 //! keep the cores busy. Recent queries are remembered, so paging and facet clicks (the same
 //! words again) cost no encoder pass at all.
 //!
-//! No thread of its own: the first caller to find no batch running becomes the leader and embeds
-//! whatever is waiting, batch after batch, until nothing is; the others wait for their vectors.
+//! No thread of its own: the first caller to find no batch running leads: it embeds what is
+//! waiting (up to 64) and hands the lead to the first caller still waiting, if any; the others
+//! wait for their vectors or for the lead.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, mpsc};
@@ -25,7 +26,11 @@ pub struct QueryVectors {
     pub clip: Option<Vec<f32>>,
 }
 
-type Reply = std::result::Result<QueryVectors, String>;
+/// What a waiting caller is told: its vectors (or why not), or that it leads the next batch.
+enum Message {
+    Vectors(std::result::Result<QueryVectors, String>),
+    Lead,
+}
 
 #[derive(Default)]
 pub struct QueryBatcher {
@@ -40,7 +45,7 @@ impl std::fmt::Debug for QueryBatcher {
 
 #[derive(Default)]
 struct State {
-    pending: Vec<(String, mpsc::Sender<Reply>)>,
+    pending: Vec<(String, mpsc::Sender<Message>)>,
     running: bool,
     cache: HashMap<String, QueryVectors>,
     order: VecDeque<String>,
@@ -84,67 +89,77 @@ impl QueryBatcher {
             return Ok(QueryVectors::default());
         }
         let (tx, rx) = mpsc::channel();
-        {
+        let lead = {
             let mut s = self.lock();
             if let Some(v) = s.cache.get(text) {
                 return Ok(v.clone());
             }
             s.pending.push((text.to_string(), tx));
-            if s.running {
-                drop(s);
-                return wait(&rx);
-            }
-            s.running = true;
+            !std::mem::replace(&mut s.running, true)
+        };
+        if lead {
+            self.lead(analyzers);
         }
+        loop {
+            match rx.recv() {
+                Ok(Message::Vectors(Ok(v))) => return Ok(v),
+                Ok(Message::Vectors(Err(message))) => {
+                    return Err(Error::Task(format!("embedding the query: {message}")));
+                }
+                Ok(Message::Lead) => self.lead(analyzers),
+                Err(_) => {
+                    return Err(Error::Task(
+                        "embedding the query: the encoder pass stopped".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Embeds one batch of what is waiting, then hands the lead to the first caller still
+    /// waiting (so that no leader serves others for longer than one batch), or ends the run.
+    fn lead(&self, analyzers: &Analyzers) {
         let mut leading = Leading {
             state: &self.state,
             done: false,
         };
-        loop {
-            let batch: Vec<(String, mpsc::Sender<Reply>)> = {
-                let mut s = self.lock();
-                if s.pending.is_empty() {
-                    // In the same critical section as the check: a caller that queues after
-                    // this leads the next batch itself.
-                    s.running = false;
-                    leading.done = true;
-                    break;
+        let batch: Vec<(String, mpsc::Sender<Message>)> = {
+            let mut s = self.lock();
+            let n = s.pending.len().min(MAX_BATCH);
+            s.pending.drain(..n).collect()
+        };
+        let texts: Vec<&str> = batch.iter().map(|(t, _)| t.as_str()).collect();
+        let outcome = embed_batch(analyzers, &texts);
+        let mut s = self.lock();
+        match outcome {
+            Ok(vectors) => {
+                for ((text, reply), v) in batch.into_iter().zip(vectors) {
+                    s.remember(text, v.clone());
+                    let _ = reply.send(Message::Vectors(Ok(v)));
                 }
-                let n = s.pending.len().min(MAX_BATCH);
-                s.pending.drain(..n).collect()
-            };
-            let texts: Vec<&str> = batch.iter().map(|(t, _)| t.as_str()).collect();
-            match embed_batch(analyzers, &texts) {
-                Ok(vectors) => {
-                    let mut s = self.lock();
-                    for ((text, reply), v) in batch.into_iter().zip(vectors) {
-                        s.remember(text, v.clone());
-                        let _ = reply.send(Ok(v));
-                    }
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(message.clone()));
-                    }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for (_, reply) in batch {
+                    let _ = reply.send(Message::Vectors(Err(message.clone())));
                 }
             }
         }
-        wait(&rx)
+        // In the same critical section as the check: a caller that queues after this leads
+        // the next batch itself.
+        while let Some((_, next)) = s.pending.first() {
+            if next.send(Message::Lead).is_ok() {
+                leading.done = true;
+                return;
+            }
+            s.pending.remove(0);
+        }
+        s.running = false;
+        leading.done = true;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-fn wait(rx: &mpsc::Receiver<Reply>) -> Result<QueryVectors> {
-    match rx.recv() {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(message)) => Err(Error::Task(format!("embedding the query: {message}"))),
-        Err(_) => Err(Error::Task(
-            "embedding the query: the encoder pass stopped".into(),
-        )),
     }
 }
 
@@ -206,14 +221,15 @@ mod tests {
             clip: Some(clip),
             ..Default::default()
         };
-        let queries: Vec<String> = (0..24)
-            .map(|i| {
-                (0..1 + i % 4)
-                    .map(|j| words[(i * 3 + j * 5) % words.len()])
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect();
+        // Distinct queries: a query asked twice at once may be embedded in two batches, whose
+        // vectors differ in the last bits, and the cache keeps one of them.
+        let mut queries: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        for (i, a) in words.iter().enumerate() {
+            for b in &words[i + 1..] {
+                queries.push(format!("{a} {b}"));
+            }
+        }
+        queries.truncate(24);
         let together: Vec<QueryVectors> = std::thread::scope(|scope| {
             let handles: Vec<_> = queries
                 .iter()

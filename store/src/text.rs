@@ -350,15 +350,20 @@ impl TextIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// BM25 over every text field of every language. Quotes make phrases; operators of the
-    /// tantivy query language work, and malformed syntax degrades to plain words.
-    pub fn search(&self, query: &str, filters: &Filters, limit: usize) -> Result<Vec<TextHit>> {
-        if query.trim().is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
+    /// The user's words as a query (every word required, or any), and that query with the
+    /// filters.
+    fn parse(
+        &self,
+        query: &str,
+        filters: &Filters,
+        every_word: bool,
+    ) -> (Box<dyn Query>, BooleanQuery) {
         let mut fields: Vec<Field> = self.text_fields.iter().map(|t| t.2).collect();
         fields.push(self.fields.filename);
         let mut parser = QueryParser::for_index(&self.index, fields);
+        if every_word {
+            parser.set_conjunction_by_default();
+        }
         for (_, _, field, boost) in &self.text_fields {
             parser.set_field_boost(*field, *boost);
         }
@@ -408,11 +413,38 @@ impl TextIndex {
                 )),
             ));
         }
-        let full = BooleanQuery::new(clauses);
+        (user_query, BooleanQuery::new(clauses))
+    }
+
+    /// BM25 over every text field of every language. Quotes make phrases; operators of the
+    /// tantivy query language work, and malformed syntax degrades to plain words.
+    pub fn search(&self, query: &str, filters: &Filters, limit: usize) -> Result<Vec<TextHit>> {
+        if query.trim().is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
         let searcher = self.reader.searcher();
-        let top = searcher
+        // Every word first (Meilisearch's default): at archive scale common words each match a
+        // large share of the documents, and their intersection is far cheaper to rank than
+        // their union. When fewer than `limit` documents hold every word, the documents with
+        // any word follow them, so a hit with all the words always ranks above one without.
+        let (user_query, full) = self.parse(query, filters, true);
+        let mut top = searcher
             .search(&full, &TopDocs::with_limit(limit).order_by_score())
             .map_err(self.err())?;
+        if top.len() < limit {
+            let (_, any) = self.parse(query, filters, false);
+            let wider = searcher
+                .search(&any, &TopDocs::with_limit(limit).order_by_score())
+                .map_err(self.err())?;
+            let seen: std::collections::HashSet<_> = top.iter().map(|(_, a)| *a).collect();
+            let room = limit - top.len();
+            top.extend(
+                wider
+                    .into_iter()
+                    .filter(|(_, a)| !seen.contains(a))
+                    .take(room),
+            );
+        }
         // Snippets come from the user's words only, never from the filter terms.
         let mut generators = Vec::new();
         for (name, _, field, _) in &self.text_fields {
@@ -550,6 +582,43 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn every_word_first_then_any_word_when_too_few() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = TextIndex::open(tmp.path()).unwrap();
+        // The one-word documents are short and the two-word one long, so that BM25 over any
+        // word would rank the short ones first (length normalisation).
+        let long = format!(
+            "red circle {}",
+            "painted on the grass of a stadium field at morning ".repeat(4)
+        );
+        index
+            .add(&[
+                doc("both", &long, "en"),
+                doc("red1", "red", "en"),
+                doc("red2", "circle", "en"),
+                doc("none", "a blue square", "en"),
+            ])
+            .unwrap();
+        index.commit().unwrap();
+        let ids = |limit| -> Vec<String> {
+            index
+                .search("red circle", &Filters::default(), limit)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.asset_id)
+                .collect()
+        };
+        // Enough documents hold every word: only those.
+        assert_eq!(ids(1), vec!["both".to_string()]);
+        // Too few: the documents with any word follow, below it; never "none".
+        let wide = ids(10);
+        assert_eq!(wide.len(), 3, "{wide:?}");
+        assert_eq!(wide[0], "both", "{wide:?}");
+        assert!(wide.contains(&"red1".to_string()) && wide.contains(&"red2".to_string()));
+        assert!(!wide.contains(&"none".to_string()));
     }
 
     #[test]
