@@ -3,13 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
-use kairos_indexer::ingest::FileOutcome;
-use kairos_indexer::{Analyzers, IngestOptions, Ingester, Progress, QueryInput, query};
+use kairos_indexer::{Analyzers, QueryInput, query};
 use kairos_models::ModelStore;
 use kairos_store::{AssetKind, Filters, Mode, Store, TranscriptFormat};
 
@@ -23,6 +20,16 @@ pub struct Cli {
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Threads the command asked for (`kairos ingest --jobs N`).
+    pub fn threads(&self) -> Option<usize> {
+        match &self.command {
+            Command::Ingest(args) => args.jobs.map(usize::from),
+            _ => None,
+        }
+    }
 }
 
 /// Options every command takes.
@@ -85,29 +92,12 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Index files and folder trees.
-    Ingest {
-        /// Files or folders.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// Collection the new assets join.
-        #[arg(long)]
-        collection: Option<String>,
-        /// Language of captions whose metadata does not say (en, fr).
-        #[arg(long)]
-        language: Option<String>,
-        /// Spoken language of the recordings (en, fr, … or auto to detect it per file).
-        #[arg(long, default_value = "auto")]
-        speech_language: String,
-        /// Files analysed and committed together.
-        #[arg(long, default_value_t = 16)]
-        batch_size: usize,
-        /// A long video shot gets a searchable keyframe every this many seconds.
-        #[arg(long, default_value_t = 10.0, value_parser = positive_seconds)]
-        keyframe_every: f64,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
+    /// Index files and folder trees: resumable, with progress, a dry run and a report.
+    Ingest(crate::ingest::IngestArgs),
+    /// List, inspect, retry and cancel ingest jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: crate::jobs::JobsCommand,
     },
     /// Search the archive by words and/or an example image.
     Search(SearchArgs),
@@ -286,33 +276,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 .with_context(|| format!("serving on {addr}"))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest {
-            paths,
-            collection,
-            language,
-            speech_language,
-            batch_size,
-            keyframe_every,
-            json,
-        } => {
-            let (store, analyzers) = open(g).await?;
-            if !json {
-                for notice in analyzers.notice_texts() {
-                    eprintln!("note: {notice}");
-                }
-            }
-            let speech_language = kairos_models::whisper::parse_language(&speech_language)
-                .context("--speech-language")?;
-            let options = IngestOptions {
-                collection,
-                language,
-                batch_size,
-                speech_language,
-                keyframe_every_s: keyframe_every,
-                stop: None,
-            };
-            ingest(store, analyzers, options, &paths, json).await
-        }
+        Command::Ingest(args) => crate::ingest::run(g, args).await,
+        Command::Jobs { command } => crate::jobs::run(g, command).await,
         Command::Search(args) => search(g, args).await,
         Command::Keys { command } => crate::keys::run(g, command).await,
         Command::Models { command } => models(g, command),
@@ -331,7 +296,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// A clap parser for a positive number of seconds.
-fn positive_seconds(text: &str) -> std::result::Result<f64, String> {
+pub(crate) fn positive_seconds(text: &str) -> std::result::Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(s) if s.is_finite() && s >= 1.0 => Ok(s),
         _ => Err(format!("{text:?} is not a number of seconds (at least 1)")),
@@ -346,95 +311,6 @@ pub async fn open(g: &Global) -> Result<(Store, Arc<Analyzers>)> {
     let analyzers = Analyzers::load(&g.model_store()).context("loading the models")?;
     analyzers.check_store(&store)?;
     Ok((store, Arc::new(analyzers)))
-}
-
-async fn ingest(
-    store: Store,
-    analyzers: Arc<Analyzers>,
-    options: IngestOptions,
-    paths: &[PathBuf],
-    json: bool,
-) -> Result<ExitCode> {
-    let bar = if json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files  {per_sec}  ETA {eta}  {msg}",
-        )
-        .expect("valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    let counters = std::sync::Mutex::new((0usize, 0usize, 0usize));
-    let on_progress = |p: &Progress| match p {
-        Progress::Discovered { files } => bar.set_length(*files as u64),
-        Progress::File { path, outcome } => {
-            let mut c = counters.lock().expect("progress counters");
-            match outcome {
-                FileOutcome::Indexed { .. } => c.0 += 1,
-                FileOutcome::Skipped { .. } => c.1 += 1,
-                FileOutcome::Failed { error } => {
-                    c.2 += 1;
-                    bar.println(format!("failed: {}: {error}", path.display()));
-                }
-            }
-            bar.set_message(format!(
-                "indexed {} · skipped {} · failed {}",
-                c.0, c.1, c.2
-            ));
-            bar.inc(1);
-        }
-        Progress::Working {
-            path,
-            stage,
-            done_ms,
-            total_ms,
-        } => {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let total = total_ms
-                .map(|t| format!(" / {}", timecode(t as i64)))
-                .unwrap_or_default();
-            bar.set_message(format!(
-                "{stage} {name} {}{total}",
-                timecode(*done_ms as i64)
-            ));
-        }
-    };
-    let summary = Ingester::new(store, analyzers, options)
-        .run(paths, &on_progress)
-        .await?;
-    bar.finish_and_clear();
-    let peak = peak_memory_bytes();
-    if json {
-        let mut value = serde_json::to_value(&summary)?;
-        value["peak_memory_bytes"] = serde_json::json!(peak);
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        let secs = summary.elapsed.as_secs_f64();
-        println!(
-            "{} files in {:.1} s ({:.1} files/s): {} indexed, {} skipped (already indexed), {} failed. Job {}.",
-            summary.files,
-            secs,
-            summary.files as f64 / secs.max(1e-9),
-            summary.indexed,
-            summary.skipped,
-            summary.failed,
-            summary.job_id
-        );
-        for (path, error) in &summary.failures {
-            println!("  failed {path}: {error}");
-        }
-        if let Some(bytes) = peak {
-            println!("Peak memory {} MiB.", bytes / (1 << 20));
-        }
-    }
-    Ok(if summary.failed > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
 async fn search(g: &Global, args: SearchArgs) -> Result<ExitCode> {
@@ -565,7 +441,7 @@ fn strip_tags(html: &str) -> String {
         .replace("&#x27;", "'")
 }
 
-fn timecode(ms: i64) -> String {
+pub(crate) fn timecode(ms: i64) -> String {
     kairos_store::transcript::timestamp(ms, '.')
 }
 

@@ -5,6 +5,8 @@ mod bench_load;
 mod bench_speech;
 mod bench_video;
 mod cli;
+mod ingest;
+mod jobs;
 mod keys;
 
 use std::process::ExitCode;
@@ -12,8 +14,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    use_every_core();
     let args = cli::Cli::parse();
+    use_cores(args.threads());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KAIROS_LOG").unwrap_or_else(|_| {
@@ -43,16 +45,19 @@ fn main() -> ExitCode {
 
 /// candle sizes its thread pool from `RAYON_NUM_THREADS`, else from a physical-core count that
 /// came out below the cores this machine gives us: the CLIP encoder ran at 2.4 images/s by default
-/// and 3.2 with the variable set to 2 (docs/benchmarks.md). An operator's own setting wins.
-fn use_every_core() {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let cores = std::thread::available_parallelism()
+/// and 3.2 with the variable set to 2 (docs/benchmarks.md). `threads` (`kairos ingest --jobs N`)
+/// wins, then an operator's own setting, then every core.
+fn use_cores(threads: Option<usize>) {
+    let threads = match threads {
+        Some(n) => n,
+        None if std::env::var_os("RAYON_NUM_THREADS").is_some() => return,
+        None => std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(1);
-        // SAFETY: called first thing in main, before any other thread exists.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::env::set_var("RAYON_NUM_THREADS", cores.to_string());
-        }
+            .unwrap_or(1),
+    };
+    // SAFETY: called first thing in main, before any other thread exists.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
 }

@@ -27,6 +27,16 @@ pub enum Error {
     NothingToCompare(String),
     #[error("background task failed: {0}")]
     Task(String),
+    /// An ingest option that cannot be used (a glob that does not parse, say), by name.
+    #[error("{option}: {message}")]
+    Option {
+        option: &'static str,
+        message: String,
+    },
+    /// A manifest (catalogue records handed over with the files) that cannot be read, naming
+    /// the file, the line and the field.
+    #[error("manifest {path}: {message}")]
+    Manifest { path: PathBuf, message: String },
 }
 
 /// Result with the indexer error.

@@ -14,6 +14,7 @@ pub mod edit;
 pub mod error;
 pub mod image;
 pub mod ingest;
+pub mod manifest;
 pub mod probe;
 pub mod query;
 pub mod query_batch;

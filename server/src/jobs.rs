@@ -123,6 +123,7 @@ impl JobRunner {
                     Progress::File { .. } | Progress::Discovered { .. } => {
                         *slot = LiveProgress::default()
                     }
+                    Progress::Stage { .. } => {}
                 }
             };
             if let Err(e) = ingester.run_job(&job_id, &paths, &progress).await {

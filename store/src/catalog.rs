@@ -401,6 +401,9 @@ impl Catalog {
             created_at: Utc::now(),
             finished_at: None,
             error: None,
+            spec: None,
+            heartbeat_at: None,
+            cancel_requested: false,
         };
         sqlx::query(
             "INSERT INTO jobs (id, kind, source, status, created_at) VALUES ($1,$2,$3,$4,$5)",
@@ -496,32 +499,109 @@ impl Catalog {
         self.job(job_id).await
     }
 
-    /// One job by id.
+    /// One job by id. A `running` job whose runner process is gone, or stopped beating its
+    /// heartbeat, reads as `interrupted`.
     pub async fn job(&self, id: &str) -> Result<Job> {
         let row = sqlx::query(
-            "SELECT id, kind, source, status, total, done, failed, skipped, created_at, finished_at, error FROM jobs WHERE id = $1",
+            "SELECT id, kind, source, status, total, done, failed, skipped, created_at, finished_at, error, \
+             spec, heartbeat_at, cancel_requested, runner_pid FROM jobs WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await
         .map_err(self.err())?
         .ok_or_else(|| Error::NotFound { what: "job", id: id.to_string() })?;
+        let time = |t: Option<String>| t.map(|t| parse_time(&t, &self.path)).transpose();
+        let heartbeat_at = time(row.get(12))?;
+        let mut status: String = row.get(3);
+        let runner_gone = row
+            .get::<Option<i64>, _>(14)
+            .is_some_and(|pid| !process_alive(pid));
+        if status == "running"
+            && (runner_gone
+                || heartbeat_at.is_some_and(|beat| Utc::now() - beat > Job::STALE_AFTER))
+        {
+            status = "interrupted".into();
+        }
         Ok(Job {
             id: row.get(0),
             kind: row.get(1),
             source: row.get(2),
-            status: row.get(3),
+            status,
             total: row.get(4),
             done: row.get(5),
             failed: row.get(6),
             skipped: row.get(7),
             created_at: parse_time(&row.get::<String, _>(8), &self.path)?,
-            finished_at: row
-                .get::<Option<String>, _>(9)
-                .map(|t| parse_time(&t, &self.path))
-                .transpose()?,
+            finished_at: time(row.get(9))?,
             error: row.get(10),
+            spec: row.get(11),
+            heartbeat_at,
+            cancel_requested: row.get::<i64, _>(13) != 0,
         })
+    }
+
+    /// Keeps the request that started a job, for resuming it.
+    pub async fn set_job_spec(&self, job_id: &str, spec: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET spec = $2 WHERE id = $1")
+            .bind(job_id)
+            .bind(spec)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The runner of a job says it is alive (process `pid`); answers whether the job was asked
+    /// to stop.
+    pub async fn job_heartbeat(&self, job_id: &str, pid: u32) -> Result<bool> {
+        let row = sqlx::query(
+            "UPDATE jobs SET heartbeat_at = $2, runner_pid = $3 WHERE id = $1 RETURNING cancel_requested",
+        )
+        .bind(job_id)
+        .bind(Utc::now().to_rfc3339())
+        .bind(i64::from(pid))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(row.is_some_and(|r| r.get::<i64, _>(0) != 0))
+    }
+
+    /// Asks a job to stop; whichever process runs it stops after the files in progress. A job
+    /// that nothing runs any more (interrupted, queued in a stopped server) ends `cancelled` now.
+    pub async fn request_cancel(&self, job_id: &str) -> Result<Job> {
+        let job = self.job(job_id).await?;
+        sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = $1")
+            .bind(job_id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        if job.status == "interrupted" {
+            return self.finish_job(job_id, "cancelled").await;
+        }
+        self.job(job_id).await
+    }
+
+    /// Clears a job's cancel request and marks it running again (a resumed job).
+    pub async fn reopen_job(&self, job_id: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'running', cancel_requested = 0, finished_at = NULL, error = NULL WHERE id = $1",
+        )
+        .bind(job_id)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The paths a job has already recorded an outcome for.
+    pub async fn job_file_paths(&self, job_id: &str) -> Result<std::collections::HashSet<String>> {
+        let rows = sqlx::query("SELECT path FROM job_files WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Closes the pool (checkpoints the WAL).
@@ -701,5 +781,25 @@ mod tests {
             .unwrap();
         let job = catalog.finish_job(&job.id, "done").await.unwrap();
         assert_eq!((job.done, job.failed, job.status.as_str()), (1, 1, "done"));
+    }
+}
+
+/// Whether process `pid` of this machine is alive (the archive is a local folder, so a job's
+/// runner is a process here). Where that cannot be known, it is assumed alive and the heartbeat
+/// decides.
+fn process_alive(pid: i64) -> bool {
+    if pid == i64::from(std::process::id()) {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return true;
+    }
+    // A zombie (killed, not yet reaped by its parent) is not alive either.
+    match fs_err::read_to_string(proc.join(pid.to_string()).join("stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
     }
 }

@@ -206,6 +206,20 @@ pub struct Job {
     /// Why a `failed` job stopped (the archive could not be written, say); file errors are
     /// listed per file instead.
     pub error: Option<String>,
+    /// The request that started the job (paths and options, JSON), when its runner kept it.
+    #[serde(skip)]
+    pub spec: Option<String>,
+    /// When the process running the job last said it was alive.
+    #[serde(skip)]
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    /// Whether someone asked the job to stop.
+    #[serde(skip)]
+    pub cancel_requested: bool,
+}
+
+impl Job {
+    /// A running job whose runner has not beaten its heartbeat for this long was killed.
+    pub const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 }
 
 /// What happened to one file of a job.

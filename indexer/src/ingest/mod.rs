@@ -20,14 +20,19 @@ use crate::analysis::Analyzers;
 use crate::audio::AudioFile;
 use crate::error::{Error, Result};
 use crate::image::{self as img, fingerprint, metadata};
+use crate::manifest::Manifest;
 use crate::probe;
 use crate::video::Tools;
 
 mod video;
+mod walk;
 pub use video::VideoTimings;
+pub use walk::WalkOptions;
 
-/// How an ingest runs.
-#[derive(Debug, Clone)]
+/// How an ingest runs. It is kept with its job (as JSON) so that an interrupted job resumes
+/// with the options it was started with.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct IngestOptions {
     /// Collection every new asset joins.
     pub collection: Option<String>,
@@ -39,7 +44,15 @@ pub struct IngestOptions {
     pub speech_language: Option<String>,
     /// A long video shot gets a keyframe (a searchable moment) every this many seconds.
     pub keyframe_every_s: f64,
+    /// Which files of the folders to take.
+    pub walk: WalkOptions,
+    /// A manifest of catalogue records merged into the assets (see [`crate::manifest`]).
+    pub manifest_path: Option<PathBuf>,
+    /// The manifest, read (by [`IngestOptions::load_manifest`]).
+    #[serde(skip)]
+    pub manifest: Option<Arc<Manifest>>,
     /// Set to stop the job: it ends after the files in progress are committed, `cancelled`.
+    #[serde(skip)]
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
@@ -51,9 +64,57 @@ impl Default for IngestOptions {
             batch_size: 16,
             speech_language: None,
             keyframe_every_s: 10.0,
+            walk: WalkOptions::default(),
+            manifest_path: None,
+            manifest: None,
             stop: None,
         }
     }
+}
+
+impl IngestOptions {
+    /// Reads the manifest `manifest_path` names, if any.
+    pub fn load_manifest(&mut self) -> Result<()> {
+        self.manifest = match &self.manifest_path {
+            Some(p) => Some(Arc::new(Manifest::load(p)?)),
+            None => None,
+        };
+        Ok(())
+    }
+}
+
+/// What a job was asked to do: kept with the job, read back to resume it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JobSpec {
+    pub paths: Vec<PathBuf>,
+    pub options: IngestOptions,
+}
+
+impl JobSpec {
+    /// The spec a job kept, if it kept one.
+    pub fn of(job: &kairos_store::Job) -> Result<Option<Self>> {
+        job.spec
+            .as_deref()
+            .map(|s| {
+                serde_json::from_str(s).map_err(|e| Error::Task(format!("job {}: {e}", job.id)))
+            })
+            .transpose()
+    }
+}
+
+/// What an ingest would do, without doing it (`kairos ingest --dry-run`).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Plan {
+    /// Files it would read and index: (path, kind, bytes).
+    pub new: Vec<(PathBuf, AssetKind, u64)>,
+    /// Files already indexed and unchanged (same path, size and modification time).
+    pub unchanged: usize,
+    /// Files the include and exclude globs leave out.
+    pub excluded: usize,
+    /// Paths that would fail before reading, with why.
+    pub failed: Vec<(PathBuf, String)>,
+    /// Files the manifest has a record for.
+    pub with_record: usize,
 }
 
 /// What happened to one file.
@@ -67,10 +128,14 @@ pub enum FileOutcome {
 /// Progress events for bars and job status.
 #[derive(Debug, Clone)]
 pub enum Progress {
-    /// The walk found this many candidate files.
-    Discovered { files: usize },
+    /// The walk found this many candidate files, `done` of them finished by an earlier run of
+    /// the same (resumed) job.
+    Discovered { files: usize, done: usize },
     /// One file is done.
     File { path: PathBuf, outcome: FileOutcome },
+    /// Files of a batch passed a stage: `probed` (read, hashed, checked against the archive),
+    /// `decoded` (decoded and analysed), `embedded` (through the models).
+    Stage { stage: &'static str, files: usize },
     /// A long file is on its way: `done_ms` of `total_ms` (when the container says) analysed.
     Working {
         path: PathBuf,
@@ -94,6 +159,12 @@ pub struct IngestSummary {
     /// (path, where its time went) of every video analysed.
     pub videos: Vec<(String, VideoTimings)>,
     pub elapsed: Duration,
+    /// Files an earlier run of this (resumed) job had finished.
+    pub resumed: usize,
+    /// Files the include and exclude globs left out.
+    pub excluded: usize,
+    /// Whether the job was stopped by a cancel request.
+    pub cancelled: bool,
 }
 
 /// A file's bytes (images only: recordings are streamed later), its size, BLAKE3 hash and
@@ -144,6 +215,9 @@ struct ReadySegment {
     own_doc: bool,
 }
 
+/// How often a running job says it is alive (and looks for a cancel request).
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// Sentences per sentence-embedder call: bounds the padded batch for long transcripts.
 const EMBED_BATCH: usize = 64;
 
@@ -158,25 +232,115 @@ impl Ingester {
         }
     }
 
-    /// Ingests files and folder trees; `progress` hears of every file.
+    /// Ingests files and folder trees; `progress` hears of every file. The job keeps the
+    /// paths and options, so that `resume` can finish it if this process is stopped.
     pub async fn run(
         &self,
         paths: &[PathBuf],
         progress: &(dyn Fn(&Progress) + Send + Sync),
     ) -> Result<IngestSummary> {
         self.analyzers.check_store(&self.store)?;
+        // Absolute paths: a resumed job must find the same files from any folder.
+        let paths: Vec<PathBuf> = paths
+            .iter()
+            .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
+            .collect();
         let source = paths
             .iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
         let job = self.store.catalog.create_job("ingest", &source).await?;
-        self.run_job(&job.id, paths, progress).await
+        let spec = JobSpec {
+            paths: paths.clone(),
+            options: self.options.clone(),
+        };
+        let spec = serde_json::to_string(&spec).map_err(|e| Error::Task(e.to_string()))?;
+        self.store.catalog.set_job_spec(&job.id, &spec).await?;
+        self.run_job(&job.id, &paths, progress).await
+    }
+
+    /// Goes on with job `job_id` (interrupted, cancelled or failed) with the paths and options it
+    /// was started with; the files it had already finished are not looked at again.
+    pub async fn resume(
+        store: Store,
+        analyzers: Arc<Analyzers>,
+        job_id: &str,
+        progress: &(dyn Fn(&Progress) + Send + Sync),
+    ) -> Result<IngestSummary> {
+        let job = store.catalog.job(job_id).await?;
+        let Some(spec) = JobSpec::of(&job)? else {
+            return Err(Error::Option {
+                option: "--resume",
+                message: format!(
+                    "job {job_id} ({}) did not keep its paths and options: run the ingest again",
+                    job.kind
+                ),
+            });
+        };
+        if matches!(job.status.as_str(), "running" | "queued") {
+            return Err(Error::Option {
+                option: "--resume",
+                message: format!(
+                    "job {job_id} is {} (its process is alive): it cannot be resumed twice",
+                    job.status
+                ),
+            });
+        }
+        let mut options = spec.options;
+        options.load_manifest()?;
+        store.catalog.reopen_job(job_id).await?;
+        Ingester::new(store, analyzers, options)
+            .run_job(job_id, &spec.paths, progress)
+            .await
+    }
+
+    /// What `run` would do with `paths`: the files it would index, and those it would skip
+    /// because they are indexed and unchanged. Writes nothing.
+    pub async fn plan(&self, paths: &[PathBuf]) -> Result<Plan> {
+        let found = walk::discover(paths, &self.options.walk)?;
+        let mut plan = Plan {
+            excluded: found.excluded,
+            failed: found.failed,
+            ..Default::default()
+        };
+        for path in found.files {
+            let meta = match fs_err::metadata(&path) {
+                Ok(m) => m,
+                Err(e) => {
+                    plan.failed.push((path, e.to_string()));
+                    continue;
+                }
+            };
+            if let Some(mtime) = mtime_secs(&meta)
+                && self
+                    .store
+                    .catalog
+                    .ready_asset_by_stat(&path.display().to_string(), meta.len() as i64, mtime)
+                    .await?
+                    .is_some()
+            {
+                plan.unchanged += 1;
+                continue;
+            }
+            if self
+                .options
+                .manifest
+                .as_ref()
+                .is_some_and(|m| m.record(&path).is_some())
+            {
+                plan.with_record += 1;
+            }
+            let kind = probe::kind_of(&path).unwrap_or(AssetKind::Image);
+            plan.new.push((path, kind, meta.len()));
+        }
+        Ok(plan)
     }
 
     /// Runs job `job_id` (created beforehand, e.g. by an upload that answers at once) over
-    /// `paths`; the job ends `done`, `done_with_errors` or, when the archive itself fails,
-    /// `failed` with the reason.
+    /// `paths`; the job ends `done`, `done_with_errors`, `cancelled` or, when the archive itself
+    /// fails, `failed` with the reason. While it runs it beats the job's heartbeat and heeds a
+    /// cancel request from any process.
     pub async fn run_job(
         &self,
         job_id: &str,
@@ -184,7 +348,27 @@ impl Ingester {
         progress: &(dyn Fn(&Progress) + Send + Sync),
     ) -> Result<IngestSummary> {
         self.store.catalog.set_job_status(job_id, "running").await?;
-        let outcome = self.run_job_files(job_id, paths, progress).await;
+        let stop = self.options.stop.clone().unwrap_or_default();
+        let pid = std::process::id();
+        if self.store.catalog.job_heartbeat(job_id, pid).await? {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let heartbeat = {
+            let catalog = self.store.catalog.clone();
+            let (id, stop) = (job_id.to_string(), stop.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT).await;
+                    match catalog.job_heartbeat(&id, pid).await {
+                        Ok(true) => stop.store(true, std::sync::atomic::Ordering::Relaxed),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!("job {id}: heartbeat: {e}"),
+                    }
+                }
+            })
+        };
+        let outcome = self.run_job_files(job_id, paths, &stop, progress).await;
+        heartbeat.abort();
         if let Err(e) = &outcome {
             // Best effort: the archive that failed may fail this write too.
             let _ = self.store.catalog.fail_job(job_id, &e.to_string()).await;
@@ -196,25 +380,43 @@ impl Ingester {
         &self,
         job_id: &str,
         paths: &[PathBuf],
+        stop: &std::sync::atomic::AtomicBool,
         progress: &(dyn Fn(&Progress) + Send + Sync),
     ) -> Result<IngestSummary> {
         let started = Instant::now();
         self.analyzers.check_store(&self.store)?;
         let job = self.store.catalog.job(job_id).await?;
-        let (files, mut early) = discover(paths);
+        let found = walk::discover(paths, &self.options.walk)?;
+        // A resumed job does not look again at the files it has finished.
+        let recorded = self.store.catalog.job_file_paths(&job.id).await?;
+        let total = found.files.len() + found.failed.len();
+        let (files, finished): (Vec<PathBuf>, Vec<PathBuf>) = found
+            .files
+            .into_iter()
+            .partition(|f| !recorded.contains(&f.display().to_string()));
+        let early: Vec<_> = found
+            .failed
+            .into_iter()
+            .filter(|(p, _)| !recorded.contains(&p.display().to_string()))
+            .collect();
+        let done_before = total - files.len() - early.len();
+        drop(finished);
         progress(&Progress::Discovered {
-            files: files.len() + early.len(),
+            files: total,
+            done: done_before,
         });
         self.store
             .catalog
-            .set_job_total(&job.id, (files.len() + early.len()) as i64)
+            .set_job_total(&job.id, total as i64)
             .await?;
         let mut summary = IngestSummary {
             job_id: job.id.clone(),
-            files: files.len() + early.len(),
+            files: total,
+            resumed: done_before,
+            excluded: found.excluded,
             ..Default::default()
         };
-        for (path, error) in early.drain(..) {
+        for (path, error) in early {
             self.finish_file(
                 &job.id,
                 &path,
@@ -225,30 +427,27 @@ impl Ingester {
             .await?;
         }
         let mut seen_hashes = HashSet::new();
-        let stopped = || {
-            self.options
-                .stop
-                .as_ref()
-                .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
-        };
         let mut cancelled = false;
         for chunk in batches(&files, self.options.batch_size) {
-            if stopped() {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
                 cancelled = true;
                 break;
             }
             self.run_batch(&job.id, chunk, &mut seen_hashes, &mut summary, progress)
                 .await?;
         }
+        // Failures of an earlier run of a resumed job count too.
+        let failed_in_job = self.store.catalog.job(&job.id).await?.failed;
         let status = if cancelled {
             "cancelled"
-        } else if summary.failed > 0 {
+        } else if summary.failed > 0 || failed_in_job > 0 {
             "done_with_errors"
         } else {
             "done"
         };
         self.store.catalog.finish_job(&job.id, status).await?;
         summary.elapsed = started.elapsed();
+        summary.cancelled = cancelled;
         Ok(summary)
     }
 
@@ -307,7 +506,10 @@ impl Ingester {
                     .ready_asset_by_stat(&shown, meta.len() as i64, mtime)
                     .await?
             {
-                let reason = format!("unchanged since indexed as asset {id}");
+                let mut reason = format!("unchanged since indexed as asset {id}");
+                if self.apply_record_to_indexed(path, &id).await? {
+                    reason.push_str("; its catalogue record updated from the manifest");
+                }
                 self.finish_file(
                     job_id,
                     path,
@@ -383,6 +585,10 @@ impl Ingester {
             asset.collection = self.options.collection.clone();
             work.push((path, bytes, asset));
         }
+        progress(&Progress::Stage {
+            stage: "probed",
+            files: work.len(),
+        });
         if work.is_empty() {
             return Ok(());
         }
@@ -416,6 +622,18 @@ impl Ingester {
             }
             prepared.push((path, p));
         }
+        // The archive's catalogue records win over what the files say of themselves.
+        if let Some(manifest) = &self.options.manifest {
+            for (path, p) in &mut prepared {
+                if let Some(record) = manifest.record(path) {
+                    self.apply_record(record, p);
+                }
+            }
+        }
+        progress(&Progress::Stage {
+            stage: "decoded",
+            files: prepared.len(),
+        });
         // 5. Embed the batch with each model.
         let analyzers = self.analyzers.clone();
         let (prepared, visual, text) = blocking(move || -> Result<_> {
@@ -448,6 +666,13 @@ impl Ingester {
             Ok((prepared, visual, text))
         })
         .await??;
+        progress(&Progress::Stage {
+            stage: "embedded",
+            files: prepared
+                .iter()
+                .filter(|(_, p)| matches!(p, Prepared::Ready(_)))
+                .count(),
+        });
         // 6. Write thumbnails and every index, then commit the batch.
         let mut visual = visual.into_iter();
         let mut text = text.into_iter();
@@ -539,6 +764,39 @@ impl Ingester {
 }
 
 impl Ingester {
+    /// Merges a manifest record into a file just analysed; an image's description, which its
+    /// sentence vector is made from, is made again from the merged title, caption and keywords.
+    fn apply_record(&self, record: &crate::manifest::Record, prepared: &mut Prepared) {
+        match prepared {
+            Prepared::Ready(ready) => {
+                record.apply(&mut ready.asset);
+                if ready.asset.kind == AssetKind::Image && self.analyzers.sentence.is_some() {
+                    let text = description(&ready.asset);
+                    for s in &mut ready.segments {
+                        if s.segment.kind == SegmentKind::Image {
+                            s.embed_text = text.clone();
+                        }
+                    }
+                }
+            }
+            Prepared::Failed { asset, .. } => record.apply(asset),
+        }
+    }
+
+    /// Brings the manifest's title, caption, keywords and collection to `path`, indexed and
+    /// unchanged as asset `id`; answers whether anything changed.
+    async fn apply_record_to_indexed(&self, path: &Path, id: &str) -> Result<bool> {
+        let Some(record) = self.options.manifest.as_ref().and_then(|m| m.record(path)) else {
+            return Ok(false);
+        };
+        let asset = self.store.catalog.asset(id).await?;
+        let Some(patch) = record.patch_for(&asset) else {
+            return Ok(false);
+        };
+        crate::edit::update_metadata(&self.store, &self.analyzers, id, &patch).await?;
+        Ok(true)
+    }
+
     /// Analyses one recording or video off the async runtime, relaying its progress.
     async fn prepare_timed(
         &self,
@@ -824,55 +1082,6 @@ fn batches(files: &[PathBuf], size: usize) -> Vec<&[PathBuf]> {
         out.push(&files[start..]);
     }
     out
-}
-
-/// Media files under `paths` in a stable order, and the paths that failed before reading
-/// (missing, unsupported when named explicitly, unreadable folders).
-fn discover(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
-    let mut files = Vec::new();
-    let mut failed = Vec::new();
-    for root in paths {
-        // Absolute paths: the catalog must name the same file whatever folder `kairos` ran in.
-        let root = &root.canonicalize().unwrap_or_else(|_| root.clone());
-        if root.is_file() {
-            if probe::kind_of(root).is_some() {
-                files.push(root.clone());
-            } else {
-                let e = Error::Unsupported {
-                    path: root.clone(),
-                    reason: probe::supported_types(),
-                };
-                failed.push((root.clone(), e.to_string()));
-            }
-            continue;
-        }
-        if !root.exists() {
-            failed.push((
-                root.clone(),
-                format!("{}: no such file or folder", root.display()),
-            ));
-            continue;
-        }
-        for entry in walkdir::WalkDir::new(root)
-            .follow_links(false)
-            .sort_by_file_name()
-        {
-            match entry {
-                Ok(e) if e.file_type().is_file() && probe::kind_of(e.path()).is_some() => {
-                    files.push(e.into_path())
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let p = e
-                        .path()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| root.clone());
-                    failed.push((p.clone(), format!("cannot read {}: {e}", p.display())));
-                }
-            }
-        }
-    }
-    (files, failed)
 }
 
 fn mtime_secs(meta: &std::fs::Metadata) -> Option<i64> {

@@ -389,9 +389,11 @@ pub async fn get(
     Ok(json(status(&state, &id).await?))
 }
 
-/// Cancel a queued or running upload job (needs a key): a queued job never starts; a running one
-/// stops after the files in progress are committed, so nothing is half-indexed, and ends
-/// `cancelled`. The files already indexed stay.
+/// Cancel a queued or running job (needs a key): an upload, a server-side ingest, or a
+/// `kairos ingest` that another process runs. A queued job never starts; a running one stops
+/// after the files in progress are committed, so nothing is half-indexed, and ends `cancelled`
+/// (a `kairos ingest` notices within a few seconds). An interrupted job (its process was
+/// killed) ends `cancelled` at once, so it is not resumed. The files already indexed stay.
 #[utoipa::path(
     tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
@@ -409,21 +411,20 @@ pub async fn cancel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job = state.store.catalog.job(&id).await?;
-    match state.jobs.cancel(&id) {
-        Cancel::Stopping => Ok(HttpResponse::Accepted().json(status(&state, &id).await?)),
-        Cancel::NotHere => Err(ApiError::Conflict {
-            code: "job_not_running",
-            message: format!(
-                "job {id} is {}, not queued or running in this server{}",
-                job.status,
-                if job.status == "running" || job.status == "queued" {
-                    " (a `kairos ingest` runs it: stop that process; running it again resumes)"
-                } else {
-                    ""
-                }
-            ),
-        }),
+    if state.jobs.cancel(&id) == Cancel::Stopping {
+        return Ok(HttpResponse::Accepted().json(status(&state, &id).await?));
     }
+    if matches!(job.status.as_str(), "running" | "queued" | "interrupted") {
+        state.store.catalog.request_cancel(&id).await?;
+        return Ok(HttpResponse::Accepted().json(status(&state, &id).await?));
+    }
+    Err(ApiError::Conflict {
+        code: "job_not_running",
+        message: format!(
+            "job {id} is {}: only a queued, running or interrupted job can be cancelled",
+            job.status
+        ),
+    })
 }
 
 /// `GET /api/v1/jobs/{id}/files` query.
