@@ -681,6 +681,26 @@ fn segment_from_row(r: &SqliteRow, _path: &Path) -> Result<Segment> {
     })
 }
 
+/// Whether process `pid` of this machine is alive (the archive is a local folder, so a job's
+/// runner is a process here). Where that cannot be known, it is assumed alive and the heartbeat
+/// decides.
+fn process_alive(pid: i64) -> bool {
+    if pid == i64::from(std::process::id()) {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return true;
+    }
+    // A zombie (killed, not yet reaped by its parent) is not alive either.
+    match fs_err::read_to_string(proc.join(pid.to_string()).join("stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -781,25 +801,5 @@ mod tests {
             .unwrap();
         let job = catalog.finish_job(&job.id, "done").await.unwrap();
         assert_eq!((job.done, job.failed, job.status.as_str()), (1, 1, "done"));
-    }
-}
-
-/// Whether process `pid` of this machine is alive (the archive is a local folder, so a job's
-/// runner is a process here). Where that cannot be known, it is assumed alive and the heartbeat
-/// decides.
-fn process_alive(pid: i64) -> bool {
-    if pid == i64::from(std::process::id()) {
-        return true;
-    }
-    let proc = Path::new("/proc");
-    if !proc.join("self").exists() {
-        return true;
-    }
-    // A zombie (killed, not yet reaped by its parent) is not alive either.
-    match fs_err::read_to_string(proc.join(pid.to_string()).join("stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
     }
 }
