@@ -5,9 +5,10 @@
 #   pocketsphinx-testdata  real speech with reference transcripts (LibriVox clips)
 # and with --tests, what only the test suite uses:
 #   chromium chromium-driver  the headless browser the web UI tests drive over WebDriver
+#   sqlite3                   damages a catalog behind the indexes' back (doctor --check tests)
 set -euo pipefail
 packages=(ffmpeg espeak-ng pocketsphinx-testdata)
-[ "${1:-}" = "--tests" ] && packages+=(chromium chromium-driver)
+[ "${1:-}" = "--tests" ] && packages+=(chromium chromium-driver sqlite3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

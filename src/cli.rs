@@ -145,8 +145,20 @@ pub enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
-    /// Report on the archive and the models.
-    Doctor,
+    /// Report on the archive and the models; --check compares the catalog, the indexes and the
+    /// thumbnails, --repair makes them agree.
+    Doctor {
+        /// Compare the catalog with the text index, the vector index and the thumbnails; exits 1
+        /// when they differ.
+        #[arg(long)]
+        check: bool,
+        /// Repair what the check finds (refused while an ingest runs).
+        #[arg(long)]
+        repair: bool,
+        /// Print the check as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure performance and write the figures.
     Bench {
         #[command(subcommand)]
@@ -290,7 +302,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             out,
             overwrite,
         } => clip(g, &asset, &from, &to, &out, overwrite).await,
-        Command::Doctor => doctor(g).await,
+        Command::Doctor {
+            check,
+            repair,
+            json,
+        } => {
+            if check || repair {
+                consistency(g, repair, json).await
+            } else {
+                doctor(g).await
+            }
+        }
         Command::Bench { command } => bench::run(g, command).await,
     }
 }
@@ -677,6 +699,110 @@ async fn clip(
         asset.file_name()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `kairos doctor --check` / `--repair`.
+async fn consistency(g: &Global, repair: bool, json: bool) -> Result<ExitCode> {
+    let store = Store::open(&g.data)
+        .await
+        .with_context(|| format!("opening the archive {}", g.data.display()))?;
+    let (report, repaired) = if repair {
+        let (report, repaired) = store.repair().await.context("repairing")?;
+        (report, Some(repaired))
+    } else {
+        (store.check().await.context("checking")?, None)
+    };
+    if json {
+        let value = serde_json::json!({ "check": report, "repaired": repaired });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!(
+            "checked {} assets ({} ready), {} text documents, {} vector points",
+            report.assets, report.ready, report.text_documents, report.vector_points
+        );
+        let show = |what: &str, items: Vec<String>| {
+            if !items.is_empty() {
+                println!("{what}: {}", items.len());
+                for i in items.iter().take(20) {
+                    println!("  {i}");
+                }
+                if items.len() > 20 {
+                    println!("  … and {} more (--json lists all)", items.len() - 20);
+                }
+            }
+        };
+        show(
+            "unfinished assets (an ingest stopped before committing them)",
+            report.unfinished.clone(),
+        );
+        show(
+            "text documents of assets not in the catalog or failed",
+            report.text_orphans.clone(),
+        );
+        show(
+            "ready assets whose text documents differ (found/expected)",
+            report
+                .text_mismatched
+                .iter()
+                .map(|(a, f, e)| format!("{a} ({f}/{e})"))
+                .collect(),
+        );
+        show(
+            "vector points of assets not in the catalog or failed",
+            report
+                .vector_orphans
+                .iter()
+                .map(|(s, a)| format!("{s} {a}"))
+                .collect(),
+        );
+        show(
+            "vector points of moments the catalog does not have",
+            report
+                .vector_strays
+                .iter()
+                .map(|(s, a, m)| format!("{s} {a} {m}"))
+                .collect(),
+        );
+        show(
+            "thumbnail files no moment refers to",
+            report.thumbnail_orphans.clone(),
+        );
+        show(
+            "moments whose thumbnail file is missing",
+            report
+                .thumbnails_missing
+                .iter()
+                .map(|(m, t)| format!("{m} {t}"))
+                .collect(),
+        );
+        for job in &report.interrupted_jobs {
+            println!("interrupted job {job}: `kairos ingest --resume {job}` goes on");
+        }
+        match &repaired {
+            Some(r) => println!(
+                "repaired: {} unfinished assets marked failed (ingest them again), text of {} assets removed and {} rebuilt, vectors of {} assets and {} moments removed, {} thumbnails removed, {} missing thumbnails forgotten",
+                r.unfinished_failed,
+                r.text_removed,
+                r.text_rebuilt,
+                r.vector_assets_removed,
+                r.vector_points_removed,
+                r.thumbnails_removed,
+                r.thumbnail_refs_cleared
+            ),
+            None if report.is_clean() => {
+                println!("consistent: the catalog, the indexes and the thumbnails agree")
+            }
+            None => println!(
+                "{} problems: `kairos doctor --repair` fixes them",
+                report.problems()
+            ),
+        }
+    }
+    Ok(if repaired.is_none() && !report.is_clean() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn doctor(g: &Global) -> Result<ExitCode> {

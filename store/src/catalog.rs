@@ -18,7 +18,7 @@ pub(crate) const ASSET_COLUMNS: &str = "id, content_hash, path, kind, mime, byte
     captured_at, ingested_at, title, caption, keywords, credit, camera, gps_lat, gps_lon, collection, \
     language, phash, status, error, media";
 
-const SEGMENT_COLUMNS: &str = "id, asset_id, kind, start_ms, end_ms, text, thumbnail";
+pub(crate) const SEGMENT_COLUMNS: &str = "id, asset_id, kind, start_ms, end_ms, text, thumbnail";
 
 /// Filters on assets shared by every search signal.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -567,6 +567,16 @@ impl Catalog {
         Ok(row.is_some_and(|r| r.get::<i64, _>(0) != 0))
     }
 
+    /// Whether someone asked job `job_id` to stop.
+    pub async fn job_cancel_requested(&self, job_id: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT cancel_requested FROM jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(row.is_some_and(|r| r.get::<i64, _>(0) != 0))
+    }
+
     /// Asks a job to stop; whichever process runs it stops after the files in progress. A job
     /// that nothing runs any more (interrupted, queued in a stopped server) ends `cancelled` now.
     pub async fn request_cancel(&self, job_id: &str) -> Result<Job> {
@@ -592,6 +602,27 @@ impl Catalog {
         .await
         .map_err(self.err())?;
         Ok(())
+    }
+
+    /// The newest job of `kind` started with exactly `spec` that stopped before finishing
+    /// (interrupted or cancelled): running the same ingest again goes on with it.
+    pub async fn unfinished_job_with_spec(&self, kind: &str, spec: &str) -> Result<Option<Job>> {
+        let rows = sqlx::query(
+            "SELECT id FROM jobs WHERE kind = $1 AND spec = $2 AND status IN ('running', 'cancelled') \
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(kind)
+        .bind(spec)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        for r in rows {
+            let job = self.job(&r.get::<String, _>(0)).await?;
+            if matches!(job.status.as_str(), "interrupted" | "cancelled") {
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
     }
 
     /// The paths a job has already recorded an outcome for.
@@ -669,7 +700,7 @@ pub(crate) fn asset_from_row(r: &SqliteRow, path: &Path) -> Result<Asset> {
     })
 }
 
-fn segment_from_row(r: &SqliteRow, _path: &Path) -> Result<Segment> {
+pub(crate) fn segment_from_row(r: &SqliteRow, _path: &Path) -> Result<Segment> {
     Ok(Segment {
         id: r.get("id"),
         asset_id: r.get("asset_id"),

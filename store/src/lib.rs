@@ -8,6 +8,7 @@
 //! - [`search`]: candidates from every signal → fusion → moments grouped into assets.
 
 pub mod catalog;
+pub mod consistency;
 pub mod error;
 pub mod keys;
 pub mod listing;
@@ -96,7 +97,14 @@ impl Store {
             .zip(batch)
             .map(|(a, w)| (a, w.segments.as_slice()))
             .collect();
+        let redone: Vec<String> = batch
+            .iter()
+            .filter(|w| w.asset.status != AssetStatus::Ready)
+            .map(|w| w.asset.id.clone())
+            .collect();
+        let replaced = self.replaced_thumbnails(redone).await?;
         self.catalog.put_assets(&rows).await?;
+        self.remove_thumbnails(replaced, batch.iter().flat_map(|w| &w.segments));
         let text = self.text.clone();
         let vectors = self.vectors.clone();
         let batch = batch.to_vec();
@@ -144,7 +152,43 @@ impl Store {
         asset.status = AssetStatus::Failed;
         self.text.delete_asset(&asset.id)?;
         self.vectors.delete_asset(&asset.id)?;
-        self.catalog.put_asset(&asset, &[]).await
+        let replaced = self.replaced_thumbnails(vec![asset.id.clone()]).await?;
+        self.catalog.put_asset(&asset, &[]).await?;
+        self.remove_thumbnails(replaced, []);
+        Ok(())
+    }
+
+    /// The thumbnails of the moments an earlier try of these assets left (a redo replaces its
+    /// moments: their files must go with them).
+    async fn replaced_thumbnails(&self, asset_ids: Vec<String>) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for id in asset_ids {
+            for s in self.catalog.segments(&id).await? {
+                out.extend(s.thumbnail);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes thumbnail files that no moment of `kept` uses (best effort: a file left behind
+    /// is found by `kairos doctor --check`).
+    fn remove_thumbnails<'a>(
+        &self,
+        replaced: Vec<String>,
+        kept: impl IntoIterator<Item = &'a Segment>,
+    ) {
+        if replaced.is_empty() {
+            return;
+        }
+        let kept: std::collections::HashSet<&str> = kept
+            .into_iter()
+            .filter_map(|s| s.thumbnail.as_deref())
+            .collect();
+        for relative in replaced {
+            if !kept.contains(relative.as_str()) {
+                let _ = fs_err::remove_file(self.thumbnails.absolute(&relative));
+            }
+        }
     }
 
     /// Deletes an asset from every index, then from the catalog, then its thumbnails. The

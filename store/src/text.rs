@@ -1,6 +1,7 @@
 //! The text index (tantivy): one document per asset (its metadata) and per segment with text
 //! (transcript, on-screen text), analysed per language (English, French) with stemming.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -265,6 +266,13 @@ impl TextIndex {
         }
     }
 
+    fn io_err(&self, e: std::io::Error) -> Error {
+        Error::TextIndex {
+            path: self.path.clone(),
+            source: tantivy::TantivyError::from(e),
+        }
+    }
+
     fn with_writer<R>(&self, f: impl FnOnce(&mut IndexWriter) -> Result<R>) -> Result<R> {
         let mut guard = self.writer.lock().expect("text index writer lock");
         if guard.is_none() {
@@ -343,6 +351,32 @@ impl TextIndex {
         self.with_writer(|writer| writer.commit().map_err(self.err()))?;
         self.reader.reload().map_err(self.err())?;
         Ok(())
+    }
+
+    /// Live documents per asset id, read from the index itself (for the consistency check).
+    pub fn docs_by_asset(&self) -> Result<HashMap<String, usize>> {
+        let searcher = self.reader.searcher();
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for segment in searcher.segment_readers() {
+            let inverted = segment
+                .inverted_index(self.fields.asset_id)
+                .map_err(self.err())?;
+            let mut terms = inverted.terms().stream().map_err(|e| self.io_err(e))?;
+            while terms.advance() {
+                let postings = inverted
+                    .read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)
+                    .map_err(|e| self.io_err(e))?;
+                let live = match segment.alive_bitset() {
+                    Some(alive) => postings.doc_freq_given_deletes(alive) as usize,
+                    None => postings.doc_freq() as usize,
+                };
+                if live > 0 {
+                    let id = String::from_utf8_lossy(terms.key()).into_owned();
+                    *counts.entry(id).or_default() += live;
+                }
+            }
+        }
+        Ok(counts)
     }
 
     /// Number of documents visible to searches.

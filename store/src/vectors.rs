@@ -88,6 +88,8 @@ pub trait VectorIndex: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<VectorHit>>;
     /// Makes every change durable.
     fn flush(&self) -> Result<()>;
+    /// Every point of a space: asset id → its segment ids (for the consistency check).
+    fn points_by_asset(&self, space: Space) -> Result<HashMap<String, Vec<String>>>;
     /// Builds the HNSW graph (searches are exact scans until then).
     fn optimize(&self) -> Result<()>;
     /// Points in a space.
@@ -417,6 +419,49 @@ impl VectorIndex for EdgeVectors {
             });
         }
         Ok(hits)
+    }
+
+    fn points_by_asset(&self, space: Space) -> Result<HashMap<String, Vec<String>>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        let Some(shard) = self.shard(space) else {
+            return Ok(out);
+        };
+        let mut offset = None;
+        loop {
+            let (records, next) = shard
+                .scroll(qdrant_edge::ScrollRequest {
+                    offset,
+                    limit: Some(10_000),
+                    filter: None,
+                    with_payload: Some(WithPayloadInterface::Bool(true)),
+                    with_vector: WithVector::Bool(false),
+                    order_by: None,
+                })
+                .map_err(self.err(space))?;
+            for r in records {
+                let field = |name: &str| {
+                    r.payload
+                        .as_ref()
+                        .and_then(|pl| pl.0.get(name))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                };
+                match (field("asset_id"), field("segment_id")) {
+                    (Some(asset), Some(segment)) => out.entry(asset).or_default().push(segment),
+                    _ => {
+                        return Err(Error::DataCorruption {
+                            path: self.path(space),
+                            message: format!("point {:?} has no asset_id or segment_id", r.id),
+                        });
+                    }
+                }
+            }
+            match next {
+                Some(n) => offset = Some(n),
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     fn flush(&self) -> Result<()> {

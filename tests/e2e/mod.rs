@@ -1,6 +1,7 @@
 mod api;
 mod api_writes;
 mod browser;
+mod bulk;
 mod clip_trained;
 mod images;
 mod models;

@@ -28,9 +28,10 @@ pub struct Decoded {
 
 /// Decodes an image from its bytes, applying its EXIF orientation; `path` is for messages only.
 pub fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded> {
+    // Decoders' messages sometimes end in a newline: reports and CSV lines want one line.
     let fail = |message: String| Error::Decode {
         path: path.to_path_buf(),
-        message,
+        message: message.trim().to_string(),
     };
     if bytes.is_empty() {
         return Err(fail("the file is empty".into()));
@@ -46,9 +47,27 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODED_BYTES);
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| fail(e.to_string()))?;
+    // A size refused by the limits is told with the size the file claims (a decompression
+    // bomb says it is 60000 × 60000 in a few bytes).
+    let too_big = |e: ::image::ImageError| {
+        if !matches!(e, ::image::ImageError::Limits(_)) {
+            return fail(e.to_string());
+        }
+        let claimed = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .ok()
+            .and_then(|r| r.into_dimensions().ok());
+        match claimed {
+            Some((w, h)) => fail(format!(
+                "the image claims {w} × {h} pixels, over the limit of {MAX_SIDE} a side and {} MiB decoded",
+                MAX_DECODED_BYTES >> 20
+            )),
+            None => fail(e.to_string()),
+        }
+    };
+    let mut decoder = reader.into_decoder().map_err(too_big)?;
     let orientation = decoder.orientation().map_err(|e| fail(e.to_string()))?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| fail(e.to_string()))?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(too_big)?;
     image.apply_orientation(orientation);
     Ok(Decoded { image, format })
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use kairos_store::{
     Asset, AssetKind, AssetStatus, AssetWrite, Segment, SegmentKind, Space, Store, TextDoc,
-    VectorPoint,
+    Thumbnails, VectorPoint,
 };
 use rayon::prelude::*;
 
@@ -250,12 +250,22 @@ impl Ingester {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        let job = self.store.catalog.create_job("ingest", &source).await?;
         let spec = JobSpec {
             paths: paths.clone(),
             options: self.options.clone(),
         };
         let spec = serde_json::to_string(&spec).map_err(|e| Error::Task(e.to_string()))?;
+        // The same ingest run again goes on with the job it left unfinished.
+        if let Some(job) = self
+            .store
+            .catalog
+            .unfinished_job_with_spec("ingest", &spec)
+            .await?
+        {
+            self.store.catalog.reopen_job(&job.id).await?;
+            return self.run_job(&job.id, &paths, progress).await;
+        }
+        let job = self.store.catalog.create_job("ingest", &source).await?;
         self.store.catalog.set_job_spec(&job.id, &spec).await?;
         self.run_job(&job.id, &paths, progress).await
     }
@@ -429,7 +439,10 @@ impl Ingester {
         let mut seen_hashes = HashSet::new();
         let mut cancelled = false;
         for chunk in batches(&files, self.options.batch_size) {
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // A cancel request from another process is seen before the next batch.
+            if stop.load(std::sync::atomic::Ordering::Relaxed)
+                || self.store.catalog.job_cancel_requested(&job.id).await?
+            {
                 cancelled = true;
                 break;
             }
@@ -678,6 +691,7 @@ impl Ingester {
         let mut text = text.into_iter();
         let mut writes = Vec::new();
         let mut outcomes = Vec::new();
+        let mut thumbnails = Vec::new();
         for (path, p) in prepared {
             match p {
                 Prepared::Failed { asset, error } => {
@@ -703,8 +717,12 @@ impl Ingester {
                             embed_text,
                             own_doc,
                         } = ready;
+                        // The catalog names the thumbnail before its file exists: the file is
+                        // written after the rows and before the commit, so a crash leaves either
+                        // nothing or an unfinished asset whose redo replaces it.
                         if let Some(t) = thumbnail {
-                            segment.thumbnail = Some(self.store.thumbnails.write(&segment.id, &t)?);
+                            segment.thumbnail = Some(Thumbnails::relative_path(&segment.id));
+                            thumbnails.push((segment.id.clone(), t));
                         }
                         let point = |vector: Vec<f32>| VectorPoint {
                             segment_id: segment.id.clone(),
@@ -752,6 +770,9 @@ impl Ingester {
         }
         if !writes.is_empty() {
             self.store.write(&writes).await?;
+            for (segment_id, jpeg) in &thumbnails {
+                self.store.thumbnails.write(segment_id, jpeg)?;
+            }
             let ids: Vec<String> = writes.iter().map(|w| w.asset.id.clone()).collect();
             self.store.commit(&ids).await?;
         }
