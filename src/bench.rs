@@ -66,6 +66,26 @@ pub enum BenchCommand {
         #[arg(long, default_value = "docs/bench/video.json")]
         out: PathBuf,
     },
+    /// Bulk ingest: generated JPEG files through the whole pipeline (walk, read and hash, decode,
+    /// CLIP preprocessing, batched embedding, commit) against the encoder's own limit, with the
+    /// resident memory sampled as the archive grows.
+    Ingest {
+        #[arg(long, default_value_t = 1000)]
+        images: usize,
+        /// b32 (a CLIP ViT-B/32-shaped encoder, random weights: the real FLOPs) or none.
+        #[arg(long, default_value = "b32")]
+        model: String,
+        /// Image size, WIDTHxHEIGHT.
+        #[arg(long, default_value = "1024x768")]
+        size: String,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        /// Where the generated files are kept between runs.
+        #[arg(long, default_value = "target/bench-ingest")]
+        media: PathBuf,
+        #[arg(long, default_value = "docs/bench/ingest.json")]
+        out: PathBuf,
+    },
     /// Search under load over HTTP: a synthetic archive of assets and segments served by a
     /// `kairos serve` child, queried by concurrent keep-alive clients from this process.
     Load {
@@ -103,6 +123,28 @@ pub enum BenchCommand {
 pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
     let figures = match command {
         BenchCommand::Clip { images, batch, out } => (clip(images, batch).await?, out),
+        BenchCommand::Ingest {
+            images,
+            model,
+            size,
+            batch,
+            media,
+            out,
+        } => {
+            let (width, height) = size
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                .with_context(|| format!("--size {size:?}: WIDTHxHEIGHT"))?;
+            let options = crate::bench_ingest::IngestBenchOptions {
+                images,
+                model,
+                width,
+                height,
+                batch,
+                media: media.join(format!("{images}-{size}")),
+            };
+            (crate::bench_ingest::ingest(&options).await?, out)
+        }
         BenchCommand::Search {
             assets,
             queries,

@@ -1,6 +1,7 @@
 //! The `kairos` command line: parses arguments, builds configuration, calls into the crates.
 
 mod bench;
+mod bench_ingest;
 mod bench_load;
 mod bench_speech;
 mod bench_video;

@@ -32,8 +32,11 @@ impl Thumbnails {
             fs_err::create_dir_all(parent)?;
         }
         let tmp = path.with_extension("jpg.tmp");
-        fs_err::write(&tmp, jpeg)?;
-        fs_err::rename(&tmp, &path)?;
+        // A write that fails (a full disk) leaves no partial file behind.
+        if let Err(e) = fs_err::write(&tmp, jpeg).and_then(|()| fs_err::rename(&tmp, &path)) {
+            let _ = fs_err::remove_file(&tmp);
+            return Err(e.into());
+        }
         Ok(rel)
     }
 

@@ -512,3 +512,77 @@ fn doctor_check_finds_and_repair_fixes_divergence() {
         String::from_utf8_lossy(&again.stdout)
     );
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (e.g. `1m`) at `at`; `None` when this user may not mount.
+    fn mount(at: &Path, size: &str) -> Option<Self> {
+        fs_err::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Self(at.to_path_buf()))
+    }
+
+    fn grow(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_ingest_cleanly_and_it_resumes_once_space_is_freed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let media = tmp.path().join("media");
+    tree(&media, 300);
+    let Some(disk) = SmallDisk::mount(&tmp.path().join("disk"), "1m") else {
+        // CI runs as root (`.ci/run` installs packages); a user without mount rights cannot
+        // make a small disk.
+        eprintln!("skipped: this user cannot mount a tmpfs");
+        return;
+    };
+    let data = disk.0.join("data");
+    let m = media.to_str().unwrap();
+    let out = kairos(&data, &["ingest", m]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "1 MiB cannot hold the archive");
+    assert!(
+        stderr.contains("disk is full") || stderr.contains("No space left on device"),
+        "a clear error: {stderr}"
+    );
+    // The archive still opens; the job failed with the reason, or, when even that could not be
+    // written, reads interrupted (its process is gone). Either resumes.
+    let job = last_job(&data);
+    assert!(
+        job["status"] == "failed" || job["status"] == "interrupted",
+        "{job}"
+    );
+    assert!(job["done"].as_i64().unwrap() < 300, "{job}");
+    disk.grow("64m");
+    let out = kairos(&data, &["ingest", "--resume", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(last_job(&data)["status"], "done");
+    let check =
+        json(kairos_ok(&data, &["doctor", "--check", "--json"]).as_bytes())["check"].clone();
+    assert_eq!(check["ready"], 300, "{check}");
+    assert_eq!(check["text_documents"], 300, "{check}");
+}

@@ -1,0 +1,186 @@
+//! `kairos bench ingest`: the bulk-ingest pipeline (walk, read and hash, decode, CLIP
+//! preprocessing, batched embedding, commit to every store) over generated JPEG files, against
+//! the encoder's own limit on preprocessed batches; resident memory sampled as the archive grows.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use kairos_indexer::{Analyzers, IngestOptions, Ingester, Progress};
+use kairos_models::ClipEncoder;
+use kairos_models::clip::{HfClipConfig, word_level_tokenizer_json};
+use kairos_store::Store;
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::bench::machine;
+
+/// What `kairos bench ingest` runs.
+#[derive(Debug, Clone)]
+pub struct IngestBenchOptions {
+    pub images: usize,
+    /// `b32` (a CLIP ViT-B/32-shaped encoder, random weights) or `none`.
+    pub model: String,
+    pub width: u32,
+    pub height: u32,
+    pub batch: usize,
+    /// Where the generated files are kept between runs.
+    pub media: PathBuf,
+}
+
+/// A generated photo-like JPEG, different for every seed.
+fn jpeg(seed: usize, w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let s = seed as f32;
+        let v = ((x as f32 * 0.02 + s).sin() * (y as f32 * 0.015 + s * 0.3).cos() * 120.0 + 128.0)
+            as u8;
+        image::Rgb([
+            v,
+            (x / 4) as u8 ^ (seed as u8),
+            (y / 3) as u8 ^ ((seed >> 8) as u8),
+        ])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+            &mut out, 85,
+        ))
+        .expect("encoding to memory");
+    out
+}
+
+/// Makes (or reuses) `n` files of `w`×`h` in 100 folders under `root`.
+fn generate(root: &Path, n: usize, w: u32, h: u32) -> Result<()> {
+    let marker = root.join("generated.json");
+    let spec = json!({ "images": n, "width": w, "height": h }).to_string();
+    if fs_err::read_to_string(&marker).is_ok_and(|s| s == spec) {
+        return Ok(());
+    }
+    if root.exists() {
+        fs_err::remove_dir_all(root)?;
+    }
+    (0..n).into_par_iter().try_for_each(|i| -> Result<()> {
+        let path = root.join(format!("{:02}/img{i:06}.jpg", i % 100));
+        fs_err::create_dir_all(path.parent().expect("a folder"))?;
+        fs_err::write(&path, jpeg(i, w, h))?;
+        Ok(())
+    })?;
+    fs_err::write(&marker, spec)?;
+    Ok(())
+}
+
+fn rss_mib(field: &str) -> Option<f64> {
+    let status = fs_err::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+pub async fn ingest(o: &IngestBenchOptions) -> Result<serde_json::Value> {
+    let clip = match o.model.as_str() {
+        "b32" => {
+            let tokenizer = word_level_tokenizer_json(&["a", "photo"]);
+            let mut config = HfClipConfig::vit_base_patch32();
+            config.text_config.vocab_size = 8;
+            Some(ClipEncoder::random(&config, &tokenizer)?.0)
+        }
+        "none" => None,
+        other => bail!("--model {other:?}: b32 or none"),
+    };
+    eprintln!(
+        "generating {} {}×{} JPEGs in {} (kept for the next run)…",
+        o.images,
+        o.width,
+        o.height,
+        o.media.display()
+    );
+    generate(&o.media, o.images, o.width, o.height).context("generating the images")?;
+
+    // The encoder's own limit: preprocessed batches, nothing else.
+    let encoder_only = match &clip {
+        Some(c) => {
+            let probe: Vec<Vec<f32>> = (0..o.batch).map(|_| vec![0.1f32; 3 * 224 * 224]).collect();
+            c.embed_preprocessed(&probe)?; // warm-up
+            let rounds = 3;
+            let t = Instant::now();
+            for _ in 0..rounds {
+                c.embed_preprocessed(&probe)?;
+            }
+            Some((rounds * o.batch) as f64 / t.elapsed().as_secs_f64())
+        }
+        None => None,
+    };
+
+    let tmp = tempfile::tempdir()?;
+    let store = Store::open(tmp.path()).await?;
+    let analyzers = Arc::new(Analyzers {
+        clip,
+        ..Default::default()
+    });
+    let options = IngestOptions {
+        batch_size: o.batch,
+        ..Default::default()
+    };
+    let samples: Mutex<Vec<(usize, f64)>> = Mutex::default();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let every = (o.images / 20).max(1);
+    let progress = |p: &Progress| {
+        if let Progress::File { .. } = p {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n % every == 0 {
+                let rss = rss_mib("VmRSS:").unwrap_or(0.0);
+                samples.lock().expect("samples").push((n, rss));
+            }
+        }
+    };
+    let started = Instant::now();
+    let summary = Ingester::new(store.clone(), analyzers, options)
+        .run(std::slice::from_ref(&o.media), &progress)
+        .await?;
+    let secs = started.elapsed().as_secs_f64();
+    if summary.indexed != o.images {
+        bail!(
+            "indexed {} of {} images: {:?}",
+            summary.indexed,
+            o.images,
+            summary.failures.first()
+        );
+    }
+    let rate = o.images as f64 / secs;
+    let samples = samples.into_inner().expect("samples");
+    let rss_first_tenth = samples
+        .iter()
+        .find(|(n, _)| *n >= o.images / 10)
+        .map(|s| s.1);
+    let rss_end = samples.last().map(|s| s.1);
+    Ok(json!({
+        "benchmark": "bulk_ingest",
+        "machine": machine(),
+        "model": match o.model.as_str() {
+            "b32" => "CLIP ViT-B/32 shape, random weights",
+            _ => "none: read, hash, decode, thumbnail, fingerprint, commit",
+        },
+        "images": o.images,
+        "image_size": format!("{}x{} JPEG", o.width, o.height),
+        "batch": o.batch,
+        "seconds": secs,
+        "images_per_second": rate,
+        "encoder_only_images_per_second": encoder_only,
+        "pipeline_share_of_encoder_limit": encoder_only.map(|e| rate / e),
+        "rss_mib_by_files": samples,
+        "rss_mib_at_one_tenth": rss_first_tenth,
+        "rss_mib_at_end": rss_end,
+        "peak_rss_mib": rss_mib("VmHWM:"),
+        "command": format!(
+            "kairos bench ingest --images {} --model {} --size {}x{} --batch {}",
+            o.images, o.model, o.width, o.height, o.batch
+        ),
+    }))
+}
