@@ -94,6 +94,7 @@ pub async fn ingest(o: &IngestBenchOptions) -> Result<serde_json::Value> {
         "none" => None,
         other => bail!("--model {other:?}: b32 or none"),
     };
+    let rss_with_encoder = rss_mib("VmRSS:");
     eprintln!(
         "generating {} {}×{} JPEGs in {} (kept for the next run)…",
         o.images,
@@ -134,7 +135,7 @@ pub async fn ingest(o: &IngestBenchOptions) -> Result<serde_json::Value> {
     let progress = |p: &Progress| {
         if let Progress::File { .. } = p {
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if n % every == 0 {
+            if n.is_multiple_of(every) {
                 let rss = rss_mib("VmRSS:").unwrap_or(0.0);
                 samples.lock().expect("samples").push((n, rss));
             }
@@ -174,6 +175,7 @@ pub async fn ingest(o: &IngestBenchOptions) -> Result<serde_json::Value> {
         "images_per_second": rate,
         "encoder_only_images_per_second": encoder_only,
         "pipeline_share_of_encoder_limit": encoder_only.map(|e| rate / e),
+        "rss_mib_with_the_encoder_loaded": rss_with_encoder,
         "rss_mib_by_files": samples,
         "rss_mib_at_one_tenth": rss_first_tenth,
         "rss_mib_at_end": rss_end,
