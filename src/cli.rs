@@ -94,6 +94,9 @@ pub enum Command {
     },
     /// Index files and folder trees: resumable, with progress, a dry run and a report.
     Ingest(crate::ingest::IngestArgs),
+    /// Keep folders indexed: new and changed files are ingested as they settle; a deleted file
+    /// marks its asset missing; a moved one is found again without re-analysis.
+    Watch(crate::ingest::WatchArgs),
     /// List, inspect, retry and cancel ingest jobs.
     Jobs {
         #[command(subcommand)]
@@ -290,6 +293,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Ingest(args) => crate::ingest::run(g, args).await,
         Command::Jobs { command } => crate::jobs::run(g, command).await,
+        Command::Watch(args) => crate::ingest::watch(g, args).await,
         Command::Search(args) => search(g, args).await,
         Command::Keys { command } => crate::keys::run(g, command).await,
         Command::Models { command } => models(g, command),

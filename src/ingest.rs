@@ -455,3 +455,103 @@ pub async fn run_paths(
         .await?;
     finish(&store, display, &summary, json, None).await
 }
+
+/// `kairos watch` options.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Folders to watch (each is ingested first, then kept up to date).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Collection the new assets join.
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// Language of captions whose metadata does not say (en, fr).
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Only files matching this glob (repeat for more).
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Leave out files and folders matching this glob (repeat for more).
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// Catalogue records (CSV or JSON) merged into the assets.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// A file is ingested once it has not changed for this many milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub settle_ms: u64,
+}
+
+/// Runs `kairos watch` until the process is stopped (Ctrl-C is safe at any moment: what was
+/// committed stays, and the next start catches up).
+pub async fn watch(g: &Global, args: WatchArgs) -> Result<ExitCode> {
+    let (store, analyzers) = open(g).await?;
+    for notice in analyzers.notice_texts() {
+        eprintln!("note: {notice}");
+    }
+    let mut options = IngestOptions {
+        collection: args.collection,
+        language: args.language,
+        walk: WalkOptions {
+            include: args.include,
+            exclude: args.exclude,
+            follow_symlinks: false,
+        },
+        manifest_path: args
+            .manifest
+            .as_ref()
+            .map(|m| fs_err::canonicalize(m).with_context(|| "--manifest".to_string()))
+            .transpose()?,
+        ..Default::default()
+    };
+    options.load_manifest()?;
+    let ingester = Ingester::new(store.clone(), analyzers, options);
+    // Catch up with what changed while nothing watched.
+    let summary = ingester.run(&args.paths, &|_| {}).await?;
+    println!(
+        "caught up: {} indexed, {} skipped, {} failed (job {})",
+        summary.indexed, summary.skipped, summary.failed, summary.job_id
+    );
+    for (path, error) in &summary.failures {
+        println!("  failed {path}: {error}");
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let on_event = |e: &kairos_indexer::watch::WatchEvent| {
+        use kairos_indexer::watch::WatchEvent;
+        match e {
+            WatchEvent::Watching(roots) => {
+                let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+                println!("watching {}", roots.join(", "));
+            }
+            WatchEvent::Ingested(s) => {
+                println!(
+                    "ingested: {} indexed, {} skipped, {} failed (job {})",
+                    s.indexed, s.skipped, s.failed, s.job_id
+                );
+                for (path, error) in &s.failures {
+                    println!("  failed {path}: {error}");
+                }
+            }
+            WatchEvent::Missing { path, assets } => println!(
+                "missing: {} ({} asset(s) marked missing: {})",
+                path.display(),
+                assets.len(),
+                assets.join(", ")
+            ),
+            WatchEvent::Error(e) => eprintln!("error: {e}"),
+        }
+        // Lines reach a log or a pipe as they happen.
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    };
+    kairos_indexer::watch::watch(
+        &ingester,
+        &args.paths,
+        Duration::from_millis(args.settle_ms),
+        &stop,
+        &on_event,
+        &|_| {},
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

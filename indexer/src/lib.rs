@@ -19,6 +19,7 @@ pub mod probe;
 pub mod query;
 pub mod query_batch;
 pub mod video;
+pub mod watch;
 
 pub use analysis::Analyzers;
 pub use error::{Error, Result};

@@ -567,6 +567,49 @@ impl Catalog {
         Ok(row.is_some_and(|r| r.get::<i64, _>(0) != 0))
     }
 
+    /// Marks the ready assets of file `path`, or of every file under folder `path`, missing
+    /// (their source was deleted or moved away); returns their ids. They leave search results
+    /// but keep their record and index entries, so the file coming back restores them.
+    pub async fn mark_missing(&self, path: &str) -> Result<Vec<String>> {
+        let under = format!("{}/", path.trim_end_matches('/'));
+        let rows = sqlx::query(
+            "UPDATE assets SET status = 'missing' WHERE status = 'ready' \
+             AND (path = $1 OR substr(path, 1, length($2)) = $2) RETURNING id",
+        )
+        .bind(path)
+        .bind(&under)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// After asset `keep` was indexed from `path`, the other ready assets of that path are
+    /// earlier contents of a file that changed: missing, not silently kept or dropped.
+    pub async fn supersede(&self, path: &str, keep: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE assets SET status = 'missing' WHERE path = $1 AND id <> $2 AND status = 'ready'",
+        )
+        .bind(path)
+        .bind(keep)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// A missing asset found again at `path` (moved): ready again there, nothing re-analysed.
+    pub async fn relink(&self, id: &str, path: &str, mtime: Option<i64>) -> Result<()> {
+        sqlx::query("UPDATE assets SET path = $2, mtime = $3, status = 'ready' WHERE id = $1")
+            .bind(id)
+            .bind(path)
+            .bind(mtime)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
     /// Whether someone asked job `job_id` to stop.
     pub async fn job_cancel_requested(&self, job_id: &str) -> Result<bool> {
         let row = sqlx::query("SELECT cancel_requested FROM jobs WHERE id = $1")

@@ -133,11 +133,12 @@ impl Store {
             .collect();
         unfinished.sort();
         report.unfinished = unfinished;
-        // Only ready assets and unfinished ones (about to be redone) may be in the indexes.
+        // Only ready assets, unfinished ones (about to be redone) and missing ones (kept so
+        // that a moved file comes back without being analysed again) may be in the indexes.
         let orphan = |id: &str| {
             !matches!(
                 statuses.get(id),
-                Some(AssetStatus::Ready | AssetStatus::Indexing)
+                Some(AssetStatus::Ready | AssetStatus::Indexing | AssetStatus::Missing)
             )
         };
 

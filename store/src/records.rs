@@ -22,6 +22,9 @@ pub enum AssetStatus {
     Indexing,
     Ready,
     Failed,
+    /// Its source file was deleted or moved away (seen by `kairos watch`): out of search
+    /// results, kept with everything it had, ready again when the file turns up.
+    Missing,
 }
 
 /// What a segment is.
@@ -66,7 +69,7 @@ macro_rules! text_enum {
 }
 
 text_enum!(AssetKind, "kind", Image => "image", Video => "video", Audio => "audio");
-text_enum!(AssetStatus, "status", Queued => "queued", Indexing => "indexing", Ready => "ready", Failed => "failed");
+text_enum!(AssetStatus, "status", Queued => "queued", Indexing => "indexing", Ready => "ready", Failed => "failed", Missing => "missing");
 text_enum!(SegmentKind, "segment kind", Image => "image", Shot => "shot", Speech => "speech", Ocr => "ocr", Keyframe => "keyframe");
 
 /// One source file.

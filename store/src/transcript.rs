@@ -60,6 +60,7 @@ pub fn check_exportable(asset: &Asset) -> Result<()> {
             asset.error.as_deref().unwrap_or("no reason recorded")
         ),
         (_, AssetStatus::Queued | AssetStatus::Indexing) => "it is still being indexed".to_string(),
+        (_, AssetStatus::Missing) => "its file is gone from where it was indexed".to_string(),
     };
     Err(Error::NoTranscript {
         path: asset.path.clone(),

@@ -586,3 +586,98 @@ fn a_full_disk_stops_the_ingest_cleanly_and_it_resumes_once_space_is_freed() {
     assert_eq!(check["ready"], 300, "{check}");
     assert_eq!(check["text_documents"], 300, "{check}");
 }
+
+/// Waits until `sql` on the catalog prints `want`.
+fn wait_for_catalog(data: &Path, sql: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new("sqlite3")
+            .arg(data.join("catalog.db"))
+            .arg(sql)
+            .output()
+            .expect("sqlite3 runs (scripts/system-packages.sh --tests installs it)");
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sql}: waited for {want:?}, have {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn watch_ingests_new_files_marks_deleted_ones_missing_and_follows_moves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let media = tmp.path().join("media");
+    write(&media.join("first.jpg"), &jpeg(&scene(64, 48, 1)));
+    let media = media.canonicalize().unwrap();
+    let data = tmp.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .arg("--data")
+        .arg(&data)
+        .args(["watch", "--settle-ms", "300", "--exclude", "*.tmp.jpg"])
+        .arg(&media)
+        .env_remove("KAIROS_MODELS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Kill(child);
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let caught_up = lines.next().unwrap().unwrap();
+    assert!(caught_up.starts_with("caught up: 1 indexed"), "{caught_up}");
+    let watching = lines.next().unwrap().unwrap();
+    assert!(watching.starts_with("watching "), "{watching}");
+
+    // A new file, written in two steps, is ingested once it settles.
+    let new = media.join("sub/second.jpg");
+    let bytes = jpeg(&scene(64, 48, 2));
+    fs_err::create_dir_all(new.parent().unwrap()).unwrap();
+    fs_err::write(&new, &bytes[..bytes.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    fs_err::write(&new, &bytes).unwrap();
+    write(&media.join("ignored.tmp.jpg"), &jpeg(&scene(64, 48, 3)));
+    let count = "SELECT COUNT(*) FROM assets WHERE status = 'ready'";
+    wait_for_catalog(&data, count, "2");
+    let failed = "SELECT COUNT(*) FROM assets WHERE status = 'failed'";
+    wait_for_catalog(&data, failed, "0");
+
+    // Deleted: missing, not dropped, and out of search results.
+    fs_err::remove_file(media.join("first.jpg")).unwrap();
+    let first = format!(
+        "SELECT status FROM assets WHERE path = '{}'",
+        media.join("first.jpg").display()
+    );
+    wait_for_catalog(&data, &first, "missing");
+    let hits = search_json(&data, &["--mode", "keyword", "first"]);
+    assert!(hit_names(&hits).is_empty(), "{hits}");
+
+    // Moved: the same asset, ready at its new path, found by its new name.
+    let moved = media.join("renamed.jpg");
+    fs_err::rename(&new, &moved).unwrap();
+    let at_new = format!(
+        "SELECT status FROM assets WHERE path = '{}'",
+        moved.display()
+    );
+    wait_for_catalog(&data, &at_new, "ready");
+    wait_for_catalog(&data, "SELECT COUNT(*) FROM assets", "2");
+    let hits = search_json(&data, &["--mode", "keyword", "renamed"]);
+    assert_eq!(hit_names(&hits), ["renamed.jpg"]);
+    let check = kairos(&data, &["doctor", "--check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}

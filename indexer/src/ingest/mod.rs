@@ -270,6 +270,20 @@ impl Ingester {
         self.run_job(&job.id, &paths, progress).await
     }
 
+    /// Which files of the folders this ingester takes.
+    pub fn walk(&self) -> &WalkOptions {
+        &self.options.walk
+    }
+
+    /// Marks the assets of a deleted file (or of every file under a deleted folder) missing.
+    pub async fn mark_missing(&self, path: &Path) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .catalog
+            .mark_missing(&path.display().to_string())
+            .await?)
+    }
+
     /// Goes on with job `job_id` (interrupted, cancelled or failed) with the paths and options it
     /// was started with; the files it had already finished are not looked at again.
     pub async fn resume(
@@ -577,6 +591,27 @@ impl Ingester {
                 continue;
             }
             let existing = self.store.catalog.asset_by_hash(&hash).await?;
+            // A missing asset's file has come back (moved or restored): ready again at its
+            // new path, with everything it had.
+            if let Some(a) = existing
+                .as_ref()
+                .filter(|a| a.status == AssetStatus::Missing)
+            {
+                self.store
+                    .catalog
+                    .relink(&a.id, &path.display().to_string(), mtime)
+                    .await?;
+                // Its file name is searchable: the text documents follow the new path.
+                self.store
+                    .update_metadata(&a.id, &kairos_store::MetadataPatch::default())
+                    .await?;
+                let outcome = FileOutcome::Indexed {
+                    asset_id: a.id.clone(),
+                };
+                self.finish_file(job_id, &path, outcome, summary, progress)
+                    .await?;
+                continue;
+            }
             if let Some(a) = existing.as_ref().filter(|a| a.status == AssetStatus::Ready) {
                 let reason = format!("same content as asset {} ({})", a.id, a.path);
                 self.finish_file(
@@ -777,6 +812,12 @@ impl Ingester {
             self.store.commit(&ids).await?;
         }
         for (path, outcome) in outcomes {
+            if let FileOutcome::Indexed { asset_id } = &outcome {
+                self.store
+                    .catalog
+                    .supersede(&path.display().to_string(), asset_id)
+                    .await?;
+            }
             self.finish_file(job_id, &path, outcome, summary, progress)
                 .await?;
         }

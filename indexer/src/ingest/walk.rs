@@ -80,6 +80,26 @@ pub struct Found {
     pub excluded: usize,
 }
 
+impl WalkOptions {
+    /// Whether a walk of `root` would take the media file `path` (under it).
+    pub fn admits(&self, root: &Path, path: &Path) -> Result<bool> {
+        if probe::kind_of(path).is_none() {
+            return Ok(false);
+        }
+        let globs = Globs::new(self)?;
+        let relative = path.strip_prefix(root).unwrap_or(path);
+        // An excluded folder anywhere above the file excludes it.
+        let mut above = PathBuf::new();
+        for part in relative.iter() {
+            above.push(part);
+            if globs.excluded(&above) {
+                return Ok(false);
+            }
+        }
+        Ok(globs.included(relative))
+    }
+}
+
 /// Media files under `paths`. A file named on the command line is taken whatever the globs say;
 /// the globs choose among the files of the folders named.
 pub fn discover(paths: &[PathBuf], options: &WalkOptions) -> Result<Found> {
