@@ -214,6 +214,42 @@ impl Store {
         Ok(asset)
     }
 
+    /// The text documents of `asset` as it is now: its own and those of its segments.
+    async fn text_docs(&self, asset: &Asset) -> Result<Vec<TextDoc>> {
+        let segments = self.catalog.segments(&asset.id).await?;
+        let mut docs = vec![TextDoc::for_asset(asset)];
+        docs.extend(
+            segments
+                .iter()
+                .filter(|s| TextDoc::segment_has_own(s))
+                .map(|s| TextDoc::for_segment(asset, s)),
+        );
+        Ok(docs)
+    }
+
+    /// A missing asset found again at `path` (moved, renamed, restored): its text documents
+    /// follow the new path (the file name is searchable), then the catalog makes it ready
+    /// there. In that order, so that `ready` means searchable under the new name; a crash
+    /// between the two leaves it missing, and the same file relinks it again.
+    pub async fn relink(&self, id: &str, path: &str, mtime: Option<i64>) -> Result<Asset> {
+        let mut asset = self.catalog.asset(id).await?;
+        asset.path = path.to_string();
+        asset.mtime = mtime;
+        let docs = self.text_docs(&asset).await?;
+        let text = self.text.clone();
+        let owned = asset.id.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            text.delete_asset(&owned)?;
+            text.add(&docs)?;
+            text.commit()
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        self.catalog.relink(id, path, mtime).await?;
+        asset.status = AssetStatus::Ready;
+        Ok(asset)
+    }
+
     /// Changes an asset's title, caption, keywords or collection everywhere they are kept: the
     /// catalog, its text documents (rebuilt), and the collection of its vectors. Returns the
     /// changed asset. (Re-embedding the caption is the indexer's job: the store knows no models.)
@@ -221,14 +257,7 @@ impl Store {
         let mut asset = self.catalog.asset(id).await?;
         patch.apply(&mut asset);
         self.catalog.set_metadata(&asset).await?;
-        let segments = self.catalog.segments(id).await?;
-        let mut docs = vec![TextDoc::for_asset(&asset)];
-        docs.extend(
-            segments
-                .iter()
-                .filter(|s| TextDoc::segment_has_own(s))
-                .map(|s| TextDoc::for_segment(&asset, s)),
-        );
+        let docs = self.text_docs(&asset).await?;
         let text = self.text.clone();
         let vectors = self.vectors.clone();
         let ready = asset.status == AssetStatus::Ready;
@@ -383,5 +412,39 @@ mod tests {
             .unwrap();
         assert_eq!(page.total, 1);
         assert_eq!(page.assets[0].id, relay.id);
+    }
+
+    #[tokio::test]
+    async fn a_relinked_asset_is_searchable_by_its_new_name_once_ready() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).await.unwrap();
+        let sprint = indexed(&store, "sprint", "paris", vec![1.0, 0.0, 0.0]).await;
+        let gone = store.catalog.mark_missing(&sprint.path).await.unwrap();
+        assert_eq!(gone, std::slice::from_ref(&sprint.id));
+
+        let moved = store
+            .relink(&sprint.id, "/archive/moved/finish_line.jpg", Some(7))
+            .await
+            .unwrap();
+        assert_eq!(moved.status, AssetStatus::Ready);
+        let stored = store.catalog.asset(&sprint.id).await.unwrap();
+        assert_eq!(stored.status, AssetStatus::Ready);
+        assert_eq!(stored.path, "/archive/moved/finish_line.jpg");
+        assert_eq!(stored.mtime, Some(7));
+        let hits = store
+            .text
+            .search("finish_line", &Filters::default(), 10)
+            .unwrap();
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0].asset_id, sprint.id);
+        // Its caption is still searchable, and it has one asset document, not two.
+        assert_eq!(
+            store
+                .text
+                .search("stadium", &Filters::default(), 10)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

@@ -598,12 +598,7 @@ impl Ingester {
                 .filter(|a| a.status == AssetStatus::Missing)
             {
                 self.store
-                    .catalog
                     .relink(&a.id, &path.display().to_string(), mtime)
-                    .await?;
-                // Its file name is searchable: the text documents follow the new path.
-                self.store
-                    .update_metadata(&a.id, &kairos_store::MetadataPatch::default())
                     .await?;
                 let outcome = FileOutcome::Indexed {
                     asset_id: a.id.clone(),
