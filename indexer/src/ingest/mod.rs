@@ -24,6 +24,7 @@ use crate::manifest::Manifest;
 use crate::probe;
 use crate::video::Tools;
 
+mod pool;
 mod video;
 mod walk;
 pub use video::VideoTimings;
@@ -452,6 +453,10 @@ impl Ingester {
         }
         let mut seen_hashes = HashSet::new();
         let mut cancelled = false;
+        // The stages overlap, one batch each: batch N+1 is read and decoded while batch N is
+        // embedded, and batch N is written and committed while N+1 is embedded. At most three
+        // batches are in memory (prepared, embedding, writing), whatever the archive's size.
+        let mut embedding: Option<tokio::task::JoinHandle<Result<Embedded>>> = None;
         for chunk in batches(&files, self.options.batch_size) {
             // A cancel request from another process is seen before the next batch.
             if stop.load(std::sync::atomic::Ordering::Relaxed)
@@ -460,7 +465,37 @@ impl Ingester {
                 cancelled = true;
                 break;
             }
-            self.run_batch(&job.id, chunk, &mut seen_hashes, &mut summary, progress)
+            let behind_encoder = embedding.is_some() && self.analyzers.clip.is_some();
+            let prepared = self
+                .prepare_batch(
+                    &job.id,
+                    chunk,
+                    behind_encoder,
+                    &mut seen_hashes,
+                    &mut summary,
+                    progress,
+                )
+                .await?;
+            let previous = match embedding.take() {
+                Some(task) => Some(joined(task).await?),
+                None => None,
+            };
+            if !prepared.is_empty() {
+                let analyzers = self.analyzers.clone();
+                embedding = Some(tokio::task::spawn_blocking(move || {
+                    embed_batch(&analyzers, prepared)
+                }));
+            }
+            if let Some(done) = previous {
+                self.write_batch(&job.id, done, &mut summary, progress)
+                    .await?;
+            }
+        }
+        // The batch still embedding is finished and written, also when cancelled: its files
+        // were read and analysed, and a cancel stops before the next batch, not inside one.
+        if let Some(task) = embedding.take() {
+            let done = joined(task).await?;
+            self.write_batch(&job.id, done, &mut summary, progress)
                 .await?;
         }
         // Failures of an earlier run of a resumed job count too.
@@ -513,14 +548,18 @@ impl Ingester {
         Ok(())
     }
 
-    async fn run_batch(
+    /// The first stage of a batch: skips what is indexed, reads, hashes and decodes the rest.
+    /// Files that end here (skipped, unreadable, relinked) are recorded at once.
+    /// `behind_encoder`: the previous batch is being embedded meanwhile.
+    async fn prepare_batch(
         &self,
         job_id: &str,
         chunk: &[PathBuf],
+        behind_encoder: bool,
         seen_hashes: &mut HashSet<String>,
         summary: &mut IngestSummary,
         progress: &(dyn Fn(&Progress) + Send + Sync),
-    ) -> Result<()> {
+    ) -> Result<Vec<(PathBuf, Prepared)>> {
         // 1. Cheap skip by path, size and modification time: unchanged files are not even read.
         let mut to_read = Vec::new();
         for path in chunk {
@@ -551,13 +590,15 @@ impl Ingester {
         }
         // 2. Read and hash in parallel.
         let read: Vec<(PathBuf, std::io::Result<FileRead>)> = blocking(move || {
-            to_read
-                .into_par_iter()
-                .map(|p| {
-                    let r = read_and_hash(&p);
-                    (p, r)
-                })
-                .collect()
+            pool::decode(behind_encoder, || {
+                to_read
+                    .into_par_iter()
+                    .map(|p| {
+                        let r = read_and_hash(&p);
+                        (p, r)
+                    })
+                    .collect()
+            })
         })
         .await?;
         // 3. Skip content already indexed (under any name); reuse the id of an unfinished try.
@@ -633,7 +674,7 @@ impl Ingester {
             files: work.len(),
         });
         if work.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         // 4. Decode and analyse: images in parallel, recordings one at a time (transcription
         //    already uses every core), streamed from disk.
@@ -643,19 +684,21 @@ impl Ingester {
         let analyzers = self.analyzers.clone();
         let default_language = self.options.language.clone();
         let mut prepared: Vec<(PathBuf, Prepared)> = blocking(move || {
-            images
-                .into_par_iter()
-                .map(|(path, bytes, asset)| {
-                    let p = prepare_image(
-                        &path,
-                        &bytes,
-                        asset,
-                        &analyzers,
-                        default_language.as_deref(),
-                    );
-                    (path, p)
-                })
-                .collect()
+            pool::decode(behind_encoder, || {
+                images
+                    .into_par_iter()
+                    .map(|(path, bytes, asset)| {
+                        let p = prepare_image(
+                            &path,
+                            &bytes,
+                            asset,
+                            &analyzers,
+                            default_language.as_deref(),
+                        );
+                        (path, p)
+                    })
+                    .collect()
+            })
         })
         .await?;
         for (path, _, asset) in timed {
@@ -677,38 +720,23 @@ impl Ingester {
             stage: "decoded",
             files: prepared.len(),
         });
-        // 5. Embed the batch with each model.
-        let analyzers = self.analyzers.clone();
-        let (prepared, visual, text) = blocking(move || -> Result<_> {
-            let ready: Vec<&ReadySegment> = prepared
-                .iter()
-                .filter_map(|(_, p)| match p {
-                    Prepared::Ready(r) => Some(r.segments.iter()),
-                    _ => None,
-                })
-                .flatten()
-                .collect();
-            let visual = match &analyzers.clip {
-                Some(clip) => {
-                    let inputs: Vec<Vec<f32>> =
-                        ready.iter().filter_map(|r| r.clip_input.clone()).collect();
-                    clip.embed_preprocessed(&inputs)?
-                }
-                None => Vec::new(),
-            };
-            let mut text = Vec::new();
-            if let Some(s) = &analyzers.sentence {
-                let texts: Vec<&str> = ready
-                    .iter()
-                    .filter_map(|r| r.embed_text.as_deref())
-                    .collect();
-                for chunk in texts.chunks(EMBED_BATCH) {
-                    text.extend(s.embed(chunk)?);
-                }
-            }
-            Ok((prepared, visual, text))
-        })
-        .await??;
+        Ok(prepared)
+    }
+
+    /// The last stage of a batch: thumbnails and every index written, the batch committed,
+    /// each file's outcome recorded in its job.
+    async fn write_batch(
+        &self,
+        job_id: &str,
+        embedded: Embedded,
+        summary: &mut IngestSummary,
+        progress: &(dyn Fn(&Progress) + Send + Sync),
+    ) -> Result<()> {
+        let Embedded {
+            prepared,
+            visual,
+            text,
+        } = embedded;
         progress(&Progress::Stage {
             stage: "embedded",
             files: prepared
@@ -716,7 +744,6 @@ impl Ingester {
                 .filter(|(_, p)| matches!(p, Prepared::Ready(_)))
                 .count(),
         });
-        // 6. Write thumbnails and every index, then commit the batch.
         let mut visual = visual.into_iter();
         let mut text = text.into_iter();
         let mut writes = Vec::new();
@@ -1147,6 +1174,52 @@ fn mtime_secs(meta: &std::fs::Metadata) -> Option<i64> {
         .duration_since(std::time::UNIX_EPOCH)
         .ok()
         .map(|d| d.as_secs() as i64)
+}
+
+/// A batch after its models: the files, and the vectors in the order of their segments.
+struct Embedded {
+    prepared: Vec<(PathBuf, Prepared)>,
+    visual: Vec<Vec<f32>>,
+    text: Vec<Vec<f32>>,
+}
+
+/// The middle stage of a batch: one CLIP call for its images, sentence vectors for its texts.
+fn embed_batch(analyzers: &Analyzers, prepared: Vec<(PathBuf, Prepared)>) -> Result<Embedded> {
+    let ready: Vec<&ReadySegment> = prepared
+        .iter()
+        .filter_map(|(_, p)| match p {
+            Prepared::Ready(r) => Some(r.segments.iter()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let visual = match &analyzers.clip {
+        Some(clip) => {
+            let inputs: Vec<Vec<f32>> = ready.iter().filter_map(|r| r.clip_input.clone()).collect();
+            clip.embed_preprocessed(&inputs)?
+        }
+        None => Vec::new(),
+    };
+    let mut text = Vec::new();
+    if let Some(s) = &analyzers.sentence {
+        let texts: Vec<&str> = ready
+            .iter()
+            .filter_map(|r| r.embed_text.as_deref())
+            .collect();
+        for chunk in texts.chunks(EMBED_BATCH) {
+            text.extend(s.embed(chunk)?);
+        }
+    }
+    Ok(Embedded {
+        prepared,
+        visual,
+        text,
+    })
+}
+
+/// Waits for a batch's embedding task.
+async fn joined(task: tokio::task::JoinHandle<Result<Embedded>>) -> Result<Embedded> {
+    task.await.map_err(|e| Error::Task(e.to_string()))?
 }
 
 /// Runs CPU-bound work off the async runtime.
