@@ -395,16 +395,64 @@ fn hostile_files_each_fail_alone_and_the_rest_is_indexed() {
             b
         }),
     ];
-    let bads = [
+    let mut bads = vec![
         write(&media.join("bomb.png"), &decompression_bomb()),
         write(&media.join("zero.jpg"), b""),
         write(&media.join("cut.jpg"), &good(7)[..500]),
         write(&media.join("text.jpg"), b"just some text, not an image"),
         write(&media.join("garbage.mp4"), &[0x5a; 4096]),
     ];
+    // Named pipes with media names, one in the tree and one named on the command line: opening
+    // one with no writer waits forever.
+    let pipe = media.join("pipe.jpg");
+    let named_pipe = tmp.path().join("named-pipe.mp4");
+    for p in [&pipe, &named_pipe] {
+        let made = Command::new("mkfifo").arg(p).status().unwrap();
+        assert!(made.success(), "mkfifo {}", p.display());
+        bads.push(p.clone());
+    }
+    // A file its owner may not read. Root reads it anyway: then kairos runs without the
+    // capabilities that override file permissions.
+    let locked = write(&media.join("locked.jpg"), &good(8));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs_err::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    let drop_caps = ["--bounding-set=-dac_override,-dac_read_search"];
+    let privileged = fs_err::read(&locked).is_ok();
+    let mut command = if privileged {
+        let mut c = Command::new("setpriv");
+        c.args(drop_caps).arg(env!("CARGO_BIN_EXE_kairos"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_kairos"))
+    };
+    if privileged {
+        let denied = Command::new("setpriv")
+            .args(drop_caps)
+            .arg("cat")
+            .arg(&locked)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            !denied.success(),
+            "setpriv takes away root's right to read any file"
+        );
+    }
+    bads.push(locked);
     let data = tmp.path().join("data");
     let started = Instant::now();
-    let out = kairos(&data, &["ingest", "--json", media.to_str().unwrap()]);
+    let out = command
+        .arg("--data")
+        .arg(&data)
+        .args(["ingest", "--json"])
+        .arg(&media)
+        .arg(&named_pipe)
+        .env_remove("KAIROS_MODELS")
+        .output()
+        .unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(120),
         "no file makes the ingest hang"
@@ -430,13 +478,26 @@ fn hostile_files_each_fail_alone_and_the_rest_is_indexed() {
             "the error names the file: {f}"
         );
     }
-    let bomb = failures
-        .iter()
-        .find(|f| f[0].as_str().unwrap().ends_with("bomb.png"))
-        .unwrap();
+    let reason = |name: &str| {
+        let f = failures
+            .iter()
+            .find(|f| f[0].as_str().unwrap().ends_with(name))
+            .unwrap();
+        f[1].as_str().unwrap().to_string()
+    };
     assert!(
-        bomb[1].as_str().unwrap().contains("60000"),
-        "the bomb is refused for its size: {bomb}"
+        reason("bomb.png").contains("60000"),
+        "the bomb is refused for its size: {summary}"
+    );
+    for name in ["pipe.jpg", "named-pipe.mp4"] {
+        assert!(
+            reason(name).contains("not a regular file"),
+            "{name}: {summary}"
+        );
+    }
+    assert!(
+        reason("locked.jpg").contains("ermission denied"),
+        "{summary}"
     );
     let check = kairos(&data, &["doctor", "--check"]);
     assert!(

@@ -1029,6 +1029,12 @@ pub(crate) fn samples_to_ms(samples: usize) -> u64 {
 /// either way the content hash, size and modification time.
 fn read_and_hash(path: &Path) -> std::io::Result<FileRead> {
     let meta = fs_err::metadata(path)?;
+    if !meta.is_file() {
+        // Opening a pipe with no writer would wait forever.
+        return Err(std::io::Error::other(
+            "not a regular file (a pipe, socket or device)",
+        ));
+    }
     let mtime = mtime_secs(&meta);
     if probe::kind_of(path) == Some(AssetKind::Image) {
         let bytes = fs_err::read(path)?;

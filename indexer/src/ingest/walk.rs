@@ -100,6 +100,14 @@ impl WalkOptions {
     }
 }
 
+/// The error of a path that is neither a file nor a folder.
+pub(crate) fn not_regular(path: &Path) -> String {
+    format!(
+        "{}: not a regular file (a pipe, socket or device), not read",
+        path.display()
+    )
+}
+
 /// Media files under `paths`. A file named on the command line is taken whatever the globs say;
 /// the globs choose among the files of the folders named.
 pub fn discover(paths: &[PathBuf], options: &WalkOptions) -> Result<Found> {
@@ -120,12 +128,19 @@ pub fn discover(paths: &[PathBuf], options: &WalkOptions) -> Result<Found> {
             }
             continue;
         }
-        if !root.exists() {
-            found.failed.push((
-                root.clone(),
-                format!("{}: no such file or folder", root.display()),
-            ));
-            continue;
+        match fs_err::metadata(root) {
+            Err(_) => {
+                found.failed.push((
+                    root.clone(),
+                    format!("{}: no such file or folder", root.display()),
+                ));
+                continue;
+            }
+            Ok(meta) if !meta.is_dir() => {
+                found.failed.push((root.clone(), not_regular(root)));
+                continue;
+            }
+            Ok(_) => {}
         }
         let mut walk = walkdir::WalkDir::new(root)
             .follow_links(options.follow_symlinks)
@@ -154,7 +169,18 @@ pub fn discover(paths: &[PathBuf], options: &WalkOptions) -> Result<Found> {
                 }
                 continue;
             }
-            if !entry.file_type().is_file() || probe::kind_of(entry.path()).is_none() {
+            if probe::kind_of(entry.path()).is_none() {
+                continue;
+            }
+            let kind = entry.file_type();
+            if !kind.is_file() {
+                // A pipe, socket or device with a media name would block or never end when
+                // read: it fails alone. Links not followed and folders are left quietly.
+                if !kind.is_dir() && !kind.is_symlink() {
+                    found
+                        .failed
+                        .push((entry.path().to_path_buf(), not_regular(entry.path())));
+                }
                 continue;
             }
             if !globs.included(relative) {
@@ -230,6 +256,43 @@ mod tests {
         };
         let e = discover(&root, &bad).unwrap_err().to_string();
         assert!(e.starts_with("--include: \"[\""), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn pipes_with_media_names_fail_alone_and_are_not_opened() {
+        let tmp = tree();
+        let pipe = tmp.path().join("2024/live.mp4");
+        let elsewhere = tempfile::tempdir().unwrap();
+        let named = elsewhere.path().join("named.jpg");
+        for p in [&pipe, &named] {
+            let made = std::process::Command::new("mkfifo")
+                .arg(p)
+                .status()
+                .unwrap();
+            assert!(made.success());
+        }
+        // A pipe that is not media is none of our business.
+        let other = tmp.path().join("fifo.txt");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&other)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let roots = vec![tmp.path().to_path_buf(), named.clone()];
+        let found = discover(&roots, &WalkOptions::default()).unwrap();
+        assert_eq!(found.files.len(), 6, "{:?}", found.files);
+        let failed: Vec<_> = found.failed.iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(
+            failed,
+            [pipe.canonicalize().unwrap(), named.canonicalize().unwrap()]
+        );
+        for (path, error) in &found.failed {
+            assert!(error.contains(&path.display().to_string()), "{error}");
+            assert!(error.contains("not a regular file"), "{error}");
+        }
     }
 
     #[cfg(unix)]
