@@ -74,7 +74,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded> {
 
 /// A JPEG thumbnail whose longest side is at most [`THUMBNAIL_SIZE`].
 pub fn thumbnail_jpeg(image: &DynamicImage) -> Result<Vec<u8>> {
-    let thumb = image.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE).to_rgb8();
+    let thumb = shrunk(image, THUMBNAIL_SIZE);
     let mut out = Vec::new();
     let encoder = JpegEncoder::new_with_quality(&mut out, 85);
     thumb
@@ -84,6 +84,45 @@ pub fn thumbnail_jpeg(image: &DynamicImage) -> Result<Vec<u8>> {
             message: e.to_string(),
         })?;
     Ok(out)
+}
+
+/// The image fitted within `max` × `max`, aspect kept, as `DynamicImage::thumbnail` sizes it.
+/// Shrinking goes through fast_image_resize (Lanczos3, SIMD), sharper than `thumbnail`'s box
+/// average and a little faster (no-model ingest at 1024 × 768: 100 → 103 images/s,
+/// docs/benchmarks.md). Small images are left to `thumbnail`.
+fn shrunk(image: &DynamicImage, max: u32) -> ::image::RgbImage {
+    use fast_image_resize as fr;
+    let (w, h) = (image.width(), image.height());
+    if w <= max && h <= max {
+        return image.thumbnail(max, max).to_rgb8();
+    }
+    let ratio = f64::min(f64::from(max) / f64::from(w), f64::from(max) / f64::from(h));
+    let nw = ((f64::from(w) * ratio).round() as u32).max(1);
+    let nh = ((f64::from(h) * ratio).round() as u32).max(1);
+    let owned;
+    let rgb = match image.as_rgb8() {
+        Some(rgb) => rgb,
+        None => {
+            owned = image.to_rgb8();
+            &owned
+        }
+    };
+    let mut dst = fr::images::TypedImage::<fr::pixels::U8x3>::new(nw, nh);
+    let options =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    let resized = fr::images::TypedImageRef::<fr::pixels::U8x3>::from_buffer(w, h, rgb.as_raw())
+        .map_err(|e| e.to_string())
+        .and_then(|src| {
+            fr::Resizer::new()
+                .resize_typed(&src, &mut dst, &options)
+                .map_err(|e| e.to_string())
+        });
+    let bytes = dst.pixels().iter().flat_map(|p| p.0).collect();
+    match (resized, ::image::RgbImage::from_raw(nw, nh, bytes)) {
+        (Ok(()), Some(thumb)) => thumb,
+        // Not expected for an RGB buffer of its own size: the slower path.
+        _ => image.thumbnail(max, max).to_rgb8(),
+    }
 }
 
 #[cfg(test)]
@@ -107,6 +146,21 @@ mod tests {
         assert_eq!(d.format, ImageFormat::Png);
         let t = ::image::load_from_memory(&thumbnail_jpeg(&d.image).unwrap()).unwrap();
         assert_eq!((t.width(), t.height()), (320, 160));
+        // Sized as `thumbnail` sizes them, odd ratios included; the pixels are the photo's.
+        for (w, h) in [(1024, 768), (333, 1000), (5000, 7), (320, 320), (100, 50)] {
+            let photo = DynamicImage::ImageRgb8(::image::RgbImage::from_fn(w, h, |x, y| {
+                ::image::Rgb([(x % 251) as u8, (y % 241) as u8, 128])
+            }));
+            let ours = shrunk(&photo, THUMBNAIL_SIZE);
+            let theirs = photo.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE);
+            assert_eq!(
+                ours.dimensions(),
+                (theirs.width(), theirs.height()),
+                "{w}×{h}"
+            );
+            let centre = ours.get_pixel(ours.width() / 2, ours.height() / 2).0;
+            assert!(centre[2].abs_diff(128) <= 1, "{w}×{h}: {centre:?}");
+        }
     }
 
     #[test]
