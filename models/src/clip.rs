@@ -225,20 +225,13 @@ impl Preprocess {
         let scale = s as f32 / w.min(h) as f32;
         let nw = ((w as f32 * scale).round() as u32).max(s);
         let nh = ((h as f32 * scale).round() as u32).max(s);
-        let owned;
-        let rgb = match image.as_rgb8() {
-            Some(rgb) => rgb,
-            None => {
-                owned = image.to_rgb8();
-                &owned
-            }
-        };
+        let rgb = crate::resample::rgb_of(image);
         // Video keyframes arrive with their short side already at `size`: nothing to resample.
         let resized;
         let (pixels, stride): (&[u8], u32) = if (nw, nh) == (w, h) {
             (rgb.as_raw(), w)
         } else {
-            resized = resample_rgb(rgb, nw, nh);
+            resized = crate::resample::rgb(&rgb, nw, nh, FilterType::CatmullRom).into_raw();
             (&resized, nw)
         };
         let (x0, y0) = ((nw - s) / 2, (nh - s) / 2);
@@ -255,34 +248,6 @@ impl Preprocess {
             }
         }
         out
-    }
-}
-
-/// Bicubic (Catmull-Rom) resampling of RGB pixels to `w` × `h`, as `image`'s `resize_exact`
-/// with `FilterType::CatmullRom` does, with fast_image_resize's SIMD kernels: at 1024 × 768 →
-/// 299 × 224 it took 34 ms an image with `image` (a third of an ingest's CPU time outside
-/// the encoder), ~1–2 ms here (docs/benchmarks.md); the pixels differ by at most one level
-/// (test below). Returns packed RGB bytes.
-fn resample_rgb(rgb: &image::RgbImage, w: u32, h: u32) -> Vec<u8> {
-    use fast_image_resize as fr;
-    let options =
-        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::CatmullRom));
-    let mut dst = fr::images::TypedImage::<fr::pixels::U8x3>::new(w, h);
-    let resized = fr::images::TypedImageRef::<fr::pixels::U8x3>::from_buffer(
-        rgb.width(),
-        rgb.height(),
-        rgb.as_raw(),
-    )
-    .map_err(|e| e.to_string())
-    .and_then(|src| {
-        fr::Resizer::new()
-            .resize_typed(&src, &mut dst, &options)
-            .map_err(|e| e.to_string())
-    });
-    match resized {
-        Ok(()) => dst.pixels().iter().flat_map(|p| p.0).collect(),
-        // Not expected for an RGB buffer of its own size; the slower path gives the same pixels.
-        Err(_) => image::imageops::resize(rgb, w, h, FilterType::CatmullRom).into_raw(),
     }
 }
 
@@ -655,7 +620,7 @@ mod tests {
             ])
         });
         for (source, w, h) in [(&photo, 299, 224), (&photo, 37, 28)] {
-            let fast = resample_rgb(source, w, h);
+            let fast = crate::resample::rgb(source, w, h, FilterType::CatmullRom).into_raw();
             let slow = image::imageops::resize(source, w, h, FilterType::CatmullRom).into_raw();
             assert_eq!(fast.len(), slow.len());
             let diffs: Vec<i32> = fast
@@ -669,7 +634,7 @@ mod tests {
             assert!(mean < 0.25 && max <= 1, "{w}×{h}: mean {mean}, max {max}");
         }
         let small = image::RgbImage::from_fn(100, 80, |x, y| image::Rgb([x as u8, y as u8, 9]));
-        let up = resample_rgb(&small, 280, 224);
+        let up = crate::resample::rgb(&small, 280, 224, FilterType::CatmullRom).into_raw();
         let reference =
             image::imageops::resize(&small, 280, 224, FilterType::CatmullRom).into_raw();
         let worst = up

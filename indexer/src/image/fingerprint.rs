@@ -40,39 +40,12 @@ fn to_u64(bytes: &[u8]) -> u64 {
 /// spreads each output over hundreds of tiny weights, and fixed point moved fragile hashes by up
 /// to 8 bits against the ones archives already hold; f32 keeps them equal (test below).
 fn grey_square(image: &DynamicImage) -> GrayImage {
-    use fast_image_resize as fr;
     // `to_luma8`, as the hasher does (`imageops::grayscale` weighs the channels otherwise).
     let grey = image.to_luma8();
     if grey.dimensions() == (DCT_SIDE, DCT_SIDE) {
         return grey;
     }
-    let (w, h) = grey.dimensions();
-    let fallback = |grey: &GrayImage| {
-        ::image::imageops::resize(grey, DCT_SIDE, DCT_SIDE, FilterType::Lanczos3)
-    };
-    let pixels: Vec<fr::pixels::F32> = grey
-        .as_raw()
-        .iter()
-        .map(|&v| fr::pixels::F32::new(f32::from(v)))
-        .collect();
-    let Ok(src) = fr::images::TypedImage::from_pixels(w, h, pixels) else {
-        return fallback(&grey);
-    };
-    let mut dst = fr::images::TypedImage::<fr::pixels::F32>::new(DCT_SIDE, DCT_SIDE);
-    let options =
-        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
-    if fr::Resizer::new()
-        .resize_typed(&src, &mut dst, &options)
-        .is_err()
-    {
-        return fallback(&grey);
-    }
-    let bytes = dst
-        .pixels()
-        .iter()
-        .map(|p| p.0.round().clamp(0.0, 255.0) as u8)
-        .collect();
-    GrayImage::from_raw(DCT_SIDE, DCT_SIDE, bytes).unwrap_or_else(|| fallback(&grey))
+    kairos_models::resample::grey_f32(&grey, DCT_SIDE, DCT_SIDE, FilterType::Lanczos3)
 }
 
 #[cfg(test)]

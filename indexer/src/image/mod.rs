@@ -8,6 +8,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use ::image::codecs::jpeg::JpegEncoder;
+use ::image::imageops::FilterType;
 use ::image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use crate::error::{Error, Result};
@@ -91,7 +92,6 @@ pub fn thumbnail_jpeg(image: &DynamicImage) -> Result<Vec<u8>> {
 /// average and a little faster (no-model ingest at 1024 × 768: 100 → 103 images/s,
 /// docs/benchmarks.md). Small images are left to `thumbnail`.
 fn shrunk(image: &DynamicImage, max: u32) -> ::image::RgbImage {
-    use fast_image_resize as fr;
     let (w, h) = (image.width(), image.height());
     if w <= max && h <= max {
         return image.thumbnail(max, max).to_rgb8();
@@ -99,30 +99,8 @@ fn shrunk(image: &DynamicImage, max: u32) -> ::image::RgbImage {
     let ratio = f64::min(f64::from(max) / f64::from(w), f64::from(max) / f64::from(h));
     let nw = ((f64::from(w) * ratio).round() as u32).max(1);
     let nh = ((f64::from(h) * ratio).round() as u32).max(1);
-    let owned;
-    let rgb = match image.as_rgb8() {
-        Some(rgb) => rgb,
-        None => {
-            owned = image.to_rgb8();
-            &owned
-        }
-    };
-    let mut dst = fr::images::TypedImage::<fr::pixels::U8x3>::new(nw, nh);
-    let options =
-        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
-    let resized = fr::images::TypedImageRef::<fr::pixels::U8x3>::from_buffer(w, h, rgb.as_raw())
-        .map_err(|e| e.to_string())
-        .and_then(|src| {
-            fr::Resizer::new()
-                .resize_typed(&src, &mut dst, &options)
-                .map_err(|e| e.to_string())
-        });
-    let bytes = dst.pixels().iter().flat_map(|p| p.0).collect();
-    match (resized, ::image::RgbImage::from_raw(nw, nh, bytes)) {
-        (Ok(()), Some(thumb)) => thumb,
-        // Not expected for an RGB buffer of its own size: the slower path.
-        _ => image.thumbnail(max, max).to_rgb8(),
-    }
+    let rgb = kairos_models::resample::rgb_of(image);
+    kairos_models::resample::rgb(&rgb, nw, nh, FilterType::Lanczos3)
 }
 
 #[cfg(test)]

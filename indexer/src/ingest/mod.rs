@@ -1031,9 +1031,7 @@ fn read_and_hash(path: &Path) -> std::io::Result<FileRead> {
     let meta = fs_err::metadata(path)?;
     if !meta.is_file() {
         // Opening a pipe with no writer would wait forever.
-        return Err(std::io::Error::other(
-            "not a regular file (a pipe, socket or device)",
-        ));
+        return Err(std::io::Error::other(walk::NOT_REGULAR));
     }
     let mtime = mtime_secs(&meta);
     if probe::kind_of(path) == Some(AssetKind::Image) {

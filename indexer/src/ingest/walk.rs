@@ -100,12 +100,12 @@ impl WalkOptions {
     }
 }
 
+/// Why a path that is neither a file nor a folder is not read.
+pub(crate) const NOT_REGULAR: &str = "not a regular file (a pipe, socket or device)";
+
 /// The error of a path that is neither a file nor a folder.
 pub(crate) fn not_regular(path: &Path) -> String {
-    format!(
-        "{}: not a regular file (a pipe, socket or device), not read",
-        path.display()
-    )
+    format!("{}: {NOT_REGULAR}, not read", path.display())
 }
 
 /// Media files under `paths`. A file named on the command line is taken whatever the globs say;
