@@ -54,6 +54,42 @@ impl Filters {
     }
 }
 
+/// An exclusive lock on `<catalog>-lock`, held while a process creates or migrates the
+/// catalog; released when dropped (and by the kernel when the process dies).
+struct OpenLock(std::fs::File);
+
+impl OpenLock {
+    async fn take(catalog: &Path) -> Result<Self> {
+        let mut name = catalog.as_os_str().to_owned();
+        name.push("-lock");
+        let path = PathBuf::from(name);
+        let file = fs_err::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?
+            .into_parts()
+            .0;
+        // Waiting is the point; off the async threads, since another process may migrate
+        // for a while.
+        tokio::task::spawn_blocking(move || match file.lock() {
+            Ok(()) => Ok(Self(file)),
+            Err(e) => Err(Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("locking {}: {e}", path.display()),
+            ))),
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+    }
+}
+
+impl Drop for OpenLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
 /// The embedded catalog (SQLite, WAL mode).
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -63,7 +99,21 @@ pub struct Catalog {
 
 impl Catalog {
     /// Opens (creating if needed) the catalog database and applies pending migrations.
+    ///
+    /// Processes opening one archive together (a server and an ingest started at once, or a
+    /// `kairos jobs show` polling a starting ingest) take turns: SQLite migrations have no lock
+    /// of their own, and two processes both applying migration 1 failed one of them with
+    /// "table assets already exists" (half the time, measured with two `kairos jobs list` on a
+    /// new archive). The turn is an exclusive lock on `catalog.db-lock`, held until the
+    /// schema is current.
     pub async fn open(path: &Path) -> Result<Self> {
+        let lock = OpenLock::take(path).await?;
+        let catalog = Self::open_locked(path).await;
+        drop(lock);
+        catalog
+    }
+
+    async fn open_locked(path: &Path) -> Result<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -817,6 +867,26 @@ mod tests {
             catalog.phashes(&Filters::default()).await.unwrap()[0].1,
             u64::MAX - 3
         );
+    }
+
+    /// Two processes opening a new archive at once (a server and an ingest; a `jobs show`
+    /// polling a starting ingest) both applied migration 1, and one failed with "table assets
+    /// already exists". Separate opens here race the same way: each has its own connections
+    /// and its own descriptor of the lock file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn catalogs_opened_together_on_a_new_archive_all_open() {
+        for _ in 0..5 {
+            let tmp = tempfile::tempdir().unwrap();
+            let path = tmp.path().join("catalog.db");
+            let opens = (0..4).map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { Catalog::open(&path).await })
+            });
+            for open in opens.collect::<Vec<_>>() {
+                let catalog = open.await.unwrap().unwrap();
+                assert!(catalog.jobs(10).await.unwrap().is_empty());
+            }
+        }
     }
 
     #[tokio::test]
