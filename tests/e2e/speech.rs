@@ -386,8 +386,15 @@ fn english_and_french_speech_are_identified_or_forced() {
     );
     let t = transcript(&data, &forced.join("jeux-rapide.wav"));
     assert_eq!(t["language"], "fr", "{t}");
+    // Forced, it is French words (Whisper base still mishears much of this fast synthetic
+    // voice, and which words it gets varies with the last bits of the arithmetic: "soir" came
+    // and went when the products moved to OpenBLAS), never Thai script.
     let text = transcript_text(&t);
-    assert!(text.contains("Paris") && text.contains("soir"), "{t}");
+    let thai = |c: char| ('\u{0E00}'..='\u{0E7F}').contains(&c);
+    assert!(
+        text.contains("Paris") && text.contains(" la ") && !text.chars().any(thai),
+        "{t}"
+    );
 
     kairos_fails_saying(
         &data,
