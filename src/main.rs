@@ -44,28 +44,10 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes joined with ": ", leaving out a cause whose words the message
-/// before it already gave: our errors put their source in their own text, and `{:#}` repeated
-/// it once per level ("table assets already exists" four times).
-fn error_chain(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let part = cause.to_string();
-        if text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
 }
 
 /// candle sizes its thread pool from `RAYON_NUM_THREADS`, else from a physical-core count that

@@ -2,17 +2,17 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong loading, installing or running a model.
+/// Everything that can go wrong loading, installing or running a model. (`Candle` keeps candle's
+/// error as `cause`, in its message, not as a second `source`: see `kairos_store::Error`.)
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// File I/O; `fs_err` puts the path in the message.
     #[error(transparent)]
     Io(#[from] std::io::Error),
-    #[error("model computation failed ({context}): {source}")]
+    #[error("model computation failed ({context}): {cause}")]
     Candle {
         context: String,
-        #[source]
-        source: candle_core::Error,
+        cause: candle_core::Error,
     },
     #[error("tokenizer {path}: {message}")]
     Tokenizer { path: PathBuf, message: String },
@@ -55,7 +55,7 @@ impl<T> CandleContext<T> for candle_core::Result<T> {
     fn context(self, context: &str) -> Result<T> {
         self.map_err(|source| Error::Candle {
             context: context.to_string(),
-            source,
+            cause: source,
         })
     }
 }

@@ -433,7 +433,7 @@ fn finish_ct2_install(
     let weights = staging.join("model.safetensors");
     candle_core::safetensors::save(&tensors, &weights).map_err(|source| Error::Candle {
         context: format!("writing {}", weights.display()),
-        source,
+        cause: source,
     })?;
     drop(tensors);
     fs_err::remove_file(&model_bin)?;
@@ -504,7 +504,7 @@ fn write_mel_filters(dir: &Path, n_mels: usize) -> Result<()> {
     let t = candle_core::Tensor::from_vec(filters, (n_mels, 201), &candle_core::Device::Cpu)
         .map_err(|source| Error::Candle {
             context: "mel filterbank".into(),
-            source,
+            cause: source,
         })?;
     let path = dir.join(crate::whisper::MEL_FILTERS_FILE);
     candle_core::safetensors::save(
@@ -513,7 +513,7 @@ fn write_mel_filters(dir: &Path, n_mels: usize) -> Result<()> {
     )
     .map_err(|source| Error::Candle {
         context: format!("writing {}", path.display()),
-        source,
+        cause: source,
     })
 }
 

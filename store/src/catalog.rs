@@ -127,14 +127,14 @@ impl Catalog {
             .await
             .map_err(|source| Error::Catalog {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             })?;
         MIGRATOR
             .run(&pool)
             .await
             .map_err(|source| Error::Migration {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             })?;
         Ok(Self {
             pool,
@@ -145,7 +145,7 @@ impl Catalog {
     pub(crate) fn err(&self) -> impl Fn(sqlx::Error) -> Error + '_ {
         move |source| Error::Catalog {
             path: self.path.clone(),
-            source,
+            cause: source,
         }
     }
 

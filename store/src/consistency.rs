@@ -97,7 +97,7 @@ impl Store {
         let pool = &self.catalog.pool;
         let err = |source| Error::Catalog {
             path: self.catalog.path.clone(),
-            source,
+            cause: source,
         };
         let mut report = Report::default();
         let statuses: HashMap<String, AssetStatus> = sqlx::query("SELECT id, status FROM assets")
@@ -313,7 +313,7 @@ impl Store {
                 .await
                 .map_err(|source| Error::Catalog {
                     path: self.catalog.path.clone(),
-                    source,
+                    cause: source,
                 })?;
             done.thumbnail_refs_cleared += 1;
         }

@@ -3,28 +3,26 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong reading or writing the archive.
+///
+/// A variant that wraps another crate's error says it in its own message and keeps it as
+/// `cause`, not as `source`: exposed as the source too, `kairos`'s `{:#}` printed it once per
+/// level ("table assets already exists" four times).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// File I/O; `fs_err` puts the path in the message.
     #[error(transparent)]
     Io(#[from] std::io::Error),
-    #[error("catalog {path}: {source}")]
-    Catalog {
-        path: PathBuf,
-        #[source]
-        source: sqlx::Error,
-    },
-    #[error("catalog migration in {path}: {source}")]
+    #[error("catalog {path}: {cause}")]
+    Catalog { path: PathBuf, cause: sqlx::Error },
+    #[error("catalog migration in {path}: {cause}")]
     Migration {
         path: PathBuf,
-        #[source]
-        source: sqlx::migrate::MigrateError,
+        cause: sqlx::migrate::MigrateError,
     },
-    #[error("text index {path}: {source}")]
+    #[error("text index {path}: {cause}")]
     TextIndex {
         path: PathBuf,
-        #[source]
-        source: tantivy::TantivyError,
+        cause: tantivy::TantivyError,
     },
     #[error("vector index {path}: {message}")]
     VectorIndex { path: PathBuf, message: String },

@@ -205,16 +205,16 @@ impl TextIndex {
         fs_err::create_dir_all(dir)?;
         let err = |source| Error::TextIndex {
             path: dir.to_path_buf(),
-            source,
+            cause: source,
         };
         let directory = MmapDirectory::open(dir).map_err(|e| Error::TextIndex {
             path: dir.to_path_buf(),
-            source: tantivy::TantivyError::from(e),
+            cause: tantivy::TantivyError::from(e),
         })?;
         let index = Index::open_or_create(directory, schema()).map_err(|e| match e {
             tantivy::TantivyError::SchemaError(m) => Error::TextIndex {
                 path: dir.to_path_buf(),
-                source: tantivy::TantivyError::SchemaError(format!(
+                cause: tantivy::TantivyError::SchemaError(format!(
                     "{m}: it was built by an earlier version of Kairos; remove {} and re-ingest",
                     dir.display()
                 )),
@@ -262,14 +262,14 @@ impl TextIndex {
     fn err(&self) -> impl Fn(tantivy::TantivyError) -> Error + '_ {
         move |source| Error::TextIndex {
             path: self.path.clone(),
-            source,
+            cause: source,
         }
     }
 
     fn io_err(&self, e: std::io::Error) -> Error {
         Error::TextIndex {
             path: self.path.clone(),
-            source: tantivy::TantivyError::from(e),
+            cause: tantivy::TantivyError::from(e),
         }
     }
 

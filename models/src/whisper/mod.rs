@@ -180,7 +180,7 @@ impl Whisper {
         let model =
             WhisperModel::load(vb, config.clone(), quantize).map_err(|source| Error::Candle {
                 context: format!("loading Whisper from {}", weights.display()),
-                source,
+                cause: source,
             })?;
         let tokenizer_path = dir.join("tokenizer.json");
         let tokenizer = load_tokenizer(&tokenizer_path)?;
