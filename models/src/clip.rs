@@ -3,20 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Module;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use candle_transformers::models::clip::{
     self, ClipConfig,
     text_model::{Activation, ClipTextConfig, ClipTextTransformer},
     vision_model::ClipVisionConfig,
 };
-
-use crate::clip_vision::VisionTower;
 use image::{DynamicImage, imageops::FilterType};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
+use crate::clip_vision::VisionTower;
 use crate::error::{CandleContext, Error, Result};
 
 /// CLIP's normalisation constants (OpenAI), used when no `preprocessor_config.json` says otherwise.

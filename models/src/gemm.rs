@@ -1,12 +1,11 @@
 //! Matrix products on OpenBLAS, for the large f32 products of the encoders.
 //!
-//! candle 0.11 multiplies matrices on the CPU with the `gemm` crate, which reaches 77–106 GFLOP/s
-//! on this project's 2-core machine; OpenBLAS (Debian's `libopenblas0`, reached through
-//! `ndarray`'s BLAS back end) reaches 174–191 GFLOP/s on the same products (800×768×3072,
-//! 1500×512×2048, 1500×512×512; docs/benchmarks.md). The transformer encoders spend most of
-//! their time in such products, so [`matmul`] sends the large ones there and leaves the small
-//! ones (a decoder's single token, a short query) to candle, for which a BLAS call's set-up costs
-//! more than it saves.
+//! candle 0.11 multiplies matrices on the CPU with the `gemm` crate (AVX2 kernels only on stable
+//! Rust); OpenBLAS (Debian's `libopenblas0`, reached through `ndarray`'s BLAS back end) did the
+//! encoders' products 2.1–2.4× faster on this project's 2-core machine (`kairos bench gemm`,
+//! docs/benchmarks.md). The transformer encoders spend most of their time in such products, so
+//! [`matmul`] sends the large ones there and leaves the small ones (a decoder's single token, a
+//! short query) to candle, for which a BLAS call's set-up costs more than it saves.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor};
@@ -30,6 +29,28 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
         a.apply_op2_no_bwd(b, &MatMul)
     } else {
         a.matmul(b)
+    }
+}
+
+/// A linear layer `x · wᵀ + bias` whose weight is kept transposed, `(in, out)` and contiguous,
+/// the layout the products read fastest; inputs of any rank `(…, in)`.
+#[derive(Debug, Clone)]
+pub(crate) struct Linear {
+    wt: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// From a weight `(out, in)` as checkpoints store it, and an optional bias `(out)`.
+    pub(crate) fn new(w: &Tensor, bias: Option<Tensor>) -> candle_core::Result<Self> {
+        Ok(Self {
+            wt: w.t()?.contiguous()?,
+            bias,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        linear(x, &self.wt, self.bias.as_ref())
     }
 }
 

@@ -69,36 +69,23 @@ fn contiguous_f32<'a>(
     }
 }
 
-struct GeluErf;
-
-impl InplaceOp1 for GeluErf {
-    fn name(&self) -> &'static str {
-        "kairos-gelu-erf"
-    }
-
-    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let v = contiguous_f32(storage, layout, self.name())?;
-        v.par_chunks_mut(CHUNK).for_each(|c| {
-            for x in c {
-                *x = gelu_erf(*x);
-            }
-        });
-        Ok(())
-    }
+/// A function applied to every element in place, over row chunks on rayon. Generic over the
+/// function (not a pointer to it), so each use compiles to its own vectorised loop.
+struct Elementwise<F> {
+    name: &'static str,
+    f: F,
 }
 
-struct QuickGelu;
-
-impl InplaceOp1 for QuickGelu {
+impl<F: Fn(f32) -> f32 + Sync> InplaceOp1 for Elementwise<F> {
     fn name(&self) -> &'static str {
-        "kairos-quick-gelu"
+        self.name
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let v = contiguous_f32(storage, layout, self.name())?;
+        let v = contiguous_f32(storage, layout, self.name)?;
         v.par_chunks_mut(CHUNK).for_each(|c| {
             for x in c {
-                *x = quick_gelu(*x);
+                *x = (self.f)(*x);
             }
         });
         Ok(())
@@ -155,15 +142,21 @@ impl InplaceOp1 for Softmax {
 /// `x` outright (a tensor it just computed, not a clone or reshape of one it still uses): candle
 /// shares storage between clones, so the write would show through them.
 pub(crate) fn gelu_erf_tensor(x: Tensor) -> candle_core::Result<Tensor> {
-    let x = fresh(x)?;
-    x.inplace_op1(&GeluErf)?;
-    Ok(x)
+    elementwise(x, "kairos-gelu-erf", gelu_erf)
 }
 
 /// CLIP's quick GELU of `x` (same ownership rule as [`gelu_erf_tensor`]).
 pub(crate) fn quick_gelu_tensor(x: Tensor) -> candle_core::Result<Tensor> {
+    elementwise(x, "kairos-quick-gelu", quick_gelu)
+}
+
+fn elementwise(
+    x: Tensor,
+    name: &'static str,
+    f: impl Fn(f32) -> f32 + Sync,
+) -> candle_core::Result<Tensor> {
     let x = fresh(x)?;
-    x.inplace_op1(&QuickGelu)?;
+    x.inplace_op1(&Elementwise { name, f })?;
     Ok(x)
 }
 

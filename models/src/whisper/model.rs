@@ -37,7 +37,7 @@ pub struct WhisperConfig {
 /// as `(in, out)`, contiguous, and takes inputs of any rank.
 #[derive(Debug, Clone)]
 enum Dense {
-    F32 { wt: Tensor, bias: Option<Tensor> },
+    F32(gemm::Linear),
     Q8(QLinear),
 }
 
@@ -67,10 +67,7 @@ impl Dense {
                 bias.cloned(),
             )?));
         }
-        Ok(Dense::F32 {
-            wt: w.t()?.contiguous()?,
-            bias: bias.cloned(),
-        })
+        Ok(Dense::F32(gemm::Linear::new(w, bias.cloned())?))
     }
 
     /// The same layer with its output multiplied by `s` (folds attention's 1/√d into the query).
@@ -85,7 +82,7 @@ impl Dense {
 impl Module for Dense {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Dense::F32 { wt, bias } => gemm::linear(x, wt, bias.as_ref()),
+            Dense::F32(l) => l.forward(x),
             Dense::Q8(l) => l.forward(x),
         }
     }
