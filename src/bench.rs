@@ -110,6 +110,15 @@ pub enum BenchCommand {
         out: PathBuf,
     },
     /// Search latency over a synthetic archive (captions and vectors), with the query's embeddings.
+    /// Matrix products: candle's own gemm against the OpenBLAS path the encoders use
+    /// (`kairos_models::gemm`), on the encoders' shapes, in one process.
+    Gemm {
+        /// Repetitions of each product (after one warm-up).
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+        #[arg(long, default_value = "docs/bench/gemm.json")]
+        out: PathBuf,
+    },
     Search {
         #[arg(long, default_value_t = 100_000)]
         assets: usize,
@@ -123,6 +132,7 @@ pub enum BenchCommand {
 pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
     let figures = match command {
         BenchCommand::Clip { images, batch, out } => (clip(images, batch).await?, out),
+        BenchCommand::Gemm { reps, out } => (gemm(reps)?, out),
         BenchCommand::Ingest {
             images,
             model,
@@ -209,11 +219,73 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
 }
 
 pub(crate) fn machine() -> serde_json::Value {
+    // The VMs these figures come from are not always the same CPU (Zen 3 without AVX-512, Zen 4
+    // with it): the model and the vector extensions say which one a figure is from.
+    let cpuinfo = fs_err::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let flags = field("flags").unwrap_or_default();
     json!({
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,
+        "cpu": field("model name"),
+        "cpu_family_model": field("cpu family").zip(field("model")).map(|(f, m)| format!("{f}/{m}")),
+        "avx2": flags.split_whitespace().any(|f| f == "avx2"),
+        "avx512f": flags.split_whitespace().any(|f| f == "avx512f"),
     })
+}
+
+/// candle's matmul against [`kairos_models::gemm::matmul`] on the encoders' product shapes.
+fn gemm(reps: usize) -> Result<serde_json::Value> {
+    use candle_core::{Device, Tensor};
+    let reps = reps.max(1);
+    let time = |f: &dyn Fn() -> candle_core::Result<Tensor>| -> Result<f64> {
+        f()?;
+        let start = Instant::now();
+        for _ in 0..reps {
+            f()?;
+        }
+        Ok(start.elapsed().as_secs_f64() / reps as f64)
+    };
+    let mut rows = Vec::new();
+    for (what, m, k, n) in [
+        ("CLIP B/32 MLP, batch of 16", 800, 768, 3072),
+        ("Whisper base encoder MLP, one window", 1500, 512, 2048),
+        ("Whisper base encoder projection", 1500, 512, 512),
+        ("CLIP B/32 projection, one image", 50, 768, 768),
+    ] {
+        let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
+        let b = Tensor::randn(0f32, 1.0, (k, n), &Device::Cpu)?;
+        let candle = time(&|| a.matmul(&b))?;
+        let blas = time(&|| kairos_models::gemm::matmul(&a, &b))?;
+        let flop = 2.0 * (m * k * n) as f64;
+        println!(
+            "{m}×{k}×{n} ({what}): candle {:.2} ms, {:.0} GFLOP/s; OpenBLAS path {:.2} ms, {:.0} GFLOP/s",
+            candle * 1e3,
+            flop / candle / 1e9,
+            blas * 1e3,
+            flop / blas / 1e9
+        );
+        rows.push(json!({
+            "m": m, "k": k, "n": n, "what": what,
+            "candle_ms": candle * 1e3, "candle_gflops": flop / candle / 1e9,
+            "openblas_ms": blas * 1e3, "openblas_gflops": flop / blas / 1e9,
+        }));
+    }
+    Ok(json!({
+        "benchmark": "gemm",
+        "machine": machine(),
+        "threads": rayon::current_num_threads(),
+        "repetitions": reps,
+        "products": rows,
+        "command": format!("kairos bench gemm --reps {reps}"),
+    }))
 }
 
 /// A photo-like test image: smooth gradients plus texture, 1024×768, JPEG-encoded.
