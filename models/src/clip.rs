@@ -292,8 +292,9 @@ impl ClipEncoder {
         let device = Device::Cpu;
         // SAFETY: the weights file is owned by the model store and not modified while mapped.
         #[allow(unsafe_code)]
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
+        let weights = unsafe { candle_core::safetensors::MmapedSafetensors::new(&weights) }
             .context("mapping model.safetensors")?;
+        let vb = crate::gemm::var_builder(weights, &device);
         let tokenizer_path = dir.join("tokenizer.json");
         let tokenizer = load_tokenizer(&tokenizer_path)?;
         let mut preprocess = Preprocess {
@@ -316,7 +317,7 @@ impl ClipEncoder {
     pub fn random(config: &HfClipConfig, tokenizer_json: &str) -> Result<(Self, VarMap)> {
         let device = Device::Cpu;
         let varmap = init_varmap(config, &device)?;
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+        let vb = crate::gemm::var_builder(varmap.clone(), &device);
         let tokenizer =
             Tokenizer::from_bytes(tokenizer_json.as_bytes()).map_err(|e| Error::Tokenizer {
                 path: PathBuf::from("<memory>"),

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::Tokenizer;
 
@@ -46,8 +45,9 @@ impl SentenceEmbedder {
         let device = Device::Cpu;
         // SAFETY: the weights file is owned by the model store and not modified while mapped.
         #[allow(unsafe_code)]
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
+        let weights = unsafe { candle_core::safetensors::MmapedSafetensors::new(&weights) }
             .context("mapping model.safetensors")?;
+        let vb = crate::gemm::var_builder(weights, &device);
         let model = BertModel::load(vb, &config).context("building the BERT model")?;
         let tokenizer_path = dir.join("tokenizer.json");
         // The shipped tokenizer pads every input to 128 tokens; padding is ours to do and mask.
