@@ -111,7 +111,8 @@ pub enum BenchCommand {
     },
     /// Search latency over a synthetic archive (captions and vectors), with the query's embeddings.
     /// Matrix products: candle's own gemm against the OpenBLAS path the encoders use
-    /// (`kairos_models::gemm`), on the encoders' shapes, in one process.
+    /// (`kairos_models::gemm`), on the encoders' shapes, and f32 against q8_0 weights for a
+    /// query's few rows, in one process.
     Gemm {
         /// Repetitions of each product (after one warm-up).
         #[arg(long, default_value_t = 20)]
@@ -278,12 +279,60 @@ fn gemm(reps: usize) -> Result<serde_json::Value> {
             "openblas_ms": blas * 1e3, "openblas_gflops": flop / blas / 1e9,
         }));
     }
+    // A query's few tokens: each product reads its whole weight, and a tower's weights do not
+    // fit in the cache, so the weights cycle through copies that add up to a text tower's size.
+    let mut query_rows = Vec::new();
+    for (what, m, k, n) in [
+        ("CLIP text MLP up, a 6-token query", 6, 512, 2048),
+        ("CLIP text MLP down, a 6-token query", 6, 2048, 512),
+        ("MiniLM MLP up, an 8-token query", 8, 384, 1536),
+        ("MiniLM MLP down, an 8-token query", 8, 1536, 384),
+    ] {
+        use candle_core::Module;
+        use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+        let copies = (160 << 20) / (4 * k * n);
+        let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
+        let weights = (0..copies)
+            .map(|_| Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let transposed = weights
+            .iter()
+            .map(|w| w.t()?.contiguous())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let quantized = weights
+            .iter()
+            .map(|w| QMatMul::from_qtensor(QTensor::quantize(w, GgmlDType::Q8_0)?))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let pick = || next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % copies;
+        // Every copy once first: candle repacks a q8_0 weight for its kernels on first use.
+        for (t, q) in transposed.iter().zip(&quantized) {
+            a.matmul(t)?;
+            q.forward(&a)?;
+        }
+        let f32_s = time(&|| a.matmul(&transposed[pick()]))?;
+        let q8_s = time(&|| quantized[pick()].forward(&a))?;
+        let bytes = (4 * k * n) as f64;
+        println!(
+            "{m}×{k}×{n} ({what}): f32 {:.3} ms, {:.1} GB/s of weights; q8_0 {:.3} ms ({:.1}× faster)",
+            f32_s * 1e3,
+            bytes / f32_s / 1e9,
+            q8_s * 1e3,
+            f32_s / q8_s
+        );
+        query_rows.push(json!({
+            "m": m, "k": k, "n": n, "what": what, "weight_copies": copies,
+            "f32_ms": f32_s * 1e3, "f32_weight_gbps": bytes / f32_s / 1e9,
+            "q8_0_ms": q8_s * 1e3, "q8_0_speedup": f32_s / q8_s,
+        }));
+    }
     Ok(json!({
         "benchmark": "gemm",
         "machine": machine(),
         "threads": rayon::current_num_threads(),
         "repetitions": reps,
         "products": rows,
+        "query_products": query_rows,
         "command": format!("kairos bench gemm --reps {reps}"),
     }))
 }
@@ -554,6 +603,7 @@ async fn search(g: &Global, n: usize, queries: usize) -> Result<serde_json::Valu
     let analyzers = Arc::new(analyzers);
     let mut latencies = Vec::with_capacity(queries);
     let mut embed_latencies = Vec::with_capacity(queries);
+    let (mut sentence_latencies, mut clip_latencies) = (Vec::new(), Vec::new());
     for q in 0..queries + 10 {
         let words = caption(n + q);
         let text: String = words.split(' ').take(3).collect::<Vec<_>>().join(" ");
@@ -561,6 +611,7 @@ async fn search(g: &Global, n: usize, queries: usize) -> Result<serde_json::Valu
         if let Some(s) = &analyzers.sentence {
             s.embed(&[text.as_str()])?;
         }
+        let sentence_ms = t.elapsed().as_secs_f64() * 1000.0;
         if let Some(c) = &analyzers.clip {
             c.embed_texts(&[text.as_str()])?;
         }
@@ -584,14 +635,54 @@ async fn search(g: &Global, n: usize, queries: usize) -> Result<serde_json::Valu
         if q >= 10 {
             latencies.push(ms);
             embed_latencies.push(embed);
+            sentence_latencies.push(sentence_ms);
+            clip_latencies.push(embed - sentence_ms);
         }
     }
     let pct = |v: &mut Vec<f64>, p: f64| {
         v.sort_by(|a, b| a.total_cmp(b));
         v[((v.len() as f64 - 1.0) * p).round() as usize]
     };
+    // A query alone is embedded with 8-bit weights, a batch of 8 with f32 ones: how far apart
+    // are the two vectors of the same words?
+    let texts: Vec<String> = (0..64)
+        .map(|q| {
+            let words = caption(n + q);
+            words.split(' ').take(3).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    type Embed<'a> = &'a dyn Fn(&[&str]) -> kairos_models::Result<Vec<Vec<f32>>>;
+    let agreement = |embed: Embed| -> Result<serde_json::Value> {
+        let mut cosines = Vec::new();
+        for batch in texts.chunks(8) {
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            for (text, together) in refs.iter().zip(embed(&refs)?) {
+                let alone = embed(&[text])?.pop().unwrap_or_default();
+                cosines.push(
+                    alone
+                        .iter()
+                        .zip(&together)
+                        .map(|(a, b)| (a * b) as f64)
+                        .sum::<f64>(),
+                );
+            }
+        }
+        let mean = cosines.iter().sum::<f64>() / cosines.len() as f64;
+        Ok(
+            json!({"queries": cosines.len(), "min_cosine": pct(&mut cosines, 0.0), "mean_cosine": mean}),
+        )
+    };
+    let sentence_agreement = match &analyzers.sentence {
+        Some(s) => agreement(&|t| s.embed(t))?,
+        None => serde_json::Value::Null,
+    };
+    let clip_agreement = match &analyzers.clip {
+        Some(c) => agreement(&|t| c.embed_texts(t))?,
+        None => serde_json::Value::Null,
+    };
     Ok(json!({
         "benchmark": "search_latency",
+        "q8_query_vs_f32_batch": {"sentence": sentence_agreement, "clip_text": clip_agreement},
         "machine": machine(),
         "assets": n,
         "queries": queries,
@@ -601,5 +692,7 @@ async fn search(g: &Global, n: usize, queries: usize) -> Result<serde_json::Valu
         "hnsw_optimize_seconds": optimize_s,
         "latency_ms": {"p50": pct(&mut latencies, 0.5), "p99": pct(&mut latencies, 0.99)},
         "query_embedding_ms": {"p50": pct(&mut embed_latencies, 0.5), "p99": pct(&mut embed_latencies, 0.99)},
+        "sentence_embedding_ms": {"p50": pct(&mut sentence_latencies, 0.5), "p99": pct(&mut sentence_latencies, 0.99)},
+        "clip_text_embedding_ms": {"p50": pct(&mut clip_latencies, 0.5), "p99": pct(&mut clip_latencies, 0.99)},
     }))
 }

@@ -163,24 +163,20 @@ impl QueryBatcher {
     }
 }
 
-/// One pass of each installed text encoder over `texts`, the two side by side.
+/// One pass of each installed text encoder over `texts`, one after the other: each already
+/// uses both cores, and side by side their 8-bit products (candle's spinning thread pool, one
+/// caller at a time) took 2.5× as long as in turn (`kairos bench search`, docs/benchmarks.md).
 fn embed_batch(analyzers: &Analyzers, texts: &[&str]) -> Result<Vec<QueryVectors>> {
-    let (sentence, clip) = rayon::join(
-        || {
-            analyzers
-                .sentence
-                .as_ref()
-                .map(|s| s.embed(texts))
-                .transpose()
-        },
-        || {
-            analyzers
-                .clip
-                .as_ref()
-                .map(|c| c.embed_texts(texts))
-                .transpose()
-        },
-    );
+    let sentence = analyzers
+        .sentence
+        .as_ref()
+        .map(|s| s.embed(texts))
+        .transpose();
+    let clip = analyzers
+        .clip
+        .as_ref()
+        .map(|c| c.embed_texts(texts))
+        .transpose();
     let (mut sentence, mut clip) = (sentence?.map(Vec::into_iter), clip?.map(Vec::into_iter));
     Ok(texts
         .iter()

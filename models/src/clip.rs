@@ -3,18 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use candle_transformers::models::clip::{
     self, ClipConfig,
-    text_model::{Activation, ClipTextConfig, ClipTextTransformer},
+    text_model::{Activation, ClipTextConfig},
     vision_model::ClipVisionConfig,
 };
 use image::{DynamicImage, imageops::FilterType};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
-use crate::clip_vision::VisionTower;
+use crate::clip_towers::{TextTower, VisionTower};
 use crate::error::{CandleContext, Error, Result};
 
 /// CLIP's normalisation constants (OpenAI), used when no `preprocessor_config.json` says otherwise.
@@ -255,11 +255,9 @@ impl Preprocess {
 
 /// A loaded CLIP model: embeds images and texts into one space (unit vectors).
 pub struct ClipEncoder {
-    /// The image tower: ours, for throughput (see [`crate::clip_vision`]).
+    /// The towers are ours, for speed (see [`crate::clip_towers`]).
     vision: VisionTower,
-    /// The text tower: candle-transformers', which a query's few tokens do not outgrow.
-    text: ClipTextTransformer,
-    text_projection: candle_nn::Linear,
+    text: TextTower,
     tokenizer: Tokenizer,
     tokenizer_path: PathBuf,
     preprocess: Preprocess,
@@ -294,7 +292,7 @@ impl ClipEncoder {
         #[allow(unsafe_code)]
         let weights = unsafe { candle_core::safetensors::MmapedSafetensors::new(&weights) }
             .context("mapping model.safetensors")?;
-        let vb = crate::gemm::var_builder(weights, &device);
+        let vb = VarBuilder::from_backend(Box::new(weights), DType::F32, device.clone());
         let tokenizer_path = dir.join("tokenizer.json");
         let tokenizer = load_tokenizer(&tokenizer_path)?;
         let mut preprocess = Preprocess {
@@ -317,7 +315,7 @@ impl ClipEncoder {
     pub fn random(config: &HfClipConfig, tokenizer_json: &str) -> Result<(Self, VarMap)> {
         let device = Device::Cpu;
         let varmap = init_varmap(config, &device)?;
-        let vb = crate::gemm::var_builder(varmap.clone(), &device);
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
         let tokenizer =
             Tokenizer::from_bytes(tokenizer_json.as_bytes()).map_err(|e| Error::Tokenizer {
                 path: PathBuf::from("<memory>"),
@@ -347,21 +345,15 @@ impl ClipEncoder {
         tokenizer_path: PathBuf,
         preprocess: Preprocess,
     ) -> Result<Self> {
-        let candle_config = config.to_candle(config_path)?;
-        let text = ClipTextTransformer::new(vb.pp("text_model"), &candle_config.text_config)
+        // What candle-transformers' CLIP runs, ours runs: its checks are ours.
+        config.to_candle(config_path)?;
+        let text = TextTower::load(vb.clone(), &config.text_config, config.projection_dim)
             .context("building the CLIP text tower")?;
-        let text_projection = candle_nn::linear_no_bias(
-            config.text_config.hidden_size,
-            config.projection_dim,
-            vb.pp("text_projection"),
-        )
-        .context("building the CLIP text projection")?;
         let vision = VisionTower::load(vb, &config.vision_config, config.projection_dim)
             .context("building the CLIP image tower")?;
         Ok(Self {
             vision,
             text,
-            text_projection,
             tokenizer,
             tokenizer_path,
             preprocess,
@@ -454,7 +446,6 @@ impl ClipEncoder {
         let features = self
             .text
             .forward(&ids)
-            .and_then(|t| t.apply(&self.text_projection))
             .context("running the CLIP text encoder")?;
         rows_normalized(&features)
     }

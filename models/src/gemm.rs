@@ -7,10 +7,12 @@
 //! [`matmul`] sends the large ones there and leaves the small ones (a decoder's single token, a
 //! short query) to candle, for which a BLAS call's set-up costs more than it saves.
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor};
+use std::sync::Arc;
+
+use candle_core::backend::BackendStorage as _;
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{CpuStorage, CustomOp2, D, DType, Device, Layout, Module, Shape, Tensor};
 use candle_nn::VarBuilder;
-use candle_nn::var_builder::SimpleBackend;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
@@ -23,6 +25,8 @@ const MIN_MULTIPLY_ADDS: usize = 1 << 18;
 /// So do products of fewer rows (a decoder's next token times the vocabulary): the rows are
 /// what is split over the cores here, where candle splits the columns too.
 const MIN_ROWS: usize = 32;
+/// Values per q8_0 block.
+const QK8_0: usize = 32;
 
 /// `a · b` over the last two dimensions, batched over the others (which must be equal), on
 /// OpenBLAS when both are large f32 CPU tensors, on candle otherwise. Any strides.
@@ -34,80 +38,115 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     }
 }
 
-/// A linear layer `x · wᵀ + bias` whose weight is kept transposed, `(in, out)` and contiguous,
-/// the layout the products read fastest; inputs of any rank `(…, in)`.
+/// A linear layer `x · wᵀ + bias`, inputs of any rank `(…, in)`, with its weight kept in f32,
+/// in 8-bit blocks (q8_0), or both.
+///
+/// The f32 weight is kept transposed, `(in, out)` and contiguous, the layout the products read
+/// fastest. The q8_0 copy is for inputs of a few rows (a decoder's next token, a search query of
+/// a few words): each such product reads its whole weight once to do little arithmetic with it,
+/// so it is bound by memory bandwidth, and 8-bit weights are about a quarter of the bytes. For
+/// many rows the arithmetic dominates, where candle's q8_0 product is several times slower than
+/// f32 on OpenBLAS (`kairos bench gemm`): a layer with both picks by the number of rows.
 #[derive(Debug, Clone)]
 pub(crate) struct Linear {
-    wt: Tensor,
+    wt: Option<Tensor>,
+    q8: Option<QMatMul>,
     bias: Option<Tensor>,
 }
 
+/// Which copies of its weight a [`Linear`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Precision {
+    /// f32 only: layers that always see many rows (an image batch, an audio window).
+    F32,
+    /// q8_0 only: layers that always see a few rows (a decoder's tokens).
+    Q8,
+    /// Both, picked per call by the rows (encoders that embed one short query or a large
+    /// batch), where candle's fast 8-bit kernel runs ([`packed_q8_kernel`]); else f32 alone.
+    Both,
+}
+
 impl Linear {
-    /// From a weight `(out, in)` as checkpoints store it, and an optional bias `(out)`.
-    pub(crate) fn new(w: &Tensor, bias: Option<Tensor>) -> candle_core::Result<Self> {
-        Ok(Self {
-            wt: w.t()?.contiguous()?,
-            bias,
-        })
+    /// From a weight `(out, in)` as checkpoints store it and an optional bias `(out)`, kept as
+    /// `precision` says. q8_0 needs a multiple of 32 inputs; other shapes stay in f32.
+    pub(crate) fn with(
+        w: &Tensor,
+        bias: Option<Tensor>,
+        precision: Precision,
+    ) -> candle_core::Result<Self> {
+        let (o, i) = w.dims2()?;
+        let quantize = match precision {
+            Precision::F32 => false,
+            Precision::Q8 => i.is_multiple_of(QK8_0),
+            Precision::Both => packed_q8_kernel(i, o),
+        };
+        let q8 = if quantize {
+            Some(QMatMul::from_arc(Arc::new(QTensor::quantize(
+                w,
+                GgmlDType::Q8_0,
+            )?))?)
+        } else {
+            None
+        };
+        let wt = if q8.is_none() || precision == Precision::Both {
+            Some(w.t()?.contiguous()?)
+        } else {
+            None
+        };
+        Ok(Self { wt, q8, bias })
+    }
+
+    /// A checkpoint's linear layer under `vb`: `weight` `(o, i)` and, if `bias`, `bias` `(o)`;
+    /// `scale` multiplies its output (attention's 1/√d folded into a query projection).
+    pub(crate) fn load(
+        vb: &VarBuilder,
+        (i, o): (usize, usize),
+        bias: bool,
+        scale: Option<f64>,
+        precision: Precision,
+    ) -> candle_core::Result<Self> {
+        let mut w = vb.get((o, i), "weight")?;
+        let mut b = if bias { Some(vb.get(o, "bias")?) } else { None };
+        if let Some(s) = scale {
+            w = (w * s)?;
+            b = b.map(|b| b * s).transpose()?;
+        }
+        Self::with(&w, b, precision)
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        linear(x, &self.wt, self.bias.as_ref())
-    }
-}
-
-/// Weights for candle-transformers' encoders (the CLIP text tower, BERT), with every linear
-/// layer's weight laid out `(in, out)` in memory while still shaped `(out, in)`.
-///
-/// `candle_nn::Linear` multiplies by `wᵀ`; from a weight stored `(out, in)` that is a transposed
-/// view, and candle's gemm then repacks the whole weight on every call. For a query of a few
-/// tokens the repacking was most of the work: 1.26 ms against 0.29 ms for a 5×512×2048 product
-/// (one process, 200 repetitions), and the CLIP text tower and MiniLM took ~47 ms a query
-/// (`kairos bench search`, docs/benchmarks.md). Laid out this way, `wᵀ` is contiguous.
-pub(crate) fn var_builder<'a, B: SimpleBackend + 'a>(
-    backend: B,
-    device: &Device,
-) -> VarBuilder<'a> {
-    VarBuilder::from_backend(
-        Box::new(LinearWeightsTransposed(backend)),
-        DType::F32,
-        device.clone(),
-    )
-}
-
-struct LinearWeightsTransposed<B>(B);
-
-impl<B> LinearWeightsTransposed<B> {
-    /// A linear layer's weight: 2-D and called `weight`, except the embedding tables, which
-    /// are looked up by row.
-    fn relaid(name: &str, t: Tensor) -> candle_core::Result<Tensor> {
-        if t.rank() == 2 && name.ends_with("weight") && !name.contains("embed") {
-            t.t()?.contiguous()?.t()
-        } else {
-            Ok(t)
+        let rows = x.elem_count() / x.dim(D::Minus1)?.max(1);
+        if let Some(q8) = &self.q8
+            && (self.wt.is_none() || rows < MIN_ROWS)
+        {
+            let y = q8.forward(&x.contiguous()?)?;
+            return match &self.bias {
+                Some(b) => y.broadcast_add(b),
+                None => Ok(y),
+            };
         }
+        let Some(wt) = &self.wt else {
+            candle_core::bail!("a linear layer without weights");
+        };
+        linear(x, wt, self.bias.as_ref())
     }
 }
 
-impl<B: SimpleBackend> SimpleBackend for LinearWeightsTransposed<B> {
-    fn get(
-        &self,
-        s: Shape,
-        name: &str,
-        h: candle_nn::Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        Self::relaid(name, self.0.get(s, name, h, dtype, dev)?)
-    }
-
-    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        Self::relaid(name, self.0.get_unchecked(name, dtype, dev)?)
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.0.contains_tensor(name)
-    }
+/// Whether candle's q8_0 product of a few rows by an `(out, in)` weight beats f32 here.
+///
+/// Only its repacked kernels do (AVX-512 VNNI or AVX-VNNI, `in` a multiple of 256, `out` of
+/// 16): 2.9–6.1× faster than f32 on the text towers' shapes of a 6-token query, where its
+/// plain AVX2 kernel is 0.6–1.2× (`kairos bench gemm`, with and without
+/// `MISTRALRS_FORCE_AVX2=1`, docs/benchmarks.md). Elsewhere a layer keeps f32 alone.
+pub(crate) fn packed_q8_kernel(i: usize, o: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let vnni = (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
+        || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"));
+    #[cfg(not(target_arch = "x86_64"))]
+    let vnni = false;
+    vnni && i.is_multiple_of(256)
+        && o.is_multiple_of(16)
+        && std::env::var("MISTRALRS_FORCE_AVX2").as_deref() != Ok("1")
 }
 
 /// `x · wt (+ bias)`, for `x` of any rank `(…, in)` and `wt` of shape `(in, out)`.
@@ -315,37 +354,6 @@ mod tests {
             .unwrap();
         assert_eq!(ours.dims(), [5, 70, 90]);
         assert!(close(&ours, &theirs) < 1e-3);
-    }
-
-    /// Through [`var_builder`], a linear layer's weight keeps its shape and values, its
-    /// transpose is contiguous (what `candle_nn::Linear` multiplies by), and embedding tables
-    /// stay row-major; the layer computes what it computed before.
-    #[test]
-    fn linear_weights_come_back_transposed_in_memory_only() {
-        let dev = Device::Cpu;
-        let varmap = candle_nn::VarMap::new();
-        let plain = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-        let layer = candle_nn::linear(64, 96, plain.pp("fc1")).unwrap();
-        let table = candle_nn::embedding(10, 64, plain.pp("token_embedding")).unwrap();
-        let relaid = var_builder(varmap.clone(), &dev);
-        let w = relaid.get((96, 64), "fc1.weight").unwrap();
-        assert_eq!(w.dims(), [96, 64]);
-        assert!(!w.is_contiguous() && w.t().unwrap().is_contiguous());
-        assert_eq!(
-            w.to_vec2::<f32>().unwrap(),
-            layer.weight().to_vec2::<f32>().unwrap()
-        );
-        let e = relaid.get((10, 64), "token_embedding.weight").unwrap();
-        assert!(e.is_contiguous());
-        assert_eq!(
-            e.to_vec2::<f32>().unwrap(),
-            table.embeddings().to_vec2::<f32>().unwrap()
-        );
-        let x = Tensor::randn(0f32, 1.0, (2, 5, 64), &dev).unwrap();
-        let again = candle_nn::linear(64, 96, relaid.pp("fc1")).unwrap();
-        use candle_core::Module;
-        let (a, b) = (layer.forward(&x).unwrap(), again.forward(&x).unwrap());
-        assert!(close(&a, &b) < 1e-5);
     }
 
     #[test]

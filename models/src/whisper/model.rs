@@ -3,15 +3,13 @@
 //! cache, so each new token costs one position instead of the whole prefix; the cross-attention
 //! keys/values are computed once per window and shared by every decoding attempt on it.
 
-use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{
-    Conv1d, Conv1dConfig, Embedding, LayerNorm, VarBuilder, conv1d, embedding, layer_norm, linear,
-    linear_no_bias,
+    Conv1d, Conv1dConfig, Embedding, LayerNorm, VarBuilder, conv1d, embedding, layer_norm,
 };
-use candle_transformers::quantized_nn::Linear as QLinear;
 
-use crate::{gemm, kernels};
+use crate::gemm::{self, Linear, Precision};
+use crate::kernels;
 use serde::Deserialize;
 
 /// The subset of a Hugging Face Whisper `config.json` that the network needs.
@@ -32,59 +30,13 @@ pub struct WhisperConfig {
     pub begin_suppress_tokens: Vec<u32>,
 }
 
-/// A linear layer in f32, or with q8_0 weights (the decoder is memory-bound: one token at a time
-/// reads every weight, so 8-bit weights read a quarter of the bytes). The f32 form keeps its weight
-/// as `(in, out)`, contiguous, and takes inputs of any rank.
-#[derive(Debug, Clone)]
-enum Dense {
-    F32(gemm::Linear),
-    Q8(QLinear),
-}
-
-impl Dense {
-    fn load(
-        vb: VarBuilder,
-        i: usize,
-        o: usize,
-        bias: bool,
-        quantize: bool,
-    ) -> candle_core::Result<Self> {
-        let l = if bias {
-            linear(i, o, vb)?
-        } else {
-            linear_no_bias(i, o, vb)?
-        };
-        Self::new(l.weight(), l.bias(), quantize)
-    }
-
-    /// From a weight `(out, in)` and an optional bias `(out)`.
-    fn new(w: &Tensor, bias: Option<&Tensor>, quantize: bool) -> candle_core::Result<Self> {
-        let (_, i) = w.dims2()?;
-        if quantize && i.is_multiple_of(32) {
-            let q = QTensor::quantize(w, GgmlDType::Q8_0)?;
-            return Ok(Dense::Q8(QLinear::from_arc(
-                std::sync::Arc::new(q),
-                bias.cloned(),
-            )?));
-        }
-        Ok(Dense::F32(gemm::Linear::new(w, bias.cloned())?))
-    }
-
-    /// The same layer with its output multiplied by `s` (folds attention's 1/√d into the query).
-    fn scaled(vb: VarBuilder, d: usize, s: f64, quantize: bool) -> candle_core::Result<Self> {
-        let l = linear(d, d, vb)?;
-        let w = (l.weight() * s)?;
-        let b = l.bias().map(|b| b * s).transpose()?;
-        Self::new(&w, b.as_ref(), quantize)
-    }
-}
-
-impl Module for Dense {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Dense::F32(l) => l.forward(x),
-            Dense::Q8(l) => l.forward(x),
-        }
+/// Weights kept in q8_0 when `quantize` (the decoder is memory-bound: one token at a time reads
+/// every weight, so 8-bit weights read a quarter of the bytes), else f32.
+fn precision(quantize: bool) -> Precision {
+    if quantize {
+        Precision::Q8
+    } else {
+        Precision::F32
     }
 }
 
@@ -94,10 +46,10 @@ const CHUNKED_ATTENTION: usize = 256 * 1024;
 #[derive(Debug, Clone)]
 struct Attention {
     /// Query projection with the 1/√(head dim) scale folded in.
-    q: Dense,
-    k: Dense,
-    v: Dense,
-    out: Dense,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
     heads: usize,
     /// Self-attention: transposed keys `(b, heads, head dim, positions)` and values
     /// `(b, heads, positions, head dim)` of every position decoded so far.
@@ -117,10 +69,22 @@ impl Attention {
     ) -> candle_core::Result<Self> {
         let scale = 1.0 / ((d / heads) as f64).sqrt();
         Ok(Self {
-            q: Dense::scaled(vb.pp("q_proj"), d, scale, quantize)?,
-            k: Dense::load(vb.pp("k_proj"), d, d, false, quantize_kv)?,
-            v: Dense::load(vb.pp("v_proj"), d, d, true, quantize_kv)?,
-            out: Dense::load(vb.pp("out_proj"), d, d, true, quantize)?,
+            q: Linear::load(
+                &vb.pp("q_proj"),
+                (d, d),
+                true,
+                Some(scale),
+                precision(quantize),
+            )?,
+            k: Linear::load(
+                &vb.pp("k_proj"),
+                (d, d),
+                false,
+                None,
+                precision(quantize_kv),
+            )?,
+            v: Linear::load(&vb.pp("v_proj"), (d, d), true, None, precision(quantize_kv))?,
+            out: Linear::load(&vb.pp("out_proj"), (d, d), true, None, precision(quantize))?,
             heads,
             cache: None,
         })
@@ -213,8 +177,8 @@ struct Block {
     attn: Attention,
     attn_ln: LayerNorm,
     cross: Option<(Attention, LayerNorm)>,
-    fc1: Dense,
-    fc2: Dense,
+    fc1: Linear,
+    fc2: Linear,
     mlp_ln: LayerNorm,
 }
 
@@ -238,8 +202,8 @@ impl Block {
             attn: Attention::load(d, heads, vb.pp("self_attn"), quantize, quantize)?,
             attn_ln: layer_norm(d, 1e-5, vb.pp("self_attn_layer_norm"))?,
             cross,
-            fc1: Dense::load(vb.pp("fc1"), d, 4 * d, true, quantize)?,
-            fc2: Dense::load(vb.pp("fc2"), 4 * d, d, true, quantize)?,
+            fc1: Linear::load(&vb.pp("fc1"), (d, 4 * d), true, None, precision(quantize))?,
+            fc2: Linear::load(&vb.pp("fc2"), (4 * d, d), true, None, precision(quantize))?,
             mlp_ln: layer_norm(d, 1e-5, vb.pp("final_layer_norm"))?,
         })
     }
@@ -268,7 +232,7 @@ pub struct WhisperModel {
     enc_ln: LayerNorm,
     embed: Embedding,
     /// Output projection (tied to the token embedding), possibly quantized.
-    logits: Dense,
+    logits: Linear,
     dec_pos: Tensor,
     dec_blocks: Vec<Block>,
     dec_ln: LayerNorm,
@@ -320,7 +284,7 @@ impl WhisperModel {
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
         let embed = embedding(config.vocab_size, d, dec.pp("embed_tokens"))?;
-        let logits = Dense::new(embed.embeddings(), None, quantize_decoder)?;
+        let logits = Linear::with(embed.embeddings(), None, precision(quantize_decoder))?;
         Ok(Self {
             conv1: conv1d(config.num_mel_bins, d, 3, c1, enc.pp("conv1"))?,
             conv2: conv1d(d, d, 3, c2, enc.pp("conv2"))?,
