@@ -10,7 +10,9 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use crate::error::{Error, Result};
-use crate::records::{Asset, AssetKind, AssetStatus, CatalogStats, Job, Segment, SegmentKind};
+use crate::records::{
+    Asset, AssetKind, AssetStatus, CatalogStats, FacetFields, Job, Segment, SegmentKind,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -227,6 +229,40 @@ impl Catalog {
         }
         let rows = query.fetch_all(&self.pool).await.map_err(self.err())?;
         rows.iter().map(|r| asset_from_row(r, &self.path)).collect()
+    }
+
+    /// The facet fields of the ready assets among `ids` (others left out): a search counts
+    /// facets over all its candidates, ~200, and reads whole assets only for its page. Reading
+    /// every candidate whole took 2.7 ms of a 7.8 ms search over 5,000 assets.
+    pub async fn ready_facet_fields(&self, ids: &[String]) -> Result<Vec<(String, FacetFields)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            // `+status`: see `ready_assets`.
+            "SELECT id, kind, collection, language, captured_at FROM assets \
+             WHERE +status = 'ready' AND id IN ({})",
+            placeholders(ids.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(self.err())?;
+        rows.iter()
+            .map(|r| {
+                let fields = FacetFields {
+                    kind: AssetKind::from_str(r.get::<&str, _>(1))?,
+                    collection: r.get(2),
+                    language: r.get(3),
+                    captured_at: r
+                        .get::<Option<String>, _>(4)
+                        .map(|t| parse_time(&t, &self.path))
+                        .transpose()?,
+                };
+                Ok((r.get(0), fields))
+            })
+            .collect()
     }
 
     /// Segments of an asset in time order.

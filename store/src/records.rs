@@ -246,7 +246,7 @@ pub struct Facets {
 
 impl Facets {
     /// Counts one asset.
-    pub fn count(&mut self, asset: &Asset) {
+    pub fn count(&mut self, asset: &FacetFields) {
         *self.kind.entry(asset.kind.as_str().into()).or_default() += 1;
         if let Some(c) = &asset.collection {
             *self.collection.entry(c.clone()).or_default() += 1;
@@ -258,6 +258,16 @@ impl Facets {
             *self.year.entry(t.format("%Y").to_string()).or_default() += 1;
         }
     }
+}
+
+/// The fields of an asset that [`Facets`] count: all a search reads of the candidates that do
+/// not make its page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FacetFields {
+    pub kind: AssetKind,
+    pub collection: Option<String>,
+    pub language: Option<String>,
+    pub captured_at: Option<DateTime<Utc>>,
 }
 
 /// Metadata a user may change on an asset; `None` leaves a field as it is, an empty string (or

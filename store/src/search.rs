@@ -297,22 +297,21 @@ impl Store {
         }
         let fused = fuse(lists);
         let ids: Vec<String> = fused.keys().cloned().collect();
-        let assets: HashMap<String, crate::records::Asset> = self
+        let ready: HashMap<String, crate::records::FacetFields> = self
             .catalog
-            .ready_assets(&ids)
+            .ready_facet_fields(&ids)
             .await?
             .into_iter()
-            .map(|a| (a.id.clone(), a))
             .collect();
         let mut ranked: Vec<(String, AssetAcc)> = fused
             .into_iter()
             .filter(|(id, _)| {
-                assets.contains_key(id) && query.exclude_asset.as_deref() != Some(id.as_str())
+                ready.contains_key(id) && query.exclude_asset.as_deref() != Some(id.as_str())
             })
             .collect();
         let mut facets = Facets::default();
         for (id, _) in &ranked {
-            facets.count(&assets[id]);
+            facets.count(&ready[id]);
         }
         ranked.sort_by(|a, b| {
             b.1.total()
@@ -332,29 +331,31 @@ impl Store {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let segments: HashMap<String, crate::records::Segment> = self
-            .catalog
-            .segments_by_id(&moment_ids)
-            .await?
-            .into_iter()
-            .map(|s| (s.id.clone(), s))
-            .collect();
         // Assets matched only as a whole show their first moment: fetched for the page at once.
         let whole: Vec<String> = page
             .iter()
             .filter(|(_, acc)| acc.moments.is_empty())
             .map(|(id, _)| id.clone())
             .collect();
-        let mut first: HashMap<String, crate::records::Segment> = self
-            .catalog
-            .first_segments(&whole)
-            .await?
-            .into_iter()
-            .map(|s| (s.asset_id.clone(), s))
-            .collect();
+        let page_ids: Vec<String> = page.iter().map(|(id, _)| id.clone()).collect();
+        // Three independent reads, on three of the pool's connections at once.
+        let (assets, segments, first) = tokio::try_join!(
+            self.catalog.ready_assets(&page_ids),
+            self.catalog.segments_by_id(&moment_ids),
+            self.catalog.first_segments(&whole),
+        )?;
+        let assets: HashMap<String, crate::records::Asset> =
+            assets.into_iter().map(|a| (a.id.clone(), a)).collect();
+        let segments: HashMap<String, crate::records::Segment> =
+            segments.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let mut first: HashMap<String, crate::records::Segment> =
+            first.into_iter().map(|s| (s.asset_id.clone(), s)).collect();
         let mut hits = Vec::with_capacity(page.len());
         for (asset_id, acc) in page {
-            let asset = &assets[&asset_id];
+            // Deleted since its facet fields were read.
+            let Some(asset) = assets.get(&asset_id) else {
+                continue;
+            };
             let score = acc.total();
             let mut moments = merge_moments(
                 acc.moments
