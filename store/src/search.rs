@@ -230,44 +230,62 @@ impl Store {
             let text = self.text.clone();
             let vectors = self.vectors.clone();
             let q = query.clone();
+            // The lists are independent: the visual HNSW search on a second core while BM25 and
+            // the semantic one run here.
             tokio::task::spawn_blocking(move || -> Result<Vec<Ranked>> {
-                let mut lists = Vec::new();
                 let wants_text = matches!(q.mode, Mode::Hybrid | Mode::Keyword);
                 let wants_visual = matches!(q.mode, Mode::Hybrid | Mode::Visual);
-                if let (true, Some(t)) = (wants_text, q.text.as_deref()) {
-                    let hits = text.search(t, &q.filters, candidates)?;
-                    lists.push(Ranked {
-                        signal: "keyword",
-                        weight: 1.0,
-                        items: hits
-                            .into_iter()
-                            .map(|h| (h.asset_id, h.segment_id, h.score, h.snippet))
-                            .collect(),
-                    });
-                }
-                if let (true, Some(v)) = (wants_text, q.text_embedding.as_deref()) {
-                    let hits = vectors.search(Space::Text, v, &q.filters, candidates)?;
-                    lists.push(Ranked {
-                        signal: "semantic",
-                        weight: 1.0,
-                        items: hits
-                            .into_iter()
-                            .filter(|h| h.score >= MIN_SEMANTIC)
-                            .map(|h| (h.asset_id, Some(h.segment_id), h.score, None))
-                            .collect(),
-                    });
-                }
-                if let (true, Some(v)) = (wants_visual, q.visual_embedding.as_deref()) {
+                let visual = || -> Result<Option<Ranked>> {
+                    let (true, Some(v)) = (wants_visual, q.visual_embedding.as_deref()) else {
+                        return Ok(None);
+                    };
                     let hits = vectors.search(Space::Visual, v, &q.filters, candidates)?;
-                    lists.push(Ranked {
+                    Ok(Some(Ranked {
                         signal: "visual",
                         weight: 1.0,
                         items: hits
                             .into_iter()
                             .map(|h| (h.asset_id, Some(h.segment_id), h.score, None))
                             .collect(),
+                    }))
+                };
+                let words = || -> Result<Vec<Ranked>> {
+                    let mut lists = Vec::new();
+                    if let (true, Some(t)) = (wants_text, q.text.as_deref()) {
+                        let hits = text.search(t, &q.filters, candidates)?;
+                        lists.push(Ranked {
+                            signal: "keyword",
+                            weight: 1.0,
+                            items: hits
+                                .into_iter()
+                                .map(|h| (h.asset_id, h.segment_id, h.score, h.snippet))
+                                .collect(),
+                        });
+                    }
+                    if let (true, Some(v)) = (wants_text, q.text_embedding.as_deref()) {
+                        let hits = vectors.search(Space::Text, v, &q.filters, candidates)?;
+                        lists.push(Ranked {
+                            signal: "semantic",
+                            weight: 1.0,
+                            items: hits
+                                .into_iter()
+                                .filter(|h| h.score >= MIN_SEMANTIC)
+                                .map(|h| (h.asset_id, Some(h.segment_id), h.score, None))
+                                .collect(),
+                        });
+                    }
+                    Ok(lists)
+                };
+                let (lists, visual) = std::thread::scope(|scope| {
+                    let visual = scope.spawn(visual);
+                    let lists = words();
+                    let visual = visual.join().unwrap_or_else(|_| {
+                        Err(crate::Error::Task("the visual search panicked".into()))
                     });
-                }
+                    (lists, visual)
+                });
+                let mut lists = lists?;
+                lists.extend(visual?);
                 Ok(lists)
             })
             .await
