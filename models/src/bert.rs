@@ -11,7 +11,8 @@ use candle_core::{DType, IndexOp, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder, embedding, layer_norm};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
-use crate::gemm::{self, Linear, Precision};
+use crate::attention;
+use crate::gemm::{Linear, Precision};
 use crate::kernels;
 
 #[derive(Debug, Clone)]
@@ -30,24 +31,15 @@ struct Layer {
 impl Layer {
     fn load(vb: VarBuilder, c: &Config) -> candle_core::Result<Self> {
         let (d, heads) = (c.hidden_size, c.num_attention_heads);
-        let attention = vb.pp("attention");
-        let own = attention.pp("self");
-        let scale = 1.0 / ((d / heads) as f64).sqrt();
-        let part = |name: &str| -> candle_core::Result<(Tensor, Tensor)> {
-            let p = own.pp(name);
-            Ok((p.get((d, d), "weight")?, p.get(d, "bias")?))
-        };
-        let (qw, qb) = part("query")?;
-        let (kw, kb) = part("key")?;
-        let (vw, vb_) = part("value")?;
-        let w = Tensor::cat(&[(qw * scale)?, kw, vw], 0)?;
-        let b = Tensor::cat(&[(qb * scale)?, kb, vb_], 0)?;
+        let attn = vb.pp("attention");
+        let own = attn.pp("self");
+        let qkv = [own.pp("query"), own.pp("key"), own.pp("value")];
         let dense = |vb: VarBuilder, io| Linear::load(&vb, io, true, None, Precision::Both);
         let norm = |vb: VarBuilder| layer_norm(d, c.layer_norm_eps, vb.pp("LayerNorm"));
         Ok(Self {
-            qkv: Linear::with(&w, Some(b), Precision::Both)?,
-            attention_out: dense(attention.pp("output").pp("dense"), (d, d))?,
-            attention_norm: norm(attention.pp("output"))?,
+            qkv: attention::fused_qkv(qkv, d, heads, Precision::Both)?,
+            attention_out: dense(attn.pp("output").pp("dense"), (d, d))?,
+            attention_norm: norm(attn.pp("output"))?,
             intermediate: dense(vb.pp("intermediate").pp("dense"), (d, c.intermediate_size))?,
             output: dense(vb.pp("output").pp("dense"), (c.intermediate_size, d))?,
             output_norm: norm(vb.pp("output"))?,
@@ -59,21 +51,7 @@ impl Layer {
     /// `mask` `(b, 1, 1, n)` is added to the attention scores: 0 for tokens, very negative for
     /// padding.
     fn forward(&self, x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, n, d) = x.dims3()?;
-        let h = self.heads;
-        // (b, n, 3, heads, head dim) → (3, b, heads, n, head dim)
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((b, n, 3, h, d / h))?
-            .permute((2, 0, 3, 1, 4))?
-            .contiguous()?;
-        let (q, k, v) = (qkv.i(0)?, qkv.i(1)?, qkv.i(2)?);
-        let scores = gemm::matmul(&q, &k.transpose(2, 3)?)?.broadcast_add(mask)?;
-        let weights = kernels::softmax_last_dim(scores)?;
-        let o = gemm::matmul(&weights, &v)?
-            .transpose(1, 2)?
-            .reshape((b, n, d))?;
+        let o = attention::attend(&self.qkv, x, self.heads, Some(mask))?;
         let x = self
             .attention_norm
             .forward(&(self.attention_out.forward(&o)? + x)?)?;
@@ -147,6 +125,7 @@ impl Bert {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::max_abs;
     use candle_core::Device;
     use candle_nn::VarMap;
 
@@ -159,14 +138,6 @@ mod tests {
                 "pad_token_id": 0}"#,
         )
         .unwrap()
-    }
-
-    fn max_abs(t: &Tensor) -> f32 {
-        t.abs()
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.max(0))
-            .and_then(|t| t.to_scalar::<f32>())
-            .unwrap()
     }
 
     /// The encoder gives candle-transformers' hidden states on the same weights, for a batch

@@ -11,6 +11,7 @@
 use candle_core::{D, DType, IndexOp, Tensor};
 use candle_nn::{Embedding, LayerNorm, Module, VarBuilder, embedding, layer_norm};
 
+use crate::attention;
 use crate::clip::{HfTextConfig, HfVisionConfig};
 use crate::gemm::{self, Linear, Precision};
 use crate::kernels;
@@ -35,20 +36,11 @@ impl Layer {
         precision: Precision,
     ) -> candle_core::Result<Self> {
         let attn = vb.pp("self_attn");
-        let scale = 1.0 / ((d / heads) as f64).sqrt();
-        let part = |name: &str| -> candle_core::Result<(Tensor, Tensor)> {
-            let p = attn.pp(name);
-            Ok((p.get((d, d), "weight")?, p.get(d, "bias")?))
-        };
-        let (qw, qb) = part("q_proj")?;
-        let (kw, kb) = part("k_proj")?;
-        let (vw, vb_) = part("v_proj")?;
-        let w = Tensor::cat(&[(qw * scale)?, kw, vw], 0)?;
-        let b = Tensor::cat(&[(qb * scale)?, kb, vb_], 0)?;
+        let qkv = [attn.pp("q_proj"), attn.pp("k_proj"), attn.pp("v_proj")];
         let dense = |vb: VarBuilder, io| Linear::load(&vb, io, true, None, precision);
         Ok(Self {
             norm1: layer_norm(d, 1e-5, vb.pp("layer_norm1"))?,
-            qkv: Linear::with(&w, Some(b), precision)?,
+            qkv: attention::fused_qkv(qkv, d, heads, precision)?,
             out: dense(attn.pp("out_proj"), (d, d))?,
             norm2: layer_norm(d, 1e-5, vb.pp("layer_norm2"))?,
             fc1: dense(vb.pp("mlp").pp("fc1"), (d, hidden))?,
@@ -59,24 +51,7 @@ impl Layer {
 
     /// `mask`, if any, is added to the attention scores `(n, n)` of every head.
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
-        let (b, n, d) = x.dims3()?;
-        let h = self.heads;
-        // (b, n, 3, heads, head dim) → (3, b, heads, n, head dim)
-        let qkv = self
-            .qkv
-            .forward(&self.norm1.forward(x)?)?
-            .reshape((b, n, 3, h, d / h))?
-            .permute((2, 0, 3, 1, 4))?
-            .contiguous()?;
-        let (q, k, v) = (qkv.i(0)?, qkv.i(1)?, qkv.i(2)?);
-        let mut scores = gemm::matmul(&q, &k.transpose(2, 3)?)?;
-        if let Some(mask) = mask {
-            scores = scores.broadcast_add(mask)?;
-        }
-        let weights = kernels::softmax_last_dim(scores)?;
-        let o = gemm::matmul(&weights, &v)?
-            .transpose(1, 2)?
-            .reshape((b, n, d))?;
+        let o = attention::attend(&self.qkv, &self.norm1.forward(x)?, self.heads, mask)?;
         let x = (x + self.out.forward(&o)?)?;
         let m = kernels::quick_gelu_tensor(self.fc1.forward(&self.norm2.forward(&x)?)?)?;
         x + self.fc2.forward(&m)?
@@ -248,16 +223,27 @@ impl TextTower {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::max_abs;
+
+    /// candle-transformers' CLIP on random weights, and those weights for ours.
+    fn reference(
+        config: &HfClipConfig,
+    ) -> (
+        candle_transformers::models::clip::ClipModel,
+        VarBuilder<'static>,
+    ) {
+        let dev = Device::Cpu;
+        let varmap = init_varmap(config, &dev).unwrap();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let model = candle_transformers::models::clip::ClipModel::new(
+            vb.clone(),
+            &config.to_candle(std::path::Path::new("<memory>")).unwrap(),
+        )
+        .unwrap();
+        (model, vb)
+    }
     use crate::clip::{HfClipConfig, init_varmap};
     use candle_core::Device;
-
-    fn max_abs(t: &Tensor) -> f32 {
-        t.abs()
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.max(0))
-            .and_then(|t| t.to_scalar::<f32>())
-            .unwrap()
-    }
 
     /// The tower gives candle-transformers' CLIP image features on the same weights, at B/32's
     /// shape trimmed to two layers (the arithmetic of every layer is the same).
@@ -267,13 +253,7 @@ mod tests {
         let mut config = HfClipConfig::vit_base_patch32();
         config.vision_config.num_hidden_layers = 2;
         config.text_config.num_hidden_layers = 1;
-        let varmap = init_varmap(&config, &dev).unwrap();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-        let reference = candle_transformers::models::clip::ClipModel::new(
-            vb.clone(),
-            &config.to_candle(std::path::Path::new("<memory>")).unwrap(),
-        )
-        .unwrap();
+        let (reference, vb) = reference(&config);
         let ours = VisionTower::load(vb, &config.vision_config, config.projection_dim).unwrap();
         let pixels = Tensor::randn(0f32, 1.0, (3, 3, 224, 224), &dev).unwrap();
         let want = reference.get_image_features(&pixels).unwrap();
@@ -298,13 +278,7 @@ mod tests {
         config.vision_config.num_hidden_layers = 1;
         config.text_config.num_hidden_layers = 2;
         config.text_config.vocab_size = 100;
-        let varmap = init_varmap(&config, &dev).unwrap();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-        let reference = candle_transformers::models::clip::ClipModel::new(
-            vb.clone(),
-            &config.to_candle(std::path::Path::new("<memory>")).unwrap(),
-        )
-        .unwrap();
+        let (reference, vb) = reference(&config);
         let ours = TextTower::load(vb, &config.text_config, config.projection_dim).unwrap();
         // Four texts of 5 to 11 tokens, ending with the highest id (99), padded with 0.
         let (b, n) = (4, 11);

