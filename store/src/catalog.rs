@@ -162,16 +162,17 @@ impl Catalog {
         row.map(|r| asset_from_row(&r, &self.path)).transpose()
     }
 
-    /// A ready asset at this path with this size and mtime: the file need not even be read.
+    /// A ready asset at this path with this size and mtime (its id and when it was indexed): the
+    /// file need not even be read.
     pub async fn ready_asset_by_stat(
         &self,
         path: &str,
         bytes: i64,
         mtime: i64,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<(String, DateTime<Utc>)>> {
         // `+status` keeps SQLite on the path index: the status index would walk every ready asset.
         let row = sqlx::query(
-            "SELECT id FROM assets WHERE path = $1 AND bytes = $2 AND mtime = $3 AND +status = 'ready' LIMIT 1",
+            "SELECT id, ingested_at FROM assets WHERE path = $1 AND bytes = $2 AND mtime = $3 AND +status = 'ready' LIMIT 1",
         )
         .bind(path)
         .bind(bytes)
@@ -179,7 +180,8 @@ impl Catalog {
         .fetch_optional(&self.pool)
         .await
         .map_err(self.err())?;
-        Ok(row.map(|r| r.get::<String, _>(0)))
+        row.map(|r| Ok((r.get(0), parse_time(r.get::<&str, _>(1), &self.path)?)))
+            .transpose()
     }
 
     /// The newest asset recorded at `path` (as the ingest stored it: absolute), if any.

@@ -561,17 +561,31 @@ impl Ingester {
         progress: &(dyn Fn(&Progress) + Send + Sync),
     ) -> Result<Vec<(PathBuf, Prepared)>> {
         // 1. Cheap skip by path, size and modification time: unchanged files are not even read.
+        let job_began = self.store.catalog.job(job_id).await?.created_at;
         let mut to_read = Vec::new();
         for path in chunk {
             let shown = path.display().to_string();
             if let Ok(meta) = fs_err::metadata(path)
                 && let Some(mtime) = mtime_secs(&meta)
-                && let Some(id) = self
+                && let Some((id, indexed_at)) = self
                     .store
                     .catalog
                     .ready_asset_by_stat(&shown, meta.len() as i64, mtime)
                     .await?
             {
+                // Indexed since this job began, yet not recorded in it: an earlier run of this
+                // (resumed) job was killed between committing the file and recording it.
+                if indexed_at >= job_began {
+                    self.finish_file(
+                        job_id,
+                        path,
+                        FileOutcome::Indexed { asset_id: id },
+                        summary,
+                        progress,
+                    )
+                    .await?;
+                    continue;
+                }
                 let mut reason = format!("unchanged since indexed as asset {id}");
                 if self.apply_record_to_indexed(path, &id).await? {
                     reason.push_str("; its catalogue record updated from the manifest");
