@@ -186,7 +186,7 @@ impl Store {
             .collect();
         for relative in replaced {
             if !kept.contains(relative.as_str()) {
-                let _ = fs_err::remove_file(self.thumbnails.absolute(&relative));
+                self.thumbnails.remove(&relative);
             }
         }
     }
@@ -209,7 +209,7 @@ impl Store {
         .map_err(|e| Error::Task(e.to_string()))??;
         for relative in self.catalog.delete_asset(id).await? {
             // A thumbnail already gone is what we wanted.
-            let _ = fs_err::remove_file(self.thumbnails.absolute(&relative));
+            self.thumbnails.remove(&relative);
         }
         Ok(asset)
     }
@@ -412,6 +412,48 @@ mod tests {
             .unwrap();
         assert_eq!(page.total, 1);
         assert_eq!(page.assets[0].id, relay.id);
+    }
+
+    #[tokio::test]
+    async fn redoing_an_unfinished_asset_removes_the_thumbnail_a_killed_writer_left_half_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).await.unwrap();
+        // A first try wrote the rows (status indexing) and was killed between the thumbnail's
+        // write and its rename: only the temporary file is on disk.
+        let asset = Asset::new(
+            "hash-a".into(),
+            "/archive/a.jpg".into(),
+            AssetKind::Image,
+            1,
+        );
+        let mut first = Segment::new(&asset.id, SegmentKind::Image, 0, 0);
+        let relative = Thumbnails::relative_path(&first.id);
+        first.thumbnail = Some(relative.clone());
+        let write = |segment: Segment| AssetWrite {
+            asset: asset.clone(),
+            segments: vec![segment],
+            text_docs: vec![TextDoc::for_asset(&asset)],
+            points: vec![],
+        };
+        store.write(&[write(first)]).await.unwrap();
+        let half = store
+            .thumbnails
+            .absolute(&relative)
+            .with_extension("jpg.tmp");
+        fs_err::create_dir_all(half.parent().unwrap()).unwrap();
+        fs_err::write(&half, b"jp").unwrap();
+        assert_eq!(store.check().await.unwrap().thumbnail_orphans.len(), 1);
+
+        // The next ingest redoes it with a new segment and its own thumbnail.
+        let mut again = Segment::new(&asset.id, SegmentKind::Image, 0, 0);
+        again.thumbnail = Some(Thumbnails::relative_path(&again.id));
+        let id = again.id.clone();
+        store.write(&[write(again)]).await.unwrap();
+        store.thumbnails.write(&id, b"jpeg").unwrap();
+        store.commit(std::slice::from_ref(&asset.id)).await.unwrap();
+        assert!(!half.exists());
+        let report = store.check().await.unwrap();
+        assert!(report.is_clean(), "{report:?}");
     }
 
     #[tokio::test]

@@ -31,13 +31,26 @@ impl Thumbnails {
         if let Some(parent) = path.parent() {
             fs_err::create_dir_all(parent)?;
         }
-        let tmp = path.with_extension("jpg.tmp");
+        let tmp = Self::temporary(&path);
         // A write that fails (a full disk) leaves no partial file behind.
         if let Err(e) = fs_err::write(&tmp, jpeg).and_then(|()| fs_err::rename(&tmp, &path)) {
             let _ = fs_err::remove_file(&tmp);
             return Err(e.into());
         }
         Ok(rel)
+    }
+
+    /// Removes a thumbnail and the temporary file a writer killed between its write and its
+    /// rename left beside it (best effort: what stays is found by `kairos doctor --check`).
+    pub fn remove(&self, relative: &str) {
+        let path = self.absolute(relative);
+        let _ = fs_err::remove_file(Self::temporary(&path));
+        let _ = fs_err::remove_file(path);
+    }
+
+    /// Where a thumbnail is written before it is renamed into place.
+    fn temporary(path: &Path) -> PathBuf {
+        path.with_extension("jpg.tmp")
     }
 
     /// The absolute path of a stored relative thumbnail path.
