@@ -83,6 +83,85 @@ fn rss_mib(field: &str) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Batches the encoder embeds alone each time its limit is measured.
+const ENCODER_ROUNDS: usize = 6;
+
+/// Seconds of each of [`ENCODER_ROUNDS`] embeddings of `probe` (none without an encoder).
+fn encoder_batch_seconds(clip: Option<&ClipEncoder>, probe: &[Vec<f32>]) -> Result<Vec<f64>> {
+    let Some(c) = clip else {
+        return Ok(Vec::new());
+    };
+    (0..ENCODER_ROUNDS)
+        .map(|_| {
+            let t = Instant::now();
+            c.embed_preprocessed(probe)?;
+            Ok(t.elapsed().as_secs_f64())
+        })
+        .collect()
+}
+
+/// How many files [`stage_times`] times.
+const STAGE_SAMPLE: usize = 32;
+
+/// The CPU work of one image around the encoder, stage by stage, on one thread (median ms over
+/// the first files): what the pipeline spends besides the encoder, and where.
+fn stage_times(media: &Path, clip: Option<&ClipEncoder>) -> Result<serde_json::Value> {
+    use kairos_indexer::image::{self as img, fingerprint, metadata};
+    let files: Vec<PathBuf> = (0..STAGE_SAMPLE)
+        .map(|i| media.join(format!("{:02}/img{i:06}.jpg", i % 100)))
+        .filter(|p| p.is_file())
+        .collect();
+    let mut times: Vec<(&str, Vec<f64>)> = [
+        "read_and_hash",
+        "decode",
+        "metadata",
+        "fingerprint",
+        "thumbnail",
+        "clip_preprocess",
+    ]
+    .into_iter()
+    .map(|name| (name, Vec::new()))
+    .collect();
+    let mut timed = |stage: usize, t: Instant| times[stage].1.push(t.elapsed().as_secs_f64() * 1e3);
+    for path in &files {
+        let t = Instant::now();
+        let bytes = fs_err::read(path)?;
+        std::hint::black_box(blake3::hash(&bytes));
+        timed(0, t);
+        let t = Instant::now();
+        let decoded = img::decode(path, &bytes)?;
+        timed(1, t);
+        let t = Instant::now();
+        std::hint::black_box(metadata::read(&bytes, decoded.format));
+        timed(2, t);
+        let t = Instant::now();
+        std::hint::black_box(fingerprint::phash(&decoded.image));
+        timed(3, t);
+        let t = Instant::now();
+        std::hint::black_box(img::thumbnail_jpeg(&decoded.image)?);
+        timed(4, t);
+        if let Some(c) = clip {
+            let t = Instant::now();
+            std::hint::black_box(c.preprocess().apply(&decoded.image));
+            timed(5, t);
+        }
+    }
+    let mut out = serde_json::Map::new();
+    let mut total = 0.0;
+    for (name, mut ms) in times {
+        if ms.is_empty() {
+            continue;
+        }
+        ms.sort_by(f64::total_cmp);
+        let median = ms[ms.len() / 2];
+        total += median;
+        out.insert(name.into(), json!(median));
+    }
+    out.insert("total".into(), json!(total));
+    out.insert("files".into(), json!(files.len()));
+    Ok(out.into())
+}
+
 pub async fn ingest(o: &IngestBenchOptions) -> Result<serde_json::Value> {
     let clip = match o.model.as_str() {
         "b32" => {
@@ -104,20 +183,15 @@ pub async fn ingest(o: &IngestBenchOptions) -> Result<serde_json::Value> {
     );
     generate(&o.media, o.images, o.width, o.height).context("generating the images")?;
 
-    // The encoder's own limit: preprocessed batches, nothing else.
-    let encoder_only = match &clip {
-        Some(c) => {
-            let probe: Vec<Vec<f32>> = (0..o.batch).map(|_| vec![0.1f32; 3 * 224 * 224]).collect();
-            c.embed_preprocessed(&probe)?; // warm-up
-            let rounds = 3;
-            let t = Instant::now();
-            for _ in 0..rounds {
-                c.embed_preprocessed(&probe)?;
-            }
-            Some((rounds * o.batch) as f64 / t.elapsed().as_secs_f64())
-        }
-        None => None,
-    };
+    // The encoder's own limit: preprocessed batches, nothing else, timed before and after the
+    // pipeline (this VM's speed drifts within minutes); the median batch of both sets counts.
+    let probe: Vec<Vec<f32>> = (0..o.batch).map(|_| vec![0.1f32; 3 * 224 * 224]).collect();
+    if let Some(c) = &clip {
+        c.embed_preprocessed(&probe)?; // warm-up
+    }
+    let mut encoder_batches = encoder_batch_seconds(clip.as_ref(), &probe)?;
+
+    let stages = stage_times(&o.media, clip.as_ref())?;
 
     let tmp = tempfile::tempdir()?;
     let store = Store::open(tmp.path()).await?;
@@ -142,7 +216,7 @@ pub async fn ingest(o: &IngestBenchOptions) -> Result<serde_json::Value> {
         }
     };
     let started = Instant::now();
-    let summary = Ingester::new(store.clone(), analyzers, options)
+    let summary = Ingester::new(store.clone(), analyzers.clone(), options)
         .run(std::slice::from_ref(&o.media), &progress)
         .await?;
     let secs = started.elapsed().as_secs_f64();
@@ -155,6 +229,14 @@ pub async fn ingest(o: &IngestBenchOptions) -> Result<serde_json::Value> {
         );
     }
     let rate = o.images as f64 / secs;
+    let before = encoder_batches.len();
+    encoder_batches.extend(encoder_batch_seconds(analyzers.clip.as_ref(), &probe)?);
+    let encoder_rate = |batches: &[f64]| -> Option<f64> {
+        let mut sorted = batches.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len() / 2).map(|t| o.batch as f64 / t)
+    };
+    let encoder_only = encoder_rate(&encoder_batches);
     let samples = samples.into_inner().expect("samples");
     let rss_first_tenth = samples
         .iter()
@@ -174,7 +256,12 @@ pub async fn ingest(o: &IngestBenchOptions) -> Result<serde_json::Value> {
         "seconds": secs,
         "images_per_second": rate,
         "encoder_only_images_per_second": encoder_only,
+        "encoder_only_before_and_after": [
+            encoder_rate(&encoder_batches[..before]),
+            encoder_rate(&encoder_batches[before..]),
+        ],
         "pipeline_share_of_encoder_limit": encoder_only.map(|e| rate / e),
+        "cpu_ms_per_image_by_stage": stages,
         "rss_mib_with_the_encoder_loaded": rss_with_encoder,
         "rss_mib_by_files": samples,
         "rss_mib_at_one_tenth": rss_first_tenth,
