@@ -282,11 +282,21 @@ fn gemm(reps: usize) -> Result<serde_json::Value> {
     // A query's few tokens: each product reads its whole weight, and a tower's weights do not
     // fit in the cache, so the weights cycle through copies that add up to a text tower's size.
     let mut query_rows = Vec::new();
-    for (what, m, k, n) in [
-        ("CLIP text MLP up, a 6-token query", 6, 512, 2048),
-        ("CLIP text MLP down, a 6-token query", 6, 2048, 512),
-        ("MiniLM MLP up, an 8-token query", 8, 384, 1536),
-        ("MiniLM MLP down, an 8-token query", 8, 1536, 384),
+    // `padded`: the 8-bit weight gets zero columns up to a multiple of 256 inputs, and each
+    // input as many zeros (timed with the product), as `gemm::Linear` does for candle's
+    // packed kernel.
+    for (what, m, k, n, padded) in [
+        ("CLIP text MLP up, a 6-token query", 6, 512, 2048, false),
+        ("CLIP text MLP down, a 6-token query", 6, 2048, 512, false),
+        ("MiniLM MLP up, an 8-token query", 8, 384, 1536, false),
+        (
+            "MiniLM MLP up, an 8-token query, 8-bit inputs padded to 512",
+            8,
+            384,
+            1536,
+            true,
+        ),
+        ("MiniLM MLP down, an 8-token query", 8, 1536, 384, false),
     ] {
         use candle_core::Module;
         use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -301,17 +311,31 @@ fn gemm(reps: usize) -> Result<serde_json::Value> {
             .collect::<candle_core::Result<Vec<_>>>()?;
         let quantized = weights
             .iter()
-            .map(|w| QMatMul::from_qtensor(QTensor::quantize(w, GgmlDType::Q8_0)?))
+            .map(|w| {
+                let w = if padded {
+                    w.pad_with_zeros(1, 0, k.next_multiple_of(256) - k)?
+                } else {
+                    w.clone()
+                };
+                QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0)?)
+            })
             .collect::<candle_core::Result<Vec<_>>>()?;
+        let q8_input = |a: &Tensor| {
+            if padded {
+                a.pad_with_zeros(1, 0, k.next_multiple_of(256) - k)
+            } else {
+                Ok(a.clone())
+            }
+        };
         let next = std::sync::atomic::AtomicUsize::new(0);
         let pick = || next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % copies;
         // Every copy once first: candle repacks a q8_0 weight for its kernels on first use.
         for (t, q) in transposed.iter().zip(&quantized) {
             a.matmul(t)?;
-            q.forward(&a)?;
+            q.forward(&q8_input(&a)?)?;
         }
         let f32_s = time(&|| a.matmul(&transposed[pick()]))?;
-        let q8_s = time(&|| quantized[pick()].forward(&a))?;
+        let q8_s = time(&|| quantized[pick()].forward(&q8_input(&a)?))?;
         let bytes = (4 * k * n) as f64;
         println!(
             "{m}×{k}×{n} ({what}): f32 {:.3} ms, {:.1} GB/s of weights; q8_0 {:.3} ms ({:.1}× faster)",
@@ -321,7 +345,7 @@ fn gemm(reps: usize) -> Result<serde_json::Value> {
             f32_s / q8_s
         );
         query_rows.push(json!({
-            "m": m, "k": k, "n": n, "what": what, "weight_copies": copies,
+            "m": m, "k": k, "n": n, "what": what, "weight_copies": copies, "q8_inputs_padded": padded,
             "f32_ms": f32_s * 1e3, "f32_weight_gbps": bytes / f32_s / 1e9,
             "q8_0_ms": q8_s * 1e3, "q8_0_speedup": f32_s / q8_s,
         }));
@@ -653,26 +677,50 @@ async fn search(g: &Global, n: usize, queries: usize) -> Result<serde_json::Valu
             words.split(' ').take(3).collect::<Vec<_>>().join(" ")
         })
         .collect();
+    // And what that does to a ranking: the ten nearest of 2,000 captions (embedded in batches
+    // of 32, f32, as ingest does) by each vector; the share of the f32 query's ten that the
+    // 8-bit query also finds. The captions are bags of the same few hundred words as the
+    // queries, so near-ties are many: a harsh test.
+    let corpus: Vec<String> = (0..2000).map(caption).collect();
     type Embed<'a> = &'a dyn Fn(&[&str]) -> kairos_models::Result<Vec<Vec<f32>>>;
     let agreement = |embed: Embed| -> Result<serde_json::Value> {
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        let mut docs = Vec::with_capacity(corpus.len());
+        for batch in corpus.chunks(32) {
+            docs.extend(embed(
+                &batch.iter().map(String::as_str).collect::<Vec<_>>(),
+            )?);
+        }
+        let top10 = |q: &[f32]| -> Vec<usize> {
+            let mut scored: Vec<(f32, usize)> = docs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (dot(q, d), i))
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            scored.iter().take(10).map(|s| s.1).collect()
+        };
         let mut cosines = Vec::new();
+        let mut overlaps = Vec::new();
         for batch in texts.chunks(8) {
             let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
             for (text, together) in refs.iter().zip(embed(&refs)?) {
                 let alone = embed(&[text])?.pop().unwrap_or_default();
-                cosines.push(
-                    alone
-                        .iter()
-                        .zip(&together)
-                        .map(|(a, b)| (a * b) as f64)
-                        .sum::<f64>(),
-                );
+                cosines.push(f64::from(dot(&alone, &together)));
+                let want = top10(&together);
+                let got = top10(&alone);
+                overlaps.push(want.iter().filter(|i| got.contains(i)).count() as f64 / 10.0);
             }
         }
         let mean = cosines.iter().sum::<f64>() / cosines.len() as f64;
-        Ok(
-            json!({"queries": cosines.len(), "min_cosine": pct(&mut cosines, 0.0), "mean_cosine": mean}),
-        )
+        let overlap = overlaps.iter().sum::<f64>() / overlaps.len() as f64;
+        Ok(json!({
+            "queries": cosines.len(),
+            "min_cosine": pct(&mut cosines, 0.0),
+            "mean_cosine": mean,
+            "top10_of_2000_captions_shared": overlap,
+            "min_top10_shared": pct(&mut overlaps, 0.0),
+        }))
     };
     let sentence_agreement = match &analyzers.sentence {
         Some(s) => agreement(&|t| s.embed(t))?,
