@@ -469,7 +469,7 @@ impl Ingester {
             let behind_encoder = embedding.is_some() && self.analyzers.clip.is_some();
             let prepared = self
                 .prepare_batch(
-                    &job.id,
+                    &job,
                     chunk,
                     behind_encoder,
                     &mut seen_hashes,
@@ -556,15 +556,15 @@ impl Ingester {
     /// `behind_encoder`: the previous batch is being embedded meanwhile.
     async fn prepare_batch(
         &self,
-        job_id: &str,
+        job: &kairos_store::Job,
         chunk: &[PathBuf],
         behind_encoder: bool,
         seen_hashes: &mut HashSet<String>,
         summary: &mut IngestSummary,
         progress: &(dyn Fn(&Progress) + Send + Sync),
     ) -> Result<Vec<(PathBuf, Prepared)>> {
+        let job_id = job.id.as_str();
         // 1. Cheap skip by path, size and modification time: unchanged files are not even read.
-        let job_began = self.store.catalog.job(job_id).await?.created_at;
         let mut to_read = Vec::new();
         for path in chunk {
             let shown = path.display().to_string();
@@ -578,7 +578,7 @@ impl Ingester {
             {
                 // Indexed since this job began, yet not recorded in it: an earlier run of this
                 // (resumed) job was killed between committing the file and recording it.
-                if indexed_at >= job_began {
+                if indexed_at >= job.created_at {
                     self.finish_file(
                         job_id,
                         path,
