@@ -231,7 +231,7 @@ impl Store {
             let vectors = self.vectors.clone();
             let q = query.clone();
             // The lists are independent: the visual HNSW search on a second core while BM25 and
-            // the semantic one run here.
+            // the semantic one run here (see below).
             tokio::task::spawn_blocking(move || -> Result<Vec<Ranked>> {
                 let wants_text = matches!(q.mode, Mode::Hybrid | Mode::Keyword);
                 let wants_visual = matches!(q.mode, Mode::Hybrid | Mode::Visual);
@@ -276,14 +276,22 @@ impl Store {
                     }
                     Ok(lists)
                 };
-                let (lists, visual) = std::thread::scope(|scope| {
-                    let visual = scope.spawn(visual);
-                    let lists = words();
-                    let visual = visual.join().unwrap_or_else(|_| {
-                        Err(crate::Error::Task("the visual search panicked".into()))
-                    });
-                    (lists, visual)
-                });
+                // A thread of its own rather than rayon's pool, whose threads an ingest in the
+                // same process keeps busy decoding; and only when both sides have work (an
+                // image query has only the visual list).
+                let has_words = wants_text && (q.text.is_some() || q.text_embedding.is_some());
+                let (lists, visual) = if has_words && q.visual_embedding.is_some() {
+                    std::thread::scope(|scope| {
+                        let visual = scope.spawn(visual);
+                        let lists = words();
+                        let visual = visual.join().unwrap_or_else(|_| {
+                            Err(crate::Error::Task("the visual search panicked".into()))
+                        });
+                        (lists, visual)
+                    })
+                } else {
+                    (words(), visual())
+                };
                 let mut lists = lists?;
                 lists.extend(visual?);
                 Ok(lists)
