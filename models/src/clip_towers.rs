@@ -223,7 +223,9 @@ impl TextTower {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clip::{HfClipConfig, init_varmap};
     use crate::max_abs;
+    use candle_core::Device;
 
     /// candle-transformers' CLIP on random weights, and those weights for ours.
     fn reference(
@@ -242,8 +244,6 @@ mod tests {
         .unwrap();
         (model, vb)
     }
-    use crate::clip::{HfClipConfig, init_varmap};
-    use candle_core::Device;
 
     /// The tower gives candle-transformers' CLIP image features on the same weights, at B/32's
     /// shape trimmed to two layers (the arithmetic of every layer is the same).
