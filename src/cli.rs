@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use kairos_indexer::{Analyzers, QueryInput, query};
 use kairos_models::ModelStore;
 use kairos_store::{AssetKind, Filters, Mode, Store, TranscriptFormat};
@@ -329,11 +330,42 @@ pub(crate) fn positive_seconds(text: &str) -> std::result::Result<f64, String> {
     }
 }
 
-/// Opens the archive and loads the installed models.
-pub async fn open(g: &Global) -> Result<(Store, Arc<Analyzers>)> {
-    let store = Store::open(&g.data)
+/// Opens the archive. A text index of an earlier format is first rebuilt from the catalog,
+/// which is said on stderr, with a bar on a terminal.
+pub async fn open_archive(g: &Global) -> Result<Store> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("  {bar:30} {pos}/{len} assets  {per_sec}  ETA {eta}")
+            .expect("valid template"),
+    );
+    let started = std::time::Instant::now();
+    let rebuilding = std::sync::atomic::AtomicBool::new(false);
+    let progress = |done: u64, total: u64| {
+        if !rebuilding.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!(
+                "The text index of {} is of an earlier format: rebuilding it from the catalog ({total} assets).",
+                g.data.display()
+            );
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+    };
+    let store = Store::open_reporting(&g.data, &progress)
         .await
         .with_context(|| format!("opening the archive {}", g.data.display()))?;
+    if rebuilding.into_inner() {
+        bar.finish_and_clear();
+        eprintln!(
+            "Text index rebuilt in {:.1} s.",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(store)
+}
+
+/// Opens the archive and loads the installed models.
+pub async fn open(g: &Global) -> Result<(Store, Arc<Analyzers>)> {
+    let store = open_archive(g).await?;
     let analyzers = Analyzers::load(&g.model_store()).context("loading the models")?;
     analyzers.check_store(&store)?;
     Ok((store, Arc::new(analyzers)))
@@ -555,9 +587,7 @@ async fn transcript(
     out: Option<PathBuf>,
 ) -> Result<ExitCode> {
     let format: TranscriptFormat = format.parse()?;
-    let store = Store::open(&g.data)
-        .await
-        .with_context(|| format!("opening the archive {}", g.data.display()))?;
+    let store = open_archive(g).await?;
     let asset = resolve_asset(&store, asset).await?;
     let text = kairos_store::transcript::export(&store.catalog, &asset, format).await?;
     match out {
@@ -597,9 +627,7 @@ async fn moments(g: &Global, asset: &str, kinds: Option<&str>, json: bool) -> Re
                 .collect::<std::result::Result<Vec<_>, _>>()
         })
         .transpose()?;
-    let store = Store::open(&g.data)
-        .await
-        .with_context(|| format!("opening the archive {}", g.data.display()))?;
+    let store = open_archive(g).await?;
     let asset = resolve_asset(&store, asset).await?;
     let mut list =
         kairos_store::timeline::timeline(&store.catalog, &asset.id, kinds.as_deref()).await?;
@@ -648,9 +676,7 @@ async fn clip(
     use kairos_indexer::video::clip_export;
     let from_ms = clip_export::parse_timecode("--from", from)?;
     let to_ms = clip_export::parse_timecode("--to", to)?;
-    let store = Store::open(&g.data)
-        .await
-        .with_context(|| format!("opening the archive {}", g.data.display()))?;
+    let store = open_archive(g).await?;
     let asset = resolve_asset(&store, asset).await?;
     if asset.kind == AssetKind::Image {
         bail!(
@@ -707,9 +733,7 @@ async fn clip(
 
 /// `kairos doctor --check` / `--repair`.
 async fn consistency(g: &Global, repair: bool, json: bool) -> Result<ExitCode> {
-    let store = Store::open(&g.data)
-        .await
-        .with_context(|| format!("opening the archive {}", g.data.display()))?;
+    let store = open_archive(g).await?;
     let (report, repaired) = if repair {
         let (report, repaired) = store.repair().await.context("repairing")?;
         (report, Some(repaired))
@@ -810,7 +834,7 @@ async fn consistency(g: &Global, repair: bool, json: bool) -> Result<ExitCode> {
 }
 
 async fn doctor(g: &Global) -> Result<ExitCode> {
-    let store = Store::open(&g.data).await?;
+    let store = open_archive(g).await?;
     let stats = store.catalog.stats().await?;
     println!("archive   {}", g.data.display());
     println!(

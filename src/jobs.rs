@@ -153,9 +153,7 @@ pub async fn run(g: &Global, command: JobsCommand) -> Result<ExitCode> {
 
 /// The archive without the models (listing jobs needs none).
 async fn open_catalog(g: &Global) -> Result<kairos_store::Store> {
-    kairos_store::Store::open(&g.data)
-        .await
-        .with_context(|| format!("opening the archive {}", g.data.display()))
+    crate::cli::open_archive(g).await
 }
 
 fn print_job(job: &Job) {

@@ -419,6 +419,39 @@ impl Catalog {
         rows.iter().map(|r| asset_from_row(r, &self.path)).collect()
     }
 
+    /// Assets that belong in the indexes (ready, being indexed, or missing their file), by id
+    /// after `after`, at most `limit`: the pages of an index rebuild.
+    pub async fn indexed_assets_after(&self, after: &str, limit: i64) -> Result<Vec<Asset>> {
+        let sql = format!(
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE status IN ('ready', 'indexing', 'missing') \
+             AND id > $1 ORDER BY id LIMIT $2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())?;
+        rows.iter().map(|r| asset_from_row(r, &self.path)).collect()
+    }
+
+    /// How many assets belong in the indexes (see [`indexed_assets_after`](Self::indexed_assets_after)).
+    pub async fn count_indexed_assets(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM assets WHERE status IN ('ready', 'indexing', 'missing')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(n as u64)
+    }
+
+    /// The spoken and on-screen-text segments of the assets `asset_ids`.
+    pub async fn worded_segments(&self, asset_ids: &[String]) -> Result<Vec<Segment>> {
+        self.segments_where("s.kind IN ('speech', 'ocr') AND s.asset_id IN", asset_ids)
+            .await
+    }
+
     /// Ready assets with a perceptual hash, matching `filters`: (asset id, hash).
     pub async fn phashes(&self, filters: &Filters) -> Result<Vec<(String, u64)>> {
         let rows = sqlx::query(

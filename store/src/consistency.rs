@@ -237,6 +237,50 @@ impl Store {
         Ok(report)
     }
 
+    /// Rebuilds the text index from the catalog: every asset that belongs in the indexes, with
+    /// its moments that have words of their own. Done when the index's format changed (its
+    /// open marks it) and redone from the start if interrupted; `progress(done, total)` counts
+    /// assets. Returns how many assets it indexed.
+    pub async fn rebuild_text(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<u64> {
+        const PAGE: i64 = 2_000;
+        let total = self.catalog.count_indexed_assets().await?;
+        progress(0, total);
+        self.text.start_rebuild()?;
+        let (mut after, mut done) = (String::new(), 0u64);
+        loop {
+            let assets = self.catalog.indexed_assets_after(&after, PAGE).await?;
+            let Some(last) = assets.last() else { break };
+            after = last.id.clone();
+            let ids: Vec<String> = assets.iter().map(|a| a.id.clone()).collect();
+            let mut worded: HashMap<String, Vec<Segment>> = HashMap::new();
+            for s in self.catalog.worded_segments(&ids).await? {
+                worded.entry(s.asset_id.clone()).or_default().push(s);
+            }
+            let mut docs = Vec::with_capacity(assets.len());
+            for asset in &assets {
+                docs.push(TextDoc::for_asset(asset));
+                let mut own = worded.remove(&asset.id).unwrap_or_default();
+                own.sort_by(|a, b| a.start_ms.cmp(&b.start_ms).then_with(|| a.id.cmp(&b.id)));
+                docs.extend(
+                    own.iter()
+                        .filter(|s| TextDoc::segment_has_own(s))
+                        .map(|s| TextDoc::for_segment(asset, s)),
+                );
+            }
+            let text = self.text.clone();
+            tokio::task::spawn_blocking(move || text.add(&docs))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
+            done += assets.len() as u64;
+            progress(done, total);
+        }
+        let text = self.text.clone();
+        tokio::task::spawn_blocking(move || text.finish_rebuild())
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        Ok(done)
+    }
+
     /// Makes the stores agree again, from a fresh [`check`](Self::check): unfinished assets are
     /// taken out of the indexes and marked failed (the next ingest of their files does them
     /// again), orphans leave the indexes, a ready asset's text documents are rebuilt from the

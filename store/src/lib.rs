@@ -58,6 +58,23 @@ pub struct AssetWrite {
 impl Store {
     /// Opens (creating if needed) the archive in `data_dir` with the embedded backends.
     pub async fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_reporting(data_dir, &|_, _| {}).await
+    }
+
+    /// [`open`](Self::open), telling `progress(done, total)` how a rebuild of the text index
+    /// from the catalog goes when the index was of an earlier format.
+    pub async fn open_reporting(
+        data_dir: &Path,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Self> {
+        let store = Self::open_indexes(data_dir).await?;
+        if store.text.rebuild_pending() {
+            store.rebuild_text(progress).await?;
+        }
+        Ok(store)
+    }
+
+    async fn open_indexes(data_dir: &Path) -> Result<Self> {
         fs_err::create_dir_all(data_dir)?;
         let catalog = Catalog::open(&data_dir.join("catalog.db")).await?;
         let text = Arc::new(TextIndex::open(&data_dir.join("text"))?);
@@ -359,13 +376,15 @@ mod tests {
         let hits = store
             .text
             .search("marathon", &by_collection("tokyo"), 10)
-            .unwrap();
+            .unwrap()
+            .hits;
         assert_eq!(hits.len(), 1, "{hits:?}");
         assert!(
             store
                 .text
                 .search("stadium sprint", &by_collection("paris"), 10)
                 .unwrap()
+                .hits
                 .iter()
                 .all(|h| h.asset_id != sprint.id)
         );
@@ -397,6 +416,7 @@ mod tests {
                 .text
                 .search("marathon", &Filters::default(), 10)
                 .unwrap()
+                .hits
                 .is_empty()
         );
         assert_eq!(store.vectors.count(Space::Visual).unwrap(), 1);
@@ -476,7 +496,8 @@ mod tests {
         let hits = store
             .text
             .search("finish_line", &Filters::default(), 10)
-            .unwrap();
+            .unwrap()
+            .hits;
         assert_eq!(hits.len(), 1, "{hits:?}");
         assert_eq!(hits[0].asset_id, sprint.id);
         // Its caption is still searchable, and it has one asset document, not two.
@@ -485,8 +506,97 @@ mod tests {
                 .text
                 .search("stadium", &Filters::default(), 10)
                 .unwrap()
+                .hits
                 .len(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn a_text_index_of_an_earlier_format_is_rebuilt_from_the_catalog_as_the_archive_opens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let said_id;
+        {
+            let store = Store::open(tmp.path()).await.unwrap();
+            indexed(&store, "sprint", "paris", vec![1.0, 0.0, 0.0]).await;
+            let mut video = Asset::new(
+                "hash-v".into(),
+                "/archive/finale.mp4".into(),
+                AssetKind::Video,
+                1,
+            );
+            video.language = Some("fr".into());
+            video.title = Some("Finale du relais".into());
+            let shot = Segment::new(&video.id, SegmentKind::Shot, 0, 4_000);
+            let mut said = Segment::new(&video.id, SegmentKind::Speech, 4_000, 8_000);
+            said.text = Some("les nageuses battent le record".into());
+            said_id = said.id.clone();
+            let text_docs = vec![
+                TextDoc::for_asset(&video),
+                TextDoc::for_segment(&video, &said),
+            ];
+            store
+                .write(&[AssetWrite {
+                    asset: video.clone(),
+                    segments: vec![shot, said],
+                    text_docs,
+                    points: Vec::new(),
+                }])
+                .await
+                .unwrap();
+            store.commit(std::slice::from_ref(&video.id)).await.unwrap();
+            store.catalog.close().await;
+        }
+        // The text index as an earlier version left it: one field per text field and language.
+        let dir = tmp.path().join("text");
+        fs_err::remove_dir_all(&dir).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
+        {
+            let mut b = tantivy::schema::Schema::builder();
+            let caption = b.add_text_field("caption_en", tantivy::schema::TEXT);
+            let old = tantivy::Index::create_in_dir(&dir, b.build()).unwrap();
+            let mut writer: tantivy::IndexWriter = old.writer(15_000_000).unwrap();
+            writer
+                .add_document(tantivy::doc!(caption => "sprint at the stadium"))
+                .unwrap();
+            writer.commit().unwrap();
+        }
+
+        let seen = std::sync::Mutex::new(Vec::new());
+        let store = Store::open_reporting(tmp.path(), &|done, total| {
+            seen.lock().unwrap().push((done, total))
+        })
+        .await
+        .unwrap();
+        assert_eq!(*seen.lock().unwrap(), [(0, 2), (2, 2)]);
+        assert!(!store.text.rebuild_pending());
+        // The asset's metadata and the moment's words, each analysed in its language.
+        let words = |q: &str| -> Vec<Option<String>> {
+            store
+                .text
+                .search(q, &Filters::default(), 10)
+                .unwrap()
+                .hits
+                .into_iter()
+                .map(|h| h.segment_id)
+                .collect()
+        };
+        assert_eq!(words("stadium sprint"), [None]);
+        assert_eq!(words("nageuse record"), [Some(said_id)]);
+        assert_eq!(words("relais finale"), [None]);
+        let report = store.check().await.unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        store.catalog.close().await;
+        drop(store);
+
+        // Opened again: nothing to rebuild.
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let store = Store::open_reporting(tmp.path(), &|_, _| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .await
+        .unwrap();
+        assert_eq!(calls.into_inner(), 0);
+        assert_eq!(store.text.num_docs(), 3);
     }
 }

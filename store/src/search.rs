@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::Store;
 use crate::catalog::Filters;
 use crate::error::Result;
-use crate::records::{AssetKind, Facets, SegmentKind};
+use crate::records::{Asset, AssetKind, Facets, SegmentKind};
+use crate::text::Highlighter;
 use crate::vectors::Space;
 
 /// Reciprocal-rank fusion constant (Cormack et al.): damps the weight of the very first ranks.
@@ -160,7 +161,6 @@ pub struct SearchResponse {
 #[derive(Default)]
 struct MomentAcc {
     score: f32,
-    snippet: Option<String>,
     signals: BTreeSet<&'static str>,
 }
 
@@ -168,7 +168,6 @@ struct MomentAcc {
 struct AssetAcc {
     /// Fused score of signals about the asset as a whole (its metadata, its fingerprint).
     asset_score: f32,
-    asset_snippet: Option<String>,
     signals: BTreeMap<String, f32>,
     moments: HashMap<String, MomentAcc>,
 }
@@ -188,15 +187,15 @@ impl AssetAcc {
 struct Ranked {
     signal: &'static str,
     weight: f32,
-    /// (asset id, segment id when the hit is a moment, raw score, snippet)
-    items: Vec<(String, Option<String>, f32, Option<String>)>,
+    /// (asset id, segment id when the hit is a moment, raw score)
+    items: Vec<(String, Option<String>, f32)>,
 }
 
 /// Fuses ranked lists: each item earns `weight / (k + rank)` from every list it is in.
 fn fuse(lists: Vec<Ranked>) -> HashMap<String, AssetAcc> {
     let mut assets: HashMap<String, AssetAcc> = HashMap::new();
     for list in lists {
-        for (rank, (asset_id, segment_id, raw, snippet)) in list.items.into_iter().enumerate() {
+        for (rank, (asset_id, segment_id, raw)) in list.items.into_iter().enumerate() {
             let contribution = list.weight / (RRF_K + rank as f32 + 1.0);
             let acc = assets.entry(asset_id).or_default();
             acc.note_signal(list.signal, raw);
@@ -205,16 +204,8 @@ fn fuse(lists: Vec<Ranked>) -> HashMap<String, AssetAcc> {
                     let m = acc.moments.entry(seg).or_default();
                     m.score += contribution;
                     m.signals.insert(list.signal);
-                    if m.snippet.is_none() {
-                        m.snippet = snippet;
-                    }
                 }
-                None => {
-                    acc.asset_score += contribution;
-                    if acc.asset_snippet.is_none() {
-                        acc.asset_snippet = snippet;
-                    }
-                }
+                None => acc.asset_score += contribution,
             }
         }
     }
@@ -232,7 +223,7 @@ impl Store {
             let q = query.clone();
             // The lists are independent: the visual HNSW search on a second core while BM25 and
             // the semantic one run here (see below).
-            tokio::task::spawn_blocking(move || -> Result<Vec<Ranked>> {
+            tokio::task::spawn_blocking(move || -> Result<(Vec<Ranked>, Option<Highlighter>)> {
                 let wants_text = matches!(q.mode, Mode::Hybrid | Mode::Keyword);
                 let wants_visual = matches!(q.mode, Mode::Hybrid | Mode::Visual);
                 let visual = || -> Result<Option<Ranked>> {
@@ -245,22 +236,25 @@ impl Store {
                         weight: 1.0,
                         items: hits
                             .into_iter()
-                            .map(|h| (h.asset_id, Some(h.segment_id), h.score, None))
+                            .map(|h| (h.asset_id, Some(h.segment_id), h.score))
                             .collect(),
                     }))
                 };
-                let words = || -> Result<Vec<Ranked>> {
+                let words = || -> Result<(Vec<Ranked>, Option<Highlighter>)> {
                     let mut lists = Vec::new();
+                    let mut highlighter = None;
                     if let (true, Some(t)) = (wants_text, q.text.as_deref()) {
-                        let hits = text.search(t, &q.filters, candidates)?;
+                        let found = text.search(t, &q.filters, candidates)?;
                         lists.push(Ranked {
                             signal: "keyword",
                             weight: 1.0,
-                            items: hits
+                            items: found
+                                .hits
                                 .into_iter()
-                                .map(|h| (h.asset_id, h.segment_id, h.score, h.snippet))
+                                .map(|h| (h.asset_id, h.segment_id, h.score))
                                 .collect(),
                         });
+                        highlighter = Some(found.highlighter);
                     }
                     if let (true, Some(v)) = (wants_text, q.text_embedding.as_deref()) {
                         let hits = vectors.search(Space::Text, v, &q.filters, candidates)?;
@@ -270,11 +264,11 @@ impl Store {
                             items: hits
                                 .into_iter()
                                 .filter(|h| h.score >= MIN_SEMANTIC)
-                                .map(|h| (h.asset_id, Some(h.segment_id), h.score, None))
+                                .map(|h| (h.asset_id, Some(h.segment_id), h.score))
                                 .collect(),
                         });
                     }
-                    Ok(lists)
+                    Ok((lists, highlighter))
                 };
                 // A thread of its own rather than rayon's pool, whose threads an ingest in the
                 // same process keeps busy decoding; and only when both sides have work (an
@@ -292,14 +286,14 @@ impl Store {
                 } else {
                     (words(), visual())
                 };
-                let mut lists = lists?;
+                let (mut lists, highlighter) = lists?;
                 lists.extend(visual?);
-                Ok(lists)
+                Ok((lists, highlighter))
             })
             .await
             .map_err(|e| crate::Error::Task(e.to_string()))??
         };
-        let mut lists = lists;
+        let (mut lists, mut highlighter) = lists;
         if let Some(hash) = query.phash.filter(|_| query.mode != Mode::Keyword) {
             let mut dups: Vec<(String, u32)> = self
                 .catalog
@@ -317,7 +311,7 @@ impl Store {
                 weight: 3.0,
                 items: dups
                     .into_iter()
-                    .map(|(id, d)| (id, None, 1.0 - d as f32 / 64.0, None))
+                    .map(|(id, d)| (id, None, 1.0 - d as f32 / 64.0))
                     .collect(),
             });
         }
@@ -374,6 +368,12 @@ impl Store {
             assets.into_iter().map(|a| (a.id.clone(), a)).collect();
         let segments: HashMap<String, crate::records::Segment> =
             segments.into_iter().map(|s| (s.id.clone(), s)).collect();
+        // The words of the moments that have some, for their snippets.
+        let words: HashMap<String, String> = segments
+            .values()
+            .chain(&first)
+            .filter_map(|s| Some((s.id.clone(), s.text.clone()?)))
+            .collect();
         let mut first: HashMap<String, crate::records::Segment> =
             first.into_iter().map(|s| (s.asset_id.clone(), s)).collect();
         let mut hits = Vec::with_capacity(page.len());
@@ -393,7 +393,7 @@ impl Store {
                             start_ms: s.start_ms,
                             end_ms: s.end_ms,
                             kind: s.kind,
-                            snippet: m.snippet.clone(),
+                            snippet: None,
                             score: m.score,
                             why: why(s.kind, &m.signals),
                             thumbnail: None,
@@ -417,20 +417,14 @@ impl Store {
                     has_thumbnail: s.thumbnail.is_some(),
                 });
             }
-            // The metadata snippet belongs to the asset; an image's one moment is the asset.
-            if let Some(first) = moments.first_mut() {
-                if acc.asset_score > 0.0
-                    && (first.kind == SegmentKind::Image || acc.moments.is_empty())
-                    && !first.why.iter().any(|w| w == "metadata")
-                {
-                    first.why.push("metadata".into());
-                }
-                if let Some(snippet) = &acc.asset_snippet
-                    && first.snippet.is_none()
-                    && (first.kind == SegmentKind::Image || acc.moments.is_empty())
-                {
-                    first.snippet = Some(snippet.clone());
-                }
+            // A match of the asset as a whole is its first moment's; an image's one moment is
+            // the asset.
+            if let Some(first) = moments.first_mut()
+                && acc.asset_score > 0.0
+                && (first.kind == SegmentKind::Image || acc.moments.is_empty())
+                && !first.why.iter().any(|w| w == "metadata")
+            {
+                first.why.push("metadata".into());
             }
             hits.push(AssetHit {
                 asset_id,
@@ -446,6 +440,11 @@ impl Store {
             Group::Assets => {
                 for hit in &mut hits {
                     hit.moments.truncate(MOMENTS_PER_ASSET);
+                    if let (Some(h), Some(asset)) = (&mut highlighter, assets.get(&hit.asset_id)) {
+                        for m in &mut hit.moments {
+                            m.snippet = snippet(h, m, asset, &words)?;
+                        }
+                    }
                 }
                 Ok(SearchResponse {
                     group: Group::Assets,
@@ -477,16 +476,56 @@ impl Store {
                         .then(a.moment.start_ms.cmp(&b.moment.start_ms))
                 });
                 let total = all.len();
+                let mut moments: Vec<MomentHit> =
+                    all.into_iter().skip(query.offset).take(limit).collect();
+                if let Some(h) = &mut highlighter {
+                    for m in &mut moments {
+                        if let Some(asset) = assets.get(&m.asset_id) {
+                            m.moment.snippet = snippet(h, &m.moment, asset, &words)?;
+                        }
+                    }
+                }
                 Ok(SearchResponse {
                     group: Group::Moments,
                     hits: Vec::new(),
-                    moments: all.into_iter().skip(query.offset).take(limit).collect(),
+                    moments,
                     total,
                     facets,
                 })
             }
         }
     }
+}
+
+/// The query's words highlighted in what a shown moment holds: its own words (speech,
+/// on-screen text), else its asset's metadata when that is part of why it matched. Made only
+/// for the page: the text index stores no text, and most candidates are never shown.
+fn snippet(
+    h: &mut Highlighter,
+    m: &Moment,
+    asset: &Asset,
+    words: &HashMap<String, String>,
+) -> Result<Option<String>> {
+    let lang = asset.language.as_deref();
+    if matches!(m.kind, SegmentKind::Speech | SegmentKind::Ocr)
+        && let Some(text) = words.get(&m.segment_id)
+        && let Some(s) = h.snippet(lang, &[text.as_str()])?
+    {
+        return Ok(Some(s));
+    }
+    if !m.why.iter().any(|w| w == "metadata") {
+        return Ok(None);
+    }
+    let keywords = asset.keywords.join(", ");
+    let texts: Vec<&str> = [
+        asset.title.as_deref(),
+        Some(keywords.as_str()),
+        asset.caption.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    h.snippet(lang, &texts)
 }
 
 /// Why a moment of `kind` matched, from the signals that found it.
@@ -562,7 +601,7 @@ mod tests {
 
     #[test]
     fn fusion_rewards_agreement_between_signals() {
-        let a = |id: &str, seg: Option<&str>| (id.to_string(), seg.map(str::to_string), 1.0, None);
+        let a = |id: &str, seg: Option<&str>| (id.to_string(), seg.map(str::to_string), 1.0);
         let fused = fuse(vec![
             Ranked {
                 signal: "keyword",

@@ -1,5 +1,11 @@
 //! The text index (tantivy): one document per asset (its metadata) and per segment with text
 //! (transcript, on-screen text), analysed per language (English, French) with stemming.
+//!
+//! All the words of a document go into one indexed field, the one of its language, each
+//! field's words repeated by its weight (BM25F by repetition): a query is then one plain
+//! intersection of posting lists per language, not a union over every field for every word,
+//! which under load was most of a search's time. The index stores only the ids: snippets are
+//! made for the page's hits from the catalog's text.
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -9,7 +15,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{BooleanQuery, EmptyQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions, Value,
@@ -19,7 +25,7 @@ use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
     StopWordFilter, TextAnalyzer,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 use crate::catalog::Filters;
 use crate::error::{Error, Result};
@@ -28,14 +34,20 @@ use crate::records::{Asset, AssetKind, Segment, SegmentKind};
 /// Languages with their own analyzer; anything else is indexed as English.
 pub const LANGUAGES: [&str; 2] = ["en", "fr"];
 
-/// Text fields that exist once per language, with their BM25 boost.
-const TEXT_FIELDS: [(&str, f32); 5] = [
-    ("title", 2.0),
-    ("keywords", 1.5),
-    ("caption", 1.0),
-    ("text", 1.0),
-    ("credit", 0.5),
-];
+/// How many times a field's words are indexed: its weight in BM25 (the term frequency
+/// saturates, so a title word counts about 1.4 times a caption word, not twice).
+mod weight {
+    pub const TITLE: usize = 2;
+    pub const KEYWORD: usize = 2;
+    pub const CAPTION: usize = 1;
+    pub const TEXT: usize = 1;
+    pub const CREDIT: usize = 1;
+    pub const FILENAME: usize = 1;
+}
+
+/// A file in the index's directory while the index is being rebuilt from the catalog: an
+/// index that has it is incomplete, and the next open rebuilds it again.
+const REBUILD_MARKER: &str = "kairos-rebuild-pending";
 
 /// What the text index holds for one asset or one segment.
 #[derive(Debug, Clone, Default)]
@@ -109,8 +121,74 @@ pub struct TextHit {
     pub asset_id: String,
     pub segment_id: Option<String>,
     pub score: f32,
-    /// The best matching passage, matched words in `<b>…</b>` (HTML-escaped).
-    pub snippet: Option<String>,
+}
+
+/// The hits of a search, and what highlights the query's words in their text.
+#[derive(Debug)]
+pub struct TextResults {
+    pub hits: Vec<TextHit>,
+    pub highlighter: Highlighter,
+}
+
+/// Marks a query's words in text, analysed as the index analyses it: made once per search,
+/// used only for the hits that are shown.
+pub struct Highlighter {
+    searcher: Option<Searcher>,
+    query: Box<dyn Query>,
+    words: [(&'static str, Field); 2],
+    generators: HashMap<&'static str, SnippetGenerator>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Highlighter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Highlighter")
+            .field("query", &self.query)
+            .finish()
+    }
+}
+
+impl Highlighter {
+    /// The best passage of the first of `texts` that holds a word of the query, in a document
+    /// of `language`, matched words in `<b>…</b>` (HTML-escaped); `None` when none does.
+    pub fn snippet(&mut self, language: Option<&str>, texts: &[&str]) -> Result<Option<String>> {
+        let Some(searcher) = &self.searcher else {
+            return Ok(None);
+        };
+        let lang = index_language(language);
+        let field = self
+            .words
+            .iter()
+            .find(|(l, _)| *l == lang)
+            .map(|(_, f)| *f)
+            .expect("every index language has its field");
+        let generator = match self.generators.entry(lang) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let mut g =
+                    SnippetGenerator::create(searcher, &*self.query, field).map_err(|cause| {
+                        Error::TextIndex {
+                            path: self.path.clone(),
+                            cause,
+                        }
+                    })?;
+                g.set_max_num_chars(200);
+                e.insert(g)
+            }
+        };
+        Ok(texts.iter().find_map(|text| {
+            let s = generator.snippet(text);
+            (!s.highlighted().is_empty()).then(|| s.to_html())
+        }))
+    }
+}
+
+/// The language whose analyzer and field a document of `language` uses.
+fn index_language(language: Option<&str>) -> &'static str {
+    LANGUAGES
+        .into_iter()
+        .find(|l| Some(*l) == language)
+        .unwrap_or("en")
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -122,7 +200,6 @@ struct Fields {
     collection: Field,
     language: Field,
     captured_at: Field,
-    filename: Field,
 }
 
 /// The tantivy index of the archive.
@@ -132,8 +209,8 @@ pub struct TextIndex {
     /// Created on the first write, so that read-only processes never take tantivy's writer lock.
     writer: Mutex<Option<IndexWriter>>,
     fields: Fields,
-    /// `(name, language, field, boost)` for every per-language text field.
-    text_fields: Vec<(&'static str, &'static str, Field, f32)>,
+    /// The one indexed field of each language.
+    words: [(&'static str, Field); 2],
     path: PathBuf,
 }
 
@@ -149,27 +226,28 @@ fn analyzer_name(lang: &str) -> String {
     format!("kairos_{lang}")
 }
 
+fn words_field(lang: &str) -> String {
+    format!("words_{lang}")
+}
+
 fn schema() -> Schema {
     let mut b = Schema::builder();
     b.add_text_field("asset_id", STRING | STORED);
     b.add_text_field("segment_id", STRING | STORED);
     b.add_text_field("kind", STRING | FAST);
-    b.add_text_field("segment_kind", STRING | STORED);
+    b.add_text_field("segment_kind", STRING);
     b.add_text_field("collection", STRING | FAST);
     b.add_text_field("language", STRING | FAST);
     b.add_date_field("captured_at", INDEXED | FAST);
-    let text = |lang: &str| {
-        TextOptions::default().set_stored().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(&analyzer_name(lang))
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        )
-    };
-    b.add_text_field("filename", text("en"));
     for lang in LANGUAGES {
-        for (name, _) in TEXT_FIELDS {
-            b.add_text_field(&format!("{name}_{lang}"), text(lang));
-        }
+        b.add_text_field(
+            &words_field(lang),
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(&analyzer_name(lang))
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            ),
+        );
     }
     b.build()
 }
@@ -199,28 +277,51 @@ fn analyzer(lang: &str) -> TextAnalyzer {
     }
 }
 
+/// Empties `dir` but for the rebuild marker.
+fn clear_except_marker(dir: &Path) -> Result<()> {
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name() == REBUILD_MARKER {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            fs_err::remove_dir_all(entry.path())?;
+        } else {
+            fs_err::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 impl TextIndex {
-    /// Opens (creating if needed) the index in `dir`.
+    /// Opens (creating if needed) the index in `dir`. An index of an earlier format is emptied
+    /// and marked for a rebuild ([`rebuild_pending`](Self::rebuild_pending)), which the
+    /// [`Store`](crate::Store) does from the catalog as it opens.
     pub fn open(dir: &Path) -> Result<Self> {
         fs_err::create_dir_all(dir)?;
         let err = |source| Error::TextIndex {
             path: dir.to_path_buf(),
             cause: source,
         };
-        let directory = MmapDirectory::open(dir).map_err(|e| Error::TextIndex {
-            path: dir.to_path_buf(),
-            cause: tantivy::TantivyError::from(e),
-        })?;
-        let index = Index::open_or_create(directory, schema()).map_err(|e| match e {
-            tantivy::TantivyError::SchemaError(m) => Error::TextIndex {
+        let open = || {
+            let directory = MmapDirectory::open(dir).map_err(|e| Error::TextIndex {
                 path: dir.to_path_buf(),
-                cause: tantivy::TantivyError::SchemaError(format!(
-                    "{m}: it was built by an earlier version of Kairos; remove {} and re-ingest",
-                    dir.display()
-                )),
-            },
-            other => err(other),
-        })?;
+                cause: tantivy::TantivyError::from(e),
+            })?;
+            Index::open_or_create(directory, schema()).map_err(err)
+        };
+        let index = match open() {
+            Err(Error::TextIndex {
+                cause: tantivy::TantivyError::SchemaError(_),
+                ..
+            }) => {
+                // Marked first, so that a crash while emptying it still ends in a rebuild.
+                fs_err::write(dir.join(REBUILD_MARKER), b"")?;
+                clear_except_marker(dir)?;
+                open()?
+            }
+            other => other?,
+        };
         for lang in LANGUAGES {
             index
                 .tokenizers()
@@ -241,22 +342,39 @@ impl TextIndex {
             collection: field("collection"),
             language: field("language"),
             captured_at: field("captured_at"),
-            filename: field("filename"),
         };
-        let mut text_fields = Vec::new();
-        for lang in LANGUAGES {
-            for (name, boost) in TEXT_FIELDS {
-                text_fields.push((name, lang, field(&format!("{name}_{lang}")), boost));
-            }
-        }
+        let words = LANGUAGES.map(|lang| (lang, field(&words_field(lang))));
         Ok(Self {
             index,
             reader,
             writer: Mutex::new(None),
             fields,
-            text_fields,
+            words,
             path: dir.to_path_buf(),
         })
+    }
+
+    /// Whether the index must be rebuilt from the catalog: it was of an earlier format, or a
+    /// rebuild was interrupted.
+    pub fn rebuild_pending(&self) -> bool {
+        self.path.join(REBUILD_MARKER).exists()
+    }
+
+    /// Starts a rebuild: every document goes (visible after commit) and the index stays marked
+    /// until [`finish_rebuild`](Self::finish_rebuild).
+    pub fn start_rebuild(&self) -> Result<()> {
+        fs_err::write(self.path.join(REBUILD_MARKER), b"")?;
+        self.with_writer(|writer| {
+            writer.delete_all_documents().map_err(self.err())?;
+            Ok(())
+        })
+    }
+
+    /// Commits a rebuild and takes its mark away.
+    pub fn finish_rebuild(&self) -> Result<()> {
+        self.commit()?;
+        fs_err::remove_file(self.path.join(REBUILD_MARKER))?;
+        Ok(())
     }
 
     fn err(&self) -> impl Fn(tantivy::TantivyError) -> Error + '_ {
@@ -310,29 +428,24 @@ impl TextIndex {
                     tantivy::DateTime::from_timestamp_secs(t.timestamp()),
                 );
             }
-            if let Some(name) = &d.filename {
-                doc.add_text(f.filename, name);
-            }
-            let lang = match d.language.as_deref() {
-                Some(l) if LANGUAGES.contains(&l) => l,
-                _ => "en",
-            };
-            let keywords = (!d.keywords.is_empty()).then(|| d.keywords.join(", "));
-            for (name, field_lang, field, _) in &self.text_fields {
-                if *field_lang != lang {
-                    continue;
-                }
-                let value = match *name {
-                    "title" => d.title.as_deref(),
-                    "caption" => d.caption.as_deref(),
-                    "keywords" => keywords.as_deref(),
-                    "credit" => d.credit.as_deref(),
-                    _ => d.text.as_deref(),
-                };
+            let lang = index_language(d.language.as_deref());
+            let (_, field) = self.words[LANGUAGES.iter().position(|l| *l == lang).unwrap_or(0)];
+            // Each value apart: phrases do not run from one value into the next.
+            let mut add = |value: Option<&str>, times: usize| {
                 if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
-                    doc.add_text(*field, v);
+                    for _ in 0..times {
+                        doc.add_text(field, v);
+                    }
                 }
+            };
+            add(d.title.as_deref(), weight::TITLE);
+            for k in &d.keywords {
+                add(Some(k), weight::KEYWORD);
             }
+            add(d.caption.as_deref(), weight::CAPTION);
+            add(d.text.as_deref(), weight::TEXT);
+            add(d.credit.as_deref(), weight::CREDIT);
+            add(d.filename.as_deref(), weight::FILENAME);
             writer.add_document(doc).map_err(self.err())?;
         }
         Ok(())
@@ -392,17 +505,28 @@ impl TextIndex {
         filters: &Filters,
         every_word: bool,
     ) -> (Box<dyn Query>, BooleanQuery) {
-        let mut fields: Vec<Field> = self.text_fields.iter().map(|t| t.2).collect();
-        fields.push(self.fields.filename);
-        let mut parser = QueryParser::for_index(&self.index, fields);
-        if every_word {
-            parser.set_conjunction_by_default();
-        }
-        for (_, _, field, boost) in &self.text_fields {
-            parser.set_field_boost(*field, *boost);
-        }
-        parser.set_field_boost(self.fields.filename, 0.7);
-        let (user_query, _errors) = parser.parse_query_lenient(query);
+        // A document has words in one language only: the query in each language's analysis,
+        // either matching. A language in which every word is a stop word has no query (the
+        // parser would make it match everything).
+        let per_language: Vec<(Occur, Box<dyn Query>)> = self
+            .words
+            .iter()
+            .filter_map(|(_, field)| {
+                let mut parser = QueryParser::for_index(&self.index, vec![*field]);
+                if every_word {
+                    parser.set_conjunction_by_default();
+                }
+                let (q, _errors) = parser.parse_query_lenient(query);
+                let mut has_terms = false;
+                q.query_terms(&mut |_, _| has_terms = true);
+                has_terms.then_some((Occur::Should, q))
+            })
+            .collect();
+        let user_query: Box<dyn Query> = if per_language.is_empty() {
+            Box::new(EmptyQuery)
+        } else {
+            Box::new(BooleanQuery::new(per_language))
+        };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, user_query.box_clone())];
         if let Some(kind) = filters.kind {
             clauses.push((
@@ -450,13 +574,22 @@ impl TextIndex {
         (user_query, BooleanQuery::new(clauses))
     }
 
-    /// BM25 over every text field of every language. Quotes make phrases; operators of the
-    /// tantivy query language work, and malformed syntax degrades to plain words.
-    pub fn search(&self, query: &str, filters: &Filters, limit: usize) -> Result<Vec<TextHit>> {
-        if query.trim().is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
+    /// BM25 over the words of every language. Quotes make phrases; operators of the tantivy
+    /// query language work, and malformed syntax degrades to plain words.
+    pub fn search(&self, query: &str, filters: &Filters, limit: usize) -> Result<TextResults> {
         let searcher = self.reader.searcher();
+        if query.trim().is_empty() || limit == 0 {
+            return Ok(TextResults {
+                hits: Vec::new(),
+                highlighter: Highlighter {
+                    searcher: None,
+                    query: Box::new(EmptyQuery),
+                    words: self.words,
+                    generators: HashMap::new(),
+                    path: self.path.clone(),
+                },
+            });
+        }
         // Every word first (Meilisearch's default): at archive scale common words each match a
         // large share of the documents, and their intersection is far cheaper to rank than
         // their union. When fewer than `limit` documents hold every word, the documents with
@@ -479,16 +612,6 @@ impl TextIndex {
                     .take(room),
             );
         }
-        // Snippets come from the user's words only, never from the filter terms.
-        let mut generators = Vec::new();
-        for (name, _, field, _) in &self.text_fields {
-            if matches!(*name, "caption" | "text" | "title" | "keywords") {
-                let mut g = SnippetGenerator::create(&searcher, &*user_query, *field)
-                    .map_err(self.err())?;
-                g.set_max_num_chars(200);
-                generators.push((*field, g));
-            }
-        }
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address).map_err(self.err())?;
@@ -499,19 +622,23 @@ impl TextIndex {
                     .to_string()
             };
             let segment_id = text(self.fields.segment_id);
-            let snippet = generators.iter().find_map(|(field, g)| {
-                let value = doc.get_first(*field).and_then(|v| v.as_str())?;
-                let s = g.snippet(value);
-                (!s.highlighted().is_empty()).then(|| s.to_html())
-            });
             hits.push(TextHit {
                 asset_id: text(self.fields.asset_id),
                 segment_id: (!segment_id.is_empty()).then_some(segment_id),
                 score,
-                snippet,
             });
         }
-        Ok(hits)
+        Ok(TextResults {
+            hits,
+            // Snippets come from the user's words only, never from the filter terms.
+            highlighter: Highlighter {
+                searcher: Some(searcher),
+                query: user_query,
+                words: self.words,
+                generators: HashMap::new(),
+                path: self.path.clone(),
+            },
+        })
     }
 }
 
@@ -540,20 +667,57 @@ mod tests {
             ])
             .unwrap();
         index.commit().unwrap();
-        let hits = index
+        let mut results = index
             .search("boxer fights", &Filters::default(), 10)
             .unwrap();
+        let hits = &results.hits;
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].asset_id, "a1");
-        assert!(
-            hits[0]
-                .snippet
-                .as_deref()
-                .unwrap()
-                .contains("<b>Boxers</b>"),
-            "{:?}",
-            hits[0].snippet
+        let snippet = results
+            .highlighter
+            .snippet(
+                Some("en"),
+                &["A quiet lake", "Boxers fighting in the final round"],
+            )
+            .unwrap();
+        assert_eq!(
+            snippet.as_deref(),
+            Some("<b>Boxers</b> <b>fighting</b> in the final round")
         );
+        // French analysis of the same words (no English stemming): "fights" is not "fighting".
+        let fr = results
+            .highlighter
+            .snippet(Some("fr"), &["Boxers fighting"])
+            .unwrap();
+        assert_eq!(fr.as_deref(), None);
+    }
+
+    #[test]
+    fn title_words_weigh_more_than_credit_words_and_phrases_stay_in_one_value() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = TextIndex::open(tmp.path()).unwrap();
+        let mut titled = doc("titled", "a photo", "en");
+        titled.title = Some("Relay final".into());
+        let mut credited = doc("credited", "a photo", "en");
+        credited.credit = Some("Relay Agency".into());
+        let mut split = doc("split", "relay legs at night", "en");
+        split.title = Some("Final".into());
+        index.add(&[credited, titled, split]).unwrap();
+        index.commit().unwrap();
+        let ids = |q: &str| -> Vec<String> {
+            index
+                .search(q, &Filters::default(), 10)
+                .unwrap()
+                .hits
+                .into_iter()
+                .map(|h| h.asset_id)
+                .collect()
+        };
+        assert_eq!(ids("relay")[0], "titled", "{:?}", ids("relay"));
+        // "final" ends the title and "relay" starts the caption: not one phrase.
+        assert_eq!(ids("\"relay final\""), ["titled"]);
+        assert_eq!(ids("\"final relay\""), Vec::<String>::new());
+        assert_eq!(ids("final relay")[0], "titled");
     }
 
     #[test]
@@ -576,6 +740,7 @@ mod tests {
             let mut ids: Vec<String> = index
                 .search(q, &Filters::default(), 10)
                 .unwrap()
+                .hits
                 .into_iter()
                 .map(|h| h.asset_id)
                 .collect();
@@ -606,6 +771,7 @@ mod tests {
             index
                 .search("equipe", &Filters::default(), 10)
                 .unwrap()
+                .hits
                 .len(),
             1
         );
@@ -613,6 +779,7 @@ mod tests {
             index
                 .search("célébrer victoires", &Filters::default(), 10)
                 .unwrap()
+                .hits
                 .len(),
             1
         );
@@ -641,6 +808,7 @@ mod tests {
             index
                 .search("red circle", &Filters::default(), limit)
                 .unwrap()
+                .hits
                 .into_iter()
                 .map(|h| h.asset_id)
                 .collect()
@@ -668,7 +836,8 @@ mod tests {
         index.commit().unwrap();
         let hits = index
             .search("\"red car\"", &Filters::default(), 10)
-            .unwrap();
+            .unwrap()
+            .hits;
         assert_eq!(
             hits.iter().map(|h| h.asset_id.as_str()).collect::<Vec<_>>(),
             ["a"]
@@ -692,7 +861,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            index.search("stadium", &by_date, 10).unwrap()[0].asset_id,
+            index.search("stadium", &by_date, 10).unwrap().hits[0].asset_id,
             "new"
         );
         let by_collection = Filters {
@@ -700,14 +869,20 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            index.search("stadium", &by_collection, 10).unwrap()[0].asset_id,
+            index.search("stadium", &by_collection, 10).unwrap().hits[0].asset_id,
             "old"
         );
         let by_kind = Filters {
             kind: Some(AssetKind::Video),
             ..Default::default()
         };
-        assert!(index.search("stadium", &by_kind, 10).unwrap().is_empty());
+        assert!(
+            index
+                .search("stadium", &by_kind, 10)
+                .unwrap()
+                .hits
+                .is_empty()
+        );
     }
 
     #[test]
@@ -723,10 +898,44 @@ mod tests {
             index.commit().unwrap();
         }
         let index = TextIndex::open(tmp.path()).unwrap();
-        let hits = index.search("gold", &Filters::default(), 10).unwrap();
+        let hits = index.search("gold", &Filters::default(), 10).unwrap().hits;
         assert_eq!(
             hits.iter().map(|h| h.asset_id.as_str()).collect::<Vec<_>>(),
             ["b"]
         );
+    }
+
+    #[test]
+    fn an_index_of_an_earlier_format_is_emptied_and_marked_until_rebuilt() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            // The format before one field per language: a field per text field and language.
+            let mut b = Schema::builder();
+            b.add_text_field("asset_id", STRING | STORED);
+            let caption = b.add_text_field("caption_en", tantivy::schema::TEXT);
+            let old = Index::create_in_dir(tmp.path(), b.build()).unwrap();
+            let mut writer: IndexWriter = old.writer(15_000_000).unwrap();
+            writer
+                .add_document(tantivy::doc!(caption => "gold medal"))
+                .unwrap();
+            writer.commit().unwrap();
+        }
+        let index = TextIndex::open(tmp.path()).unwrap();
+        assert!(index.rebuild_pending());
+        assert_eq!(index.num_docs(), 0);
+        index.start_rebuild().unwrap();
+        index.add(&[doc("a", "gold medal", "en")]).unwrap();
+        // Killed before the rebuild ends: still marked when opened again.
+        drop(index);
+        let index = TextIndex::open(tmp.path()).unwrap();
+        assert!(index.rebuild_pending());
+        index.start_rebuild().unwrap();
+        index.add(&[doc("a", "gold medal", "en")]).unwrap();
+        index.finish_rebuild().unwrap();
+        drop(index);
+        let index = TextIndex::open(tmp.path()).unwrap();
+        assert!(!index.rebuild_pending());
+        let hits = index.search("gold", &Filters::default(), 10).unwrap().hits;
+        assert_eq!(hits.len(), 1);
     }
 }
