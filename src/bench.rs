@@ -103,6 +103,9 @@ pub enum BenchCommand {
         /// hybrid, keyword or visual.
         #[arg(long, default_value = "hybrid")]
         mode: String,
+        /// `kairos serve --threads` of the server under load.
+        #[arg(long, default_value_t = 1)]
+        server_threads: usize,
         /// Where the synthetic archive is built and kept between runs.
         #[arg(long, default_value = "target/bench-load")]
         archive: PathBuf,
@@ -168,6 +171,7 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
             seconds,
             warmup,
             mode,
+            server_threads,
             archive,
             out,
         } => {
@@ -179,6 +183,7 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
                 warmup_seconds: warmup,
                 archive,
                 mode,
+                server_threads,
             };
             (crate::bench_load::load(g, &options).await?, out)
         }

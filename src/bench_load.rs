@@ -36,6 +36,7 @@ pub struct LoadOptions {
     pub warmup_seconds: f64,
     pub archive: PathBuf,
     pub mode: String,
+    pub server_threads: usize,
 }
 
 pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
@@ -54,7 +55,7 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         .local_addr()?
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let server = Server::start(&o.archive, &models, &addr)?;
+    let server = Server::start(&o.archive, &models, &addr, o.server_threads)?;
     let deadline = Instant::now() + Duration::from_secs(300);
     while get(&addr, "/api/v1/health")
         .map(|s| s != 200)
@@ -104,6 +105,7 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         "archive": build,
         "encoders": encoders,
         "clients": o.clients,
+        "server_threads": o.server_threads,
         "mode": o.mode,
         "query": "3 words drawn from the caption vocabulary, each query new (no repeats), limit 20, group assets",
         "warmup_seconds": o.warmup_seconds,
@@ -293,13 +295,13 @@ struct Server {
 }
 
 impl Server {
-    fn start(archive: &Path, models: &Path, addr: &str) -> Result<Self> {
+    fn start(archive: &Path, models: &Path, addr: &str, threads: usize) -> Result<Self> {
         let child = Command::new(std::env::current_exe()?)
             .arg("--data")
             .arg(archive)
             .arg("--models")
             .arg(models)
-            .args(["serve", "--addr", addr])
+            .args(["serve", "--addr", addr, "--threads", &threads.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -24,11 +24,14 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Threads the command asked for (`kairos ingest --jobs N`).
-    pub fn threads(&self) -> Option<usize> {
+    /// Threads a model pass may use: those the command asked for (`kairos ingest --jobs N`,
+    /// `kairos serve --threads N`), and its default when neither it nor `RAYON_NUM_THREADS`
+    /// says (`None`: every core).
+    pub fn threads(&self) -> (Option<usize>, Option<usize>) {
         match &self.command {
-            Command::Ingest(args) => args.jobs.map(usize::from),
-            _ => None,
+            Command::Ingest(args) => (args.jobs.map(usize::from), None),
+            Command::Serve { threads, .. } => (threads.map(|n| usize::from(n.get())), Some(1)),
+            _ => (None, None),
         }
     }
 }
@@ -87,6 +90,11 @@ pub enum Command {
             value_delimiter = ','
         )]
         ingest_roots: Vec<PathBuf>,
+        /// Threads one model pass may use (a search's query encoders, an upload's ingest). One
+        /// by default: under load the searches side by side use the cores better than one
+        /// search's pass split over them (docs/benchmarks.md, "Search under load").
+        #[arg(long, env = "KAIROS_SERVE_THREADS")]
+        threads: Option<std::num::NonZeroU16>,
     },
     /// Manage API keys (writes over HTTP need one).
     Keys {
@@ -262,6 +270,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             cors_origins,
             max_upload_mb,
             ingest_roots,
+            threads: _,
         } => {
             let (store, analyzers) = open(g).await?;
             for notice in analyzers.notice_texts() {

@@ -52,15 +52,18 @@ fn main() -> ExitCode {
 
 /// candle sizes its thread pool from `RAYON_NUM_THREADS`, else from a physical-core count that
 /// came out below the cores this machine gives us: the CLIP encoder ran at 2.4 images/s by default
-/// and 3.2 with the variable set to 2 (docs/benchmarks.md). `threads` (`kairos ingest --jobs N`)
-/// wins, then an operator's own setting, then every core.
-fn use_cores(threads: Option<usize>) {
-    let threads = match threads {
+/// and 3.2 with the variable set to 2 (docs/benchmarks.md). `asked` (`kairos ingest --jobs N`,
+/// `kairos serve --threads N`) wins, then an operator's own setting, then the command's
+/// `default`, then every core.
+fn use_cores((asked, default): (Option<usize>, Option<usize>)) {
+    let threads = match asked {
         Some(n) => n,
         None if std::env::var_os("RAYON_NUM_THREADS").is_some() => return,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        None => default.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }),
     };
     // SAFETY: called first thing in main, before any other thread exists.
     #[allow(unsafe_code)]

@@ -122,7 +122,10 @@ impl Catalog {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(30));
+            .busy_timeout(std::time::Duration::from_secs(30))
+            // Reads from the mapped file instead of a `pread` into each connection's cache: a
+            // search reads ~200 assets by key, and under load the copies were a tenth of the CPU.
+            .pragma("mmap_size", (1u64 << 30).to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
