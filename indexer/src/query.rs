@@ -64,18 +64,6 @@ pub async fn search(
         Some(id) => Some(similar_source(store, id).await?),
         None => None,
     };
-    // Transformer passes take tens of milliseconds: off the async runtime, so a server worker
-    // keeps answering other requests meanwhile.
-    let embedded = {
-        let analyzers = analyzers.clone();
-        let text = text.clone();
-        let image = input.image;
-        tokio::task::spawn_blocking(move || {
-            embed_query(&analyzers, text.as_deref(), image.as_deref())
-        })
-        .await
-        .map_err(|e| Error::Task(e.to_string()))??
-    };
     let mut query = SearchQuery {
         text: text.clone(),
         filters: input.filters,
@@ -83,11 +71,28 @@ pub async fn search(
         group: input.group,
         limit: if input.limit == 0 { 20 } else { input.limit },
         offset: input.offset,
-        text_embedding: embedded.text,
-        visual_embedding: embedded.visual,
-        phash: embedded.phash,
+        text_embedding: None,
+        visual_embedding: None,
+        phash: None,
         exclude_asset: None,
     };
+    // Transformer passes take milliseconds to tens of them: off the async runtime, so a server
+    // worker keeps answering other requests meanwhile; the keyword candidates, which need no
+    // vector, are found at the same time.
+    let embedding = {
+        let analyzers = analyzers.clone();
+        let text = text.clone();
+        let image = input.image;
+        tokio::task::spawn_blocking(move || {
+            embed_query(&analyzers, text.as_deref(), image.as_deref())
+        })
+    };
+    let (embedded, keywords) = tokio::join!(embedding, store.keyword_candidates(&query));
+    let embedded = embedded.map_err(|e| Error::Task(e.to_string()))??;
+    let keywords = keywords?;
+    query.text_embedding = embedded.text;
+    query.visual_embedding = embedded.visual;
+    query.phash = embedded.phash;
     if let Some(source) = similar {
         // The source's picture decides what "looks like" means, as an example image would.
         if let Some(v) = source.visual {
@@ -106,7 +111,7 @@ pub async fn search(
     if analyzers.sentence.is_none() && text.is_some() && input.mode != Mode::Visual {
         notices.extend(analyzers.missing(ModelKind::Sentence));
     }
-    let response = store.search(&query).await?;
+    let response = store.search_with(&query, Some(keywords)).await?;
     Ok(SearchOutcome { response, notices })
 }
 

@@ -9,7 +9,7 @@ use crate::Store;
 use crate::catalog::Filters;
 use crate::error::Result;
 use crate::records::{Asset, AssetKind, Facets, SegmentKind};
-use crate::text::Highlighter;
+use crate::text::{Highlighter, TextResults};
 use crate::vectors::Space;
 
 /// Reciprocal-rank fusion constant (Cormack et al.): damps the weight of the very first ranks.
@@ -212,19 +212,60 @@ fn fuse(lists: Vec<Ranked>) -> HashMap<String, AssetAcc> {
     assets
 }
 
+/// A search's keyword candidates, found ahead of the rest of it (while its words are embedded).
+#[derive(Debug)]
+pub struct KeywordCandidates(Option<TextResults>);
+
+impl SearchQuery {
+    /// Candidates each signal brings to the fusion.
+    fn candidates(&self) -> usize {
+        (self.offset + self.limit.clamp(1, 200)).max(50) * 2
+    }
+
+    fn wants_text(&self) -> bool {
+        matches!(self.mode, Mode::Hybrid | Mode::Keyword)
+    }
+}
+
 impl Store {
+    /// The BM25 candidates of `query` (none when its mode or words want none), for
+    /// [`search_with`](Self::search_with): they need no embedding, so they can be found while
+    /// the query's words are embedded (under load a search otherwise waits for the shared
+    /// encoder pass with one core idle).
+    pub async fn keyword_candidates(&self, query: &SearchQuery) -> Result<KeywordCandidates> {
+        let (true, Some(words)) = (query.wants_text(), query.text.clone()) else {
+            return Ok(KeywordCandidates(None));
+        };
+        let (text, filters, candidates) =
+            (self.text.clone(), query.filters.clone(), query.candidates());
+        tokio::task::spawn_blocking(move || text.search(&words, &filters, candidates))
+            .await
+            .map_err(|e| crate::Error::Task(e.to_string()))?
+            .map(|found| KeywordCandidates(Some(found)))
+    }
+
     /// Runs a search: candidates → fusion → assets with their moments.
     pub async fn search(&self, query: &SearchQuery) -> Result<SearchResponse> {
+        self.search_with(query, None).await
+    }
+
+    /// [`search`](Self::search), with the keyword candidates of this same query found ahead.
+    pub async fn search_with(
+        &self,
+        query: &SearchQuery,
+        keywords: Option<KeywordCandidates>,
+    ) -> Result<SearchResponse> {
         let limit = query.limit.clamp(1, 200);
-        let candidates = (query.offset + limit).max(50) * 2;
+        let candidates = query.candidates();
         let lists = {
             let text = self.text.clone();
             let vectors = self.vectors.clone();
             let q = query.clone();
+            let ahead = std::cell::Cell::new(keywords);
             // The lists are independent: the visual HNSW search on a second core while BM25 and
             // the semantic one run here (see below).
             tokio::task::spawn_blocking(move || -> Result<(Vec<Ranked>, Option<Highlighter>)> {
-                let wants_text = matches!(q.mode, Mode::Hybrid | Mode::Keyword);
+                let wants_text = q.wants_text();
                 let wants_visual = matches!(q.mode, Mode::Hybrid | Mode::Visual);
                 let visual = || -> Result<Option<Ranked>> {
                     let (true, Some(v)) = (wants_visual, q.visual_embedding.as_deref()) else {
@@ -243,8 +284,12 @@ impl Store {
                 let words = || -> Result<(Vec<Ranked>, Option<Highlighter>)> {
                     let mut lists = Vec::new();
                     let mut highlighter = None;
-                    if let (true, Some(t)) = (wants_text, q.text.as_deref()) {
-                        let found = text.search(t, &q.filters, candidates)?;
+                    let found = match (ahead.take(), wants_text, q.text.as_deref()) {
+                        (Some(KeywordCandidates(found)), _, _) => found,
+                        (None, true, Some(t)) => Some(text.search(t, &q.filters, candidates)?),
+                        (None, _, _) => None,
+                    };
+                    if let Some(found) = found {
                         lists.push(Ranked {
                             signal: "keyword",
                             weight: 1.0,
