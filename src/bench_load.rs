@@ -93,6 +93,12 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         rss_kib(server.child.id())?,
         status_kib(server.child.id(), "VmHWM:")?,
     );
+    // VmRSS counts a mapped file's resident pages once per mapping (the catalog is mapped by
+    // each SQLite connection), so the private memory is given apart.
+    let (anon, file) = (
+        status_kib(server.child.id(), "RssAnon:")?,
+        status_kib(server.child.id(), "RssFile:")?,
+    );
     drop(server);
     if latencies.is_empty() {
         bail!("no query was answered: {}", first_error.unwrap_or_default());
@@ -121,6 +127,8 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
             "idle": idle_rss as f64 / 1024.0,
             "after_load": rss as f64 / 1024.0,
             "peak": peak_rss as f64 / 1024.0,
+            "after_load_private": anon as f64 / 1024.0,
+            "after_load_mapped_files": file as f64 / 1024.0,
         },
     }))
 }
