@@ -282,13 +282,7 @@ fn synthetic_asset(i: usize, per_video: usize, text_dims: usize) -> AssetWrite {
             point(text_segment, random_unit(text_dims, i as u64 * 2 + 2)),
         ),
     ];
-    let mut text_docs = vec![TextDoc::for_asset(&asset)];
-    text_docs.extend(
-        segments
-            .iter()
-            .filter(|s| TextDoc::segment_has_own(s))
-            .map(|s| TextDoc::for_segment(&asset, s)),
-    );
+    let text_docs = TextDoc::all_for(&asset, &segments);
     AssetWrite {
         asset,
         segments,

@@ -48,7 +48,7 @@ pub enum JobsCommand {
 pub async fn run(g: &Global, command: JobsCommand) -> Result<ExitCode> {
     match command {
         JobsCommand::List { limit, json } => {
-            let store = open_catalog(g).await?;
+            let store = crate::cli::open_archive(g).await?;
             let jobs = store.catalog.jobs(limit.max(1)).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&jobs)?);
@@ -75,7 +75,7 @@ pub async fn run(g: &Global, command: JobsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         JobsCommand::Show { job, files, json } => {
-            let store = open_catalog(g).await?;
+            let store = crate::cli::open_archive(g).await?;
             let id = resolve_job(&store, &job, false).await?;
             let job = store.catalog.job(&id).await?;
             let status = match files.as_str() {
@@ -132,7 +132,7 @@ pub async fn run(g: &Global, command: JobsCommand) -> Result<ExitCode> {
             run_paths(store, analyzers, options, &failed, json).await
         }
         JobsCommand::Cancel { job } => {
-            let store = open_catalog(g).await?;
+            let store = crate::cli::open_archive(g).await?;
             let id = resolve_job(&store, &job, false).await?;
             let before = store.catalog.job(&id).await?;
             if !matches!(before.status.as_str(), "running" | "queued" | "interrupted") {
@@ -149,11 +149,6 @@ pub async fn run(g: &Global, command: JobsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// The archive without the models (listing jobs needs none).
-async fn open_catalog(g: &Global) -> Result<kairos_store::Store> {
-    crate::cli::open_archive(g).await
 }
 
 fn print_job(job: &Job) {

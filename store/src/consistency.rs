@@ -241,7 +241,7 @@ impl Store {
     /// its moments that have words of their own. Done when the index's format changed (its
     /// open marks it) and redone from the start if interrupted; `progress(done, total)` counts
     /// assets. Returns how many assets it indexed.
-    pub async fn rebuild_text(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<u64> {
+    pub(crate) async fn rebuild_text(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<u64> {
         const PAGE: i64 = 2_000;
         let total = self.catalog.count_indexed_assets().await?;
         progress(0, total);
@@ -256,17 +256,10 @@ impl Store {
             for s in self.catalog.worded_segments(&ids).await? {
                 worded.entry(s.asset_id.clone()).or_default().push(s);
             }
-            let mut docs = Vec::with_capacity(assets.len());
-            for asset in &assets {
-                docs.push(TextDoc::for_asset(asset));
-                let mut own = worded.remove(&asset.id).unwrap_or_default();
-                own.sort_by(|a, b| a.start_ms.cmp(&b.start_ms).then_with(|| a.id.cmp(&b.id)));
-                docs.extend(
-                    own.iter()
-                        .filter(|s| TextDoc::segment_has_own(s))
-                        .map(|s| TextDoc::for_segment(asset, s)),
-                );
-            }
+            let docs: Vec<TextDoc> = assets
+                .iter()
+                .flat_map(|a| TextDoc::all_for(a, &worded.remove(&a.id).unwrap_or_default()))
+                .collect();
             let text = self.text.clone();
             tokio::task::spawn_blocking(move || text.add(&docs))
                 .await
@@ -313,15 +306,7 @@ impl Store {
         }
         for (id, _, _) in &report.text_mismatched {
             let asset = self.catalog.asset(id).await?;
-            let mut docs = vec![TextDoc::for_asset(&asset)];
-            docs.extend(
-                self.catalog
-                    .segments(id)
-                    .await?
-                    .iter()
-                    .filter(|s| TextDoc::segment_has_own(s))
-                    .map(|s| TextDoc::for_segment(&asset, s)),
-            );
+            let docs = self.text_docs(&asset).await?;
             self.text.delete_asset(id)?;
             self.text.add(&docs)?;
             done.text_rebuilt += 1;

@@ -67,25 +67,21 @@ impl Store {
         data_dir: &Path,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<Self> {
-        let store = Self::open_indexes(data_dir).await?;
-        if store.text.rebuild_pending() {
-            store.rebuild_text(progress).await?;
-        }
-        Ok(store)
-    }
-
-    async fn open_indexes(data_dir: &Path) -> Result<Self> {
         fs_err::create_dir_all(data_dir)?;
         let catalog = Catalog::open(&data_dir.join("catalog.db")).await?;
         let text = Arc::new(TextIndex::open(&data_dir.join("text"))?);
         let vectors: Arc<dyn VectorIndex> = Arc::new(EdgeVectors::open(&data_dir.join("vectors"))?);
-        Ok(Self {
+        let store = Self {
             catalog,
             text,
             vectors,
             thumbnails: Thumbnails::new(data_dir),
             data_dir: data_dir.to_path_buf(),
-        })
+        };
+        if store.text.rebuild_pending() {
+            store.rebuild_text(progress).await?;
+        }
+        Ok(store)
     }
 
     /// The data directory.
@@ -234,14 +230,7 @@ impl Store {
     /// The text documents of `asset` as it is now: its own and those of its segments.
     async fn text_docs(&self, asset: &Asset) -> Result<Vec<TextDoc>> {
         let segments = self.catalog.segments(&asset.id).await?;
-        let mut docs = vec![TextDoc::for_asset(asset)];
-        docs.extend(
-            segments
-                .iter()
-                .filter(|s| TextDoc::segment_has_own(s))
-                .map(|s| TextDoc::for_segment(asset, s)),
-        );
-        Ok(docs)
+        Ok(TextDoc::all_for(asset, &segments))
     }
 
     /// A missing asset found again at `path` (moved, renamed, restored): its text documents
@@ -551,16 +540,7 @@ mod tests {
         let dir = tmp.path().join("text");
         fs_err::remove_dir_all(&dir).unwrap();
         fs_err::create_dir_all(&dir).unwrap();
-        {
-            let mut b = tantivy::schema::Schema::builder();
-            let caption = b.add_text_field("caption_en", tantivy::schema::TEXT);
-            let old = tantivy::Index::create_in_dir(&dir, b.build()).unwrap();
-            let mut writer: tantivy::IndexWriter = old.writer(15_000_000).unwrap();
-            writer
-                .add_document(tantivy::doc!(caption => "sprint at the stadium"))
-                .unwrap();
-            writer.commit().unwrap();
-        }
+        crate::text::write_earlier_format(&dir, "sprint at the stadium");
 
         let seen = std::sync::Mutex::new(Vec::new());
         let store = Store::open_reporting(tmp.path(), &|done, total| {

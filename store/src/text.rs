@@ -104,6 +104,19 @@ impl TextDoc {
         }
     }
 
+    /// Every document of `asset` with `segments`: its own, and one per segment with words of
+    /// its own.
+    pub fn all_for(asset: &Asset, segments: &[Segment]) -> Vec<Self> {
+        let mut docs = vec![Self::for_asset(asset)];
+        docs.extend(
+            segments
+                .iter()
+                .filter(|s| Self::segment_has_own(s))
+                .map(|s| Self::for_segment(asset, s)),
+        );
+        docs
+    }
+
     /// Whether a segment has its own document: one with words of its own. An image's words are
     /// its asset's; a shot has none.
     pub fn segment_has_own(segment: &Segment) -> bool {
@@ -135,8 +148,9 @@ pub struct TextResults {
 pub struct Highlighter {
     searcher: Option<Searcher>,
     query: Box<dyn Query>,
-    words: [(&'static str, Field); 2],
-    generators: HashMap<&'static str, SnippetGenerator>,
+    /// The indexed field of each of [`LANGUAGES`], and its generator once made.
+    words: [Field; 2],
+    generators: [Option<SnippetGenerator>; 2],
     path: PathBuf,
 }
 
@@ -155,27 +169,19 @@ impl Highlighter {
         let Some(searcher) = &self.searcher else {
             return Ok(None);
         };
-        let lang = index_language(language);
-        let field = self
-            .words
-            .iter()
-            .find(|(l, _)| *l == lang)
-            .map(|(_, f)| *f)
-            .expect("every index language has its field");
-        let generator = match self.generators.entry(lang) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let mut g =
-                    SnippetGenerator::create(searcher, &*self.query, field).map_err(|cause| {
-                        Error::TextIndex {
-                            path: self.path.clone(),
-                            cause,
-                        }
-                    })?;
-                g.set_max_num_chars(200);
-                e.insert(g)
-            }
-        };
+        let slot = language_slot(language);
+        if self.generators[slot].is_none() {
+            let mut g = SnippetGenerator::create(searcher, &*self.query, self.words[slot])
+                .map_err(|cause| Error::TextIndex {
+                    path: self.path.clone(),
+                    cause,
+                })?;
+            g.set_max_num_chars(200);
+            self.generators[slot] = Some(g);
+        }
+        let generator = self.generators[slot]
+            .as_ref()
+            .expect("the generator was just made");
         Ok(texts.iter().find_map(|text| {
             let s = generator.snippet(text);
             (!s.highlighted().is_empty()).then(|| s.to_html())
@@ -183,12 +189,13 @@ impl Highlighter {
     }
 }
 
-/// The language whose analyzer and field a document of `language` uses.
-fn index_language(language: Option<&str>) -> &'static str {
+/// Which of [`LANGUAGES`] (its analyzer and field) a document of `language` uses: English for
+/// any other.
+fn language_slot(language: Option<&str>) -> usize {
     LANGUAGES
-        .into_iter()
-        .find(|l| Some(*l) == language)
-        .unwrap_or("en")
+        .iter()
+        .position(|l| Some(*l) == language)
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -209,8 +216,8 @@ pub struct TextIndex {
     /// Created on the first write, so that read-only processes never take tantivy's writer lock.
     writer: Mutex<Option<IndexWriter>>,
     fields: Fields,
-    /// The one indexed field of each language.
-    words: [(&'static str, Field); 2],
+    /// The one indexed field of each of [`LANGUAGES`].
+    words: [Field; 2],
     path: PathBuf,
 }
 
@@ -343,7 +350,7 @@ impl TextIndex {
             language: field("language"),
             captured_at: field("captured_at"),
         };
-        let words = LANGUAGES.map(|lang| (lang, field(&words_field(lang))));
+        let words = LANGUAGES.map(|lang| field(&words_field(lang)));
         Ok(Self {
             index,
             reader,
@@ -362,7 +369,7 @@ impl TextIndex {
 
     /// Starts a rebuild: every document goes (visible after commit) and the index stays marked
     /// until [`finish_rebuild`](Self::finish_rebuild).
-    pub fn start_rebuild(&self) -> Result<()> {
+    pub(crate) fn start_rebuild(&self) -> Result<()> {
         fs_err::write(self.path.join(REBUILD_MARKER), b"")?;
         self.with_writer(|writer| {
             writer.delete_all_documents().map_err(self.err())?;
@@ -371,7 +378,7 @@ impl TextIndex {
     }
 
     /// Commits a rebuild and takes its mark away.
-    pub fn finish_rebuild(&self) -> Result<()> {
+    pub(crate) fn finish_rebuild(&self) -> Result<()> {
         self.commit()?;
         fs_err::remove_file(self.path.join(REBUILD_MARKER))?;
         Ok(())
@@ -428,8 +435,7 @@ impl TextIndex {
                     tantivy::DateTime::from_timestamp_secs(t.timestamp()),
                 );
             }
-            let lang = index_language(d.language.as_deref());
-            let (_, field) = self.words[LANGUAGES.iter().position(|l| *l == lang).unwrap_or(0)];
+            let field = self.words[language_slot(d.language.as_deref())];
             // Each value apart: phrases do not run from one value into the next.
             let mut add = |value: Option<&str>, times: usize| {
                 if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
@@ -511,7 +517,7 @@ impl TextIndex {
         let per_language: Vec<(Occur, Box<dyn Query>)> = self
             .words
             .iter()
-            .filter_map(|(_, field)| {
+            .filter_map(|field| {
                 let mut parser = QueryParser::for_index(&self.index, vec![*field]);
                 if every_word {
                     parser.set_conjunction_by_default();
@@ -585,7 +591,7 @@ impl TextIndex {
                     searcher: None,
                     query: Box::new(EmptyQuery),
                     words: self.words,
-                    generators: HashMap::new(),
+                    generators: [None, None],
                     path: self.path.clone(),
                 },
             });
@@ -635,11 +641,26 @@ impl TextIndex {
                 searcher: Some(searcher),
                 query: user_query,
                 words: self.words,
-                generators: HashMap::new(),
+                generators: [None, None],
                 path: self.path.clone(),
             },
         })
     }
+}
+
+/// Writes into `dir` (empty) a text index as Kairos wrote it before one field per language: a
+/// field per text field and language, with one document whose caption is `caption`.
+#[cfg(test)]
+pub(crate) fn write_earlier_format(dir: &Path, caption: &str) {
+    let mut b = Schema::builder();
+    b.add_text_field("asset_id", STRING | STORED);
+    let field = b.add_text_field("caption_en", tantivy::schema::TEXT);
+    let old = Index::create_in_dir(dir, b.build()).unwrap();
+    let mut writer: IndexWriter = old.writer(15_000_000).unwrap();
+    writer
+        .add_document(tantivy::doc!(field => caption))
+        .unwrap();
+    writer.commit().unwrap();
 }
 
 #[cfg(test)]
@@ -908,18 +929,7 @@ mod tests {
     #[test]
     fn an_index_of_an_earlier_format_is_emptied_and_marked_until_rebuilt() {
         let tmp = tempfile::tempdir().unwrap();
-        {
-            // The format before one field per language: a field per text field and language.
-            let mut b = Schema::builder();
-            b.add_text_field("asset_id", STRING | STORED);
-            let caption = b.add_text_field("caption_en", tantivy::schema::TEXT);
-            let old = Index::create_in_dir(tmp.path(), b.build()).unwrap();
-            let mut writer: IndexWriter = old.writer(15_000_000).unwrap();
-            writer
-                .add_document(tantivy::doc!(caption => "gold medal"))
-                .unwrap();
-            writer.commit().unwrap();
-        }
+        write_earlier_format(tmp.path(), "gold medal");
         let index = TextIndex::open(tmp.path()).unwrap();
         assert!(index.rebuild_pending());
         assert_eq!(index.num_docs(), 0);
