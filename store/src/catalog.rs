@@ -58,10 +58,10 @@ impl Filters {
 
 /// An exclusive lock on `<catalog>-lock`, held while a process creates or migrates the
 /// catalog; released when dropped (and by the kernel when the process dies).
-struct OpenLock(std::fs::File);
+pub(crate) struct OpenLock(std::fs::File);
 
 impl OpenLock {
-    async fn take(catalog: &Path) -> Result<Self> {
+    pub(crate) async fn take(catalog: &Path) -> Result<Self> {
         let mut name = catalog.as_os_str().to_owned();
         name.push("-lock");
         let path = PathBuf::from(name);
@@ -115,7 +115,8 @@ impl Catalog {
         catalog
     }
 
-    async fn open_locked(path: &Path) -> Result<Self> {
+    /// [`open`](Self::open) for a caller that holds the [`OpenLock`].
+    pub(crate) async fn open_locked(path: &Path) -> Result<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

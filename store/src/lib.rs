@@ -68,7 +68,12 @@ impl Store {
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<Self> {
         fs_err::create_dir_all(data_dir)?;
-        let catalog = Catalog::open(&data_dir.join("catalog.db")).await?;
+        let catalog_path = data_dir.join("catalog.db");
+        // Processes opening one archive together take turns until it is current: the
+        // catalog's migrations, then the text index's format, its rebuild included (a second
+        // process finds it done instead of emptying it under the first).
+        let _turn = catalog::OpenLock::take(&catalog_path).await?;
+        let catalog = Catalog::open_locked(&catalog_path).await?;
         let text = Arc::new(TextIndex::open(&data_dir.join("text"))?);
         let vectors: Arc<dyn VectorIndex> = Arc::new(EdgeVectors::open(&data_dir.join("vectors"))?);
         let store = Self {
