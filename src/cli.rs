@@ -853,9 +853,10 @@ async fn doctor(g: &Global) -> Result<ExitCode> {
     println!("text      {} documents", store.text.num_docs());
     for space in kairos_store::Space::ALL {
         println!(
-            "vectors   {:<7} {} points{}",
+            "vectors   {:<7} {} points, {} in the HNSW index{}",
             space.as_str(),
             store.vectors.count(space)?,
+            store.vectors.indexed(space)?,
             store
                 .vectors
                 .dims(space)

@@ -294,6 +294,9 @@ impl Display {
                 self.bar.set_message(self.counts(&c));
                 self.bar.inc(1);
             }
+            Progress::IndexingVectors => self
+                .bar
+                .set_message(format!("{}\n  building the vector index", self.counts(&c))),
             Progress::Working {
                 path,
                 stage,

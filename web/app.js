@@ -420,7 +420,8 @@ async function refreshJobs() {
     const running = j.status === 'running' || j.status === 'queued';
     const s = running || j.failed ? await api(`/api/v1/jobs/${encodeURIComponent(j.id)}`) : { job: j, failures: [] };
     const seen = j.done + j.failed + j.skipped;
-    const live = s.progress && s.progress.file ? ` — ${esc(s.progress.stage || '')} ${esc(s.progress.file)}${s.progress.total_ms ? ` (${Math.round(100 * s.progress.done_ms / s.progress.total_ms)}%)` : ''}` : '';
+    const p = s.progress;
+    const live = p && (p.file || p.stage) ? ` — ${esc(p.stage || '')} ${esc(p.file || '')}${p.total_ms ? ` (${Math.round(100 * p.done_ms / p.total_ms)}%)` : ''}` : '';
     const failures = s.failures.length ? `<details><summary>${s.failures.length} failed</summary><ul>${s.failures.map((f) => `<li>${esc(fileName(f.path))}: ${esc(f.error)}</li>`).join('')}</ul></details>` : '';
     return `<tr data-job="${esc(j.id)}" data-status="${esc(j.status)}"><td>${esc(j.created_at.slice(0, 19).replace('T', ' '))}</td><td>${esc(j.kind)}: ${esc(j.source)}</td>
       <td><span class="job-status">${esc(j.status)}</span>${running && j.kind !== 'ingest' ? ` <button type="button" class="cancel-job" data-job="${esc(j.id)}">Cancel</button>` : ''}${live}${j.error ? `<div class="error">${esc(j.error)}</div>` : ''}${failures}</td>

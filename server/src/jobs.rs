@@ -17,7 +17,8 @@ use serde::Serialize;
 pub struct LiveProgress {
     /// The file being analysed.
     pub file: Option<String>,
-    /// `transcribing`, `finding shots in`… for a long file.
+    /// `transcribing`, `finding shots in`… for a long file; `building the vector index` once
+    /// every file is written.
     pub stage: Option<String>,
     /// Milliseconds of the file's media analysed so far, and its length.
     pub done_ms: Option<u64>,
@@ -122,6 +123,12 @@ impl JobRunner {
                     }
                     Progress::File { .. } | Progress::Discovered { .. } => {
                         *slot = LiveProgress::default()
+                    }
+                    Progress::IndexingVectors => {
+                        *slot = LiveProgress {
+                            stage: Some("building the vector index".into()),
+                            ..LiveProgress::default()
+                        }
                     }
                     Progress::Stage { .. } => {}
                 }
