@@ -2,9 +2,10 @@
 //! tensor layout.
 //!
 //! The same network as `candle_transformers::models::bert::BertModel` (the unit test compares the
-//! two on one set of weights), with its linear layers on [`gemm::Linear`]: f32 on OpenBLAS for a
-//! batch of captions at ingest, q8_0 for a search query's few tokens, whose products are bound
-//! by reading the weights. The query, key and value projections are one product, with the
+//! two on one set of weights), with its linear layers on [`gemm::Linear`] at the precision the
+//! caller picks: for the sentence embedder, 8 bits on the VNNI kernel where the CPU has it (a
+//! search's batch of queries, captions at ingest), else f32 on OpenBLAS for many rows and q8_0
+//! for a query's few tokens. The query, key and value projections are one product, with the
 //! 1/√d scale folded into the query's weights.
 
 use candle_core::{DType, IndexOp, Module, Tensor};
@@ -29,15 +30,15 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, c: &Config) -> candle_core::Result<Self> {
+    fn load(vb: VarBuilder, c: &Config, precision: Precision) -> candle_core::Result<Self> {
         let (d, heads) = (c.hidden_size, c.num_attention_heads);
         let attn = vb.pp("attention");
         let own = attn.pp("self");
         let qkv = [own.pp("query"), own.pp("key"), own.pp("value")];
-        let dense = |vb: VarBuilder, io| Linear::load(&vb, io, true, None, Precision::Both);
+        let dense = |vb: VarBuilder, io| Linear::load(&vb, io, true, None, precision);
         let norm = |vb: VarBuilder| layer_norm(d, c.layer_norm_eps, vb.pp("LayerNorm"));
         Ok(Self {
-            qkv: attention::fused_qkv(qkv, d, heads, Precision::Both)?,
+            qkv: attention::fused_qkv(qkv, d, heads, precision)?,
             attention_out: dense(attn.pp("output").pp("dense"), (d, d))?,
             attention_norm: norm(attn.pp("output"))?,
             intermediate: dense(vb.pp("intermediate").pp("dense"), (d, c.intermediate_size))?,
@@ -78,7 +79,11 @@ pub(crate) struct Bert {
 
 impl Bert {
     /// From a checkpoint's tensors, at its root or under `bert.`.
-    pub(crate) fn load(vb: VarBuilder, c: &Config) -> candle_core::Result<Self> {
+    pub(crate) fn load(
+        vb: VarBuilder,
+        c: &Config,
+        precision: Precision,
+    ) -> candle_core::Result<Self> {
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
             vb.pp("bert")
         } else {
@@ -87,7 +92,7 @@ impl Bert {
         let emb = vb.pp("embeddings");
         let d = c.hidden_size;
         let layers = (0..c.num_hidden_layers)
-            .map(|i| Layer::load(vb.pp("encoder").pp(format!("layer.{i}")), c))
+            .map(|i| Layer::load(vb.pp("encoder").pp(format!("layer.{i}")), c, precision))
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             words: embedding(c.vocab_size, d, emb.pp("word_embeddings"))?,
@@ -158,7 +163,7 @@ mod tests {
                     .unwrap();
             }
         }
-        let ours = Bert::load(vb, &c).unwrap();
+        let ours = Bert::load(vb, &c, Precision::Both).unwrap();
         let (b, n) = (4, 12);
         let ids: Vec<u32> = (0..b * n).map(|i| (i * 37 % 300) as u32).collect();
         let mask: Vec<u32> = (0..b * n).map(|i| u32::from(i % n < 5 + i / n)).collect();

@@ -17,6 +17,8 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
+use crate::vnni::I8Weight;
+
 // Links OpenBLAS in (ndarray's `blas` feature calls `cblas_sgemm`; blas-src names the library).
 use blas_src as _;
 
@@ -49,6 +51,9 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
 /// f32 on OpenBLAS (`kairos bench gemm`): a layer with both picks by the number of rows.
 #[derive(Debug, Clone)]
 pub(crate) struct Linear {
+    /// The weight in 8 bits for the VNNI kernel ([`Precision::Int8`]), bias included: then the
+    /// only copy.
+    i8: Option<I8Weight>,
     wt: Option<Tensor>,
     q8: Option<QMatMul>,
     bias: Option<Tensor>,
@@ -68,6 +73,11 @@ pub(crate) enum Precision {
     /// Both, picked per call by the rows (encoders that embed one short query or a large
     /// batch), where candle's fast 8-bit kernel runs ([`packed_q8_kernel`]); else f32 alone.
     Both,
+    /// 8 bits for any number of rows on the AVX-512 VNNI kernel ([`crate::vnni`]), 2–7× the
+    /// speed of f32 from one query's rows to a batch's (`kairos bench gemm`); `Both` where it
+    /// does not run. Its inputs are quantised per 64 values where q8_0's are per 32: for
+    /// networks whose 8-bit outputs were checked against f32 on their real weights.
+    Int8,
 }
 
 impl Linear {
@@ -79,6 +89,19 @@ impl Linear {
         precision: Precision,
     ) -> candle_core::Result<Self> {
         let (o, i) = w.dims2()?;
+        if precision == Precision::Int8 {
+            if let Some(i8) = I8Weight::new(w, bias.as_ref())? {
+                return Ok(Self {
+                    i8: Some(i8),
+                    wt: None,
+                    q8: None,
+                    bias: None,
+                    outputs: o,
+                    q8_inputs: i,
+                });
+            }
+            return Self::with(w, bias, Precision::Both);
+        }
         // candle's fast kernel takes 16 outputs and 256 inputs at a time: a vocabulary of
         // 51,865 (Whisper's logits) gets 7 rows of zeros, cut off again after each product;
         // MiniLM's 384 inputs get 128 columns of zeros (a third more bytes, still under a
@@ -87,7 +110,7 @@ impl Linear {
         let quantize = match precision {
             Precision::F32 => false,
             Precision::Q8 => i.is_multiple_of(QK8_0),
-            Precision::Both => fast.is_some(),
+            Precision::Both | Precision::Int8 => fast.is_some(),
         };
         let (pi, po) = fast.unwrap_or((i, o));
         let q8 = if quantize {
@@ -114,6 +137,7 @@ impl Linear {
             None
         };
         Ok(Self {
+            i8: None,
             wt,
             q8_inputs: if q8.is_some() { pi } else { i },
             q8,
@@ -141,6 +165,9 @@ impl Linear {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if let Some(i8) = &self.i8 {
+            return i8.forward(x);
+        }
         let rows = x.elem_count() / x.dim(D::Minus1)?.max(1);
         if let Some(q8) = &self.q8
             && (self.wt.is_none() || rows < MIN_ROWS)

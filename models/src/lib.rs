@@ -2,7 +2,8 @@
 //!
 //! - [`clip`]: CLIP-family image/text encoder (our two towers on candle), with CLIP's
 //!   preprocessing.
-//! - [`gemm`]: the encoders' linear layers: large products on OpenBLAS, a few rows in 8 bits.
+//! - [`gemm`]: the encoders' linear layers: large products on OpenBLAS, a few rows in 8 bits;
+//!   [`vnni`], the 8-bit products on AVX-512 VNNI.
 //! - [`sentence`]: sentence embedder (our BERT encoder, mean pooling), e.g. all-MiniLM-L6-v2.
 //! - [`resample`]: fast image resampling (CLIP's input, thumbnails, perceptual hashes).
 //! - [`model_store`]: the model directory, its manifests, `list` and `verify`.
@@ -19,6 +20,7 @@ mod kernels;
 pub mod model_store;
 pub mod resample;
 pub mod sentence;
+pub mod vnni;
 pub mod whisper;
 
 pub use clip::ClipEncoder;

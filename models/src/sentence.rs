@@ -11,6 +11,7 @@ use tokenizers::Tokenizer;
 use crate::bert::Bert;
 use crate::clip::load_tokenizer;
 use crate::error::{CandleContext, Error, Result};
+use crate::gemm::Precision;
 
 /// Longest input in tokens; all-MiniLM-L6-v2 was trained on 256.
 const MAX_TOKENS: usize = 256;
@@ -33,8 +34,20 @@ impl std::fmt::Debug for SentenceEmbedder {
 }
 
 impl SentenceEmbedder {
-    /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from a folder.
+    /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from a folder; its
+    /// products in 8 bits on CPUs with AVX-512 VNNI (within 0.002 of f32's cosine on real text,
+    /// `e2e::models`), else in f32 and q8_0 as [`gemm::Linear`](crate::gemm) picks.
     pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_with(dir, Precision::Int8)
+    }
+
+    /// [`load`](Self::load) with every product in f32: the reference the 8-bit encoder is
+    /// measured against.
+    pub fn load_f32(dir: &Path) -> Result<Self> {
+        Self::load_with(dir, Precision::F32)
+    }
+
+    fn load_with(dir: &Path, precision: Precision) -> Result<Self> {
         let config_path = dir.join("config.json");
         let config = read_bert_config(&config_path)?;
         let weights = dir.join("model.safetensors");
@@ -50,7 +63,7 @@ impl SentenceEmbedder {
         let weights = unsafe { candle_core::safetensors::MmapedSafetensors::new(&weights) }
             .context("mapping model.safetensors")?;
         let vb = VarBuilder::from_backend(Box::new(weights), DType::F32, device.clone());
-        let model = Bert::load(vb, &config).context("building the BERT model")?;
+        let model = Bert::load(vb, &config, precision).context("building the BERT model")?;
         let tokenizer_path = dir.join("tokenizer.json");
         // The shipped tokenizer pads every input to 128 tokens; padding is ours to do and mask.
         let tokenizer = load_tokenizer(&tokenizer_path)?;
