@@ -32,6 +32,14 @@ fn random_tiny_clip_installs_verifies_and_adds_the_visual_signal() {
         "{r}"
     );
 
+    // Three vectors are under qdrant's indexing threshold: the ingest's index build leaves them
+    // to be scanned, and doctor says so.
+    let doctor = kairos_ok(&data, &["doctor"]);
+    assert!(
+        doctor.contains("vectors   visual  3 points, 0 in the HNSW index"),
+        "{doctor}"
+    );
+
     // A tampered weight file is caught by verify.
     let weights = data.join("models/tiny-clip/model.safetensors");
     let mut bytes = fs_err::read(&weights).unwrap();
