@@ -41,7 +41,8 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// A linear layer `x · wᵀ + bias`, inputs of any rank `(…, in)`, with its weight kept in f32,
-/// in 8-bit blocks (q8_0), or both.
+/// in 8-bit blocks (q8_0), or both; or packed for the 8-bit VNNI kernel alone
+/// ([`Precision::Int8`]).
 ///
 /// The f32 weight is kept transposed, `(in, out)` and contiguous, the layout the products read
 /// fastest. The q8_0 copy is for inputs of a few rows (a decoder's next token, a search query of
@@ -73,7 +74,7 @@ pub(crate) enum Precision {
     /// Both, picked per call by the rows (encoders that embed one short query or a large
     /// batch), where candle's fast 8-bit kernel runs ([`packed_q8_kernel`]); else f32 alone.
     Both,
-    /// 8 bits for any number of rows on the AVX-512 VNNI kernel ([`crate::vnni`]), 2–7× the
+    /// 8 bits for any number of rows on the AVX-512 VNNI kernel ([`crate::vnni`]), 1.6–7.7× the
     /// speed of f32 from one query's rows to a batch's (`kairos bench gemm`); `Both` where it
     /// does not run. Its inputs are quantised per 64 values where q8_0's are per 32: for
     /// networks whose 8-bit outputs were checked against f32 on their real weights.

@@ -164,8 +164,8 @@ impl Store {
     }
 
     /// Builds the vector index over what ingests added ([`VectorIndex::optimize`]): until then a
-    /// search compares the query with each new vector, milliseconds per search at 100,000
-    /// vectors. Searches go on meanwhile. Idempotent: a killed build is done again by the next.
+    /// search compares the query with each new vector. Searches go on meanwhile. Idempotent: a
+    /// killed build is done again by the next.
     pub async fn build_vector_index(&self) -> Result<()> {
         let vectors = self.vectors.clone();
         tokio::task::spawn_blocking(move || vectors.optimize())
