@@ -662,7 +662,7 @@ async fn search(g: &Global, n: usize, queries: usize) -> Result<serde_json::Valu
     }
     let load_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    store.vectors.optimize()?;
+    store.build_vector_index().await?;
     let optimize_s = t.elapsed().as_secs_f64();
     let analyzers = Arc::new(analyzers);
     let mut latencies = Vec::with_capacity(queries);

@@ -192,7 +192,7 @@ async fn build_archive(o: &LoadOptions, text_dims: usize) -> Result<serde_json::
     }
     let load_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    store.vectors.optimize()?;
+    store.build_vector_index().await?;
     let optimize_s = t.elapsed().as_secs_f64();
     drop(store);
     let built = json!({

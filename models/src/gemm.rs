@@ -203,7 +203,7 @@ impl Linear {
 /// `MISTRALRS_FORCE_AVX2=1`, docs/benchmarks.md). Elsewhere a layer keeps f32 alone.
 pub(crate) fn packed_q8_kernel(i: usize, o: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
-    let vnni = (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
+    let vnni = crate::vnni::available()
         || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"));
     #[cfg(not(target_arch = "x86_64"))]
     let vnni = false;
@@ -221,18 +221,29 @@ fn padded_for_packed_kernel(i: usize, o: usize) -> Option<(usize, usize)> {
 
 /// `x · wt (+ bias)`, for `x` of any rank `(…, in)` and `wt` of shape `(in, out)`.
 pub fn linear(x: &Tensor, wt: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    over_rows(x, |rows| {
+        let y = matmul(rows, wt)?;
+        match bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    })
+}
+
+/// `product` of `x` `(…, in)` seen as rows `(rows, in)`, its `(rows, out)` given back the
+/// shape `(…, out)`.
+pub(crate) fn over_rows(
+    x: &Tensor,
+    product: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
     let dims = x.dims().to_vec();
     let Some((&i, lead)) = dims.split_last() else {
         candle_core::bail!("linear layer applied to a scalar");
     };
     let rows: usize = lead.iter().product();
-    let y = matmul(&x.reshape((rows, i))?, wt)?;
-    let y = match bias {
-        Some(b) => y.broadcast_add(b)?,
-        None => y,
-    };
+    let y = product(&x.reshape((rows, i))?)?;
     let mut out = lead.to_vec();
-    out.push(wt.dim(1)?);
+    out.push(y.dim(1)?);
     y.reshape(out)
 }
 

@@ -113,18 +113,9 @@ impl I8Weight {
 
     /// `x · wᵀ + bias` for `x` `(…, in)` f32.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let Some((&i, lead)) = dims.split_last() else {
-            candle_core::bail!("linear layer applied to a scalar");
-        };
-        let rows: usize = lead.iter().product();
-        let y = x
-            .reshape((rows, i))?
-            .contiguous()?
-            .apply_op1_no_bwd(&Product(self))?;
-        let mut out = lead.to_vec();
-        out.push(self.outputs);
-        y.reshape(out)
+        crate::gemm::over_rows(x, |rows| {
+            rows.contiguous()?.apply_op1_no_bwd(&Product(self))
+        })
     }
 
     /// `y` `(rows, out)` of `x` `(rows, in)`, both row-major, [`ROWS`] rows at a time.
