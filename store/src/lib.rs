@@ -14,6 +14,7 @@ pub mod keys;
 pub mod listing;
 pub mod records;
 pub mod search;
+mod term_bitsets;
 pub mod text;
 pub mod thumbnails;
 pub mod timeline;

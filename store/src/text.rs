@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tantivy::collector::TopDocs;
@@ -30,6 +30,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDo
 use crate::catalog::Filters;
 use crate::error::{Error, Result};
 use crate::records::{Asset, AssetKind, Segment, SegmentKind};
+use crate::term_bitsets::{Conjunction, TermBitsets};
 
 /// Languages with their own analyzer; anything else is indexed as English.
 pub const LANGUAGES: [&str; 2] = ["en", "fr"];
@@ -223,6 +224,8 @@ pub struct TextIndex {
     fields: Fields,
     /// The one indexed field of each of [`LANGUAGES`].
     words: [Field; 2],
+    /// The documents of common words per segment, for queries requiring every word.
+    bitsets: Arc<TermBitsets>,
     path: PathBuf,
 }
 
@@ -363,6 +366,7 @@ impl TextIndex {
             writer: Mutex::new(None),
             fields,
             words,
+            bitsets: Arc::default(),
             path: dir.to_path_buf(),
         })
     }
@@ -520,7 +524,7 @@ impl TextIndex {
         // A document has words in one language only: the query in each language's analysis,
         // either matching. A language in which every word is a stop word has no query (the
         // parser would make it match everything).
-        let per_language: Vec<(Occur, Box<dyn Query>)> = self
+        let per_language: Vec<Box<dyn Query>> = self
             .words
             .iter()
             .filter_map(|field| {
@@ -531,15 +535,31 @@ impl TextIndex {
                 let (q, _errors) = parser.parse_query_lenient(query);
                 let mut has_terms = false;
                 q.query_terms(&mut |_, _| has_terms = true);
-                has_terms.then_some((Occur::Should, q))
+                has_terms.then_some(q)
             })
             .collect();
-        let user_query: Box<dyn Query> = if per_language.is_empty() {
-            Box::new(EmptyQuery)
-        } else {
-            Box::new(BooleanQuery::new(per_language))
+        let any_language = |queries: Vec<Box<dyn Query>>| -> Box<dyn Query> {
+            if queries.is_empty() {
+                Box::new(EmptyQuery)
+            } else {
+                Box::new(BooleanQuery::new(
+                    queries.into_iter().map(|q| (Occur::Should, q)).collect(),
+                ))
+            }
         };
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, user_query.box_clone())];
+        // What is searched: plain words all required are answered from the bitsets of the
+        // common ones, with the same scores (see `term_bitsets`).
+        let searched = any_language(
+            per_language
+                .iter()
+                .map(|q| match Conjunction::of(&**q, &self.bitsets) {
+                    Some(c) => Box::new(c) as Box<dyn Query>,
+                    None => q.box_clone(),
+                })
+                .collect(),
+        );
+        let user_query = any_language(per_language);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, searched)];
         if let Some(kind) = filters.kind {
             clauses.push((
                 Occur::Must,
