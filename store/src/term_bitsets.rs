@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use tantivy::fieldnorm::FieldNormReader;
 use tantivy::index::SegmentId;
-use tantivy::postings::{Postings, SegmentPostings};
+use tantivy::postings::Postings;
 use tantivy::query::{
     Bm25Weight, BooleanQuery, EmptyScorer, EnableScoring, Explanation, Occur, Query, Scorer,
     TermQuery, Weight,
@@ -52,8 +52,22 @@ struct Cache {
 }
 
 struct Entry {
-    bits: Arc<Vec<u64>>,
+    docs: Arc<TermDocs>,
     used: u64,
+}
+
+/// The documents of a segment holding a word: one bit each, and the frequency of the word in
+/// those holding it more than once (a title word is indexed twice, see `text::weight`).
+struct TermDocs {
+    bits: Vec<u64>,
+    /// (document, frequency) for frequencies above one, by document.
+    repeated: Vec<(DocId, u32)>,
+}
+
+impl TermDocs {
+    fn bytes(&self) -> usize {
+        self.bits.len() * 8 + self.repeated.len() * 8
+    }
 }
 
 impl std::fmt::Debug for TermBitsets {
@@ -67,8 +81,8 @@ impl std::fmt::Debug for TermBitsets {
 }
 
 impl TermBitsets {
-    /// The documents of `reader` holding `term`, one bit each.
-    fn get(&self, reader: &SegmentReader, term: &Term) -> tantivy::Result<Arc<Vec<u64>>> {
+    /// The documents of `reader` holding `term`.
+    fn get(&self, reader: &SegmentReader, term: &Term) -> tantivy::Result<Arc<TermDocs>> {
         let key = (reader.segment_id(), term.clone());
         {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -76,24 +90,31 @@ impl TermBitsets {
             let now = cache.clock;
             if let Some(entry) = cache.entries.get_mut(&key) {
                 entry.used = now;
-                return Ok(entry.bits.clone());
+                return Ok(entry.docs.clone());
             }
         }
         // Built outside the lock: two searches may build the same bitset at once, which costs
         // one extra pass over a posting list, never a wrong answer.
-        let mut bits = vec![0u64; (reader.max_doc() as usize).div_ceil(64)];
+        let mut docs = TermDocs {
+            bits: vec![0u64; (reader.max_doc() as usize).div_ceil(64)],
+            repeated: Vec::new(),
+        };
         if let Some(mut postings) = reader
             .inverted_index(term.field())?
-            .read_postings(term, IndexRecordOption::Basic)?
+            .read_postings(term, IndexRecordOption::WithFreqs)?
         {
             let mut doc = postings.doc();
             while doc != TERMINATED {
-                bits[doc as usize / 64] |= 1 << (doc % 64);
+                docs.bits[doc as usize / 64] |= 1 << (doc % 64);
+                let freq = postings.term_freq();
+                if freq > 1 {
+                    docs.repeated.push((doc, freq));
+                }
                 doc = postings.advance();
             }
         }
-        let bits = Arc::new(bits);
-        let size = bits.len() * 8;
+        let docs = Arc::new(docs);
+        let size = docs.bytes();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         while cache.bytes + size > BUDGET_BYTES && !cache.entries.is_empty() {
             let oldest = cache
@@ -103,7 +124,7 @@ impl TermBitsets {
                 .map(|(k, _)| k.clone())
                 .expect("the cache is not empty");
             if let Some(gone) = cache.entries.remove(&oldest) {
-                cache.bytes -= gone.bits.len() * 8;
+                cache.bytes -= gone.docs.bytes();
             }
         }
         let used = cache.clock;
@@ -112,7 +133,7 @@ impl TermBitsets {
             .insert(
                 key,
                 Entry {
-                    bits: bits.clone(),
+                    docs: docs.clone(),
                     used,
                 },
             )
@@ -120,7 +141,7 @@ impl TermBitsets {
         {
             cache.bytes += size;
         }
-        Ok(bits)
+        Ok(docs)
     }
 
     /// How many bitsets are kept, and their bytes.
@@ -234,43 +255,65 @@ impl Weight for ConjunctionWeight {
         {
             return self.plain.scorer(reader, boost);
         }
-        let mut words: Option<Vec<u64>> = None;
-        for term in &self.terms {
-            let bits = self.bitsets.get(reader, term)?;
-            match &mut words {
-                None => words = Some(bits.as_ref().clone()),
-                Some(w) => w.iter_mut().zip(bits.iter()).for_each(|(a, b)| *a &= *b),
-            }
+        let docs = self
+            .terms
+            .iter()
+            .map(|term| self.bitsets.get(reader, term))
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        let mut words = docs[0].bits.clone();
+        for d in &docs[1..] {
+            words.iter_mut().zip(&d.bits).for_each(|(a, b)| *a &= *b);
         }
-        let mut terms = match &self.weights {
+        let mut terms: Vec<TermScore> = match &self.weights {
             None => Vec::new(),
-            Some(weights) => infos
-                .iter()
+            Some(weights) => docs
+                .into_iter()
                 .zip(weights)
-                .map(|(info, weight)| {
-                    Ok((
-                        inverted.read_postings_from_terminfo(info, IndexRecordOption::WithFreqs)?,
-                        weight.boost_by(boost),
-                    ))
+                .zip(&infos)
+                .map(|((docs, weight), info)| TermScore {
+                    docs,
+                    next: 0,
+                    weight: weight.boost_by(boost),
+                    doc_freq: info.doc_freq,
                 })
-                .collect::<tantivy::Result<Vec<_>>>()?,
+                .collect(),
         };
         // In the order tantivy's intersection adds them up, rarest first, so that the sums
         // are the same to the last bit.
-        terms.sort_by_key(|(postings, _)| postings.size_hint());
+        terms.sort_by_key(|t| t.doc_freq);
         let fieldnorms = reader
             .fieldnorms_readers()
             .get_field(field)?
             .unwrap_or_else(|| FieldNormReader::constant(reader.max_doc(), 1));
-        Ok(Box::new(BitsetScorer::new(
-            words.unwrap_or_default(),
-            terms,
-            fieldnorms,
-        )))
+        Ok(Box::new(BitsetScorer::new(words, terms, fieldnorms)))
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
         self.plain.explain(reader, doc)
+    }
+}
+
+/// One word's part of a document's score.
+struct TermScore {
+    docs: Arc<TermDocs>,
+    /// Where the next document's frequency is looked for in `docs.repeated` (documents come in
+    /// order).
+    next: usize,
+    weight: Bm25Weight,
+    doc_freq: u32,
+}
+
+impl TermScore {
+    /// The word's frequency in `doc`, a document holding it, not before the last one asked.
+    fn freq(&mut self, doc: DocId) -> u32 {
+        let repeated = &self.docs.repeated;
+        while self.next < repeated.len() && repeated[self.next].0 < doc {
+            self.next += 1;
+        }
+        match repeated.get(self.next) {
+            Some((d, freq)) if *d == doc => *freq,
+            _ => 1,
+        }
     }
 }
 
@@ -280,16 +323,12 @@ struct BitsetScorer {
     words: Vec<u64>,
     doc: DocId,
     len: u32,
-    terms: Vec<(SegmentPostings, Bm25Weight)>,
+    terms: Vec<TermScore>,
     fieldnorms: FieldNormReader,
 }
 
 impl BitsetScorer {
-    fn new(
-        words: Vec<u64>,
-        terms: Vec<(SegmentPostings, Bm25Weight)>,
-        fieldnorms: FieldNormReader,
-    ) -> Self {
+    fn new(words: Vec<u64>, terms: Vec<TermScore>, fieldnorms: FieldNormReader) -> Self {
         let len = words.iter().map(|w| w.count_ones()).sum();
         let mut scorer = BitsetScorer {
             words,
@@ -357,12 +396,9 @@ impl Scorer for BitsetScorer {
         }
         let doc = self.doc;
         let fieldnorm_id = self.fieldnorms.fieldnorm_id(doc);
-        // The document holds every word, so each word's list has it: seeking never passes it.
-        let mut score = |(postings, weight): &mut (SegmentPostings, Bm25Weight)| {
-            if postings.doc() < doc {
-                postings.seek(doc);
-            }
-            weight.score(fieldnorm_id, postings.term_freq())
+        let mut score = |t: &mut TermScore| {
+            let freq = t.freq(doc);
+            t.weight.score(fieldnorm_id, freq)
         };
         let two = 2.min(self.terms.len());
         let (first, rest) = self.terms.split_at_mut(two);
@@ -486,6 +522,16 @@ mod tests {
         let (held, bytes) = bitsets.held();
         assert!(held > 0, "common words were kept as bitsets");
         assert!(bytes > 0);
+        assert!(
+            bitsets
+                .cache
+                .lock()
+                .unwrap()
+                .entries
+                .values()
+                .any(|e| !e.docs.repeated.is_empty()),
+            "some documents hold a word twice: their frequencies were scored"
+        );
         // The rare word is never a bitset: a conjunction with it is tantivy's own.
         let rare = Term::from_field_text(body, "rare");
         assert!(
