@@ -125,6 +125,43 @@ pub trait VectorIndex: Send + Sync + std::fmt::Debug {
 pub struct EdgeVectors {
     root: PathBuf,
     shards: RwLock<HashMap<Space, Arc<EdgeShard>>>,
+    /// The asset of each segment a search has met (or this process wrote), by UUID bits.
+    owners: Owners,
+}
+
+/// Which asset a point belongs to, remembered so that searches need no payloads: reading and
+/// parsing the JSON payloads of a search's 100 hits was a third of qdrant's share of a search
+/// under load. A segment never changes asset, so an entry never goes stale in a way that
+/// matters (a deleted point is no longer found). Only ids in the canonical form Kairos writes
+/// are remembered; points of other ids have their payload read at every search. 32 bytes
+/// and the map's overhead per point: about 8 MB for the bench archive's 200,000 points.
+#[derive(Debug, Default)]
+struct Owners(RwLock<HashMap<u128, u128>>);
+
+impl Owners {
+    fn get(&self, segment: u128) -> Option<u128> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&segment)
+            .copied()
+    }
+
+    /// Remembers that each segment is of its asset, where both are canonical UUIDs.
+    fn note<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        for (segment, asset) in pairs {
+            if let (Some(s), Some(a)) = (canonical_uuid(segment), canonical_uuid(asset)) {
+                map.insert(s, a);
+            }
+        }
+    }
+}
+
+/// The bits of `id` when it is a UUID written as Kairos writes them (lowercase, hyphenated).
+fn canonical_uuid(id: &str) -> Option<u128> {
+    let u = Uuid::parse_str(id).ok()?;
+    (u.hyphenated().to_string() == id).then(|| u.as_u128())
 }
 
 impl EdgeVectors {
@@ -147,6 +184,7 @@ impl EdgeVectors {
         Ok(Self {
             root: root.to_path_buf(),
             shards: RwLock::new(shards),
+            owners: Owners::default(),
         })
     }
 
@@ -307,6 +345,11 @@ impl VectorIndex for EdgeVectors {
             });
         }
         let shard = self.shard_or_create(space, dims)?;
+        self.owners.note(
+            points
+                .iter()
+                .map(|p| (p.segment_id.as_str(), p.asset_id.as_str())),
+        );
         let mut structs = Vec::with_capacity(points.len());
         for p in points {
             let payload = json!({
@@ -440,27 +483,61 @@ impl VectorIndex for EdgeVectors {
                 }),
                 limit,
                 offset: 0,
-                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_payload: Some(WithPayloadInterface::Bool(false)),
                 with_vector: None,
                 score_threshold: None,
             })
             .map_err(self.err(space))?;
+        // The asset of each hit: remembered, or read from the payloads of those not yet met.
+        let known = |id: &PointId| match id {
+            PointId::Uuid(u) => self.owners.get(u.as_u128()).map(|a| (*u, a)),
+            PointId::NumId(_) => None,
+        };
+        let unknown: Vec<PointId> = points
+            .iter()
+            .filter(|p| known(&p.id).is_none())
+            .map(|p| p.id)
+            .collect();
+        let mut read: HashMap<PointId, (String, String)> = HashMap::new();
+        if !unknown.is_empty() {
+            let records = shard
+                .retrieve(
+                    &unknown,
+                    Some(WithPayloadInterface::Bool(true)),
+                    Some(WithVector::Bool(false)),
+                )
+                .map_err(self.err(space))?;
+            for r in records {
+                let field = |name: &str| {
+                    r.payload
+                        .as_ref()
+                        .and_then(|pl| pl.0.get(name))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                        .ok_or_else(|| Error::DataCorruption {
+                            path: self.path(space),
+                            message: format!("point {:?} has no {name} in its payload", r.id),
+                        })
+                };
+                read.insert(r.id, (field("segment_id")?, field("asset_id")?));
+            }
+            self.owners
+                .note(read.values().map(|(s, a)| (s.as_str(), a.as_str())));
+        }
         let mut hits = Vec::with_capacity(points.len());
         for p in points {
-            let payload = p.payload.as_ref();
-            let field = |name: &str| {
-                payload
-                    .and_then(|pl| pl.0.get(name))
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-                    .ok_or_else(|| Error::DataCorruption {
-                        path: self.path(space),
-                        message: format!("point {:?} has no {name} in its payload", p.id),
-                    })
+            let (segment_id, asset_id) = match (read.remove(&p.id), known(&p.id)) {
+                (Some(ids), _) => ids,
+                (None, Some((segment, asset))) => (
+                    segment.hyphenated().to_string(),
+                    Uuid::from_u128(asset).hyphenated().to_string(),
+                ),
+                // Deleted between the search and the read of its payload.
+                (None, None) => continue,
             };
             hits.push(VectorHit {
-                segment_id: field("segment_id")?,
-                asset_id: field("asset_id")?,
+                segment_id,
+                asset_id,
                 score: p.score,
             });
         }
@@ -620,6 +697,45 @@ mod tests {
         assert_eq!(v.dims(Space::Visual), Some(3));
         let err = v.check_dims(Space::Visual, 512).unwrap_err().to_string();
         assert!(err.contains("3 dimensions") && err.contains("512"), "{err}");
+    }
+
+    /// Hits name their segment and asset whether the asset is remembered (written by this
+    /// process, or met by an earlier search) or read from the payload (after a reopen, or an
+    /// id not in the canonical form).
+    #[test]
+    fn hits_name_their_segment_and_asset_remembered_or_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let asset = uuid::Uuid::now_v7().to_string();
+        let upper = uuid::Uuid::now_v7().to_string().to_uppercase();
+        let points = vec![
+            point(&asset, "x", vec![1.0, 0.0, 0.0]),
+            point("plain-id", "x", vec![0.9, 0.1, 0.0]),
+            point(&upper, "x", vec![0.8, 0.2, 0.0]),
+        ];
+        let want: Vec<(String, String)> = points
+            .iter()
+            .map(|p| (p.segment_id.clone(), p.asset_id.clone()))
+            .collect();
+        let found = |v: &EdgeVectors| -> Vec<(String, String)> {
+            v.search(Space::Visual, &[1.0, 0.0, 0.0], &Filters::default(), 3)
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.segment_id, h.asset_id))
+                .collect()
+        };
+        {
+            let v = EdgeVectors::open(tmp.path()).unwrap();
+            v.upsert(Space::Visual, points).unwrap();
+            assert_eq!(v.owners.0.read().unwrap().len(), 1, "only canonical ids");
+            assert_eq!(found(&v), want);
+            v.flush().unwrap();
+        }
+        let v = EdgeVectors::open(tmp.path()).unwrap();
+        assert_eq!(v.owners.0.read().unwrap().len(), 0);
+        // From the payloads, then from what that search remembered.
+        assert_eq!(found(&v), want);
+        assert_eq!(v.owners.0.read().unwrap().len(), 1);
+        assert_eq!(found(&v), want);
     }
 
     /// A shard written before quantisation gets it: its next optimisation builds the HNSW graph
