@@ -330,3 +330,20 @@ pub struct CatalogStats {
     pub failed: i64,
     pub segments: i64,
 }
+
+/// The bits of `id` when it is a UUID in the form Kairos writes ids (lowercase, hyphenated):
+/// the indexes keep such ids as numbers and give them back as [`uuid_string`] writes them.
+pub(crate) fn canonical_uuid(id: &str) -> Option<u128> {
+    let u = uuid::Uuid::parse_str(id).ok()?;
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    (u.hyphenated().encode_lower(&mut buf) == id).then(|| u.as_u128())
+}
+
+/// The id of a UUID's bits, in the form Kairos writes ids.
+pub(crate) fn uuid_string(bits: u128) -> String {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::from_u128(bits)
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_string()
+}

@@ -29,7 +29,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDo
 
 use crate::catalog::Filters;
 use crate::error::{Error, Result};
-use crate::records::{Asset, AssetKind, Segment, SegmentKind};
+use crate::records::{Asset, AssetKind, Segment, SegmentKind, canonical_uuid, uuid_string};
 use crate::term_bitsets::{Conjunction, TermBitsets};
 
 /// Languages with their own analyzer; anything else is indexed as English.
@@ -63,20 +63,8 @@ const DOC_STORE_CACHE_BLOCKS: usize = 10_000;
 /// its canonical form, which the doc store still answers.
 const ID_HALVES: [&str; 4] = ["asset_hi", "asset_lo", "segment_hi", "segment_lo"];
 
-/// `id` as a UUID (zero when it is not one as Kairos writes them: canonical, lowercase).
-fn uuid_bits(id: &str) -> u128 {
-    match uuid::Uuid::parse_str(id) {
-        Ok(u) if u.hyphenated().to_string() == id => u.as_u128(),
-        _ => 0,
-    }
-}
-
-/// The id of a UUID's bits, as [`uuid_bits`] read it.
-fn uuid_string(bits: u128) -> String {
-    uuid::Uuid::from_u128(bits).hyphenated().to_string()
-}
-
 /// The id columns of one segment of the index.
+#[derive(Clone)]
 struct IdColumns([tantivy::columnar::Column<u64>; 4]);
 
 impl IdColumns {
@@ -269,6 +257,8 @@ pub struct TextIndex {
     words: [Field; 2],
     /// The documents of common words per segment, for queries requiring every word.
     bitsets: Arc<TermBitsets>,
+    /// The id columns of each segment searches have read.
+    id_columns: Mutex<HashMap<tantivy::index::SegmentId, IdColumns>>,
     path: PathBuf,
 }
 
@@ -414,6 +404,7 @@ impl TextIndex {
             fields,
             words,
             bitsets: Arc::default(),
+            id_columns: Mutex::default(),
             path: dir.to_path_buf(),
         })
     }
@@ -474,11 +465,15 @@ impl TextIndex {
             let f = &self.fields;
             doc.add_text(f.asset_id, &d.asset_id);
             doc.add_text(f.segment_id, d.segment_id.as_deref().unwrap_or(""));
-            let segment = d.segment_id.as_deref().map_or(0, uuid_bits);
+            let segment = d
+                .segment_id
+                .as_deref()
+                .and_then(canonical_uuid)
+                .unwrap_or(0);
             // A segment id that is not a UUID zeroes the asset's too: the doc store answers.
             let asset = match d.segment_id.is_some() && segment == 0 {
                 true => 0,
-                false => uuid_bits(&d.asset_id),
+                false => canonical_uuid(&d.asset_id).unwrap_or(0),
             };
             for (field, half) in f.id_halves.iter().zip([
                 (asset >> 64) as u64,
@@ -667,6 +662,21 @@ impl TextIndex {
         (user_query, BooleanQuery::new(clauses))
     }
 
+    /// The id columns of a segment, opened once: opening them at each search was 3% of it.
+    fn id_columns(&self, reader: &tantivy::SegmentReader) -> Result<IdColumns> {
+        let mut open = self.id_columns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(columns) = open.get(&reader.segment_id()) {
+            return Ok(columns.clone());
+        }
+        let columns = IdColumns::open(reader).map_err(self.err())?;
+        // Segments merged away leave their columns behind: forget them all now and then.
+        if open.len() >= 256 {
+            open.clear();
+        }
+        open.insert(reader.segment_id(), columns.clone());
+        Ok(columns)
+    }
+
     /// BM25 over the words of every language. Quotes make phrases; operators of the tantivy
     /// query language work, and malformed syntax degrades to plain words.
     pub fn search(&self, query: &str, filters: &Filters, limit: usize) -> Result<TextResults> {
@@ -711,8 +721,7 @@ impl TextIndex {
         for (score, address) in top {
             let slot = &mut columns[address.segment_ord as usize];
             if slot.is_none() {
-                let reader = searcher.segment_reader(address.segment_ord);
-                *slot = Some(IdColumns::open(reader).map_err(self.err())?);
+                *slot = Some(self.id_columns(searcher.segment_reader(address.segment_ord))?);
             }
             let (asset, segment) = slot
                 .as_ref()

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::catalog::Filters;
 use crate::error::{Error, Result};
-use crate::records::{AssetKind, SegmentKind};
+use crate::records::{AssetKind, SegmentKind, canonical_uuid, uuid_string};
 
 /// A vector space: which model's embeddings it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -156,12 +156,6 @@ impl Owners {
             }
         }
     }
-}
-
-/// The bits of `id` when it is a UUID written as Kairos writes them (lowercase, hyphenated).
-fn canonical_uuid(id: &str) -> Option<u128> {
-    let u = Uuid::parse_str(id).ok()?;
-    (u.hyphenated().to_string() == id).then(|| u.as_u128())
 }
 
 impl EdgeVectors {
@@ -490,7 +484,7 @@ impl VectorIndex for EdgeVectors {
             .map_err(self.err(space))?;
         // The asset of each hit: remembered, or read from the payloads of those not yet met.
         let known = |id: &PointId| match id {
-            PointId::Uuid(u) => self.owners.get(u.as_u128()).map(|a| (*u, a)),
+            PointId::Uuid(u) => self.owners.get(u.as_u128()).map(|a| (u.as_u128(), a)),
             PointId::NumId(_) => None,
         };
         let unknown: Vec<PointId> = points
@@ -528,10 +522,7 @@ impl VectorIndex for EdgeVectors {
         for p in points {
             let (segment_id, asset_id) = match (read.remove(&p.id), known(&p.id)) {
                 (Some(ids), _) => ids,
-                (None, Some((segment, asset))) => (
-                    segment.hyphenated().to_string(),
-                    Uuid::from_u128(asset).hyphenated().to_string(),
-                ),
+                (None, Some((segment, asset))) => (uuid_string(segment), uuid_string(asset)),
                 // Deleted between the search and the read of its payload.
                 (None, None) => continue,
             };
