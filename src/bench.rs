@@ -106,6 +106,11 @@ pub enum BenchCommand {
         /// `kairos serve --threads` of the server under load.
         #[arg(long, default_value_t = 1)]
         server_threads: usize,
+        /// The assets' sentence vectors: `random` unit vectors (no neighbourhoods: the HNSW
+        /// walk's worst case), or the installed sentence model's embeddings of their
+        /// `captions`, as an ingest makes them.
+        #[arg(long, default_value = "random")]
+        text_vectors: String,
         /// Where the synthetic archive is built and kept between runs.
         #[arg(long, default_value = "target/bench-load")]
         archive: PathBuf,
@@ -172,6 +177,7 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
             warmup,
             mode,
             server_threads,
+            text_vectors,
             archive,
             out,
         } => {
@@ -184,6 +190,11 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
                 archive,
                 mode,
                 server_threads,
+                captions_embedded: match text_vectors.as_str() {
+                    "random" => false,
+                    "captions" => true,
+                    other => anyhow::bail!("--text-vectors {other:?}: random or captions"),
+                },
             };
             (crate::bench_load::load(g, &options).await?, out)
         }

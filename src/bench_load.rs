@@ -37,6 +37,8 @@ pub struct LoadOptions {
     pub archive: PathBuf,
     pub mode: String,
     pub server_threads: usize,
+    /// Whether the assets' sentence vectors embed their captions (else random unit vectors).
+    pub captions_embedded: bool,
 }
 
 pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
@@ -48,8 +50,16 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         "sentence": if text_dims.is_some() { "all-MiniLM-L6-v2 (real)" } else { "none: no semantic text signal" },
         "clip": if analyzers.clip.is_some() { "installed" } else { "none: no CLIP text pass" },
     });
+    let embedder = match (o.captions_embedded, &analyzers.sentence) {
+        (false, _) => None,
+        (true, Some(s)) => Some(s),
+        (true, None) => bail!(
+            "--text-vectors captions needs a sentence model in {}",
+            models.display()
+        ),
+    };
+    let build = build_archive(o, text_dims.unwrap_or(384), embedder).await?;
     drop(analyzers);
-    let build = build_archive(o, text_dims.unwrap_or(384)).await?;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -135,13 +145,21 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
 
 /// Builds the synthetic archive in `o.archive` unless one of the same shape is there already
 /// (building 1M segments and the HNSW graphs takes minutes; the queries do not change it).
-async fn build_archive(o: &LoadOptions, text_dims: usize) -> Result<serde_json::Value> {
+async fn build_archive(
+    o: &LoadOptions,
+    text_dims: usize,
+    embedder: Option<&kairos_models::SentenceEmbedder>,
+) -> Result<serde_json::Value> {
     let marker = o.archive.join("bench-archive.json");
-    let shape = json!({
+    let mut shape = json!({
         "assets": o.assets,
         "segments": o.segments,
         "text_dims": text_dims,
     });
+    // Archives built before the option had random vectors, and no such key.
+    if o.captions_embedded {
+        shape["text_vectors"] = json!("captions embedded");
+    }
     if let Ok(text) = fs_err::read_to_string(&marker) {
         let built: serde_json::Value = serde_json::from_str(&text)?;
         if built["shape"] == shape {
@@ -172,9 +190,25 @@ async fn build_archive(o: &LoadOptions, text_dims: usize) -> Result<serde_json::
     let mut segments = 0usize;
     let mut vectors = 0usize;
     for start in (0..o.assets).step_by(batch) {
-        let writes: Vec<AssetWrite> = (start..(start + batch).min(o.assets))
+        let range = start..(start + batch).min(o.assets);
+        let embedded: Option<Vec<Vec<f32>>> = match embedder {
+            None => None,
+            Some(e) => {
+                let captions: Vec<String> = range.clone().map(caption).collect();
+                let mut vectors = Vec::with_capacity(captions.len());
+                for chunk in captions.chunks(128) {
+                    let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                    vectors.extend(e.embed(&texts).context("embedding captions")?);
+                }
+                Some(vectors)
+            }
+        };
+        let writes: Vec<AssetWrite> = range
             .into_par_iter()
-            .map(|i| synthetic_asset(i, per_video, text_dims))
+            .map(|i| {
+                let text_vector = embedded.as_ref().map(|v| v[i - start].clone());
+                synthetic_asset(i, per_video, text_dims, text_vector)
+            })
             .collect();
         segments += writes.iter().map(|w| w.segments.len()).sum::<usize>();
         vectors += writes.iter().map(|w| w.points.len()).sum::<usize>();
@@ -203,7 +237,11 @@ async fn build_archive(o: &LoadOptions, text_dims: usize) -> Result<serde_json::
         "moments_per_video": per_video,
         "spoken_moments": videos * per_video.div_ceil(2),
         "vectors": vectors,
-        "vectors_note": "one CLIP-space and one sentence-space vector per asset (random unit vectors); the spoken moments' own sentence vectors are left out to keep the HNSW build in minutes on 2 cores",
+        "vectors_note": if o.captions_embedded {
+            "one CLIP-space vector per asset (random unit vector) and one sentence-space vector per asset (the sentence model's embedding of its caption); the spoken moments' own sentence vectors are left out to keep the HNSW build in minutes on 2 cores"
+        } else {
+            "one CLIP-space and one sentence-space vector per asset (random unit vectors); the spoken moments' own sentence vectors are left out to keep the HNSW build in minutes on 2 cores"
+        },
         "load_seconds": load_s,
         "hnsw_optimize_seconds": optimize_s,
     });
@@ -213,7 +251,12 @@ async fn build_archive(o: &LoadOptions, text_dims: usize) -> Result<serde_json::
 
 /// Photo `i` (one image segment, a caption) or video `i` (`per_video` moments alternating a shot
 /// and a spoken sentence), with a visual and a sentence vector.
-fn synthetic_asset(i: usize, per_video: usize, text_dims: usize) -> AssetWrite {
+fn synthetic_asset(
+    i: usize,
+    per_video: usize,
+    text_dims: usize,
+    text_vector: Option<Vec<f32>>,
+) -> AssetWrite {
     let video = i.is_multiple_of(VIDEO_EVERY);
     let (kind, ext) = if video {
         (AssetKind::Video, "mp4")
@@ -279,7 +322,10 @@ fn synthetic_asset(i: usize, per_video: usize, text_dims: usize) -> AssetWrite {
         ),
         (
             Space::Text,
-            point(text_segment, random_unit(text_dims, i as u64 * 2 + 2)),
+            point(
+                text_segment,
+                text_vector.unwrap_or_else(|| random_unit(text_dims, i as u64 * 2 + 2)),
+            ),
         ),
     ];
     let text_docs = TextDoc::all_for(&asset, &segments);
