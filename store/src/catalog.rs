@@ -356,27 +356,33 @@ impl Catalog {
 
     /// Segments by id (any order; missing ids are left out).
     pub async fn segments_by_id(&self, ids: &[String]) -> Result<Vec<Segment>> {
-        self.segments_where("s.id IN", ids).await
+        self.segments_where("s.id IN", ids, "").await
     }
 
     /// The first segment of each asset among `asset_ids` (its default moment), in one query.
     pub async fn first_segments(&self, asset_ids: &[String]) -> Result<Vec<Segment>> {
+        // The first segment is looked up once per asset. Asking it of each of the asset's
+        // segments (`s.id = (SELECT … WHERE f.asset_id = s.asset_id …)`) read every segment of
+        // a video once per segment: 1.5 ms for 20 videos of 46 moments, against 0.2 ms.
         self.segments_where(
-            "s.id = (SELECT f.id FROM segments f WHERE f.asset_id = s.asset_id ORDER BY f.start_ms, f.id LIMIT 1) \
-             AND s.asset_id IN",
+            "s.id IN (SELECT (SELECT f.id FROM segments f WHERE f.asset_id = a.id \
+             ORDER BY f.start_ms, f.id LIMIT 1) FROM assets a WHERE a.id IN",
             asset_ids,
+            ")",
         )
         .await
     }
 
-    /// Segments matching `condition (ids…)`; `condition` is a fixed SQL fragment ending in `IN`.
+    /// Segments matching `condition (ids…) tail`; `condition` is a fixed SQL fragment ending
+    /// in `IN`, `tail` one that closes it.
     async fn segments_where(
         &self,
         condition: &'static str,
         ids: &[String],
+        tail: &'static str,
     ) -> Result<Vec<Segment>> {
         let sql = format!("SELECT {SEGMENT_COLUMNS} FROM segments s WHERE {condition}");
-        let rows = self.rows_for_ids(sql, ids).await?;
+        let rows = self.rows_for_ids_then(sql, ids, tail).await?;
         rows.iter()
             .map(|r| segment_from_row(r, &self.path))
             .collect()
@@ -384,10 +390,20 @@ impl Catalog {
 
     /// The rows of `sql`, a fixed query ending in `IN`, for the list `ids` (none for no ids).
     async fn rows_for_ids(&self, sql: String, ids: &[String]) -> Result<Vec<SqliteRow>> {
+        self.rows_for_ids_then(sql, ids, "").await
+    }
+
+    /// [`rows_for_ids`](Self::rows_for_ids) with `tail` after the list (closing a subquery).
+    async fn rows_for_ids_then(
+        &self,
+        sql: String,
+        ids: &[String],
+        tail: &'static str,
+    ) -> Result<Vec<SqliteRow>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("{sql} ({})", placeholders(ids.len()));
+        let sql = format!("{sql} ({}){tail}", placeholders(ids.len()));
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for id in ids {
             query = query.bind(id);
@@ -540,8 +556,12 @@ impl Catalog {
 
     /// The spoken and on-screen-text segments of the assets `asset_ids`.
     pub async fn worded_segments(&self, asset_ids: &[String]) -> Result<Vec<Segment>> {
-        self.segments_where("s.kind IN ('speech', 'ocr') AND s.asset_id IN", asset_ids)
-            .await
+        self.segments_where(
+            "s.kind IN ('speech', 'ocr') AND s.asset_id IN",
+            asset_ids,
+            "",
+        )
+        .await
     }
 
     /// Ready assets with a perceptual hash, matching `filters`: (asset id, hash).
