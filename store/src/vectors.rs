@@ -193,6 +193,26 @@ impl EdgeVectors {
         }
     }
 
+    /// The segment and asset ids a point's payload holds.
+    fn payload_ids(
+        &self,
+        space: Space,
+        id: &PointId,
+        payload: Option<&Payload>,
+    ) -> Result<(String, String)> {
+        let field = |name: &str| {
+            payload
+                .and_then(|pl| pl.0.get(name))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| Error::DataCorruption {
+                    path: self.path(space),
+                    message: format!("point {id:?} has no {name} in its payload"),
+                })
+        };
+        Ok((field("segment_id")?, field("asset_id")?))
+    }
+
     fn shard(&self, space: Space) -> Option<Arc<EdgeShard>> {
         self.shards
             .read()
@@ -502,18 +522,7 @@ impl VectorIndex for EdgeVectors {
                 )
                 .map_err(self.err(space))?;
             for r in records {
-                let field = |name: &str| {
-                    r.payload
-                        .as_ref()
-                        .and_then(|pl| pl.0.get(name))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string)
-                        .ok_or_else(|| Error::DataCorruption {
-                            path: self.path(space),
-                            message: format!("point {:?} has no {name} in its payload", r.id),
-                        })
-                };
-                read.insert(r.id, (field("segment_id")?, field("asset_id")?));
+                read.insert(r.id, self.payload_ids(space, &r.id, r.payload.as_ref())?);
             }
             self.owners
                 .note(read.values().map(|(s, a)| (s.as_str(), a.as_str())));
@@ -553,22 +562,8 @@ impl VectorIndex for EdgeVectors {
                 })
                 .map_err(self.err(space))?;
             for r in records {
-                let field = |name: &str| {
-                    r.payload
-                        .as_ref()
-                        .and_then(|pl| pl.0.get(name))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string)
-                };
-                match (field("asset_id"), field("segment_id")) {
-                    (Some(asset), Some(segment)) => out.entry(asset).or_default().push(segment),
-                    _ => {
-                        return Err(Error::DataCorruption {
-                            path: self.path(space),
-                            message: format!("point {:?} has no asset_id or segment_id", r.id),
-                        });
-                    }
-                }
+                let (segment, asset) = self.payload_ids(space, &r.id, r.payload.as_ref())?;
+                out.entry(asset).or_default().push(segment);
             }
             match next {
                 Some(n) => offset = Some(n),
