@@ -28,8 +28,9 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
 
 /// A word in at least 1/`DENSE_SHARE` of a segment's documents is answered from a bitset.
-/// Leapfrogging costs some 30 ns per entry of the rarest list, the AND under a nanosecond per
-/// 64 documents and word, so the bitsets win far below this share; what bounds it is memory:
+/// Leapfrogging costs a seek (tens of nanoseconds) per entry of the rarest list, the AND about
+/// a nanosecond per 64 documents and word, so the bitsets win far below this share; what bounds
+/// it is memory:
 /// at 1/128 a bitset (a bit per document) takes about 16 times its compressed posting list
 /// (some 8 bits per entry). A French word in 15% of the French documents, a seventh of the
 /// archive, is in 2% of a segment's documents.
