@@ -49,12 +49,6 @@ mod weight {
 /// A file in the index's directory while the index is being rebuilt from the catalog: an
 /// index that has it is incomplete, and the next open rebuilds it again.
 const REBUILD_MARKER: &str = "kairos-rebuild-pending";
-/// Decompressed blocks of stored documents each segment reader keeps (tantivy's default: 100).
-/// Searches read ids from the fast fields ([`ID_HALVES`]); the doc store answers only for ids
-/// that are not UUIDs, which Kairos never makes but an index may hold, scattered over it: a
-/// document stores only two ids (about 80 bytes), so every block of a 560,000-document index
-/// is about 45 MB, taken only as blocks are read.
-const DOC_STORE_CACHE_BLOCKS: usize = 10_000;
 
 /// The ids again, as the two 64-bit halves of their UUIDs, in fast fields: a search reads its
 /// ~100 candidates' ids from these columns (a few nanoseconds each) rather than from the doc
@@ -381,7 +375,6 @@ impl TextIndex {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
-            .doc_store_cache_num_blocks(DOC_STORE_CACHE_BLOCKS)
             .try_into()
             .map_err(err)?;
         let s = index.schema();
@@ -662,19 +655,25 @@ impl TextIndex {
         (user_query, BooleanQuery::new(clauses))
     }
 
-    /// The id columns of a segment, opened once: opening them at each search was 3% of it.
-    fn id_columns(&self, reader: &tantivy::SegmentReader) -> Result<IdColumns> {
+    /// The id columns of each of `searcher`'s segments, opened once per segment (opening them at
+    /// each search was 3% of it); those of segments no longer searched are dropped.
+    fn id_columns(&self, searcher: &Searcher) -> Result<Vec<IdColumns>> {
         let mut open = self.id_columns.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(columns) = open.get(&reader.segment_id()) {
-            return Ok(columns.clone());
+        let readers = searcher.segment_readers();
+        if readers.iter().any(|r| !open.contains_key(&r.segment_id())) {
+            open.retain(|id, _| readers.iter().any(|r| r.segment_id() == *id));
         }
-        let columns = IdColumns::open(reader).map_err(self.err())?;
-        // Segments merged away leave their columns behind: forget them all now and then.
-        if open.len() >= 256 {
-            open.clear();
-        }
-        open.insert(reader.segment_id(), columns.clone());
-        Ok(columns)
+        readers
+            .iter()
+            .map(|reader| match open.get(&reader.segment_id()) {
+                Some(columns) => Ok(columns.clone()),
+                None => {
+                    let columns = IdColumns::open(reader).map_err(self.err())?;
+                    open.insert(reader.segment_id(), columns.clone());
+                    Ok(columns)
+                }
+            })
+            .collect()
     }
 
     /// BM25 over the words of every language. Quotes make phrases; operators of the tantivy
@@ -716,17 +715,9 @@ impl TextIndex {
             );
         }
         let mut hits = Vec::with_capacity(top.len());
-        let mut columns: Vec<Option<IdColumns>> = Vec::new();
-        columns.resize_with(searcher.segment_readers().len(), || None);
+        let columns = self.id_columns(&searcher)?;
         for (score, address) in top {
-            let slot = &mut columns[address.segment_ord as usize];
-            if slot.is_none() {
-                *slot = Some(self.id_columns(searcher.segment_reader(address.segment_ord))?);
-            }
-            let (asset, segment) = slot
-                .as_ref()
-                .expect("the columns were just opened")
-                .ids(address.doc_id);
+            let (asset, segment) = columns[address.segment_ord as usize].ids(address.doc_id);
             let (asset_id, segment_id) = if asset != 0 {
                 (
                     uuid_string(asset),
