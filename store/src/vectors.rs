@@ -139,12 +139,14 @@ pub struct EdgeVectors {
 struct Owners(RwLock<HashMap<u128, u128>>);
 
 impl Owners {
-    fn get(&self, segment: u128) -> Option<u128> {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&segment)
-            .copied()
+    /// The (segment, asset) bits of each point whose asset is remembered.
+    fn of(&self, ids: impl Iterator<Item = PointId>) -> Vec<Option<(u128, u128)>> {
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        ids.map(|id| match id {
+            PointId::Uuid(u) => map.get(&u.as_u128()).map(|a| (u.as_u128(), *a)),
+            PointId::NumId(_) => None,
+        })
+        .collect()
     }
 
     /// Remembers that each segment is of its asset, where both are canonical UUIDs.
@@ -503,14 +505,12 @@ impl VectorIndex for EdgeVectors {
             })
             .map_err(self.err(space))?;
         // The asset of each hit: remembered, or read from the payloads of those not yet met.
-        let known = |id: &PointId| match id {
-            PointId::Uuid(u) => self.owners.get(u.as_u128()).map(|a| (u.as_u128(), a)),
-            PointId::NumId(_) => None,
-        };
+        let known = self.owners.of(points.iter().map(|p| p.id));
         let unknown: Vec<PointId> = points
             .iter()
-            .filter(|p| known(&p.id).is_none())
-            .map(|p| p.id)
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .map(|(p, _)| p.id)
             .collect();
         let mut read: HashMap<PointId, (String, String)> = HashMap::new();
         if !unknown.is_empty() {
@@ -528,8 +528,8 @@ impl VectorIndex for EdgeVectors {
                 .note(read.values().map(|(s, a)| (s.as_str(), a.as_str())));
         }
         let mut hits = Vec::with_capacity(points.len());
-        for p in points {
-            let (segment_id, asset_id) = match (read.remove(&p.id), known(&p.id)) {
+        for (p, known) in points.into_iter().zip(known) {
+            let (segment_id, asset_id) = match (read.remove(&p.id), known) {
                 (Some(ids), _) => ids,
                 (None, Some((segment, asset))) => (uuid_string(segment), uuid_string(asset)),
                 // Deleted between the search and the read of its payload.
