@@ -21,10 +21,10 @@ use tantivy::fieldnorm::FieldNormReader;
 use tantivy::index::SegmentId;
 use tantivy::postings::Postings;
 use tantivy::query::{
-    Bm25StatisticsProvider, Bm25Weight, BooleanQuery, EmptyScorer, EnableScoring, Explanation,
-    Occur, Query, Scorer, TermQuery, Weight,
+    Bm25Weight, BooleanQuery, EmptyScorer, EnableScoring, Explanation, Occur, Query, Scorer,
+    TermQuery, Weight,
 };
-use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::schema::IndexRecordOption;
 use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
 
 /// A word in at least 1/`DENSE_SHARE` of a segment's documents is answered from a bitset.
@@ -203,31 +203,22 @@ impl Conjunction {
 
 impl Query for Conjunction {
     fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
-        let (weights, plain) = match scoring {
+        let weights = match scoring {
             EnableScoring::Enabled {
                 statistics_provider,
-                searcher,
-            } => {
-                // The words' weights and the plain query's are the same statistics: read once.
-                let once = StatisticsOnce::new(statistics_provider);
-                let weights = self
-                    .terms
+                ..
+            } => Some(
+                self.terms
                     .iter()
-                    .map(|t| Bm25Weight::for_terms(&once, std::slice::from_ref(t)))
-                    .collect::<tantivy::Result<Vec<_>>>()?;
-                let plain = self
-                    .plain
-                    .weight(EnableScoring::enabled_from_statistics_provider(
-                        &once, searcher,
-                    ))?;
-                (Some(weights), plain)
-            }
-            EnableScoring::Disabled { .. } => (None, self.plain.weight(scoring)?),
+                    .map(|t| Bm25Weight::for_terms(statistics_provider, std::slice::from_ref(t)))
+                    .collect::<tantivy::Result<Vec<_>>>()?,
+            ),
+            EnableScoring::Disabled { .. } => None,
         };
         Ok(Box::new(ConjunctionWeight {
             terms: self.terms.clone(),
             weights,
-            plain,
+            plain: self.plain.weight(scoring)?,
             bitsets: self.bitsets.clone(),
         }))
     }
@@ -236,50 +227,6 @@ impl Query for Conjunction {
         for term in &self.terms {
             visitor(term, false);
         }
-    }
-}
-
-/// BM25 statistics remembered for one query: each answer of the index's would otherwise read
-/// every segment's term dictionary again.
-struct StatisticsOnce<'a> {
-    index: &'a dyn Bm25StatisticsProvider,
-    doc_freqs: Mutex<HashMap<Term, u64>>,
-    tokens: Mutex<HashMap<Field, u64>>,
-}
-
-impl<'a> StatisticsOnce<'a> {
-    fn new(index: &'a dyn Bm25StatisticsProvider) -> Self {
-        StatisticsOnce {
-            index,
-            doc_freqs: Mutex::default(),
-            tokens: Mutex::default(),
-        }
-    }
-}
-
-impl Bm25StatisticsProvider for StatisticsOnce<'_> {
-    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = tokens.get(&field) {
-            return Ok(*n);
-        }
-        let n = self.index.total_num_tokens(field)?;
-        tokens.insert(field, n);
-        Ok(n)
-    }
-
-    fn total_num_docs(&self) -> tantivy::Result<u64> {
-        self.index.total_num_docs()
-    }
-
-    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
-        let mut freqs = self.doc_freqs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = freqs.get(term) {
-            return Ok(*n);
-        }
-        let n = self.index.doc_freq(term)?;
-        freqs.insert(term.clone(), n);
-        Ok(n)
     }
 }
 
