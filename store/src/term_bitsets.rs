@@ -218,6 +218,8 @@ impl Query for Conjunction {
         Ok(Box::new(ConjunctionWeight {
             terms: self.terms.clone(),
             weights,
+            // Reads the words' statistics again (about 0.35% of a search's CPU under load):
+            // remembering them for the query measured no faster.
             plain: self.plain.weight(scoring)?,
             bitsets: self.bitsets.clone(),
         }))
