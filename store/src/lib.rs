@@ -5,7 +5,8 @@
 //! - [`vectors`]: the vector spaces (qdrant-edge embedded, behind [`vectors::VectorIndex`]);
 //! - [`thumbnails`]: one JPEG per segment;
 //! - [`transcript`]: an asset's speech as JSON, WebVTT or SubRip;
-//! - [`search`]: candidates from every signal → fusion → moments grouped into assets.
+//! - [`search`]: candidates from every signal → fusion → moments grouped into assets, its CPU
+//!   work taken in turns, oldest search first (`turns`).
 
 pub mod catalog;
 pub mod consistency;
@@ -19,6 +20,7 @@ pub mod text;
 pub mod thumbnails;
 pub mod timeline;
 pub mod transcript;
+mod turns;
 pub mod vectors;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +47,8 @@ pub struct Store {
     pub vectors: Arc<dyn VectorIndex>,
     pub thumbnails: Thumbnails,
     data_dir: PathBuf,
+    /// Turns of the searches' CPU work.
+    turns: turns::Turns,
 }
 
 /// Everything one asset puts in the indexes.
@@ -83,6 +87,7 @@ impl Store {
             vectors,
             thumbnails: Thumbnails::new(data_dir),
             data_dir: data_dir.to_path_buf(),
+            turns: turns::Turns::per_core(),
         };
         if store.text.rebuild_pending() {
             store.rebuild_text(progress).await?;

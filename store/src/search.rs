@@ -10,6 +10,7 @@ use crate::catalog::Filters;
 use crate::error::Result;
 use crate::records::{Asset, AssetKind, Facets, SegmentKind};
 use crate::text::{Highlighter, TextResults};
+use crate::turns::Ticket;
 use crate::vectors::Space;
 
 /// Reciprocal-rank fusion constant (Cormack et al.): damps the weight of the very first ranks.
@@ -214,7 +215,11 @@ fn fuse(lists: Vec<Ranked>) -> HashMap<String, AssetAcc> {
 
 /// A search's keyword candidates, found ahead of the rest of it (while its words are embedded).
 #[derive(Debug)]
-pub struct KeywordCandidates(Option<TextResults>);
+pub struct KeywordCandidates {
+    found: Option<TextResults>,
+    /// The search's place in the turns of the CPU work.
+    ticket: Ticket,
+}
 
 impl SearchQuery {
     /// Candidates each signal brings to the fusion.
@@ -233,15 +238,27 @@ impl Store {
     /// the query's words are embedded (under load a search otherwise waits for the shared
     /// encoder pass with one core idle).
     pub async fn keyword_candidates(&self, query: &SearchQuery) -> Result<KeywordCandidates> {
+        let ticket = self.turns.ticket();
         let (true, Some(words)) = (query.wants_text(), query.text.clone()) else {
-            return Ok(KeywordCandidates(None));
+            return Ok(KeywordCandidates {
+                found: None,
+                ticket,
+            });
         };
         let (text, filters, candidates) =
             (self.text.clone(), query.filters.clone(), query.candidates());
-        tokio::task::spawn_blocking(move || text.search(&words, &filters, candidates))
-            .await
-            .map_err(|e| crate::Error::Task(e.to_string()))?
-            .map(|found| KeywordCandidates(Some(found)))
+        let turn = self.turns.take(ticket).await;
+        tokio::task::spawn_blocking(move || {
+            let found = text.search(&words, &filters, candidates);
+            drop(turn);
+            found
+        })
+        .await
+        .map_err(|e| crate::Error::Task(e.to_string()))?
+        .map(|found| KeywordCandidates {
+            found: Some(found),
+            ticket,
+        })
     }
 
     /// Runs a search: candidates → fusion → assets with their moments.
@@ -261,6 +278,10 @@ impl Store {
             let text = self.text.clone();
             let vectors = self.vectors.clone();
             let q = query.clone();
+            let ticket = keywords
+                .as_ref()
+                .map_or_else(|| self.turns.ticket(), |k| k.ticket);
+            let turn = self.turns.take(ticket).await;
             let ahead = std::cell::Cell::new(keywords);
             // The lists are independent: the visual HNSW search on a second core while BM25 and
             // the semantic one run here (see below).
@@ -285,7 +306,7 @@ impl Store {
                     let mut lists = Vec::new();
                     let mut highlighter = None;
                     let found = match (ahead.take(), wants_text, q.text.as_deref()) {
-                        (Some(KeywordCandidates(found)), _, _) => found,
+                        (Some(KeywordCandidates { found, .. }), _, _) => found,
                         (None, true, Some(t)) => Some(text.search(t, &q.filters, candidates)?),
                         (None, _, _) => None,
                     };
@@ -331,6 +352,7 @@ impl Store {
                 } else {
                     (words(), visual())
                 };
+                drop(turn);
                 let (mut lists, highlighter) = lists?;
                 lists.extend(visual?);
                 Ok((lists, highlighter))
