@@ -1,6 +1,8 @@
 //! The records the catalog holds: assets, segments (moments) and jobs.
 
-use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -244,18 +246,51 @@ pub struct Facets {
     pub year: std::collections::BTreeMap<String, u64>,
 }
 
-impl Facets {
-    /// Counts one asset.
-    pub fn count(&mut self, asset: &FacetFields) {
-        *self.kind.entry(asset.kind.as_str().into()).or_default() += 1;
+/// Counts assets into [`Facets`] borrowing their values: a search counts ~200 candidates, and
+/// owning a key per asset and field was 800 allocations a search.
+#[derive(Debug, Default)]
+pub(crate) struct FacetCounter<'a> {
+    kind: HashMap<&'static str, u64>,
+    collection: HashMap<&'a str, u64>,
+    language: HashMap<&'a str, u64>,
+    year: HashMap<i32, u64>,
+}
+
+impl<'a> FacetCounter<'a> {
+    pub(crate) fn count(&mut self, asset: &'a FacetFields) {
+        *self.kind.entry(asset.kind.as_str()).or_default() += 1;
         if let Some(c) = &asset.collection {
-            *self.collection.entry(c.clone()).or_default() += 1;
+            *self.collection.entry(c).or_default() += 1;
         }
         if let Some(l) = &asset.language {
-            *self.language.entry(l.clone()).or_default() += 1;
+            *self.language.entry(l).or_default() += 1;
         }
         if let Some(t) = asset.captured_at {
-            *self.year.entry(t.format("%Y").to_string()).or_default() += 1;
+            *self.year.entry(t.year()).or_default() += 1;
+        }
+    }
+
+    pub(crate) fn add_to(self, facets: &mut Facets) {
+        let add = |to: &mut std::collections::BTreeMap<String, u64>, key: String, n: u64| {
+            *to.entry(key).or_default() += n;
+        };
+        for (k, n) in self.kind {
+            add(&mut facets.kind, k.to_string(), n);
+        }
+        for (k, n) in self.collection {
+            add(&mut facets.collection, k.to_string(), n);
+        }
+        for (k, n) in self.language {
+            add(&mut facets.language, k.to_string(), n);
+        }
+        for (y, n) in self.year {
+            // As `%Y` writes it: four digits at least, a sign past 9999.
+            add(
+                &mut facets.year,
+                chrono::NaiveDate::from_yo_opt(y, 1)
+                    .map_or_else(|| y.to_string(), |d| d.format("%Y").to_string()),
+                n,
+            );
         }
     }
 }
@@ -346,4 +381,57 @@ pub(crate) fn uuid_string(bits: u128) -> String {
         .hyphenated()
         .encode_lower(&mut buf)
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facets_count_each_value_once_per_asset() {
+        let at = |y: i32| {
+            chrono::NaiveDate::from_ymd_opt(y, 6, 1)
+                .unwrap()
+                .and_hms_opt(12, 0, 0)
+                .unwrap()
+                .and_utc()
+        };
+        let assets = [
+            FacetFields {
+                kind: AssetKind::Video,
+                collection: Some("games".into()),
+                language: Some("fr".into()),
+                captured_at: Some(at(2024)),
+            },
+            FacetFields {
+                kind: AssetKind::Image,
+                collection: Some("games".into()),
+                language: None,
+                captured_at: Some(at(812)),
+            },
+            FacetFields {
+                kind: AssetKind::Image,
+                collection: None,
+                language: Some("en".into()),
+                captured_at: None,
+            },
+        ];
+        let mut counter = FacetCounter::default();
+        for a in &assets {
+            counter.count(a);
+        }
+        let mut facets = Facets::default();
+        counter.add_to(&mut facets);
+        let map = |pairs: &[(&str, u64)]| {
+            pairs
+                .iter()
+                .map(|(k, n)| (k.to_string(), *n))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        assert_eq!(facets.kind, map(&[("image", 2), ("video", 1)]));
+        assert_eq!(facets.collection, map(&[("games", 2)]));
+        assert_eq!(facets.language, map(&[("en", 1), ("fr", 1)]));
+        // As `%Y` writes years: four digits.
+        assert_eq!(facets.year, map(&[("0812", 1), ("2024", 1)]));
+    }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::Store;
 use crate::catalog::Filters;
 use crate::error::Result;
-use crate::records::{Asset, AssetKind, Facets, SegmentKind};
+use crate::records::{Asset, AssetKind, FacetCounter, Facets, SegmentKind};
 use crate::text::{Highlighter, TextResults};
 use crate::turns::Ticket;
 use crate::vectors::Space;
@@ -169,7 +169,7 @@ struct MomentAcc {
 struct AssetAcc {
     /// Fused score of signals about the asset as a whole (its metadata, its fingerprint).
     asset_score: f32,
-    signals: BTreeMap<String, f32>,
+    signals: BTreeMap<&'static str, f32>,
     moments: HashMap<String, MomentAcc>,
 }
 
@@ -178,8 +178,8 @@ impl AssetAcc {
         self.asset_score + self.moments.values().map(|m| m.score).fold(0.0, f32::max)
     }
 
-    fn note_signal(&mut self, signal: &str, raw: f32) {
-        let slot = self.signals.entry(signal.to_string()).or_insert(raw);
+    fn note_signal(&mut self, signal: &'static str, raw: f32) {
+        let slot = self.signals.entry(signal).or_insert(raw);
         *slot = slot.max(raw);
     }
 }
@@ -382,24 +382,26 @@ impl Store {
                     .collect(),
             });
         }
-        let fused = fuse(lists);
-        let ids: Vec<String> = fused.keys().cloned().collect();
-        let ready: HashMap<String, crate::records::FacetFields> = self
-            .catalog
-            .ready_facet_fields(&ids)
-            .await?
-            .into_iter()
-            .collect();
+        let fused: Vec<(String, AssetAcc)> = fuse(lists).into_iter().collect();
+        let ready = {
+            let ids: Vec<&str> = fused.iter().map(|(id, _)| id.as_str()).collect();
+            self.catalog.ready_facet_fields(&ids).await?
+        };
+        let mut counter = FacetCounter::default();
         let mut ranked: Vec<(String, AssetAcc)> = fused
             .into_iter()
-            .filter(|(id, _)| {
-                ready.contains_key(id) && query.exclude_asset.as_deref() != Some(id.as_str())
+            .zip(&ready)
+            .filter_map(|((id, acc), fields)| {
+                let fields = fields.as_deref()?;
+                if query.exclude_asset.as_deref() == Some(id.as_str()) {
+                    return None;
+                }
+                counter.count(fields);
+                Some((id, acc))
             })
             .collect();
         let mut facets = Facets::default();
-        for (id, _) in &ranked {
-            facets.count(&ready[id]);
-        }
+        counter.add_to(&mut facets);
         ranked.sort_by(|a, b| {
             b.1.total()
                 .total_cmp(&a.1.total())
@@ -499,7 +501,11 @@ impl Store {
                 kind: asset.kind,
                 title: asset.title.clone(),
                 score,
-                signals: acc.signals,
+                signals: acc
+                    .signals
+                    .into_iter()
+                    .map(|(signal, raw)| (signal.to_string(), raw))
+                    .collect(),
                 moments,
             });
         }
