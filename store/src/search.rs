@@ -281,6 +281,9 @@ impl Store {
             let ticket = keywords
                 .as_ref()
                 .map_or_else(|| self.turns.ticket(), |k| k.ticket);
+            // One turn for the step, though with a CLIP model installed a hybrid query's visual
+            // walk runs on a second thread beside the words' lists (not measured under load: no
+            // CLIP weights can be installed on the development machine).
             let turn = self.turns.take(ticket).await;
             let ahead = std::cell::Cell::new(keywords);
             // The lists are independent: the visual HNSW search on a second core while BM25 and
