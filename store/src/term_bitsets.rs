@@ -155,20 +155,12 @@ impl TermBitsets {
 
 /// Every one of `terms` (of one field) required, scored as tantivy's intersection of their
 /// [`TermQuery`](tantivy::query::TermQuery)s scores, answered from bitsets where they are common.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct Conjunction {
     terms: Vec<Term>,
     /// The query it stands for, which answers segments where a word is rare.
     plain: BooleanQuery,
     bitsets: Arc<TermBitsets>,
-}
-
-impl std::fmt::Debug for Conjunction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conjunction")
-            .field("terms", &self.terms)
-            .finish()
-    }
 }
 
 impl Conjunction {

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 /// Which search a step belongs to: searches are served in the order of their tickets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Ticket(u64);
+pub(crate) struct Ticket(u64);
 
 /// The turns of one store (cloning shares them).
 #[derive(Debug, Clone)]
