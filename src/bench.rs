@@ -10,6 +10,7 @@ use image::DynamicImage;
 use kairos_indexer::{Analyzers, QueryInput, query};
 use kairos_models::ClipEncoder;
 use kairos_models::clip::{HfClipConfig, word_level_tokenizer_json};
+use kairos_models::vnni::Kernel;
 use kairos_store::{
     Asset, AssetKind, AssetStatus, AssetWrite, Segment, SegmentKind, Space, Store, TextDoc,
     VectorPoint,
@@ -368,7 +369,8 @@ fn gemm(reps: usize) -> Result<serde_json::Value> {
     }
     // Concurrent queries batched into one MiniLM pass: tens of token rows through each layer,
     // whose weights (11 MB in 8 bits) stay in the cache from one pass to the next. The f32 path
-    // as `gemm::Linear` takes it (OpenBLAS at 32 rows and more) against the VNNI 8-bit product.
+    // as `gemm::Linear` takes it (OpenBLAS at 32 rows and more) against the VNNI 8-bit product,
+    // and against the same product on AMX where the CPU has it.
     let mut batch_rows = Vec::new();
     for (what, k, n) in [
         ("MiniLM fused QKV", 384, 1152),
@@ -382,10 +384,10 @@ fn gemm(reps: usize) -> Result<serde_json::Value> {
             println!("no AVX-512 VNNI here: the 8-bit batch products are not timed");
             break;
         };
-        for m in [8, 32, 64, 128] {
+        for m in [8, 32, 48, 64, 128] {
             let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
             let f32_s = time(&|| kairos_models::gemm::linear(&a, &wt, None))?;
-            let i8_s = time(&|| packed.forward(&a))?;
+            let i8_s = time(&|| packed.forward_on(&a, Kernel::Vnni))?;
             let macs = (m * k * n) as f64;
             println!(
                 "{m}×{k}×{n} ({what}): f32 {:.3} ms; 8-bit VNNI {:.3} ms ({:.1}× faster, {:.0} G multiply-adds/s)",
@@ -394,10 +396,22 @@ fn gemm(reps: usize) -> Result<serde_json::Value> {
                 f32_s / i8_s,
                 macs / i8_s / 1e9
             );
-            batch_rows.push(json!({
+            let mut row = json!({
                 "m": m, "k": k, "n": n, "what": what,
                 "f32_ms": f32_s * 1e3, "vnni_i8_ms": i8_s * 1e3, "vnni_speedup": f32_s / i8_s,
-            }));
+            });
+            if Kernel::Amx.available() {
+                let amx_s = time(&|| packed.forward_on(&a, Kernel::Amx))?;
+                println!(
+                    "    8-bit AMX {:.3} ms ({:.1}× VNNI, {:.0} G multiply-adds/s)",
+                    amx_s * 1e3,
+                    i8_s / amx_s,
+                    macs / amx_s / 1e9
+                );
+                row["amx_i8_ms"] = json!(amx_s * 1e3);
+                row["amx_speedup_over_vnni"] = json!(i8_s / amx_s);
+            }
+            batch_rows.push(row);
         }
     }
     Ok(json!({

@@ -14,6 +14,9 @@
 //! real text drifted 4× further from f32's. Then
 //! `x · w[o] ≈ s · Σ_blocks t·(Σ u·q − 128·Σ q)`, the block sums of `q` kept with the weight.
 //! `vpdpbusd` multiplies unsigned by signed bytes, hence the offset of 128.
+//!
+//! Where the CPU has AMX, the same packed weights go through its tiles instead ([`amx`]),
+//! with the same results to the bit.
 
 use candle_core::backend::BackendStorage as _;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
@@ -32,6 +35,36 @@ const BLOCK: usize = 64;
 const BLOCK_GROUPS: usize = BLOCK / 4;
 /// Products with fewer multiply-adds than this run on the calling thread alone.
 const MIN_PARALLEL: usize = 1 << 20;
+
+mod amx;
+
+/// Which kernel runs an [`I8Weight`]'s products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// AVX-512 VNNI: 64 multiply-adds an instruction.
+    Vnni,
+    /// AMX tiles: 16,384 multiply-adds an instruction ([`amx`]).
+    Amx,
+}
+
+impl Kernel {
+    /// The fastest one this process may use: AMX where the CPU and the system allow it.
+    pub fn best() -> Self {
+        if amx::available() {
+            Self::Amx
+        } else {
+            Self::Vnni
+        }
+    }
+
+    /// Whether this process may use it (given that an [`I8Weight`] exists, so VNNI runs).
+    pub fn available(self) -> bool {
+        match self {
+            Self::Vnni => available(),
+            Self::Amx => amx::available(),
+        }
+    }
+}
 
 /// Whether this CPU runs the kernel.
 pub fn available() -> bool {
@@ -111,15 +144,35 @@ impl I8Weight {
         }))
     }
 
-    /// `x · wᵀ + bias` for `x` `(…, in)` f32.
+    /// `x · wᵀ + bias` for `x` `(…, in)` f32, on the [best](Kernel::best) kernel.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_on(x, Kernel::best())
+    }
+
+    /// [`forward`](Self::forward) on the given kernel, which must be
+    /// [available](Kernel::available).
+    pub fn forward_on(&self, x: &Tensor, kernel: Kernel) -> candle_core::Result<Tensor> {
+        if !kernel.available() {
+            candle_core::bail!("the {kernel:?} kernel does not run on this machine");
+        }
         crate::gemm::over_rows(x, |rows| {
-            rows.contiguous()?.apply_op1_no_bwd(&Product(self))
+            rows.contiguous()?.apply_op1_no_bwd(&Product {
+                weight: self,
+                kernel,
+            })
         })
     }
 
-    /// `y` `(rows, out)` of `x` `(rows, in)`, both row-major, [`ROWS`] rows at a time.
-    fn product(&self, x: &[f32], inputs: usize, y: &mut [f32]) {
+    /// `y` `(rows, out)` of `x` `(rows, in)`, both row-major, on `kernel`.
+    fn product(&self, x: &[f32], inputs: usize, y: &mut [f32], kernel: Kernel) {
+        match kernel {
+            Kernel::Amx => self.product_amx(x, inputs, y),
+            Kernel::Vnni => self.product_vnni(x, inputs, y),
+        }
+    }
+
+    /// [`product`](Self::product) on VNNI, [`ROWS`] rows at a time.
+    fn product_vnni(&self, x: &[f32], inputs: usize, y: &mut [f32]) {
         let rows = y.len() / self.outputs;
         let work = |(chunk, y): (usize, &mut [f32])| {
             let first = chunk * ROWS;
@@ -311,7 +364,10 @@ mod kernel {
 }
 
 /// The product as a candle op, on the input's f32 storage.
-struct Product<'a>(&'a I8Weight);
+struct Product<'a> {
+    weight: &'a I8Weight,
+    kernel: Kernel,
+}
 
 impl CustomOp1 for Product<'_> {
     fn name(&self) -> &'static str {
@@ -323,22 +379,23 @@ impl CustomOp1 for Product<'_> {
             candle_core::bail!("{}: f32 only, got {:?}", self.name(), s.dtype());
         };
         let (rows, inputs) = l.shape().dims2()?;
-        if inputs.next_multiple_of(BLOCK) != self.0.inputs {
+        let w = self.weight;
+        if inputs.next_multiple_of(BLOCK) != w.inputs {
             candle_core::bail!(
                 "{}: {inputs} inputs for a weight of {}",
                 self.name(),
-                self.0.inputs
+                w.inputs
             );
         }
         let x = match l.contiguous_offsets() {
             Some((start, end)) => &x[start..end],
             None => candle_core::bail!("{}: the input must be contiguous", self.name()),
         };
-        let mut y = vec![0f32; rows * self.0.outputs];
+        let mut y = vec![0f32; rows * w.outputs];
         if rows > 0 {
-            self.0.product(x, inputs, &mut y);
+            w.product(x, inputs, &mut y, self.kernel);
         }
-        Ok((CpuStorage::F32(y), Shape::from((rows, self.0.outputs))))
+        Ok((CpuStorage::F32(y), Shape::from((rows, w.outputs))))
     }
 }
 
@@ -379,6 +436,46 @@ mod tests {
             let alone = packed.forward(&last).unwrap();
             let in_batch = got.narrow(0, rows - 1, 1).unwrap();
             assert_eq!(crate::max_abs(&(&alone - &in_batch).unwrap()), 0.0);
+        }
+    }
+
+    /// Where the CPU has AMX, its kernel gives the VNNI kernel's bits: for rows of 1 to 70
+    /// (within a tile, whole tiles, several tiles and the parallel split), inputs not a
+    /// multiple of 64, one panel and several.
+    #[test]
+    fn amx_equals_vnni_to_the_bit() {
+        if !Kernel::Amx.available() {
+            eprintln!("no AMX: its kernel does not run here");
+            return;
+        }
+        let dev = Device::Cpu;
+        for (rows, inputs, outputs) in [
+            (1, 384, 32),
+            (5, 386, 96),
+            (16, 384, 1152),
+            (37, 1536, 384),
+            (70, 64, 64),
+        ] {
+            let w = Tensor::randn(0f32, 0.05, (outputs, inputs), &dev).unwrap();
+            let b = Tensor::randn(0f32, 1.0, outputs, &dev).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (rows, inputs), &dev).unwrap();
+            let packed = I8Weight::new(&w, Some(&b)).unwrap().unwrap();
+            let vnni = packed.forward_on(&x, Kernel::Vnni).unwrap();
+            let amx = packed.forward_on(&x, Kernel::Amx).unwrap();
+            let (vnni, amx) = (
+                vnni.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                amx.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            assert_eq!(vnni.len(), rows * outputs);
+            let differ = vnni
+                .iter()
+                .zip(&amx)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(
+                differ, 0,
+                "{rows}×{inputs}×{outputs}: {differ} outputs differ"
+            );
         }
     }
 }
