@@ -33,7 +33,10 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5e-1;
     let y = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32).wrapping_add(127) as u32) << 23);
+    // 2^n from the bits of `n + ROUND`, whose low mantissa bits are `n` (ROUND's bits are
+    // 0x4B40_0000): no float-to-integer conversion, whose saturating form does not vectorise.
+    let bits = (x * LOG2E + ROUND).to_bits();
+    let scale = f32::from_bits(bits.wrapping_sub(0x4B40_0000 - 127) << 23);
     y * scale
 }
 
@@ -123,25 +126,36 @@ impl InplaceOp1 for Softmax {
     }
 }
 
-/// Softmax of each row of `row` values in `c`.
+/// Softmax of each row of `row` values in `c`. The `exp`s run as one pass over all of `c`,
+/// where they vectorise: a query's attention rows are shorter than a vector, and the sums
+/// along a row, whose order is kept, do not vectorise.
 #[inline(always)]
 fn softmax_rows(c: &mut [f32], row: usize) {
-    for r in c.chunks_exact_mut(row) {
+    // Fully masked rows come out all zeros rather than NaN.
+    let mut masked = Vec::new();
+    for (i, r) in c.chunks_exact_mut(row).enumerate() {
         let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         if max == f32::NEG_INFINITY {
-            // A fully masked row: leave it all zeros rather than NaN.
+            masked.push(i);
             r.fill(0.0);
             continue;
         }
-        let mut sum = 0.0;
         for x in r.iter_mut() {
-            *x = exp(*x - max);
-            sum += *x;
+            *x -= max;
         }
+    }
+    for x in c.iter_mut() {
+        *x = exp(*x);
+    }
+    for r in c.chunks_exact_mut(row) {
+        let sum: f32 = r.iter().sum();
         let inv = 1.0 / sum;
         for x in r.iter_mut() {
             *x *= inv;
         }
+    }
+    for i in masked {
+        c[i * row..(i + 1) * row].fill(0.0);
     }
 }
 
