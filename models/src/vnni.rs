@@ -276,13 +276,26 @@ mod kernel {
             let offsets = &w.offset[b * outputs + at..b * outputs + at + 2 * LANES];
             let (o0, o1) = (load_i32(&offsets[..LANES]), load_i32(&offsets[LANES..]));
             for ((sum, a), t) in sums.iter_mut().zip(&acc).zip(t) {
-                let tv = _mm512_set1_ps(*t);
-                sum[0] =
-                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a[0], o0)), tv, sum[0]);
-                sum[1] =
-                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a[1], o1)), tv, sum[1]);
+                add_block(sum, *a, [o0, o1], *t);
             }
         }
+        write_rows(w, &sums, at, y);
+    }
+
+    /// Adds a block's integer sums `a` of one row's 32 outputs, less their `offsets`, scaled by
+    /// the row's `t` for the block, to the row's `sum`. Both kernels do this, in this order.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn add_block(sum: &mut [__m512; 2], a: [__m512i; 2], offsets: [__m512i; 2], t: f32) {
+        let tv = _mm512_set1_ps(t);
+        for ((sum, a), o) in sum.iter_mut().zip(a).zip(offsets) {
+            *sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, o)), tv, *sum);
+        }
+    }
+
+    /// `sum · s + bias` of each row's 32 outputs from `at` into `y` (rows of `w.outputs`).
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn write_rows(w: &I8Weight, sums: &[[__m512; 2]], at: usize, y: &mut [f32]) {
+        let outputs = w.outputs;
         for (r, sum) in sums.iter().enumerate() {
             for (j, sum) in sum.iter().enumerate() {
                 let o = at + j * LANES;
@@ -343,7 +356,7 @@ mod kernel {
     }
 
     #[target_feature(enable = "avx512f")]
-    fn load_f32(v: &[f32]) -> __m512 {
+    pub(super) fn load_f32(v: &[f32]) -> __m512 {
         assert_eq!(v.len(), LANES);
         // SAFETY: reads the 16 floats of `v` (checked above).
         #[allow(unsafe_code)]
@@ -353,7 +366,7 @@ mod kernel {
     }
 
     #[target_feature(enable = "avx512f")]
-    fn load_i32(v: &[i32]) -> __m512i {
+    pub(super) fn load_i32(v: &[i32]) -> __m512i {
         assert_eq!(v.len(), LANES);
         // SAFETY: reads the 16 integers of `v` (checked above).
         #[allow(unsafe_code)]

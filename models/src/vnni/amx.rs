@@ -24,8 +24,9 @@ use super::I8Weight;
 pub(super) const TILE_ROWS: usize = 16;
 /// Rows given to one thread when a product is split over the cores: 4 tiles.
 const CHUNK_ROWS: usize = 4 * TILE_ROWS;
-/// Products with fewer multiply-adds than this run on the calling thread alone: about 0.1 ms
-/// of work here, where a thread hand-off costs more than it saves under a search load.
+/// Products with fewer multiply-adds than this run on the calling thread alone: about 0.15 ms
+/// of work here. A search load keeps the other cores busy, so a query batch's products
+/// (under 30 million multiply-adds) gain nothing from a split.
 const MIN_PARALLEL: usize = 1 << 26;
 
 /// Whether this CPU runs the kernel and the system lets this process use it.
@@ -110,6 +111,7 @@ mod kernel {
     use std::arch::asm;
     use std::arch::x86_64::*;
 
+    use super::super::kernel::{add_block, load_i32, write_rows};
     use super::super::{BLOCK, BLOCK_GROUPS, COLUMNS, I8Weight, LANES};
     use super::TILE_ROWS;
 
@@ -210,7 +212,7 @@ mod kernel {
                 let offsets = &w.offset[b * outputs + at..b * outputs + at + COLUMNS];
                 let (o0, o1) = (load_i32(&offsets[..LANES]), load_i32(&offsets[LANES..]));
                 // Two tiles of rows at a time, so that four products are under way at once
-                // (one at a time, each waited for its store: half the speed).
+                // (one tile at a time: about a tenth slower in `kairos bench gemm`).
                 let mut first = 0;
                 while first < rows {
                     let pair = rows - first > TILE_ROWS;
@@ -264,67 +266,21 @@ mod kernel {
                     }
                     let n = need.min(rows - first);
                     for (r, sum) in sums[first..first + n].iter_mut().enumerate() {
-                        let tv = _mm512_set1_ps(t[b * rows + first + r]);
                         // Row r's two halves: in the first pair of tiles, or the second.
                         let at = r / TILE_ROWS * 2 * TILE_ROWS + r % TILE_ROWS;
-                        let (a0, a1) = (load_i32(&ints.0[at]), load_i32(&ints.0[at + TILE_ROWS]));
-                        sum[0] = _mm512_fmadd_ps(
-                            _mm512_cvtepi32_ps(_mm512_sub_epi32(a0, o0)),
-                            tv,
-                            sum[0],
-                        );
-                        sum[1] = _mm512_fmadd_ps(
-                            _mm512_cvtepi32_ps(_mm512_sub_epi32(a1, o1)),
-                            tv,
-                            sum[1],
-                        );
+                        let a = [load_i32(&ints.0[at]), load_i32(&ints.0[at + TILE_ROWS])];
+                        add_block(sum, a, [o0, o1], t[b * rows + first + r]);
                     }
                     first += need;
                 }
             }
-            for (r, sum) in sums.iter().enumerate() {
-                for (j, sum) in sum.iter().enumerate() {
-                    let o = at + j * LANES;
-                    let out = _mm512_fmadd_ps(
-                        *sum,
-                        load_f32(&w.scale[o..o + LANES]),
-                        load_f32(&w.bias[o..o + LANES]),
-                    );
-                    let dst = &mut y[r * outputs + o..r * outputs + o + LANES];
-                    assert_eq!(dst.len(), LANES);
-                    // SAFETY: writes the 16 floats of `dst` (checked above).
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        _mm512_storeu_ps(dst.as_mut_ptr(), out)
-                    };
-                }
-            }
+            write_rows(w, &sums, at, y);
         }
         // SAFETY: gives the tile registers back (their state is then no longer saved on
         // every context switch).
         #[allow(unsafe_code)]
         unsafe {
             asm!("tilerelease", options(nostack, nomem));
-        }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    fn load_f32(v: &[f32]) -> __m512 {
-        assert_eq!(v.len(), LANES);
-        // SAFETY: reads the 16 floats of `v` (checked above).
-        #[allow(unsafe_code)]
-        unsafe {
-            _mm512_loadu_ps(v.as_ptr())
-        }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    fn load_i32(v: &[i32]) -> __m512i {
-        assert_eq!(v.len(), LANES);
-        // SAFETY: reads the 16 integers of `v` (checked above).
-        #[allow(unsafe_code)]
-        unsafe {
-            _mm512_loadu_si512(v.as_ptr().cast())
         }
     }
 }
