@@ -1,4 +1,5 @@
-//! 8-bit matrix products on AVX-512 VNNI, for the linear layers of the text encoders.
+//! 8-bit matrix products on AVX-512 VNNI, or on AMX tiles where the CPU has them ([`amx`]),
+//! for the linear layers of the text encoders.
 //!
 //! A search query's words go through all-MiniLM-L6-v2 in batches (the queries that arrive while
 //! one pass runs share the next): tens of token rows through each layer. In f32 on OpenBLAS
