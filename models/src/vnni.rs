@@ -1,4 +1,4 @@
-//! 8-bit matrix products on AVX-512 VNNI, or on AMX tiles where the CPU has them ([`amx`]),
+//! 8-bit matrix products on AVX-512 VNNI, or on AMX tiles where the CPU has them (`amx.rs`),
 //! for the linear layers of the text encoders.
 //!
 //! A search query's words go through all-MiniLM-L6-v2 in batches (the queries that arrive while
@@ -16,7 +16,7 @@
 //! `x · w[o] ≈ s · Σ_blocks t·(Σ u·q − 128·Σ q)`, the block sums of `q` kept with the weight.
 //! `vpdpbusd` multiplies unsigned by signed bytes, hence the offset of 128.
 //!
-//! Where the CPU has AMX, the same packed weights go through its tiles instead ([`amx`]),
+//! Where the CPU has AMX, the same packed weights go through its tiles instead (`amx.rs`),
 //! with the same results to the bit.
 
 use candle_core::backend::BackendStorage as _;
@@ -44,7 +44,7 @@ mod amx;
 pub enum Kernel {
     /// AVX-512 VNNI: 64 multiply-adds an instruction.
     Vnni,
-    /// AMX tiles: 16,384 multiply-adds an instruction ([`amx`]).
+    /// AMX tiles: 16,384 multiply-adds an instruction (`amx.rs`).
     Amx,
 }
 
