@@ -9,12 +9,12 @@
 //! 1/√d scale folded into the query's weights.
 
 use candle_core::{DType, IndexOp, Module, Tensor};
-use candle_nn::{Embedding, LayerNorm, VarBuilder, embedding, layer_norm};
+use candle_nn::{Embedding, VarBuilder, embedding};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
 use crate::attention;
 use crate::gemm::{Linear, Precision};
-use crate::kernels;
+use crate::kernels::{self, LayerNorm, layer_norm};
 
 #[derive(Debug, Clone)]
 struct Layer {

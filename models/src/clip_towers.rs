@@ -9,12 +9,12 @@
 //! weights in q8_0, for a search query's few tokens (see [`Linear`]).
 
 use candle_core::{D, DType, IndexOp, Tensor};
-use candle_nn::{Embedding, LayerNorm, Module, VarBuilder, embedding, layer_norm};
+use candle_nn::{Embedding, Module, VarBuilder, embedding};
 
 use crate::attention;
 use crate::clip::{HfTextConfig, HfVisionConfig};
 use crate::gemm::{self, Linear, Precision};
-use crate::kernels;
+use crate::kernels::{self, LayerNorm, layer_norm};
 
 /// One encoder layer (pre-norm attention and MLP), the same in both towers.
 #[derive(Debug, Clone)]

@@ -4,15 +4,32 @@
 //! Whisper encoder those two took as long as the matrix products around them (measured: 34 ms and
 //! 66 ms per layer for a 30 s window on 2 cores, against 39 ms for a 1500×512×2048 product). The
 //! versions here use branch-free polynomial approximations (relative error below 2e-7 for `exp`,
-//! absolute error below 2e-7 for `erf`), run over row chunks on rayon, and work in place on tensors
-//! the caller has just produced.
+//! absolute error below 2e-7 for `erf`), run over row chunks on rayon when large, and work in
+//! place on tensors the caller has just produced. The layer norm here is candle's arithmetic
+//! without its rayon hand-off for every input (see [`LayerNorm`]).
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, InplaceOp1, Layout, Tensor};
+use candle_core::{CpuStorage, CustomOp3, InplaceOp1, Layout, Module, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Elements per parallel chunk: large enough to amortise the task, small enough to balance.
 const CHUNK: usize = 16 * 1024;
+/// Inputs smaller than this run on the calling thread. Handing work to rayon's pool from
+/// outside it wakes a worker and puts the caller to sleep until the work is done: two context
+/// switches, tens of microseconds on a loaded VM, against about a nanosecond an element here.
+/// A search query's tensors (a few thousand elements) are far below it; an audio window's or an
+/// image batch's (millions) far above. Under a 32-client search load, the layer norms and GELUs
+/// of the query encoder handed to rayon caused a third of the server's context switches.
+const PARALLEL_MIN: usize = 256 * 1024;
+
+/// `f` over `chunk`-sized pieces of `v`: on rayon when `v` is large, else in one call here.
+fn chunked<T: Send>(v: &mut [T], chunk: usize, f: impl Fn(&mut [T]) + Sync + Send) {
+    if v.len() < PARALLEL_MIN {
+        f(v)
+    } else {
+        v.par_chunks_mut(chunk).for_each(f)
+    }
+}
 
 /// `e^x` for finite `x`, branch-free. Inputs below −87 flush towards 0, above 88 saturate.
 #[inline(always)]
@@ -86,7 +103,7 @@ impl<F: Fn(f32) -> f32 + Sync> InplaceOp1 for Elementwise<F> {
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
         let v = contiguous_f32(storage, layout, self.name)?;
-        v.par_chunks_mut(CHUNK).for_each(|c| {
+        chunked(v, CHUNK, |c| {
             wide(c, |c| {
                 for x in c {
                     *x = (self.f)(*x);
@@ -120,8 +137,9 @@ impl InplaceOp1 for Softmax {
         }
         let v = contiguous_f32(storage, layout, self.name())?;
         let rows_per_chunk = (CHUNK / row).max(1);
-        v.par_chunks_mut(rows_per_chunk * row)
-            .for_each(|c| wide(c, |c| softmax_rows(c, row)));
+        chunked(v, rows_per_chunk * row, |c| {
+            wide(c, |c| softmax_rows(c, row))
+        });
         Ok(())
     }
 }
@@ -156,6 +174,128 @@ fn softmax_rows(c: &mut [f32], row: usize) {
     }
     for i in masked {
         c[i * row..(i + 1) * row].fill(0.0);
+    }
+}
+
+/// Layer normalisation over the last dimension, with a weight and a bias: candle's
+/// `LayerNorm` (same loading, same arithmetic, so the same bits) on the calling thread for
+/// inputs below [`PARALLEL_MIN`]. candle hands every input to rayon, one task a row.
+#[derive(Debug, Clone)]
+pub(crate) struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+/// The layer norm of `size` values under `vb` (its `weight` and `bias`, or the old
+/// `gamma`/`beta`), as candle loads it.
+pub(crate) fn layer_norm(
+    size: usize,
+    eps: f64,
+    vb: candle_nn::VarBuilder,
+) -> candle_core::Result<LayerNorm> {
+    let norm = candle_nn::layer_norm(size, eps, vb)?;
+    let Some(bias) = norm.bias().cloned() else {
+        candle_core::bail!("layer norm: no bias");
+    };
+    Ok(LayerNorm {
+        weight: norm.weight().clone(),
+        bias,
+        eps: eps as f32,
+    })
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if x.dtype() != candle_core::DType::F32 {
+            return candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps);
+        }
+        x.contiguous()?
+            .apply_op3_no_bwd(&self.weight, &self.bias, &NormRows { eps: self.eps })
+    }
+}
+
+struct NormRows {
+    eps: f32,
+}
+
+impl CustomOp3 for NormRows {
+    fn name(&self) -> &'static str {
+        "kairos-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (src, alpha, beta) = (
+            f32_slice(s1, l1, name)?,
+            f32_slice(s2, l2, name)?,
+            f32_slice(s3, l3, name)?,
+        );
+        let dims = l1.shape().dims();
+        let Some(&row) = dims.last() else {
+            candle_core::bail!("{}: a scalar has no last dimension", self.name());
+        };
+        if row == 0 || alpha.len() != row || beta.len() != row {
+            candle_core::bail!(
+                "{}: rows of {row} values, a weight of {} and a bias of {}",
+                self.name(),
+                alpha.len(),
+                beta.len()
+            );
+        }
+        let mut dst = vec![0f32; src.len()];
+        let rows_per_chunk = (CHUNK / row).max(1);
+        let eps = self.eps;
+        // Row `i` of `dst` from row `i` of `src`: chunks of whole rows, in order.
+        let norm = |dst: &mut [f32], first_row: usize| {
+            let src = &src[first_row * row..first_row * row + dst.len()];
+            for (d, s) in dst.chunks_exact_mut(row).zip(src.chunks_exact(row)) {
+                norm_row(d, s, alpha, beta, eps);
+            }
+        };
+        if dst.len() < PARALLEL_MIN {
+            norm(&mut dst, 0);
+        } else {
+            dst.par_chunks_mut(rows_per_chunk * row)
+                .enumerate()
+                .for_each(|(i, d)| norm(d, i * rows_per_chunk));
+        }
+        Ok((CpuStorage::F32(dst), Shape::from_dims(dims)))
+    }
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
+    let Some((start, end)) = l.contiguous_offsets() else {
+        candle_core::bail!("{op}: the inputs have to be contiguous");
+    };
+    match s {
+        CpuStorage::F32(v) => Ok(&v[start..end]),
+        other => candle_core::bail!("{op}: f32 only, got {:?}", other.dtype()),
+    }
+}
+
+/// One row, as candle's `layer_norm` computes it, operation for operation.
+#[inline(always)]
+fn norm_row(dst: &mut [f32], src: &[f32], alpha: &[f32], beta: &[f32], eps: f32) {
+    let n = src.len() as f32;
+    let (mut sum, mut sum2) = (0f32, 0f32);
+    for &v in src {
+        sum += v;
+        sum2 += v * v;
+    }
+    let mean = sum / n;
+    let var = sum2 / n - mean * mean;
+    let inv_std = (var + eps).sqrt().recip();
+    for ((d, s), (a, b)) in dst.iter_mut().zip(src).zip(alpha.iter().zip(beta)) {
+        *d = (s - mean) * inv_std * a + b;
     }
 }
 
@@ -287,6 +427,51 @@ mod tests {
         let masked = Tensor::new(&[[f32::NEG_INFINITY, f32::NEG_INFINITY]], &Device::Cpu).unwrap();
         let m: Vec<Vec<f32>> = softmax_last_dim(masked).unwrap().to_vec2().unwrap();
         assert_eq!(m, vec![vec![0.0, 0.0]]);
+    }
+
+    #[test]
+    fn layer_norm_equals_candles_to_the_bit() {
+        let dev = Device::Cpu;
+        for (rows, row) in [(7, 384), (3, 5), (700, 384), (1, 1)] {
+            let v: Vec<f32> = (0..rows * row)
+                .map(|i| ((i * 53) % 211) as f32 * 0.037 - 3.1)
+                .collect();
+            let w: Vec<f32> = (0..row).map(|i| 0.5 + (i % 7) as f32 * 0.11).collect();
+            let b: Vec<f32> = (0..row).map(|i| (i % 5) as f32 * 0.03 - 0.06).collect();
+            let x = Tensor::from_vec(v, (rows, row), &dev).unwrap();
+            let weight = Tensor::from_vec(w, row, &dev).unwrap();
+            let bias = Tensor::from_vec(b, row, &dev).unwrap();
+            let want = candle_nn::LayerNorm::new(weight.clone(), bias.clone(), 1e-12)
+                .forward(&x)
+                .unwrap();
+            let own = LayerNorm {
+                weight,
+                bias,
+                eps: 1e-12,
+            };
+            let got = own.forward(&x).unwrap();
+            assert_eq!(got.dims(), want.dims());
+            let (got, want): (Vec<f32>, Vec<f32>) = (
+                got.flatten_all().unwrap().to_vec1().unwrap(),
+                want.flatten_all().unwrap().to_vec1().unwrap(),
+            );
+            // 700 × 384 values take the parallel path, the others the sequential one.
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(g, w)| g.to_bits() == w.to_bits()),
+                "{rows}×{row}"
+            );
+            // A strided input (a transposed view) is normalised as its contiguous copy.
+            let t = x.reshape((row, rows)).unwrap().t().unwrap();
+            assert!(!t.is_contiguous() || rows == 1 || row == 1);
+            let got = own.forward(&t).unwrap().flatten_all().unwrap();
+            let want = own.forward(&t.contiguous().unwrap()).unwrap();
+            assert_eq!(
+                got.to_vec1::<f32>().unwrap(),
+                want.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            );
+        }
     }
 
     #[test]

@@ -4,12 +4,10 @@
 //! keys/values are computed once per window and shared by every decoding attempt on it.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{
-    Conv1d, Conv1dConfig, Embedding, LayerNorm, VarBuilder, conv1d, embedding, layer_norm,
-};
+use candle_nn::{Conv1d, Conv1dConfig, Embedding, VarBuilder, conv1d, embedding};
 
 use crate::gemm::{self, Linear, Precision};
-use crate::kernels;
+use crate::kernels::{self, LayerNorm, layer_norm};
 use serde::Deserialize;
 
 /// The subset of a Hugging Face Whisper `config.json` that the network needs.
