@@ -78,17 +78,15 @@ pub async fn search(
     };
     // Transformer passes take milliseconds to tens of them: off the async runtime, so a server
     // worker keeps answering other requests meanwhile; the keyword candidates, which need no
-    // vector, are found at the same time.
-    let embedding = {
-        let analyzers = analyzers.clone();
-        let text = text.clone();
-        let image = input.image;
-        tokio::task::spawn_blocking(move || {
-            embed_query(&analyzers, text.as_deref(), image.as_deref())
-        })
-    };
-    let (embedded, keywords) = tokio::join!(embedding, store.keyword_candidates(&query));
-    let embedded = embedded.map_err(|e| Error::Task(e.to_string()))??;
+    // vector, are found at the same time. The words are handed to the shared encoder pass now
+    // and asked for when the search's turn on the cores begins: the pass then embeds the words
+    // of the searches queued behind it as well (see `query_batch`).
+    let (started, turn_began) = tokio::sync::oneshot::channel();
+    let (embedded, keywords) = tokio::join!(
+        embed_query(analyzers.clone(), text.clone(), input.image, turn_began),
+        store.keyword_candidates(&query, Some(started))
+    );
+    let embedded = embedded?;
     let keywords = keywords?;
     query.text_embedding = embedded.text;
     query.visual_embedding = embedded.visual;
@@ -198,33 +196,77 @@ struct Embedded {
 }
 
 /// Embeds the query with each installed model. Words go through the shared batcher (with the
-/// other searches running now, or from its cache), waited for on this thread: a rayon worker
-/// waiting there would starve the encoder pass it waits for. With an example image, the image
-/// decides what "looks like" means, so the words' CLIP vector is not used.
-fn embed_query(
-    analyzers: &Analyzers,
-    text: Option<&str>,
-    image: Option<&[u8]>,
+/// other searches running now, or from its cache) and are asked for once the search's turn on
+/// the cores has begun (`turn_began` sent or dropped); most often a pass has embedded them by
+/// then. Passes and images run off the async runtime, on threads that are not rayon's: a rayon
+/// worker waiting there would starve the encoder pass it waits for. With an example image, the
+/// image decides what "looks like" means, so the words' CLIP vector is not used.
+async fn embed_query(
+    analyzers: Arc<Analyzers>,
+    text: Option<String>,
+    image: Option<Vec<u8>>,
+    turn_began: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<Embedded> {
-    let words = match text {
-        Some(t) => analyzers.queries.embed(analyzers, t)?,
-        None => QueryVectors::default(),
+    let mut words = text
+        .as_deref()
+        .map(|t| analyzers.queries.submit(&analyzers, t));
+    // These words completed a batch: this search runs the pass now, for itself and the
+    // searches queued behind it.
+    if let Some(mut w) = words.take_if(|w| w.leads()) {
+        let a = analyzers.clone();
+        words = Some(
+            blocking(move || {
+                a.queries.start(&a, &mut w);
+                Ok(w)
+            })
+            .await?,
+        );
+    }
+    let visual = match image {
+        Some(bytes) => {
+            let a = analyzers.clone();
+            Some(blocking(move || embed_image(&a, &bytes)).await?)
+        }
+        None => None,
     };
-    let Some(bytes) = image else {
-        return Ok(Embedded {
+    let _ = turn_began.await;
+    let words = match words {
+        None => QueryVectors::default(),
+        Some(mut w) => match w.ready() {
+            Some(v) => v?,
+            None => {
+                let a = analyzers.clone();
+                blocking(move || a.queries.wait(&a, w)).await?
+            }
+        },
+    };
+    Ok(match visual {
+        None => Embedded {
             text: words.sentence,
             visual: words.clip,
             phash: None,
-        });
-    };
+        },
+        Some((visual, phash)) => Embedded {
+            text: words.sentence,
+            visual,
+            phash: Some(phash),
+        },
+    })
+}
+
+/// `f` on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+}
+
+/// The CLIP vector (without a CLIP model, none) and the perceptual hash of an example image.
+fn embed_image(analyzers: &Analyzers, bytes: &[u8]) -> Result<(Option<Vec<f32>>, u64)> {
     let decoded = decode(Path::new("<example image>"), bytes)?;
     let visual = match &analyzers.clip {
         Some(c) => c.embed_images(std::slice::from_ref(&decoded.image))?.pop(),
         None => None,
     };
-    Ok(Embedded {
-        text: words.sentence,
-        visual,
-        phash: Some(fingerprint::phash(&decoded.image)),
-    })
+    Ok((visual, fingerprint::phash(&decoded.image)))
 }

@@ -4,7 +4,14 @@
 //! keep the cores busy. Recent queries are remembered, so paging and facet clicks (the same
 //! words again) cost no encoder pass at all.
 //!
-//! No thread of its own: the first caller to find no batch running leads: it embeds what is
+//! A search hands its words in when it arrives ([`QueryBatcher::submit`]) and asks for their
+//! vectors when it is about to work ([`QueryBatcher::wait`]): under load, after waiting for its
+//! turn on the cores. Each pass embeds every query handed in so far, so the searches queued
+//! behind the one that asks get their vectors in the same pass, and find them ready when their
+//! turn comes. Embedding each search's words as it arrived made passes of one to four queries
+//! under a 32-client load, each reading all the model's weights.
+//!
+//! No thread of its own: the first caller to find no pass running leads: it embeds what is
 //! waiting (up to 64) and hands the lead to the first caller still waiting, if any; the others
 //! wait for their vectors or for the lead.
 
@@ -16,6 +23,8 @@ use crate::error::{Error, Result};
 
 /// Most queries in one encoder pass.
 const MAX_BATCH: usize = 64;
+/// Queries handed in that start a pass at once, before any of their searches asks.
+const LEAD_AT: usize = 8;
 /// Queries remembered.
 const CACHE: usize = 4096;
 
@@ -43,10 +52,66 @@ impl std::fmt::Debug for QueryBatcher {
     }
 }
 
+/// Words handed in by [`QueryBatcher::submit`], for [`QueryBatcher::wait`].
+#[derive(Debug)]
+pub struct Submitted {
+    state: Submission,
+    /// These words made [`LEAD_AT`] pending with no pass running: their caller leads one
+    /// ([`QueryBatcher::start`]).
+    lead: bool,
+}
+
+#[derive(Debug)]
+enum Submission {
+    /// Known at once: from the cache, or nothing to embed.
+    Ready(QueryVectors),
+    Queued {
+        id: u64,
+        reply: mpsc::Receiver<Message>,
+    },
+}
+
+impl Submitted {
+    /// Whether these words made a batch: their caller should run the pass now
+    /// ([`QueryBatcher::start`]).
+    pub fn leads(&self) -> bool {
+        self.lead
+    }
+
+    /// The vectors, if a pass has embedded them already (or they were known at once). Does not
+    /// block.
+    pub fn ready(&mut self) -> Option<Result<QueryVectors>> {
+        match &self.state {
+            Submission::Ready(v) => Some(Ok(v.clone())),
+            Submission::Queued { reply, .. } => match reply.try_recv() {
+                Ok(Message::Vectors(v)) => Some(vectors(v)),
+                // (Only a caller marked waiting is handed the lead; kept for `wait` all the
+                // same.)
+                Ok(Message::Lead) => {
+                    self.lead = true;
+                    None
+                }
+                Err(mpsc::TryRecvError::Empty) => None,
+                Err(mpsc::TryRecvError::Disconnected) => Some(Err(stopped())),
+            },
+        }
+    }
+}
+
+/// A query handed in and not yet embedded.
+struct Entry {
+    id: u64,
+    text: String,
+    reply: mpsc::Sender<Message>,
+    /// Its caller is blocked in [`QueryBatcher::wait`], so it can take the lead.
+    waiting: bool,
+}
+
 #[derive(Default)]
 struct State {
-    pending: Vec<(String, mpsc::Sender<Message>)>,
+    pending: Vec<Entry>,
     running: bool,
+    next_id: u64,
     cache: HashMap<String, QueryVectors>,
     order: VecDeque<String>,
 }
@@ -65,7 +130,7 @@ impl State {
 }
 
 /// Clears `running` however the leader leaves (a panic in an encoder included), so that the
-/// next caller leads; waiting callers see their sender dropped and get an error.
+/// next caller leads; callers with queries pending see their sender dropped and get an error.
 struct Leading<'a> {
     state: &'a Mutex<State>,
     done: bool,
@@ -82,77 +147,128 @@ impl Drop for Leading<'_> {
 }
 
 impl QueryBatcher {
-    /// The vectors of `text` in every space whose model is installed. Blocks: call it off the
-    /// async runtime, and not on a rayon worker (the encoders need those while callers wait).
+    /// The vectors of `text` in every space whose model is installed: [`submit`](Self::submit)
+    /// then [`wait`](Self::wait). Blocks: call it off the async runtime, and not on a rayon
+    /// worker (the encoders need those while callers wait).
     pub fn embed(&self, analyzers: &Analyzers, text: &str) -> Result<QueryVectors> {
+        let submitted = self.submit(analyzers, text);
+        self.wait(analyzers, submitted)
+    }
+
+    /// Hands `text` in for the next encoder pass, without waiting: a pass led by any caller
+    /// embeds it from now on. Returns at once.
+    pub fn submit(&self, analyzers: &Analyzers, text: &str) -> Submitted {
         if analyzers.sentence.is_none() && analyzers.clip.is_none() {
-            return Ok(QueryVectors::default());
+            return Submitted {
+                state: Submission::Ready(QueryVectors::default()),
+                lead: false,
+            };
+        }
+        let mut s = self.lock();
+        if let Some(v) = s.cache.get(text) {
+            return Submitted {
+                state: Submission::Ready(v.clone()),
+                lead: false,
+            };
         }
         let (tx, rx) = mpsc::channel();
+        let id = s.next_id;
+        s.next_id += 1;
+        s.pending.push(Entry {
+            id,
+            text: text.to_string(),
+            reply: tx,
+            waiting: false,
+        });
+        let lead = s.pending.len() >= LEAD_AT && !s.running;
+        s.running |= lead;
+        Submitted {
+            state: Submission::Queued { id, reply: rx },
+            lead,
+        }
+    }
+
+    /// Runs the pass that `submitted` was asked to lead ([`Submitted::leads`]), if any, on this
+    /// thread. Blocks.
+    pub fn start(&self, analyzers: &Analyzers, submitted: &mut Submitted) {
+        if std::mem::take(&mut submitted.lead) {
+            self.lead(analyzers);
+        }
+    }
+
+    /// The vectors of submitted words: at once when a pass has embedded them already, else
+    /// from the running pass, or from a pass this caller leads. Blocks, like
+    /// [`embed`](Self::embed).
+    pub fn wait(&self, analyzers: &Analyzers, mut submitted: Submitted) -> Result<QueryVectors> {
+        self.start(analyzers, &mut submitted);
+        let (id, rx) = match submitted.state {
+            Submission::Ready(v) => return Ok(v),
+            Submission::Queued { id, reply } => (id, reply),
+        };
         let lead = {
             let mut s = self.lock();
-            if let Some(v) = s.cache.get(text) {
-                return Ok(v.clone());
+            match rx.try_recv() {
+                Ok(Message::Vectors(v)) => return vectors(v),
+                // (Only a caller marked waiting is handed the lead; taken all the same.)
+                Ok(Message::Lead) => true,
+                Err(mpsc::TryRecvError::Disconnected) => return Err(stopped()),
+                Err(mpsc::TryRecvError::Empty) => {
+                    if let Some(e) = s.pending.iter_mut().find(|e| e.id == id) {
+                        e.waiting = true;
+                    }
+                    !std::mem::replace(&mut s.running, true)
+                }
             }
-            s.pending.push((text.to_string(), tx));
-            !std::mem::replace(&mut s.running, true)
         };
         if lead {
             self.lead(analyzers);
         }
         loop {
             match rx.recv() {
-                Ok(Message::Vectors(Ok(v))) => return Ok(v),
-                Ok(Message::Vectors(Err(message))) => {
-                    return Err(Error::Task(format!("embedding the query: {message}")));
-                }
+                Ok(Message::Vectors(v)) => return vectors(v),
                 Ok(Message::Lead) => self.lead(analyzers),
-                Err(_) => {
-                    return Err(Error::Task(
-                        "embedding the query: the encoder pass stopped".into(),
-                    ));
-                }
+                Err(_) => return Err(stopped()),
             }
         }
     }
 
-    /// Embeds one batch of what is waiting, then hands the lead to the first caller still
-    /// waiting (so that no leader serves others for longer than one batch), or ends the run.
+    /// Embeds one batch of what is pending, then hands the lead to the first caller waiting
+    /// (so that no leader serves others for longer than one batch), or ends the run.
     fn lead(&self, analyzers: &Analyzers) {
         let mut leading = Leading {
             state: &self.state,
             done: false,
         };
-        let batch: Vec<(String, mpsc::Sender<Message>)> = {
+        let batch: Vec<Entry> = {
             let mut s = self.lock();
             let n = s.pending.len().min(MAX_BATCH);
             s.pending.drain(..n).collect()
         };
-        let texts: Vec<&str> = batch.iter().map(|(t, _)| t.as_str()).collect();
+        let texts: Vec<&str> = batch.iter().map(|e| e.text.as_str()).collect();
         let outcome = embed_batch(analyzers, &texts);
         let mut s = self.lock();
         match outcome {
             Ok(vectors) => {
-                for ((text, reply), v) in batch.into_iter().zip(vectors) {
-                    s.remember(text, v.clone());
-                    let _ = reply.send(Message::Vectors(Ok(v)));
+                for (e, v) in batch.into_iter().zip(vectors) {
+                    s.remember(e.text, v.clone());
+                    let _ = e.reply.send(Message::Vectors(Ok(v)));
                 }
             }
             Err(e) => {
                 let message = e.to_string();
-                for (_, reply) in batch {
-                    let _ = reply.send(Message::Vectors(Err(message.clone())));
+                for e in batch {
+                    let _ = e.reply.send(Message::Vectors(Err(message.clone())));
                 }
             }
         }
-        // In the same critical section as the check: a caller that queues after this leads
-        // the next batch itself.
-        while let Some((_, next)) = s.pending.first() {
-            if next.send(Message::Lead).is_ok() {
+        // In the same critical section as the check: a caller that waits after this leads
+        // the next batch itself. A caller that has gone (its search cancelled) is dropped.
+        while let Some(i) = s.pending.iter().position(|e| e.waiting) {
+            if s.pending[i].reply.send(Message::Lead).is_ok() {
                 leading.done = true;
                 return;
             }
-            s.pending.remove(0);
+            s.pending.remove(i);
         }
         s.running = false;
         leading.done = true;
@@ -161,6 +277,14 @@ impl QueryBatcher {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn vectors(v: std::result::Result<QueryVectors, String>) -> Result<QueryVectors> {
+    v.map_err(|message| Error::Task(format!("embedding the query: {message}")))
+}
+
+fn stopped() -> Error {
+    Error::Task("embedding the query: the encoder pass stopped".into())
 }
 
 /// One pass of each installed text encoder over `texts`, one after the other: each already
@@ -204,19 +328,72 @@ mod tests {
         assert_eq!(s.order.len(), CACHE);
     }
 
-    #[test]
-    fn concurrent_queries_get_the_vectors_they_would_get_alone() {
+    const WORDS: [&str; 8] = [
+        "a", "red", "blue", "green", "circle", "square", "big", "small",
+    ];
+
+    /// Analyzers with a small random CLIP text encoder over [`WORDS`].
+    fn tiny_clip() -> Analyzers {
         use kairos_models::ClipEncoder;
         use kairos_models::clip::{HfClipConfig, word_level_tokenizer_json};
-        let words = [
-            "a", "red", "blue", "green", "circle", "square", "big", "small",
-        ];
         let (clip, _) =
-            ClipEncoder::random(&HfClipConfig::tiny(), &word_level_tokenizer_json(&words)).unwrap();
-        let analyzers = Analyzers {
+            ClipEncoder::random(&HfClipConfig::tiny(), &word_level_tokenizer_json(&WORDS)).unwrap();
+        Analyzers {
             clip: Some(clip),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn a_pass_embeds_every_query_handed_in_so_far() {
+        let analyzers = tiny_clip();
+        let b = &analyzers.queries;
+        let first = b.submit(&analyzers, "red circle");
+        let mut second = b.submit(&analyzers, "blue square");
+        assert!(!first.leads() && !second.leads());
+        assert!(second.ready().is_none(), "embedded before any pass");
+        let v = b.wait(&analyzers, first).unwrap();
+        // The pass that the first search ran embedded the second one's words too.
+        let w = second
+            .ready()
+            .expect("ready without a pass of its own")
+            .unwrap();
+        let clip = analyzers.clip.as_ref().unwrap();
+        let alone = clip.embed_texts(&["blue square"]).unwrap().pop().unwrap();
+        let got = w.clip.unwrap();
+        assert!(got.iter().zip(&alone).all(|(a, b)| (a - b).abs() < 1e-4));
+        assert!(v.clip.is_some());
+        assert!(b.lock().pending.is_empty() && !b.lock().running);
+        // Known words are ready at once.
+        assert!(b.submit(&analyzers, "red circle").ready().is_some());
+    }
+
+    #[test]
+    fn the_query_that_fills_a_batch_leads_its_pass() {
+        let analyzers = tiny_clip();
+        let b = &analyzers.queries;
+        let mut submitted: Vec<Submitted> = WORDS[..LEAD_AT]
+            .iter()
+            .map(|w| b.submit(&analyzers, w))
+            .collect();
+        let leads: Vec<bool> = submitted.iter().map(Submitted::leads).collect();
+        assert_eq!(leads.iter().filter(|l| **l).count(), 1);
+        assert!(leads[LEAD_AT - 1], "{leads:?}");
+        b.start(&analyzers, &mut submitted[LEAD_AT - 1]);
+        for s in &mut submitted {
+            assert!(s.ready().is_some_and(|v| v.is_ok()));
+        }
+        assert!(!b.lock().running);
+        // A caller that never waits leaves nothing behind once a pass has run.
+        let _forgotten = b.submit(&analyzers, "big red");
+        b.embed(&analyzers, "small square").unwrap();
+        assert!(b.lock().pending.is_empty());
+    }
+
+    #[test]
+    fn concurrent_queries_get_the_vectors_they_would_get_alone() {
+        let analyzers = tiny_clip();
+        let words = WORDS;
         // Distinct queries: a query asked twice at once may be embedded in two batches, whose
         // vectors differ in the last bits, and the cache keeps one of them.
         let mut queries: Vec<String> = words.iter().map(|w| w.to_string()).collect();

@@ -236,10 +236,19 @@ impl Store {
     /// The BM25 candidates of `query` (none when its mode or words want none), for
     /// [`search_with`](Self::search_with): they need no embedding, so they can be found while
     /// the query's words are embedded (under load a search otherwise waits for the shared
-    /// encoder pass with one core idle).
-    pub async fn keyword_candidates(&self, query: &SearchQuery) -> Result<KeywordCandidates> {
+    /// encoder pass with one core idle). `started` is told when this search's turn on the cores
+    /// begins (at once when it needs none): under load it first waits behind the searches that
+    /// came before it, and work done for it alongside its own steps is best started then.
+    pub async fn keyword_candidates(
+        &self,
+        query: &SearchQuery,
+        started: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<KeywordCandidates> {
         let ticket = self.turns.ticket();
         let (true, Some(words)) = (query.wants_text(), query.text.clone()) else {
+            if let Some(started) = started {
+                let _ = started.send(());
+            }
             return Ok(KeywordCandidates {
                 found: None,
                 ticket,
@@ -248,6 +257,9 @@ impl Store {
         let (text, filters, candidates) =
             (self.text.clone(), query.filters.clone(), query.candidates());
         let turn = self.turns.take(ticket).await;
+        if let Some(started) = started {
+            let _ = started.send(());
+        }
         tokio::task::spawn_blocking(move || {
             let found = text.search(&words, &filters, candidates);
             drop(turn);
