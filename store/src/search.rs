@@ -9,9 +9,9 @@ use crate::Store;
 use crate::catalog::Filters;
 use crate::error::Result;
 use crate::records::{Asset, AssetKind, FacetCounter, Facets, SegmentKind};
-use crate::text::{Highlighter, TextResults};
+use crate::text::{Highlighter, TextIndex, TextResults};
 use crate::turns::Ticket;
-use crate::vectors::Space;
+use crate::vectors::{Space, VectorIndex};
 
 /// Reciprocal-rank fusion constant (Cormack et al.): damps the weight of the very first ranks.
 const RRF_K: f32 = 60.0;
@@ -256,21 +256,18 @@ impl Store {
         };
         let (text, filters, candidates) =
             (self.text.clone(), query.filters.clone(), query.candidates());
-        let turn = self.turns.take(ticket).await;
-        if let Some(started) = started {
-            let _ = started.send(());
-        }
-        tokio::task::spawn_blocking(move || {
-            let found = text.search(&words, &filters, candidates);
-            drop(turn);
-            found
-        })
-        .await
-        .map_err(|e| crate::Error::Task(e.to_string()))?
-        .map(|found| KeywordCandidates {
-            found: Some(found),
-            ticket,
-        })
+        self.turns
+            .run(ticket, move || {
+                if let Some(started) = started {
+                    let _ = started.send(());
+                }
+                text.search(&words, &filters, candidates)
+            })
+            .await?
+            .map(|found| KeywordCandidates {
+                found: Some(found),
+                ticket,
+            })
     }
 
     /// Runs a search: candidates → fusion → assets with their moments.
@@ -287,93 +284,18 @@ impl Store {
         let limit = query.limit.clamp(1, 200);
         let candidates = query.candidates();
         let lists = {
-            let text = self.text.clone();
-            let vectors = self.vectors.clone();
-            let q = query.clone();
+            let (text, vectors, q) = (self.text.clone(), self.vectors.clone(), query.clone());
             let ticket = keywords
                 .as_ref()
                 .map_or_else(|| self.turns.ticket(), |k| k.ticket);
             // One turn for the step, though with a CLIP model installed a hybrid query's visual
             // walk runs on a second thread beside the words' lists (not measured under load: no
             // CLIP weights can be installed on the development machine).
-            let turn = self.turns.take(ticket).await;
-            let ahead = std::cell::Cell::new(keywords);
-            // The lists are independent: the visual HNSW search on a second core while BM25 and
-            // the semantic one run here (see below).
-            tokio::task::spawn_blocking(move || -> Result<(Vec<Ranked>, Option<Highlighter>)> {
-                let wants_text = q.wants_text();
-                let wants_visual = matches!(q.mode, Mode::Hybrid | Mode::Visual);
-                let visual = || -> Result<Option<Ranked>> {
-                    let (true, Some(v)) = (wants_visual, q.visual_embedding.as_deref()) else {
-                        return Ok(None);
-                    };
-                    let hits = vectors.search(Space::Visual, v, &q.filters, candidates)?;
-                    Ok(Some(Ranked {
-                        signal: "visual",
-                        weight: 1.0,
-                        items: hits
-                            .into_iter()
-                            .map(|h| (h.asset_id, Some(h.segment_id), h.score))
-                            .collect(),
-                    }))
-                };
-                let words = || -> Result<(Vec<Ranked>, Option<Highlighter>)> {
-                    let mut lists = Vec::new();
-                    let mut highlighter = None;
-                    let found = match (ahead.take(), wants_text, q.text.as_deref()) {
-                        (Some(KeywordCandidates { found, .. }), _, _) => found,
-                        (None, true, Some(t)) => Some(text.search(t, &q.filters, candidates)?),
-                        (None, _, _) => None,
-                    };
-                    if let Some(found) = found {
-                        lists.push(Ranked {
-                            signal: "keyword",
-                            weight: 1.0,
-                            items: found
-                                .hits
-                                .into_iter()
-                                .map(|h| (h.asset_id, h.segment_id, h.score))
-                                .collect(),
-                        });
-                        highlighter = Some(found.highlighter);
-                    }
-                    if let (true, Some(v)) = (wants_text, q.text_embedding.as_deref()) {
-                        let hits = vectors.search(Space::Text, v, &q.filters, candidates)?;
-                        lists.push(Ranked {
-                            signal: "semantic",
-                            weight: 1.0,
-                            items: hits
-                                .into_iter()
-                                .filter(|h| h.score >= MIN_SEMANTIC)
-                                .map(|h| (h.asset_id, Some(h.segment_id), h.score))
-                                .collect(),
-                        });
-                    }
-                    Ok((lists, highlighter))
-                };
-                // A thread of its own rather than rayon's pool, whose threads an ingest in the
-                // same process keeps busy decoding; and only when both sides have work (an
-                // image query has only the visual list).
-                let has_words = wants_text && (q.text.is_some() || q.text_embedding.is_some());
-                let (lists, visual) = if has_words && q.visual_embedding.is_some() {
-                    std::thread::scope(|scope| {
-                        let visual = scope.spawn(visual);
-                        let lists = words();
-                        let visual = visual.join().unwrap_or_else(|_| {
-                            Err(crate::Error::Task("the visual search panicked".into()))
-                        });
-                        (lists, visual)
-                    })
-                } else {
-                    (words(), visual())
-                };
-                drop(turn);
-                let (mut lists, highlighter) = lists?;
-                lists.extend(visual?);
-                Ok((lists, highlighter))
-            })
-            .await
-            .map_err(|e| crate::Error::Task(e.to_string()))??
+            self.turns
+                .run(ticket, move || {
+                    candidate_lists(&text, vectors.as_ref(), &q, keywords, candidates)
+                })
+                .await??
         };
         let (mut lists, mut highlighter) = lists;
         if let Some(hash) = query.phash.filter(|_| query.mode != Mode::Keyword) {
@@ -583,6 +505,88 @@ impl Store {
             }
         }
     }
+}
+
+/// The candidate lists of `q` but the duplicates': its keyword candidates (found ahead, or
+/// now), its semantic and its visual neighbours. The lists are independent: the visual HNSW
+/// search runs on a second core while BM25 and the semantic one run here.
+fn candidate_lists(
+    text: &TextIndex,
+    vectors: &dyn VectorIndex,
+    q: &SearchQuery,
+    keywords: Option<KeywordCandidates>,
+    candidates: usize,
+) -> Result<(Vec<Ranked>, Option<Highlighter>)> {
+    let ahead = std::cell::Cell::new(keywords);
+    let wants_text = q.wants_text();
+    let wants_visual = matches!(q.mode, Mode::Hybrid | Mode::Visual);
+    let visual = || -> Result<Option<Ranked>> {
+        let (true, Some(v)) = (wants_visual, q.visual_embedding.as_deref()) else {
+            return Ok(None);
+        };
+        let hits = vectors.search(Space::Visual, v, &q.filters, candidates)?;
+        Ok(Some(Ranked {
+            signal: "visual",
+            weight: 1.0,
+            items: hits
+                .into_iter()
+                .map(|h| (h.asset_id, Some(h.segment_id), h.score))
+                .collect(),
+        }))
+    };
+    let words = || -> Result<(Vec<Ranked>, Option<Highlighter>)> {
+        let mut lists = Vec::new();
+        let mut highlighter = None;
+        let found = match (ahead.take(), wants_text, q.text.as_deref()) {
+            (Some(KeywordCandidates { found, .. }), _, _) => found,
+            (None, true, Some(t)) => Some(text.search(t, &q.filters, candidates)?),
+            (None, _, _) => None,
+        };
+        if let Some(found) = found {
+            lists.push(Ranked {
+                signal: "keyword",
+                weight: 1.0,
+                items: found
+                    .hits
+                    .into_iter()
+                    .map(|h| (h.asset_id, h.segment_id, h.score))
+                    .collect(),
+            });
+            highlighter = Some(found.highlighter);
+        }
+        if let (true, Some(v)) = (wants_text, q.text_embedding.as_deref()) {
+            let hits = vectors.search(Space::Text, v, &q.filters, candidates)?;
+            lists.push(Ranked {
+                signal: "semantic",
+                weight: 1.0,
+                items: hits
+                    .into_iter()
+                    .filter(|h| h.score >= MIN_SEMANTIC)
+                    .map(|h| (h.asset_id, Some(h.segment_id), h.score))
+                    .collect(),
+            });
+        }
+        Ok((lists, highlighter))
+    };
+    // A thread of its own rather than rayon's pool, whose threads an ingest in the
+    // same process keeps busy decoding; and only when both sides have work (an
+    // image query has only the visual list).
+    let has_words = wants_text && (q.text.is_some() || q.text_embedding.is_some());
+    let (lists, visual) = if has_words && q.visual_embedding.is_some() {
+        std::thread::scope(|scope| {
+            let visual = scope.spawn(visual);
+            let lists = words();
+            let visual = visual
+                .join()
+                .unwrap_or_else(|_| Err(crate::Error::Task("the visual search panicked".into())));
+            (lists, visual)
+        })
+    } else {
+        (words(), visual())
+    };
+    let (mut lists, highlighter) = lists?;
+    lists.extend(visual?);
+    Ok((lists, highlighter))
 }
 
 /// The query's words highlighted in what a shown moment holds: its own words (speech,
