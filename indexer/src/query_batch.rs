@@ -56,9 +56,19 @@ impl std::fmt::Debug for QueryBatcher {
 #[derive(Debug)]
 pub struct Submitted {
     state: Submission,
-    /// These words made [`LEAD_AT`] pending with no pass running: their caller leads one
-    /// ([`QueryBatcher::start`]).
-    lead: bool,
+    lead: Lead,
+}
+
+/// Whether the caller of [`QueryBatcher::start`] runs a pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Lead {
+    #[default]
+    No,
+    /// These words made [`LEAD_AT`] pending with no pass running. Only an offer: `start`
+    /// takes the lead if that still holds, so a caller that drops it leaves nothing held.
+    Offered,
+    /// The lead was handed over (the pass is held for this caller): it must lead.
+    Handed,
 }
 
 #[derive(Debug)]
@@ -75,7 +85,7 @@ impl Submitted {
     /// Whether these words made a batch: their caller should run the pass now
     /// ([`QueryBatcher::start`]).
     pub fn leads(&self) -> bool {
-        self.lead
+        self.lead != Lead::No
     }
 
     /// The vectors, if a pass has embedded them already (or they were known at once). Does not
@@ -88,7 +98,7 @@ impl Submitted {
                 // (Only a caller marked waiting is handed the lead; kept for `wait` all the
                 // same.)
                 Ok(Message::Lead) => {
-                    self.lead = true;
+                    self.lead = Lead::Handed;
                     None
                 }
                 Err(mpsc::TryRecvError::Empty) => None,
@@ -161,14 +171,14 @@ impl QueryBatcher {
         if analyzers.sentence.is_none() && analyzers.clip.is_none() {
             return Submitted {
                 state: Submission::Ready(QueryVectors::default()),
-                lead: false,
+                lead: Lead::No,
             };
         }
         let mut s = self.lock();
         if let Some(v) = s.cache.get(text) {
             return Submitted {
                 state: Submission::Ready(v.clone()),
-                lead: false,
+                lead: Lead::No,
             };
         }
         let (tx, rx) = mpsc::channel();
@@ -180,8 +190,11 @@ impl QueryBatcher {
             reply: tx,
             waiting: false,
         });
-        let lead = s.pending.len() >= LEAD_AT && !s.running;
-        s.running |= lead;
+        let lead = if s.pending.len() >= LEAD_AT && !s.running {
+            Lead::Offered
+        } else {
+            Lead::No
+        };
         Submitted {
             state: Submission::Queued { id, reply: rx },
             lead,
@@ -191,7 +204,17 @@ impl QueryBatcher {
     /// Runs the pass that `submitted` was asked to lead ([`Submitted::leads`]), if any, on this
     /// thread. Blocks.
     pub fn start(&self, analyzers: &Analyzers, submitted: &mut Submitted) {
-        if std::mem::take(&mut submitted.lead) {
+        let lead = match std::mem::take(&mut submitted.lead) {
+            Lead::No => false,
+            Lead::Handed => true,
+            Lead::Offered => {
+                let mut s = self.lock();
+                let take = !s.running && s.pending.len() >= LEAD_AT;
+                s.running |= take;
+                take
+            }
+        };
+        if lead {
             self.lead(analyzers);
         }
     }
@@ -384,6 +407,15 @@ mod tests {
             assert!(s.ready().is_some_and(|v| v.is_ok()));
         }
         assert!(!b.lock().running);
+        // An offer to lead that is dropped holds nothing: the next caller is served.
+        let offered: Vec<Submitted> = WORDS[..LEAD_AT]
+            .iter()
+            .map(|w| b.submit(&analyzers, &format!("{w} {w}")))
+            .collect();
+        assert!(offered.last().unwrap().leads());
+        drop(offered);
+        assert!(!b.lock().running);
+        b.embed(&analyzers, "green circle").unwrap();
         // A caller that never waits leaves nothing behind once a pass has run.
         let _forgotten = b.submit(&analyzers, "big red");
         b.embed(&analyzers, "small square").unwrap();

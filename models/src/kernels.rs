@@ -89,6 +89,17 @@ fn contiguous_f32<'a>(
     }
 }
 
+/// The f32 values of a contiguous input of op `op`.
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
+    let Some((start, end)) = l.contiguous_offsets() else {
+        candle_core::bail!("{op}: the inputs have to be contiguous");
+    };
+    match s {
+        CpuStorage::F32(v) => Ok(&v[start..end]),
+        other => candle_core::bail!("{op}: f32 only, got {:?}", other.dtype()),
+    }
+}
+
 /// A function applied to every element in place, over row chunks on rayon. Generic over the
 /// function (not a pointer to it), so each use compiles to its own vectorised loop.
 struct Elementwise<F> {
@@ -207,11 +218,11 @@ pub(crate) fn layer_norm(
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = x.contiguous()?;
         if x.dtype() != candle_core::DType::F32 {
-            return candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps);
+            return candle_nn::ops::layer_norm(&x, &self.weight, &self.bias, self.eps);
         }
-        x.contiguous()?
-            .apply_op3_no_bwd(&self.weight, &self.bias, &NormRows { eps: self.eps })
+        x.apply_op3_no_bwd(&self.weight, &self.bias, &NormRows { eps: self.eps })
     }
 }
 
@@ -269,16 +280,6 @@ impl CustomOp3 for NormRows {
                 .for_each(|(i, d)| norm(d, i * rows_per_chunk));
         }
         Ok((CpuStorage::F32(dst), Shape::from_dims(dims)))
-    }
-}
-
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
-    let Some((start, end)) = l.contiguous_offsets() else {
-        candle_core::bail!("{op}: the inputs have to be contiguous");
-    };
-    match s {
-        CpuStorage::F32(v) => Ok(&v[start..end]),
-        other => candle_core::bail!("{op}: f32 only, got {:?}", other.dtype()),
     }
 }
 
