@@ -51,7 +51,8 @@ struct State {
     /// Steps waiting, oldest ticket first; the order they were asked in breaks ties.
     waiting: BinaryHeap<Reverse<Step>>,
     asked: u64,
-    started: bool,
+    /// Threads started so far: up to `threads`, on the first steps.
+    spawned: usize,
     closed: bool,
 }
 
@@ -165,14 +166,19 @@ impl Turns {
         let shared = self.shared();
         {
             let mut s = shared.lock();
-            if !s.started {
-                s.started = true;
-                for i in 0..shared.threads {
-                    let shared = shared.clone();
-                    std::thread::Builder::new()
-                        .name(format!("kairos-search-{i}"))
-                        .spawn(move || shared.serve())
-                        .map_err(|e| Error::Task(format!("starting the search threads: {e}")))?;
+            // Counted one by one: a thread that fails to start is tried again by the next step,
+            // the steps meanwhile run on those that did, and none is queued without a thread.
+            while s.spawned < shared.threads {
+                let worker = shared.clone();
+                let started = std::thread::Builder::new()
+                    .name(format!("kairos-search-{}", s.spawned))
+                    .spawn(move || worker.serve());
+                match started {
+                    Ok(_) => s.spawned += 1,
+                    Err(_) if s.spawned > 0 => break,
+                    Err(e) => {
+                        return Err(Error::Task(format!("starting a search thread: {e}")));
+                    }
                 }
             }
             s.asked += 1;
