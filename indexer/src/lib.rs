@@ -25,3 +25,13 @@ pub use analysis::Analyzers;
 pub use error::{Error, Result};
 pub use ingest::{IngestOptions, IngestSummary, Ingester, Progress};
 pub use query::{QueryInput, SearchOutcome};
+
+/// Runs CPU-bound or blocking work off the async runtime, on tokio's blocking pool (not on
+/// rayon's, which the encoders need).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))
+}

@@ -8,6 +8,7 @@ use kairos_models::ModelKind;
 use kairos_store::{Filters, Group, Mode, SearchQuery, SearchResponse, Store};
 
 use crate::analysis::Analyzers;
+use crate::blocking;
 use crate::error::{Error, Result};
 use crate::image::{decode, fingerprint};
 use crate::query_batch::QueryVectors;
@@ -146,7 +147,7 @@ async fn similar_source(store: &Store, id: &str) -> Result<SimilarSource> {
     };
     let vectors = store.vectors.clone();
     let asset_id = asset.id.clone();
-    let (visual, text) = tokio::task::spawn_blocking(move || -> Result<_> {
+    let (visual, text) = blocking(move || -> Result<_> {
         let pictured = segments.iter().filter(|s| {
             matches!(
                 s.kind,
@@ -171,8 +172,7 @@ async fn similar_source(store: &Store, id: &str) -> Result<SimilarSource> {
         }
         Ok((visual, text))
     })
-    .await
-    .map_err(|e| Error::Task(e.to_string()))??;
+    .await??;
     if visual.is_none() && text.is_none() && asset.phash.is_none() {
         return Err(Error::NothingToCompare(format!(
             "similar_to: {} ({}) has no picture or words indexed to compare with (is a CLIP model installed? `kairos models list`)",
@@ -217,7 +217,7 @@ async fn embed_query(
         words = Some(
             blocking(move || {
                 a.queries.start(&a, &mut w);
-                Ok(w)
+                w
             })
             .await?,
         );
@@ -225,7 +225,7 @@ async fn embed_query(
     let visual = match image {
         Some(bytes) => {
             let a = analyzers.clone();
-            Some(blocking(move || embed_image(&a, &bytes)).await?)
+            Some(blocking(move || embed_image(&a, &bytes)).await??)
         }
         None => None,
     };
@@ -236,7 +236,7 @@ async fn embed_query(
             Some(v) => v?,
             None => {
                 let a = analyzers.clone();
-                blocking(move || a.queries.wait(&a, w)).await?
+                blocking(move || a.queries.wait(&a, w)).await??
             }
         },
     };
@@ -252,13 +252,6 @@ async fn embed_query(
             phash: Some(phash),
         },
     })
-}
-
-/// `f` on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?
 }
 
 /// The CLIP vector (without a CLIP model, none) and the perceptual hash of an example image.

@@ -18,6 +18,7 @@ use kairos_models::whisper::{SAMPLE_RATE, TranscribeOptions};
 
 use crate::analysis::Analyzers;
 use crate::audio::AudioFile;
+use crate::blocking;
 use crate::error::{Error, Result};
 use crate::image::{self as img, fingerprint, metadata};
 use crate::manifest::Manifest;
@@ -1296,13 +1297,6 @@ fn embed_batch(analyzers: &Analyzers, prepared: Vec<(PathBuf, Prepared)>) -> Res
 /// Waits for a batch's embedding task.
 async fn joined(task: tokio::task::JoinHandle<Result<Embedded>>) -> Result<Embedded> {
     task.await.map_err(|e| Error::Task(e.to_string()))?
-}
-
-/// Runs CPU-bound work off the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Task(e.to_string()))
 }
 
 #[cfg(test)]
