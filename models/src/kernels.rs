@@ -252,32 +252,30 @@ impl CustomOp3 for NormRows {
         );
         let dims = l1.shape().dims();
         let Some(&row) = dims.last() else {
-            candle_core::bail!("{}: a scalar has no last dimension", self.name());
+            candle_core::bail!("{name}: a scalar has no last dimension");
         };
         if row == 0 || alpha.len() != row || beta.len() != row {
             candle_core::bail!(
-                "{}: rows of {row} values, a weight of {} and a bias of {}",
-                self.name(),
+                "{name}: rows of {row} values, a weight of {} and a bias of {}",
                 alpha.len(),
                 beta.len()
             );
         }
         let mut dst = vec![0f32; src.len()];
-        let rows_per_chunk = (CHUNK / row).max(1);
         let eps = self.eps;
-        // Row `i` of `dst` from row `i` of `src`: chunks of whole rows, in order.
-        let norm = |dst: &mut [f32], first_row: usize| {
-            let src = &src[first_row * row..first_row * row + dst.len()];
+        let norm = |dst: &mut [f32], src: &[f32]| {
             for (d, s) in dst.chunks_exact_mut(row).zip(src.chunks_exact(row)) {
                 norm_row(d, s, alpha, beta, eps);
             }
         };
         if dst.len() < PARALLEL_MIN {
-            norm(&mut dst, 0);
+            norm(&mut dst, src);
         } else {
-            dst.par_chunks_mut(rows_per_chunk * row)
-                .enumerate()
-                .for_each(|(i, d)| norm(d, i * rows_per_chunk));
+            // Chunks of whole rows.
+            let chunk = (CHUNK / row).max(1) * row;
+            dst.par_chunks_mut(chunk)
+                .zip(src.par_chunks(chunk))
+                .for_each(|(d, s)| norm(d, s));
         }
         Ok((CpuStorage::F32(dst), Shape::from_dims(dims)))
     }
