@@ -13,7 +13,7 @@
 //!
 //! No thread of its own: the first caller to find no pass running leads: it embeds what is
 //! waiting (up to 64) and hands the lead to the first caller still waiting, if any; the others
-//! wait for their vectors or for the lead. The query that makes [`LEAD_AT`] pending is offered
+//! wait for their vectors or for the lead. The query that makes eight pending is offered
 //! the lead at once ([`QueryBatcher::start`]), so that under load the vectors are ready before
 //! the turns come.
 
