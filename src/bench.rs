@@ -118,7 +118,6 @@ pub enum BenchCommand {
         #[arg(long, default_value = "docs/bench/load.json")]
         out: PathBuf,
     },
-    /// Search latency over a synthetic archive (captions and vectors), with the query's embeddings.
     /// Matrix products: candle's own gemm against the OpenBLAS path the encoders use
     /// (`kairos_models::gemm`), on the encoders' shapes, and f32 against q8_0 weights for a
     /// query's few rows, in one process.
@@ -129,6 +128,7 @@ pub enum BenchCommand {
         #[arg(long, default_value = "docs/bench/gemm.json")]
         out: PathBuf,
     },
+    /// Search latency over a synthetic archive (captions and vectors), with the query's embeddings.
     Search {
         #[arg(long, default_value_t = 100_000)]
         assets: usize,

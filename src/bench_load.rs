@@ -4,6 +4,7 @@
 //! process runs `--clients` concurrent keep-alive clients on loopback, each sending a hybrid
 //! text query and waiting for its answer before the next (closed loop, like `wrk`).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -91,8 +92,10 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
     std::thread::sleep(Duration::from_secs_f64(o.warmup_seconds));
     let server_pid = server.child.id().to_string();
     let before = CpuSample::take(&server_pid)?;
+    let reads_before = catalog_reads(&addr)?;
     std::thread::sleep(Duration::from_secs_f64(o.seconds));
     let cpu = CpuSample::take(&server_pid)?.since(&before);
+    let reads_after = catalog_reads(&addr)?;
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     let (mut errors, mut first_error) = (0usize, None);
@@ -146,6 +149,9 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
             "machine_idle_share": cpu.idle_share,
             "machine_steal_share": cpu.steal_share,
         },
+        // Searches' catalog reads answered from memory (the catalog did not change while
+        // measured), over the measured window.
+        "catalog_reads": remembered_shares(&reads_before, &reads_after, latencies.len()),
         "server_rss_mib": {
             "idle": idle_rss as f64 / 1024.0,
             "after_load": rss as f64 / 1024.0,
@@ -474,12 +480,67 @@ fn read_response(c: &mut BufReader<TcpStream>) -> Result<(u16, Vec<u8>)> {
 }
 
 fn get(addr: &str, path: &str) -> Result<u16> {
+    Ok(get_body(addr, path)?.0)
+}
+
+fn get_body(addr: &str, path: &str) -> Result<(u16, Vec<u8>)> {
     let mut s = BufReader::new(TcpStream::connect(addr)?);
     write!(
         s.get_mut(),
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
-    Ok(read_response(&mut s)?.0)
+    read_response(&mut s)
+}
+
+/// The server's `kairos_search_catalog_reads_total` counters from its `/metrics`: (kind,
+/// from) → ids.
+fn catalog_reads(addr: &str) -> Result<BTreeMap<(String, String), f64>> {
+    let (status, body) = get_body(addr, "/metrics")?;
+    if status != 200 {
+        bail!("/metrics answered {status}");
+    }
+    let text = String::from_utf8_lossy(&body);
+    let mut counts = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("kairos_search_catalog_reads_total{kind=\"") else {
+            continue;
+        };
+        let (kind, rest) = rest.split_once("\",from=\"").unwrap_or_default();
+        let (from, value) = rest.split_once("\"} ").unwrap_or_default();
+        if let Ok(value) = value.trim().parse::<f64>() {
+            counts.insert((kind.to_string(), from.to_string()), value);
+        }
+    }
+    Ok(counts)
+}
+
+/// The share of each kind of catalog read answered from memory between two readings of
+/// [`catalog_reads`], with the ids asked per query.
+fn remembered_shares(
+    before: &BTreeMap<(String, String), f64>,
+    after: &BTreeMap<(String, String), f64>,
+    queries: usize,
+) -> serde_json::Value {
+    let delta = |kind: &str, from: &str| {
+        let key = (kind.to_string(), from.to_string());
+        after.get(&key).copied().unwrap_or(0.0) - before.get(&key).copied().unwrap_or(0.0)
+    };
+    let kinds: std::collections::BTreeSet<&String> = after.keys().map(|(k, _)| k).collect();
+    kinds
+        .into_iter()
+        .map(|kind| {
+            let (memory, catalog) = (delta(kind, "memory"), delta(kind, "catalog"));
+            let asked = memory + catalog;
+            (
+                kind.clone(),
+                json!({
+                    "ids_per_query": asked / queries.max(1) as f64,
+                    "from_memory_share": if asked > 0.0 { memory / asked } else { 0.0 },
+                }),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// CPU time over the measured window, from `/proc`.

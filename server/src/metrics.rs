@@ -102,6 +102,26 @@ impl Metrics {
     }
 }
 
+/// The Prometheus text exposition of what searches read of the catalog: each kind of record
+/// asked for, answered from memory or read from the catalog.
+pub fn render_search_reads(counts: &[kairos_store::remembered::ReadCount]) -> String {
+    let mut out = String::from(
+        "# HELP kairos_search_catalog_reads_total Records searches asked the catalog for, \
+         by kind and by whether memory answered (unchanged since last read) or SQLite.\n\
+         # TYPE kairos_search_catalog_reads_total counter\n",
+    );
+    for c in counts {
+        for (from, n) in [("memory", c.remembered), ("catalog", c.read)] {
+            let _ = writeln!(
+                out,
+                "kairos_search_catalog_reads_total{{kind=\"{}\",from=\"{from}\"}} {n}",
+                c.kind
+            );
+        }
+    }
+    out
+}
+
 fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")

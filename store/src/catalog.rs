@@ -1,21 +1,20 @@
 //! The catalog: assets, segments and jobs in SQLite (sqlx), the source of truth for what is indexed.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, ConnectOptions, Row, SqlitePool};
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use crate::error::{Error, Result};
 use crate::records::{
     Asset, AssetKind, AssetStatus, CatalogStats, FacetFields, Job, Segment, SegmentKind,
 };
+use crate::remembered::Remembered;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -100,77 +99,7 @@ impl Drop for OpenLock {
 pub struct Catalog {
     pub(crate) pool: SqlitePool,
     pub(crate) path: PathBuf,
-    facets: Arc<FacetCache>,
-}
-
-/// Most assets whose facet fields are remembered; past it the memory starts again empty.
-const FACET_CACHE: usize = 200_000;
-
-/// The facet fields of the assets searches have looked up (`None`: not ready), kept while the
-/// catalog does not change. A search counts facets over its ~200 candidates, and reading them
-/// was a tenth of the CPU under load; most candidates come back in the next searches.
-///
-/// Any commit, by this process or another (an ingest beside a server), empties it: SQLite's
-/// `PRAGMA data_version`, asked on a connection of its own that never writes, changes whenever
-/// another connection has committed since it was last asked.
-#[derive(Debug)]
-struct FacetCache {
-    options: SqliteConnectOptions,
-    watcher: tokio::sync::Mutex<Option<SqliteConnection>>,
-    state: Mutex<Remembered>,
-}
-
-/// The data version the facet fields were read at, and the fields by asset id (`None`: not
-/// ready).
-type Remembered = (Option<i64>, HashMap<String, Option<Arc<FacetFields>>>);
-
-impl FacetCache {
-    /// The catalog's data version now.
-    async fn version(&self) -> std::result::Result<i64, sqlx::Error> {
-        let mut watcher = self.watcher.lock().await;
-        if watcher.is_none() {
-            *watcher = Some(self.options.connect().await?);
-        }
-        let conn = watcher.as_mut().expect("connected above");
-        sqlx::query_scalar("PRAGMA data_version")
-            .fetch_one(conn)
-            .await
-    }
-
-    /// What is remembered of `ids` at `version` (everything is forgotten if that is not the
-    /// version it was remembered at), in their order (`None` for the not-ready ones), and the
-    /// places of the ids it knows nothing of.
-    fn known(&self, version: i64, ids: &[&str]) -> (Vec<Option<Arc<FacetFields>>>, Vec<usize>) {
-        let mut state = self.state.lock().expect("facet cache lock");
-        if state.0 != Some(version) || state.1.len() > FACET_CACHE {
-            *state = (Some(version), HashMap::new());
-        }
-        let mut unknown = Vec::new();
-        let known = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| match state.1.get(*id) {
-                Some(f) => f.clone(),
-                None => {
-                    unknown.push(i);
-                    None
-                }
-            })
-            .collect();
-        (known, unknown)
-    }
-
-    /// Remembers what was read of `ids` at `version` (unless the catalog has moved on since):
-    /// `read`, and that the others are not ready.
-    fn remember(&self, version: i64, ids: &[String], read: &HashMap<String, Arc<FacetFields>>) {
-        let mut state = self.state.lock().expect("facet cache lock");
-        if state.0 != Some(version) {
-            return;
-        }
-        for id in ids {
-            state.1.insert(id.clone(), read.get(id).cloned());
-        }
-    }
+    pub(crate) remembered: Arc<Remembered>,
 }
 
 impl Catalog {
@@ -219,11 +148,7 @@ impl Catalog {
         Ok(Self {
             pool,
             path: path.to_path_buf(),
-            facets: Arc::new(FacetCache {
-                options,
-                watcher: tokio::sync::Mutex::new(None),
-                state: Mutex::new((None, HashMap::new())),
-            }),
+            remembered: Arc::new(Remembered::new(options)),
         })
     }
 
@@ -306,31 +231,12 @@ impl Catalog {
         rows.iter().map(|r| asset_from_row(r, &self.path)).collect()
     }
 
-    /// The facet fields of `ids`, in their order: `None` for an asset that is not ready (or not
-    /// there). A search counts facets over all its candidates, ~200, and reads whole assets
-    /// only for its page. Reading every candidate whole took 2.7 ms of a 7.8 ms search over
-    /// 5,000 assets.
-    pub async fn ready_facet_fields(&self, ids: &[&str]) -> Result<Vec<Option<Arc<FacetFields>>>> {
-        let version = self.facets.version().await.map_err(self.err())?;
-        let (mut known, unknown) = self.facets.known(version, ids);
-        if !unknown.is_empty() {
-            let unknown_ids: Vec<String> = unknown.iter().map(|&i| ids[i].to_string()).collect();
-            let read: HashMap<String, Arc<FacetFields>> = self
-                .read_facet_fields(&unknown_ids)
-                .await?
-                .into_iter()
-                .map(|(id, f)| (id, Arc::new(f)))
-                .collect();
-            self.facets.remember(version, &unknown_ids, &read);
-            for (i, id) in unknown.into_iter().zip(&unknown_ids) {
-                known[i] = read.get(id).cloned();
-            }
-        }
-        Ok(known)
-    }
-
-    /// [`ready_facet_fields`](Self::ready_facet_fields) from the database.
-    async fn read_facet_fields(&self, ids: &[String]) -> Result<Vec<(String, FacetFields)>> {
+    /// The facet fields of the ready assets among `ids` (searches read them through
+    /// [`SearchReads::facet_fields`](crate::remembered::SearchReads::facet_fields)).
+    pub(crate) async fn read_facet_fields(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(String, FacetFields)>> {
         // `+status`: see `ready_assets`.
         let sql = "SELECT id, kind, collection, language, captured_at FROM assets \
                    WHERE +status = 'ready' AND id IN";
@@ -1065,70 +971,6 @@ mod tests {
                 assert!(catalog.jobs(10).await.unwrap().is_empty());
             }
         }
-    }
-
-    /// Facet fields are remembered between searches, and forgotten at any commit: by this
-    /// catalog, or by another opening the same file (another process).
-    #[tokio::test]
-    async fn facet_fields_follow_commits_of_any_connection() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("catalog.db");
-        let catalog = Catalog::open(&path).await.unwrap();
-        let other = Catalog::open(&path).await.unwrap();
-        let mut a = Asset::new("ha".into(), "/a.jpg".into(), AssetKind::Image, 1);
-        a.collection = Some("first".into());
-        let mut b = Asset::new("hb".into(), "/b.jpg".into(), AssetKind::Image, 1);
-        b.status = AssetStatus::Indexing;
-        for asset in [&a, &b] {
-            catalog.put_asset(asset, &[]).await.unwrap();
-        }
-        catalog
-            .mark_ready(std::slice::from_ref(&a.id))
-            .await
-            .unwrap();
-        let owned = [a.id.clone(), b.id.clone()];
-        let ids = owned.each_ref().map(String::as_str);
-        let collections = |fields: Vec<Option<Arc<FacetFields>>>| -> Vec<(String, Option<String>)> {
-            assert_eq!(fields.len(), ids.len(), "one answer per id");
-            let mut v: Vec<_> = owned
-                .iter()
-                .zip(fields)
-                .filter_map(|(id, f)| Some((id.clone(), f?.collection.clone())))
-                .collect();
-            v.sort();
-            v
-        };
-        let want = vec![(a.id.clone(), Some("first".to_string()))];
-        assert_eq!(
-            collections(catalog.ready_facet_fields(&ids).await.unwrap()),
-            want
-        );
-        // Remembered: the same answer again, the not-ready asset still left out.
-        assert_eq!(
-            collections(catalog.ready_facet_fields(&ids).await.unwrap()),
-            want
-        );
-
-        // Another connection moves a and makes b ready.
-        a.collection = Some("second".into());
-        other.set_metadata(&a).await.unwrap();
-        other.mark_ready(std::slice::from_ref(&b.id)).await.unwrap();
-        let mut want = vec![
-            (a.id.clone(), Some("second".to_string())),
-            (b.id.clone(), None),
-        ];
-        want.sort();
-        assert_eq!(
-            collections(catalog.ready_facet_fields(&ids).await.unwrap()),
-            want
-        );
-
-        // This catalog's own commit: a is deleted.
-        catalog.delete_asset(&a.id).await.unwrap();
-        assert_eq!(
-            collections(catalog.ready_facet_fields(&ids).await.unwrap()),
-            vec![(b.id.clone(), None)]
-        );
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod keys;
 pub mod listing;
 pub mod records;
+pub mod remembered;
 pub mod search;
 mod term_bitsets;
 pub mod text;

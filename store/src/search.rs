@@ -9,6 +9,7 @@ use crate::Store;
 use crate::catalog::Filters;
 use crate::error::Result;
 use crate::records::{Asset, AssetKind, FacetCounter, Facets, SegmentKind};
+use crate::remembered::PageRecords;
 use crate::text::{Highlighter, TextIndex, TextResults};
 use crate::turns::Ticket;
 use crate::vectors::{Space, VectorIndex};
@@ -320,9 +321,10 @@ impl Store {
             });
         }
         let fused: Vec<(String, AssetAcc)> = fuse(lists).into_iter().collect();
+        let reads = self.catalog.search_reads().await?;
         let ready = {
             let ids: Vec<&str> = fused.iter().map(|(id, _)| id.as_str()).collect();
-            self.catalog.ready_facet_fields(&ids).await?
+            reads.facet_fields(&ids).await?
         };
         let mut counter = FacetCounter::default();
         let mut ranked: Vec<(String, AssetAcc)> = fused
@@ -351,37 +353,30 @@ impl Store {
             Group::Moments => ranked,
         };
 
-        let moment_ids: Vec<String> = page
+        let moment_ids: Vec<&str> = page
             .iter()
-            .flat_map(|(_, acc)| acc.moments.keys().cloned())
+            .flat_map(|(_, acc)| acc.moments.keys().map(String::as_str))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
         // Assets matched only as a whole show their first moment: fetched for the page at once.
-        let whole: Vec<String> = page
+        let whole: Vec<&str> = page
             .iter()
             .filter(|(_, acc)| acc.moments.is_empty())
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.as_str())
             .collect();
-        let page_ids: Vec<String> = page.iter().map(|(id, _)| id.clone()).collect();
-        // Three independent reads, on three of the pool's connections at once.
-        let (assets, segments, first) = tokio::try_join!(
-            self.catalog.ready_assets(&page_ids),
-            self.catalog.segments_by_id(&moment_ids),
-            self.catalog.first_segments(&whole),
-        )?;
-        let assets: HashMap<String, crate::records::Asset> =
-            assets.into_iter().map(|a| (a.id.clone(), a)).collect();
-        let segments: HashMap<String, crate::records::Segment> =
-            segments.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let page_ids: Vec<&str> = page.iter().map(|(id, _)| id.as_str()).collect();
+        let PageRecords {
+            assets,
+            segments,
+            first_segments: first,
+        } = reads.page(&page_ids, &moment_ids, &whole).await?;
         // The words of the moments that have some, for their snippets.
-        let words: HashMap<String, String> = segments
+        let words: HashMap<&str, &str> = segments
             .values()
-            .chain(&first)
-            .filter_map(|s| Some((s.id.clone(), s.text.clone()?)))
+            .chain(first.values())
+            .filter_map(|s| Some((s.id.as_str(), s.text.as_deref()?)))
             .collect();
-        let mut first: HashMap<String, crate::records::Segment> =
-            first.into_iter().map(|s| (s.asset_id.clone(), s)).collect();
         let mut hits = Vec::with_capacity(page.len());
         for (asset_id, acc) in page {
             // Deleted since its facet fields were read.
@@ -409,10 +404,10 @@ impl Store {
                     .collect(),
             );
             if moments.is_empty()
-                && let Some(s) = first.remove(&asset_id)
+                && let Some(s) = first.get(&asset_id)
             {
                 moments.push(Moment {
-                    segment_id: s.id,
+                    segment_id: s.id.clone(),
                     start_ms: s.start_ms,
                     end_ms: s.end_ms,
                     kind: s.kind,
@@ -596,12 +591,12 @@ fn snippet(
     h: &mut Highlighter,
     m: &Moment,
     asset: &Asset,
-    words: &HashMap<String, String>,
+    words: &HashMap<&str, &str>,
 ) -> Result<Option<String>> {
     let lang = asset.language.as_deref();
     if matches!(m.kind, SegmentKind::Speech | SegmentKind::Ocr)
-        && let Some(text) = words.get(&m.segment_id)
-        && let Some(s) = h.snippet(lang, &[text.as_str()])?
+        && let Some(text) = words.get(m.segment_id.as_str())
+        && let Some(s) = h.snippet(lang, &[text])?
     {
         return Ok(Some(s));
     }

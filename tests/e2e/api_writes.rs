@@ -548,6 +548,14 @@ fn keys_guard_writes_uploads_become_jobs_and_edits_and_deletes_reach_every_index
         !text.contains(&boxing_id),
         "an asset id leaked into a label"
     );
+    // The searches above read their pages' assets from the catalog.
+    assert!(
+        text.lines().any(|l| l
+            .strip_prefix(r#"kairos_search_catalog_reads_total{kind="asset",from="catalog"} "#)
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)),
+        "{text}"
+    );
     // Three assets, and what the cancelled job indexed before it stopped.
     assert!(
         text.contains(&format!("kairos_assets_ready {}", 3 + kept)),

@@ -98,7 +98,7 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }))
 }
 
-/// Prometheus metrics: requests and latency by route, archive size.
+/// Prometheus metrics: requests and latency by route, archive size, searches' catalog reads.
 #[utoipa::path(
     tag = "system",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
@@ -106,7 +106,7 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stats = state.store.catalog.stats().await?;
-    let body = state.metrics.render(&[
+    let mut body = state.metrics.render(&[
         (
             "kairos_assets",
             "Assets in the catalog, any status.",
@@ -133,6 +133,9 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             state.store.text.num_docs() as f64,
         ),
     ]);
+    body.push_str(&crate::metrics::render_search_reads(
+        &state.store.catalog.search_read_counts(),
+    ));
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body))
