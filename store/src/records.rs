@@ -1,7 +1,5 @@
 //! The records the catalog holds: assets, segments (moments) and jobs.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -250,10 +248,10 @@ pub struct Facets {
 /// owning a key per asset and field was 800 allocations a search.
 #[derive(Debug, Default)]
 pub(crate) struct FacetCounter<'a> {
-    kind: HashMap<&'static str, u64>,
-    collection: HashMap<&'a str, u64>,
-    language: HashMap<&'a str, u64>,
-    year: HashMap<i32, u64>,
+    kind: foldhash::HashMap<&'static str, u64>,
+    collection: foldhash::HashMap<&'a str, u64>,
+    language: foldhash::HashMap<&'a str, u64>,
+    year: foldhash::HashMap<i32, u64>,
 }
 
 impl<'a> FacetCounter<'a> {

@@ -10,10 +10,10 @@
 //! SQLite's `PRAGMA data_version`, asked once per search on a connection of its own that never
 //! writes, changes whenever another connection has committed since it was last asked.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use foldhash::HashMap;
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 

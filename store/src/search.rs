@@ -1,7 +1,9 @@
 //! Search: candidates from every signal (BM25, sentence vectors, CLIP vectors, perceptual hash),
 //! weighted reciprocal-rank fusion, then grouping of moments into their assets.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use serde::{Deserialize, Serialize};
 

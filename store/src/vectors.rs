@@ -136,7 +136,7 @@ pub struct EdgeVectors {
 /// are remembered; points of other ids have their payload read at every search. 32 bytes
 /// and the map's overhead per point: about 8 MB for the bench archive's 200,000 points.
 #[derive(Debug, Default)]
-struct Owners(RwLock<HashMap<u128, u128>>);
+struct Owners(RwLock<foldhash::HashMap<u128, u128>>);
 
 impl Owners {
     /// The (segment, asset) bits of each point whose asset is remembered.
