@@ -25,9 +25,15 @@ use crate::records::{Asset, FacetFields, Segment};
 /// forgotten and remembered again from empty.
 const MOST_FACET_FIELDS: usize = 200_000;
 
-/// Most assets, segments, or first segments remembered whole (up to a few hundred bytes each,
-/// 50 MB at most in all); past it that kind is forgotten and remembered again from empty.
-const MOST_RECORDS: usize = 50_000;
+/// Most assets remembered whole (a kilobyte or two each with their captions and keywords: a
+/// page shows 20, so a thousand pages' worth); past it they are forgotten and remembered again
+/// from empty.
+const MOST_ASSETS: usize = 20_000;
+
+/// Most segments, or first segments, remembered whole (a few hundred bytes each with their
+/// words); past it that kind is forgotten and remembered again from empty. With the facet
+/// fields, the memory stays around 100 MB at most.
+const MOST_SEGMENTS: usize = 50_000;
 
 /// The memory of a catalog's reads, shared by its clones.
 #[derive(Debug)]
@@ -228,17 +234,17 @@ impl SearchReads<'_> {
     ) -> Result<PageRecords> {
         let assets_kind = Kind {
             entries: |s| &mut s.assets,
-            most: MOST_RECORDS,
+            most: MOST_ASSETS,
             index: 1,
         };
         let segments_kind = Kind {
             entries: |s| &mut s.segments,
-            most: MOST_RECORDS,
+            most: MOST_SEGMENTS,
             index: 2,
         };
         let firsts_kind = Kind {
             entries: |s| &mut s.first_segments,
-            most: MOST_RECORDS,
+            most: MOST_SEGMENTS,
             index: 3,
         };
         let catalog = self.catalog;
@@ -384,6 +390,59 @@ mod tests {
             collections(facet_fields(&catalog, &ids).await),
             vec![(b.id.clone(), None)]
         );
+    }
+
+    /// Past its most, a kind is forgotten and remembered again from empty; the other kinds
+    /// are kept.
+    #[test]
+    fn a_kind_past_its_most_starts_again_empty() {
+        let memory = Remembered::new(SqliteConnectOptions::new());
+        let segments = Kind {
+            entries: |s| &mut s.segments,
+            most: 2,
+            index: 2,
+        };
+        let facets = Kind {
+            entries: |s| &mut s.facet_fields,
+            most: MOST_FACET_FIELDS,
+            index: 0,
+        };
+        let fields = FacetFields {
+            kind: AssetKind::Image,
+            collection: None,
+            language: None,
+            captured_at: None,
+        };
+        let found = HashMap::from_iter([("a".to_string(), Arc::new(fields))]);
+        memory.known(7, &["a"], &facets);
+        memory.remember(7, &["a".to_string()], &found, &facets);
+        let ids: Vec<String> = (0..3).map(|i| format!("s{i}")).collect();
+        let found = ids
+            .iter()
+            .map(|id| {
+                (
+                    id.clone(),
+                    Arc::new(Segment::new("a", SegmentKind::Shot, 0, 1)),
+                )
+            })
+            .collect();
+        memory.known(7, &["s0", "s1", "s2"], &segments);
+        memory.remember(7, &ids, &found, &segments);
+        let (known, unknown) = memory.known(7, &["s0", "s1"], &segments);
+        assert!(known.iter().all(Option::is_none));
+        assert_eq!(
+            unknown,
+            vec![0, 1],
+            "three segments are more than two: forgotten"
+        );
+        let (known, unknown) = memory.known(7, &["a"], &facets);
+        assert!(
+            unknown.is_empty() && known[0].is_some(),
+            "the facet fields are kept"
+        );
+        // Another version forgets everything.
+        let (_, unknown) = memory.known(8, &["a"], &facets);
+        assert_eq!(unknown, vec![0]);
     }
 
     /// What a search's page shows of `assets`, `moments` and the first segments of `whole`:
