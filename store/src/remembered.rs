@@ -80,6 +80,27 @@ struct Kind<T> {
     index: usize,
 }
 
+const FACET_FIELDS: Kind<FacetFields> = Kind {
+    entries: |s| &mut s.facet_fields,
+    most: MOST_FACET_FIELDS,
+    index: 0,
+};
+const ASSETS: Kind<Asset> = Kind {
+    entries: |s| &mut s.assets,
+    most: MOST_ASSETS,
+    index: 1,
+};
+const SEGMENTS: Kind<Segment> = Kind {
+    entries: |s| &mut s.segments,
+    most: MOST_SEGMENTS,
+    index: 2,
+};
+const FIRST_SEGMENTS: Kind<Segment> = Kind {
+    entries: |s| &mut s.first_segments,
+    most: MOST_SEGMENTS,
+    index: 3,
+};
+
 impl Remembered {
     /// A memory that asks the catalog opened with `options` for its data version.
     pub(crate) fn new(options: SqliteConnectOptions) -> Self {
@@ -212,12 +233,7 @@ impl SearchReads<'_> {
     /// assets only for its page. Reading every candidate whole took 2.7 ms of a 7.8 ms search
     /// over 5,000 assets.
     pub async fn facet_fields(&self, ids: &[&str]) -> Result<Vec<Option<Arc<FacetFields>>>> {
-        let kind = Kind {
-            entries: |s| &mut s.facet_fields,
-            most: MOST_FACET_FIELDS,
-            index: 0,
-        };
-        self.read(ids, &kind, |ids| async move {
+        self.read(ids, &FACET_FIELDS, |ids| async move {
             self.catalog.read_facet_fields(&ids).await
         })
         .await
@@ -232,32 +248,17 @@ impl SearchReads<'_> {
         moments: &[&str],
         whole: &[&str],
     ) -> Result<PageRecords> {
-        let assets_kind = Kind {
-            entries: |s| &mut s.assets,
-            most: MOST_ASSETS,
-            index: 1,
-        };
-        let segments_kind = Kind {
-            entries: |s| &mut s.segments,
-            most: MOST_SEGMENTS,
-            index: 2,
-        };
-        let firsts_kind = Kind {
-            entries: |s| &mut s.first_segments,
-            most: MOST_SEGMENTS,
-            index: 3,
-        };
         let catalog = self.catalog;
         let (found_assets, found_segments, found_firsts) = tokio::try_join!(
-            self.read(assets, &assets_kind, |ids| async move {
+            self.read(assets, &ASSETS, |ids| async move {
                 let read = catalog.ready_assets(&ids).await?;
                 Ok(read.into_iter().map(|a| (a.id.clone(), a)).collect())
             }),
-            self.read(moments, &segments_kind, |ids| async move {
+            self.read(moments, &SEGMENTS, |ids| async move {
                 let read = catalog.segments_by_id(&ids).await?;
                 Ok(read.into_iter().map(|s| (s.id.clone(), s)).collect())
             }),
-            self.read(whole, &firsts_kind, |ids| async move {
+            self.read(whole, &FIRST_SEGMENTS, |ids| async move {
                 let read = catalog.first_segments(&ids).await?;
                 Ok(read.into_iter().map(|s| (s.asset_id.clone(), s)).collect())
             }),
@@ -398,15 +399,10 @@ mod tests {
     fn a_kind_past_its_most_starts_again_empty() {
         let memory = Remembered::new(SqliteConnectOptions::new());
         let segments = Kind {
-            entries: |s| &mut s.segments,
             most: 2,
-            index: 2,
+            ..SEGMENTS
         };
-        let facets = Kind {
-            entries: |s| &mut s.facet_fields,
-            most: MOST_FACET_FIELDS,
-            index: 0,
-        };
+        let facets = FACET_FIELDS;
         let fields = FacetFields {
             kind: AssetKind::Image,
             collection: None,
