@@ -21,19 +21,18 @@ use crate::catalog::Catalog;
 use crate::error::Result;
 use crate::records::{Asset, FacetFields, Segment};
 
-/// Most assets whose facet fields are remembered (a few dozen bytes each); past it they are
-/// forgotten and remembered again from empty.
-const MOST_FACET_FIELDS: usize = 200_000;
+/// Bytes each kind of entry may take, as [`Weigh`] counts them (128 MiB in all); past it
+/// that kind is forgotten and remembered again from empty. Bounds by count would let long
+/// captions and transcripts grow the memory tenfold. The bench's searches (session 21) met
+/// ~30,000 distinct page assets and more moments than these hold.
+const FACET_FIELDS_BYTES: usize = 24 << 20;
+const ASSETS_BYTES: usize = 40 << 20;
+const SEGMENTS_BYTES: usize = 48 << 20;
+const FIRST_SEGMENTS_BYTES: usize = 16 << 20;
 
-/// Most assets remembered whole (a kilobyte or two each with their captions and keywords: a
-/// page shows 20, so a thousand pages' worth); past it they are forgotten and remembered again
-/// from empty.
-const MOST_ASSETS: usize = 20_000;
-
-/// Most segments, or first segments, remembered whole (a few hundred bytes each with their
-/// words); past it that kind is forgotten and remembered again from empty. With the facet
-/// fields, the memory stays around 100 MB at most.
-const MOST_SEGMENTS: usize = 50_000;
+/// A remembered entry's bytes beside its record: its slot in the map and the record's
+/// reference counts.
+const ENTRY_BYTES: usize = size_of::<(String, Option<Arc<()>>)>() + 8 + 16;
 
 /// The memory of a catalog's reads, shared by its clones.
 #[derive(Debug)]
@@ -70,34 +69,110 @@ struct State {
     first_segments: Entries<Segment>,
 }
 
-type Entries<T> = HashMap<String, Option<Arc<T>>>;
+/// One kind's entries by id, and their bytes.
+#[derive(Debug)]
+struct Entries<T> {
+    by_id: HashMap<String, Option<Arc<T>>>,
+    bytes: usize,
+}
 
-/// One kind of entry of [`State`]: where it is kept, the most of it kept, and its place in
+impl<T> Default for Entries<T> {
+    fn default() -> Self {
+        Self {
+            by_id: HashMap::default(),
+            bytes: 0,
+        }
+    }
+}
+
+/// What a remembered record holds on the heap besides itself (its strings), for the bounds.
+trait Weigh: Sized {
+    fn heap_bytes(&self) -> usize;
+
+    /// The bytes an entry of `id` holding `record` takes.
+    fn entry_bytes(id: &str, record: Option<&Arc<Self>>) -> usize {
+        ENTRY_BYTES + id.len() + record.map_or(0, |r| size_of::<Self>() + r.heap_bytes())
+    }
+}
+
+fn text_bytes(text: &Option<String>) -> usize {
+    text.as_ref().map_or(0, String::capacity)
+}
+
+impl Weigh for FacetFields {
+    fn heap_bytes(&self) -> usize {
+        text_bytes(&self.collection) + text_bytes(&self.language)
+    }
+}
+
+impl Weigh for Segment {
+    fn heap_bytes(&self) -> usize {
+        self.id.capacity()
+            + self.asset_id.capacity()
+            + text_bytes(&self.text)
+            + text_bytes(&self.thumbnail)
+    }
+}
+
+impl Weigh for Asset {
+    fn heap_bytes(&self) -> usize {
+        let words = |v: &Vec<String>| -> usize {
+            v.iter().map(|w| size_of::<String>() + w.capacity()).sum()
+        };
+        let media = self.media.as_ref().map_or(0, |m| {
+            size_of_val(m)
+                + text_bytes(&m.container)
+                + text_bytes(&m.video_codec)
+                + text_bytes(&m.audio_codec)
+                + words(&m.audio_languages)
+        });
+        [
+            &self.mime,
+            &self.title,
+            &self.caption,
+            &self.credit,
+            &self.camera,
+            &self.collection,
+            &self.language,
+            &self.error,
+        ]
+        .into_iter()
+        .map(text_bytes)
+        .sum::<usize>()
+            + self.id.capacity()
+            + self.content_hash.capacity()
+            + self.path.capacity()
+            + words(&self.keywords)
+            + media
+    }
+}
+
+/// One kind of entry of [`State`]: where it is kept, the bytes it may take, and its place in
 /// [`KINDS`].
 struct Kind<T> {
     entries: fn(&mut State) -> &mut Entries<T>,
-    most: usize,
+    budget: usize,
     index: usize,
 }
 
 const FACET_FIELDS: Kind<FacetFields> = Kind {
     entries: |s| &mut s.facet_fields,
-    most: MOST_FACET_FIELDS,
+    budget: FACET_FIELDS_BYTES,
     index: 0,
 };
 const ASSETS: Kind<Asset> = Kind {
     entries: |s| &mut s.assets,
-    most: MOST_ASSETS,
+    budget: ASSETS_BYTES,
     index: 1,
 };
 const SEGMENTS: Kind<Segment> = Kind {
     entries: |s| &mut s.segments,
-    most: MOST_SEGMENTS,
+    budget: SEGMENTS_BYTES,
     index: 2,
 };
 const FIRST_SEGMENTS: Kind<Segment> = Kind {
     entries: |s| &mut s.first_segments,
-    most: MOST_SEGMENTS,
+    budget: FIRST_SEGMENTS_BYTES,
     index: 3,
 };
 
@@ -141,14 +216,14 @@ impl Remembered {
             };
         }
         let entries = (kind.entries)(&mut state);
-        if entries.len() > kind.most {
-            entries.clear();
+        if entries.bytes > kind.budget {
+            *entries = Entries::default();
         }
         let mut unknown = Vec::new();
         let known = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| match entries.get(*id) {
+            .map(|(i, id)| match entries.by_id.get(*id) {
                 Some(entry) => entry.clone(),
                 None => {
                     unknown.push(i);
@@ -164,7 +239,7 @@ impl Remembered {
 
     /// Remembers what was read of `ids` at `version` (unless the catalog has moved on since):
     /// `read`, and that the others are not there.
-    fn remember<T>(
+    fn remember<T: Weigh>(
         &self,
         version: i64,
         ids: &[String],
@@ -177,7 +252,11 @@ impl Remembered {
         }
         let entries = (kind.entries)(&mut state);
         for id in ids {
-            entries.insert(id.clone(), read.get(id).cloned());
+            let record = read.get(id);
+            entries.bytes += T::entry_bytes(id, record);
+            if let Some(old) = entries.by_id.insert(id.clone(), record.cloned()) {
+                entries.bytes -= T::entry_bytes(id, old.as_ref());
+            }
         }
     }
 }
@@ -272,7 +351,7 @@ impl SearchReads<'_> {
 
     /// `ids`' entries of `kind`, in their order: remembered, or read by `read` (given the ids
     /// not remembered, it returns the found ones with their ids) and remembered.
-    async fn read<T, F, Fut>(
+    async fn read<T: Weigh, F, Fut>(
         &self,
         ids: &[&str],
         kind: &Kind<T>,
@@ -393,13 +472,13 @@ mod tests {
         );
     }
 
-    /// Past its most, a kind is forgotten and remembered again from empty; the other kinds
+    /// Past its bytes, a kind is forgotten and remembered again from empty; the other kinds
     /// are kept.
     #[test]
-    fn a_kind_past_its_most_starts_again_empty() {
+    fn a_kind_past_its_budget_starts_again_empty() {
         let memory = Remembered::new(SqliteConnectOptions::new());
         let segments = Kind {
-            most: 2,
+            budget: 1,
             ..SEGMENTS
         };
         let facets = FACET_FIELDS;
@@ -426,11 +505,7 @@ mod tests {
         memory.remember(7, &ids, &found, &segments);
         let (known, unknown) = memory.known(7, &["s0", "s1"], &segments);
         assert!(known.iter().all(Option::is_none));
-        assert_eq!(
-            unknown,
-            vec![0, 1],
-            "three segments are more than two: forgotten"
-        );
+        assert_eq!(unknown, vec![0, 1], "over a byte: forgotten");
         let (known, unknown) = memory.known(7, &["a"], &facets);
         assert!(
             unknown.is_empty() && known[0].is_some(),
@@ -439,6 +514,25 @@ mod tests {
         // Another version forgets everything.
         let (_, unknown) = memory.known(8, &["a"], &facets);
         assert_eq!(unknown, vec![0]);
+    }
+
+    /// An entry weighs its record's strings, and remembering an id again replaces its weight.
+    #[test]
+    fn entries_weigh_their_strings_once() {
+        let memory = Remembered::new(SqliteConnectOptions::new());
+        let mut asset = Asset::new("h".into(), "/a.jpg".into(), AssetKind::Image, 1);
+        asset.caption = Some("x".repeat(10_000));
+        let found = HashMap::from_iter([(asset.id.clone(), Arc::new(asset.clone()))]);
+        let ids = [asset.id.clone(), "gone".to_string()];
+        memory.known(1, &[&asset.id, "gone"], &ASSETS);
+        memory.remember(1, &ids, &found, &ASSETS);
+        let bytes = memory.state.lock().unwrap().assets.bytes;
+        assert!(
+            (10_000 + size_of::<Asset>()..12_000 + size_of::<Asset>()).contains(&bytes),
+            "{bytes}"
+        );
+        memory.remember(1, &ids, &found, &ASSETS);
+        assert_eq!(memory.state.lock().unwrap().assets.bytes, bytes);
     }
 
     /// What a search's page shows of `assets`, `moments` and the first segments of `whole`:
