@@ -9,7 +9,7 @@
 //! at each call; and `vpdpbusd` does 64 multiply-adds per instruction, four times f32's.
 //!
 //! Numbers: a weight `w` `(out, in)` is kept as `q = round(w / s)`, `s = max|w[o, ·]| / 127`
-//! per output `o`. An input row `x` is quantised in blocks of [`BLOCK`] values, as q8_0 does:
+//! per output `o`. An input row `x` is quantised in blocks of `BLOCK` values, as q8_0 does:
 //! `u = round(x / t) + 128` in `1..=255`, `t = max|x[block]| / 127`, so that one large value
 //! (BERT's hidden states have a few) coarsens its block only; per row, the sentence vectors of
 //! real text drifted 4× further from f32's. Then
