@@ -1,6 +1,7 @@
 //! Kairos storage: everything an archive holds, behind one interface per concern.
 //!
 //! - [`catalog`]: assets, segments and jobs (sqlx; SQLite embedded) — the source of truth;
+//! - [`remembered`]: what searches read of the catalog, kept while it does not change;
 //! - [`text`]: the tantivy index of metadata, transcripts and on-screen text;
 //! - [`vectors`]: the vector spaces (qdrant-edge embedded, behind [`vectors::VectorIndex`]);
 //! - [`thumbnails`]: one JPEG per segment;
