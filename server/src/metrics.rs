@@ -103,7 +103,7 @@ impl Metrics {
 }
 
 /// The Prometheus text exposition of what searches read of the catalog: each kind of record
-/// asked for, answered from memory or read from the catalog.
+/// asked for, answered from memory or read from the catalog, and the bytes kept of each.
 pub fn render_search_reads(counts: &[kairos_store::remembered::ReadCount]) -> String {
     let mut out = String::from(
         "# HELP kairos_search_catalog_reads_total Records searches asked the catalog for, \
@@ -118,6 +118,18 @@ pub fn render_search_reads(counts: &[kairos_store::remembered::ReadCount]) -> St
                 c.kind
             );
         }
+    }
+    out.push_str(
+        "# HELP kairos_search_catalog_memory_bytes Bytes of catalog records searches keep in \
+         memory, by kind (128 MiB at most in all).\n\
+         # TYPE kairos_search_catalog_memory_bytes gauge\n",
+    );
+    for c in counts {
+        let _ = writeln!(
+            out,
+            "kairos_search_catalog_memory_bytes{{kind=\"{}\"}} {}",
+            c.kind, c.bytes
+        );
     }
     out
 }

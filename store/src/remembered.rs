@@ -56,6 +56,8 @@ pub struct ReadCount {
     pub remembered: u64,
     /// Read from the catalog (then remembered).
     pub read: u64,
+    /// Bytes the memory holds of this kind now (its budget bounds them).
+    pub bytes: usize,
 }
 
 /// What was read at one data version, by id (`None`: asked and not there, or not ready).
@@ -281,16 +283,27 @@ pub struct PageRecords {
 }
 
 impl Catalog {
-    /// How many ids of each kind searches asked for since the catalog was opened, and how many
-    /// of them were answered from memory (`/metrics` shows them).
+    /// How many ids of each kind searches asked for since the catalog was opened, how many of
+    /// them were answered from memory, and the bytes held of each kind (`/metrics` shows them).
     pub fn search_read_counts(&self) -> Vec<ReadCount> {
+        let bytes = {
+            let state = self.remembered.state.lock().expect("catalog memory lock");
+            [
+                state.facet_fields.bytes,
+                state.assets.bytes,
+                state.segments.bytes,
+                state.first_segments.bytes,
+            ]
+        };
         KINDS
             .iter()
             .zip(&self.remembered.counts)
-            .map(|(kind, [remembered, read])| ReadCount {
+            .zip(bytes)
+            .map(|((kind, [remembered, read]), bytes)| ReadCount {
                 kind,
                 remembered: remembered.load(Ordering::Relaxed),
                 read: read.load(Ordering::Relaxed),
+                bytes,
             })
             .collect()
     }
@@ -627,6 +640,7 @@ mod tests {
             .collect();
         // Every id asked, those not there included, is read once and then remembered.
         assert_eq!(delta, vec![(3, 3), (2, 2), (2, 2)]);
+        assert!(after.iter().all(|c| c.bytes > 0), "{after:?}");
 
         // Another connection retitles a; this one deletes b.
         a.title = Some("final".into());

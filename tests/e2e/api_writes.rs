@@ -556,6 +556,10 @@ fn keys_guard_writes_uploads_become_jobs_and_edits_and_deletes_reach_every_index
             .is_some_and(|n| n > 0)),
         "{text}"
     );
+    assert!(
+        text.contains(r#"kairos_search_catalog_memory_bytes{kind="asset"} "#),
+        "{text}"
+    );
     // Three assets, and what the cancelled job indexed before it stopped.
     assert!(
         text.contains(&format!("kairos_assets_ready {}", 3 + kept)),
