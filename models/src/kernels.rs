@@ -90,7 +90,11 @@ fn contiguous_f32<'a>(
 }
 
 /// The f32 values of a contiguous input of op `op`.
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
+pub(crate) fn f32_slice<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
     let Some((start, end)) = l.contiguous_offsets() else {
         candle_core::bail!("{op}: the inputs have to be contiguous");
     };

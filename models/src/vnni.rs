@@ -19,7 +19,6 @@
 //! Where the CPU has AMX, the same packed weights go through its tiles instead (`amx.rs`),
 //! with the same results to the bit.
 
-use candle_core::backend::BackendStorage as _;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -389,9 +388,7 @@ impl CustomOp1 for Product<'_> {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(x) = s else {
-            candle_core::bail!("{}: f32 only, got {:?}", self.name(), s.dtype());
-        };
+        let x = crate::kernels::f32_slice(s, l, self.name())?;
         let (rows, inputs) = l.shape().dims2()?;
         let w = self.weight;
         if inputs.next_multiple_of(BLOCK) != w.inputs {
@@ -401,10 +398,6 @@ impl CustomOp1 for Product<'_> {
                 w.inputs
             );
         }
-        let x = match l.contiguous_offsets() {
-            Some((start, end)) => &x[start..end],
-            None => candle_core::bail!("{}: the input must be contiguous", self.name()),
-        };
         let mut y = vec![0f32; rows * w.outputs];
         if rows > 0 {
             w.product(x, inputs, &mut y, self.kernel);
