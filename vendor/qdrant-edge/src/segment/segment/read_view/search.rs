@@ -134,6 +134,42 @@ where
         hw_counter: &HardwareCounterCell,
         is_stopped: &AtomicBool,
     ) -> OperationResult<Vec<ScoredPoint>> {
+        // Kairos patch: with neither payload nor vectors asked for, a hit needs only its
+        // external id and version, both read by its offset. The general path below resolves
+        // every external id back to its offset (a search in the compressed id map) to read
+        // records that would be empty.
+        if !with_payload.enable
+            && with_payload.payload_selector.is_none()
+            && matches!(with_vector, WithVector::Bool(false))
+        {
+            let deferred_cutoff =
+                DeferredBehavior::Exclude.apply(self.id_tracker.deferred_internal_id());
+            let mut results = Vec::with_capacity(internal_result.len());
+            for ScoredPointOffset { idx, score } in internal_result {
+                if deferred_cutoff.is_some_and(|cutoff| idx >= cutoff) {
+                    continue;
+                }
+                let Some(id) = self.id_tracker.external_id(idx) else {
+                    debug_assert!(false, "Point with internal ID {idx} not found in id tracker");
+                    continue;
+                };
+                let version = self.id_tracker.internal_version(idx).ok_or_else(|| {
+                    OperationError::service_error(format!(
+                        "Corrupter id_tracker, no version for point {id}"
+                    ))
+                })?;
+                results.push(ScoredPoint {
+                    id,
+                    version,
+                    score,
+                    payload: None,
+                    vector: None,
+                    shard_key: None,
+                    order_value: None,
+                });
+            }
+            return Ok(results);
+        }
         let (point_ids, scored_offsets): (Vec<_>, Vec<_>) = internal_result
             .into_iter()
             .filter_map(|scored_point_offset| {

@@ -87,7 +87,23 @@ where
             .vector_io_read()
             .incr_delta(ids.len() * self.quantized_data.quantized_vector_size());
 
-        for (idx, vector) in self.quantized_data.iter_batch(ids) {
+        // Kairos patch: the HNSW walk scores a node's unvisited neighbours, scattered over the
+        // whole storage; scored one after the other, each waited for its own cache misses.
+        // Asking for every neighbour's lines first lets the memory fetch them together.
+        let vectors: smallvec::SmallVec<[(usize, std::borrow::Cow<'_, [u8]>); 64]> =
+            self.quantized_data.iter_batch(ids).collect();
+        #[cfg(target_arch = "x86_64")]
+        for (_, vector) in &vectors {
+            for line in vector.chunks(64) {
+                // SAFETY: a prefetch is only a hint; the address is inside `vector`.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        line.as_ptr().cast(),
+                    )
+                };
+            }
+        }
+        for (idx, vector) in vectors {
             scores[idx] = self
                 .quantized_data
                 .score(&self.query, &vector, &self.hardware_counter);
