@@ -320,6 +320,10 @@ struct BitsetScorer {
     len: u32,
     terms: Vec<TermScore>,
     fieldnorms: FieldNormReader,
+    /// The score of a document holding each word once, by its length code (`NaN` until a
+    /// document of that length is scored): most documents of a conjunction hold each word
+    /// once, and their score then depends on their length only.
+    once: [Score; 256],
 }
 
 impl BitsetScorer {
@@ -331,6 +335,7 @@ impl BitsetScorer {
             len,
             terms,
             fieldnorms,
+            once: [Score::NAN; 256],
         };
         scorer.doc = scorer.first_from(0);
         scorer
@@ -384,6 +389,26 @@ impl DocSet for BitsetScorer {
     }
 }
 
+/// The words' frequencies in one document (queries rarely have more than eight words).
+type SmallFreqs = smallvec::SmallVec<[u32; 8]>;
+
+/// A document's score from its words' frequencies, added as `Intersection::score` adds them:
+/// the two rarest words, then the sum of the others, so that the sums are tantivy's to the bit.
+fn sum_of_scores(terms: &[TermScore], fieldnorm_id: u8, freqs: &[u32]) -> Score {
+    let score = |(t, &freq): (&TermScore, &u32)| t.weight.score(fieldnorm_id, freq);
+    let two = 2.min(terms.len());
+    terms[..two]
+        .iter()
+        .zip(&freqs[..two])
+        .map(score)
+        .sum::<Score>()
+        + terms[two..]
+            .iter()
+            .zip(&freqs[two..])
+            .map(score)
+            .sum::<Score>()
+}
+
 impl Scorer for BitsetScorer {
     fn score(&mut self) -> Score {
         if self.terms.is_empty() {
@@ -391,14 +416,15 @@ impl Scorer for BitsetScorer {
         }
         let doc = self.doc;
         let fieldnorm_id = self.fieldnorms.fieldnorm_id(doc);
-        let mut score = |t: &mut TermScore| {
-            let freq = t.freq(doc);
-            t.weight.score(fieldnorm_id, freq)
-        };
-        let two = 2.min(self.terms.len());
-        let (first, rest) = self.terms.split_at_mut(two);
-        // As `Intersection::score` adds: the two rarest, then the sum of the others.
-        first.iter_mut().map(&mut score).sum::<Score>() + rest.iter_mut().map(score).sum::<Score>()
+        let freqs: SmallFreqs = self.terms.iter_mut().map(|t| t.freq(doc)).collect();
+        if freqs.iter().all(|&f| f == 1) {
+            let once = &mut self.once[usize::from(fieldnorm_id)];
+            if once.is_nan() {
+                *once = sum_of_scores(&self.terms, fieldnorm_id, &freqs);
+            }
+            return *once;
+        }
+        sum_of_scores(&self.terms, fieldnorm_id, &freqs)
     }
 }
 
