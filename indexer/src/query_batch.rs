@@ -15,7 +15,9 @@
 //! waiting (up to 64) and hands the lead to the first caller still waiting, if any; the others
 //! wait for their vectors or for the lead. The query that makes eight pending is offered
 //! the lead at once ([`QueryBatcher::start`]), so that under load the vectors are ready before
-//! the turns come.
+//! the turns come, and it may run beside a pass already running ([`PASSES_AT_ONCE`]): with one
+//! pass at a time, the searches queued behind a pass had their other steps done long before it
+//! ended, and the second core sat idle for milliseconds at a time (docs/benchmarks.md).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, mpsc};
@@ -29,6 +31,11 @@ const MAX_BATCH: usize = 64;
 const LEAD_AT: usize = 8;
 /// Queries remembered.
 const CACHE: usize = 4096;
+/// Passes that may run at once. A second one starts only for a batch's worth of queries
+/// ([`LEAD_AT`]) handed in while the first runs, on the core that would otherwise wait for it:
+/// a pass runs on its caller's thread (`kairos serve --threads 1`), and two cores are what this
+/// server is tuned on.
+const PASSES_AT_ONCE: usize = 2;
 
 /// A query's vectors: sentence space, CLIP text space (each `None` without its model).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -66,7 +73,7 @@ pub struct Submitted {
 enum Lead {
     #[default]
     No,
-    /// These words made [`LEAD_AT`] pending with no pass running. Only an offer: `start`
+    /// These words made [`LEAD_AT`] pending with a pass free to start. Only an offer: `start`
     /// takes the lead if that still holds, so a caller that drops it leaves nothing held.
     Offered,
     /// The lead was handed over (the pass is held for this caller): it must lead.
@@ -122,7 +129,8 @@ struct Entry {
 #[derive(Default)]
 struct State {
     pending: Vec<Entry>,
-    running: bool,
+    /// Passes running, up to [`PASSES_AT_ONCE`].
+    running: usize,
     next_id: u64,
     cache: HashMap<String, QueryVectors>,
     order: VecDeque<String>,
@@ -141,7 +149,7 @@ impl State {
     }
 }
 
-/// Clears `running` however the leader leaves (a panic in an encoder included), so that the
+/// Counts the pass out of `running` however the leader leaves (a panic in an encoder included), so that the
 /// next caller leads; callers with queries pending see their sender dropped and get an error.
 struct Leading<'a> {
     state: &'a Mutex<State>,
@@ -152,7 +160,7 @@ impl Drop for Leading<'_> {
     fn drop(&mut self) {
         if !self.done {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.running = false;
+            s.running = s.running.saturating_sub(1);
             s.pending.clear();
         }
     }
@@ -192,7 +200,7 @@ impl QueryBatcher {
             reply: tx,
             waiting: false,
         });
-        let lead = if s.pending.len() >= LEAD_AT && !s.running {
+        let lead = if s.pending.len() >= LEAD_AT && s.running < PASSES_AT_ONCE {
             Lead::Offered
         } else {
             Lead::No
@@ -211,8 +219,8 @@ impl QueryBatcher {
             Lead::Handed => true,
             Lead::Offered => {
                 let mut s = self.lock();
-                let take = !s.running && s.pending.len() >= LEAD_AT;
-                s.running |= take;
+                let take = s.running < PASSES_AT_ONCE && s.pending.len() >= LEAD_AT;
+                s.running += usize::from(take);
                 take
             }
         };
@@ -241,7 +249,11 @@ impl QueryBatcher {
                     if let Some(e) = s.pending.iter_mut().find(|e| e.id == id) {
                         e.waiting = true;
                     }
-                    !std::mem::replace(&mut s.running, true)
+                    // No pass to wait for, or a batch's worth waiting and a pass free.
+                    let lead = s.running == 0
+                        || (s.running < PASSES_AT_ONCE && s.pending.len() >= LEAD_AT);
+                    s.running += usize::from(lead);
+                    lead
                 }
             }
         };
@@ -295,7 +307,7 @@ impl QueryBatcher {
             }
             s.pending.remove(i);
         }
-        s.running = false;
+        s.running -= 1;
         leading.done = true;
     }
 
@@ -388,7 +400,7 @@ mod tests {
         let got = w.clip.unwrap();
         assert!(got.iter().zip(&alone).all(|(a, b)| (a - b).abs() < 1e-4));
         assert!(v.clip.is_some());
-        assert!(b.lock().pending.is_empty() && !b.lock().running);
+        assert!(b.lock().pending.is_empty() && b.lock().running == 0);
         // Known words are ready at once.
         assert!(b.submit(&analyzers, "red circle").ready().is_some());
     }
@@ -408,7 +420,7 @@ mod tests {
         for s in &mut submitted {
             assert!(s.ready().is_some_and(|v| v.is_ok()));
         }
-        assert!(!b.lock().running);
+        assert_eq!(b.lock().running, 0);
         // An offer to lead that is dropped holds nothing: the next caller is served.
         let offered: Vec<Submitted> = WORDS[..LEAD_AT]
             .iter()
@@ -416,12 +428,57 @@ mod tests {
             .collect();
         assert!(offered.last().unwrap().leads());
         drop(offered);
-        assert!(!b.lock().running);
+        assert_eq!(b.lock().running, 0);
         b.embed(&analyzers, "green circle").unwrap();
         // A caller that never waits leaves nothing behind once a pass has run.
         let _forgotten = b.submit(&analyzers, "big red");
         b.embed(&analyzers, "small square").unwrap();
         assert!(b.lock().pending.is_empty());
+    }
+
+    #[test]
+    fn a_batch_handed_in_during_a_pass_starts_a_second_one_but_not_a_third() {
+        let analyzers = tiny_clip();
+        let b = &analyzers.queries;
+        // One pass running (its leader elsewhere): a batch's worth of words is offered a pass
+        // of its own, which runs beside it.
+        b.lock().running = 1;
+        let mut submitted: Vec<Submitted> = WORDS[..LEAD_AT]
+            .iter()
+            .map(|w| b.submit(&analyzers, w))
+            .collect();
+        assert!(submitted[LEAD_AT - 1].leads());
+        b.start(&analyzers, &mut submitted[LEAD_AT - 1]);
+        for s in &mut submitted {
+            assert!(s.ready().is_some_and(|v| v.is_ok()));
+        }
+        assert_eq!(b.lock().running, 1, "the second pass counted itself out");
+        // Every pass busy: no offer, and a caller that waits is served by the next pass to
+        // end.
+        b.lock().running = PASSES_AT_ONCE;
+        let submitted: Vec<Submitted> = WORDS[..LEAD_AT]
+            .iter()
+            .map(|w| b.submit(&analyzers, &format!("{w} {w}")))
+            .collect();
+        assert!(submitted.iter().all(|s| !s.leads()));
+        let waiting = std::thread::scope(|scope| {
+            let mut submitted = submitted.into_iter();
+            let first = submitted.next().unwrap();
+            let waiter = scope.spawn(|| b.wait(&analyzers, first));
+            while !b.lock().pending.iter().any(|e| e.waiting) {
+                std::thread::yield_now();
+            }
+            // A running pass ends: it embeds what is pending and hands the lead on or counts
+            // itself out.
+            b.lead(&analyzers);
+            let v = waiter.join().unwrap();
+            for mut s in submitted {
+                assert!(s.ready().is_some_and(|v| v.is_ok()));
+            }
+            v
+        });
+        assert!(waiting.unwrap().clip.is_some());
+        assert_eq!(b.lock().running, PASSES_AT_ONCE - 1);
     }
 
     #[test]
