@@ -15,7 +15,7 @@
 //! waiting (up to 64) and hands the lead to the first caller still waiting, if any; the others
 //! wait for their vectors or for the lead. The query that makes eight pending is offered
 //! the lead at once ([`QueryBatcher::start`]), so that under load the vectors are ready before
-//! the turns come, and it may run beside a pass already running ([`PASSES_AT_ONCE`]): with one
+//! the turns come, and it may run beside a pass already running (`PASSES_AT_ONCE`): with one
 //! pass at a time, the searches queued behind a pass had their other steps done long before it
 //! ended, and the second core sat idle for milliseconds at a time (docs/benchmarks.md).
 
