@@ -157,26 +157,20 @@ struct Kind<T> {
     index: usize,
 }
 
-const FACET_FIELDS: Kind<FacetFields> = Kind {
-    entries: |s| &mut s.facet_fields,
-    budget: FACET_FIELDS_BYTES,
-    index: 0,
-};
-const ASSETS: Kind<Asset> = Kind {
-    entries: |s| &mut s.assets,
-    budget: ASSETS_BYTES,
-    index: 1,
-};
-const SEGMENTS: Kind<Segment> = Kind {
-    entries: |s| &mut s.segments,
-    budget: SEGMENTS_BYTES,
-    index: 2,
-};
-const FIRST_SEGMENTS: Kind<Segment> = Kind {
-    entries: |s| &mut s.first_segments,
-    budget: FIRST_SEGMENTS_BYTES,
-    index: 3,
-};
+impl<T> Kind<T> {
+    const fn new(entries: fn(&mut State) -> &mut Entries<T>, budget: usize, index: usize) -> Self {
+        Kind {
+            entries,
+            budget,
+            index,
+        }
+    }
+}
+
+const FACET_FIELDS: Kind<FacetFields> = Kind::new(|s| &mut s.facet_fields, FACET_FIELDS_BYTES, 0);
+const ASSETS: Kind<Asset> = Kind::new(|s| &mut s.assets, ASSETS_BYTES, 1);
+const SEGMENTS: Kind<Segment> = Kind::new(|s| &mut s.segments, SEGMENTS_BYTES, 2);
+const FIRST_SEGMENTS: Kind<Segment> = Kind::new(|s| &mut s.first_segments, FIRST_SEGMENTS_BYTES, 3);
 
 impl Remembered {
     /// A memory that asks the catalog opened with `options` for its data version.
