@@ -9,6 +9,12 @@
 //! bitsets, and only the documents in it are scored, with tantivy's own BM25 of each word: the
 //! scores, and so the ranking, are exactly those of the plain intersection.
 //!
+//! A document holding each word once (most of them) has the score of its length, computed once
+//! per length code; a second bitset per word marks the documents holding it more often, whose
+//! frequencies are found by rank. When the conjunction is a whole query (one language, no
+//! filter; see `TextIndex::top`) the top documents are found in one tight loop that hands the
+//! collector only the documents above its threshold.
+//!
 //! Only words in at least 1/[`DENSE_SHARE`] of a segment's documents get a bitset; a conjunction
 //! with a rarer word is left to tantivy, whose intersection is then driven by that word's short
 //! list and is cheap. The cache is bounded by [`BUDGET_BYTES`] and forgets the least recently
@@ -35,8 +41,9 @@ use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
 /// (some 8 bits per entry). A French word in 15% of the French documents, a seventh of the
 /// archive, is in 2% of a segment's documents.
 const DENSE_SHARE: u64 = 128;
-/// Memory the bitsets may take: 64 MiB holds 64 common words of an 8M-document segment, or
-/// every word of both languages of the bench archive's 560k text documents (about 8 MB).
+/// Memory the bitsets may take: 64 MiB holds some 25 common words of an 8M-document segment
+/// (each with its repeats), or every word of both languages of the bench archive's 560k text
+/// documents (about 20 MB).
 const BUDGET_BYTES: usize = 64 << 20;
 
 /// The bitsets of common words per segment, least recently used forgotten first.
@@ -61,13 +68,28 @@ struct Entry {
 /// those holding it more than once (a title word is indexed twice, see `text::weight`).
 struct TermDocs {
     bits: Vec<u64>,
-    /// (document, frequency) for frequencies above one, by document.
-    repeated: Vec<(DocId, u32)>,
+    /// A bit for each document holding the word more than once (empty when none does).
+    repeats: Vec<u64>,
+    /// The number of `repeats` bits before each of its words.
+    ranks: Vec<u32>,
+    /// The frequencies of the documents of `repeats`, in their order.
+    freqs: Vec<u32>,
 }
 
 impl TermDocs {
     fn bytes(&self) -> usize {
-        self.bits.len() * 8 + self.repeated.len() * 8
+        (self.bits.len() + self.repeats.len()) * 8 + (self.ranks.len() + self.freqs.len()) * 4
+    }
+
+    /// The word's frequency in `doc`, a document holding it.
+    fn freq(&self, doc: DocId) -> u32 {
+        let (i, bit) = (doc as usize / 64, 1u64 << (doc % 64));
+        match self.repeats.get(i) {
+            Some(&w) if w & bit != 0 => {
+                self.freqs[self.ranks[i] as usize + (w & (bit - 1)).count_ones() as usize]
+            }
+            _ => 1,
+        }
     }
 }
 
@@ -98,8 +120,11 @@ impl TermBitsets {
         // one extra pass over a posting list, never a wrong answer.
         let mut docs = TermDocs {
             bits: vec![0u64; (reader.max_doc() as usize).div_ceil(64)],
-            repeated: Vec::new(),
+            repeats: Vec::new(),
+            ranks: Vec::new(),
+            freqs: Vec::new(),
         };
+        let mut repeated = Vec::new();
         if let Some(mut postings) = reader
             .inverted_index(term.field())?
             .read_postings(term, IndexRecordOption::WithFreqs)?
@@ -109,10 +134,27 @@ impl TermBitsets {
                 docs.bits[doc as usize / 64] |= 1 << (doc % 64);
                 let freq = postings.term_freq();
                 if freq > 1 {
-                    docs.repeated.push((doc, freq));
+                    repeated.push(doc);
+                    docs.freqs.push(freq);
                 }
                 doc = postings.advance();
             }
+        }
+        if !repeated.is_empty() {
+            docs.repeats = vec![0u64; docs.bits.len()];
+            for doc in repeated {
+                docs.repeats[doc as usize / 64] |= 1 << (doc % 64);
+            }
+            let mut rank = 0;
+            docs.ranks = docs
+                .repeats
+                .iter()
+                .map(|w| {
+                    let before = rank;
+                    rank += w.count_ones();
+                    before
+                })
+                .collect();
         }
         let docs = Arc::new(docs);
         let size = docs.bytes();
@@ -232,14 +274,23 @@ struct ConjunctionWeight {
     bitsets: Arc<TermBitsets>,
 }
 
-impl Weight for ConjunctionWeight {
-    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+/// How a segment answers a conjunction.
+enum Answer {
+    /// A word is in none of its documents.
+    Nothing,
+    /// A word is rare in it: tantivy's own intersection.
+    Plain,
+    Bitsets(Box<BitsetScorer>),
+}
+
+impl ConjunctionWeight {
+    fn answer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Answer> {
         let field = self.terms[0].field();
         let inverted = reader.inverted_index(field)?;
         let mut infos = Vec::with_capacity(self.terms.len());
         for term in &self.terms {
             let Some(info) = inverted.get_term_info(term)? else {
-                return Ok(Box::new(EmptyScorer));
+                return Ok(Answer::Nothing);
             };
             infos.push(info);
         }
@@ -248,16 +299,32 @@ impl Weight for ConjunctionWeight {
             .iter()
             .any(|i| u64::from(i.doc_freq) * DENSE_SHARE < max_doc)
         {
-            return self.plain.scorer(reader, boost);
+            return Ok(Answer::Plain);
         }
         let docs = self
             .terms
             .iter()
             .map(|term| self.bitsets.get(reader, term))
             .collect::<tantivy::Result<Vec<_>>>()?;
-        let mut words = docs[0].bits.clone();
-        for d in &docs[1..] {
-            words.iter_mut().zip(&d.bits).for_each(|(a, b)| *a &= *b);
+        // The AND, and its documents holding some word more than once, a block at a time so
+        // that both stay in the nearest cache while every word's bitsets stream through.
+        let n = docs[0].bits.len();
+        let (mut words, mut repeats) = (vec![0u64; n], vec![0u64; n]);
+        for start in (0..n).step_by(512) {
+            let end = n.min(start + 512);
+            let (w, r) = (&mut words[start..end], &mut repeats[start..end]);
+            w.copy_from_slice(&docs[0].bits[start..end]);
+            for d in &docs[1..] {
+                w.iter_mut()
+                    .zip(&d.bits[start..end])
+                    .for_each(|(a, b)| *a &= *b);
+            }
+            for d in docs.iter().filter(|d| !d.repeats.is_empty()) {
+                r.iter_mut()
+                    .zip(&d.repeats[start..end])
+                    .for_each(|(a, b)| *a |= *b);
+            }
+            r.iter_mut().zip(&*w).for_each(|(a, b)| *a &= *b);
         }
         let mut terms: Vec<TermScore> = match &self.weights {
             None => Vec::new(),
@@ -267,7 +334,6 @@ impl Weight for ConjunctionWeight {
                 .zip(&infos)
                 .map(|((docs, weight), info)| TermScore {
                     docs,
-                    next: 0,
                     weight: weight.boost_by(boost),
                     doc_freq: info.doc_freq,
                 })
@@ -280,7 +346,39 @@ impl Weight for ConjunctionWeight {
             .fieldnorms_readers()
             .get_field(field)?
             .unwrap_or_else(|| FieldNormReader::constant(reader.max_doc(), 1));
-        Ok(Box::new(BitsetScorer::new(words, terms, fieldnorms)))
+        Ok(Answer::Bitsets(Box::new(BitsetScorer::new(
+            words, repeats, terms, fieldnorms,
+        ))))
+    }
+}
+
+impl Weight for ConjunctionWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        Ok(match self.answer(reader, boost)? {
+            Answer::Nothing => Box::new(EmptyScorer),
+            Answer::Plain => self.plain.scorer(reader, boost)?,
+            Answer::Bitsets(scorer) => scorer,
+        })
+    }
+
+    /// The top documents' search when the conjunction is the whole query (one language, no
+    /// filter): the documents of the AND are scored in one tight loop and only those above the
+    /// collector's threshold are handed to it. Through [`scorer`](Self::scorer), each took a
+    /// virtual call per layer of the query above it at every step, and its length was read
+    /// from memory evicted by then (that load was 40% of the scoring).
+    fn for_each_pruning(
+        &self,
+        threshold: Score,
+        reader: &SegmentReader,
+        callback: &mut dyn FnMut(DocId, Score) -> Score,
+    ) -> tantivy::Result<()> {
+        match self.answer(reader, 1.0)? {
+            Answer::Nothing => {}
+            // tantivy prunes its own intersection (block-max WAND).
+            Answer::Plain => self.plain.for_each_pruning(threshold, reader, callback)?,
+            Answer::Bitsets(mut scorer) => scorer.for_each_pruning(threshold, callback),
+        }
+        Ok(())
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
@@ -291,31 +389,16 @@ impl Weight for ConjunctionWeight {
 /// One word's part of a document's score.
 struct TermScore {
     docs: Arc<TermDocs>,
-    /// Where the next document's frequency is looked for in `docs.repeated` (documents come in
-    /// order).
-    next: usize,
     weight: Bm25Weight,
     doc_freq: u32,
-}
-
-impl TermScore {
-    /// The word's frequency in `doc`, a document holding it, not before the last one asked.
-    fn freq(&mut self, doc: DocId) -> u32 {
-        let repeated = &self.docs.repeated;
-        while self.next < repeated.len() && repeated[self.next].0 < doc {
-            self.next += 1;
-        }
-        match repeated.get(self.next) {
-            Some((d, freq)) if *d == doc => *freq,
-            _ => 1,
-        }
-    }
 }
 
 /// The documents of a word-wise AND, each scored by the sum of its words' BM25 (as tantivy's
 /// `TermScorer` scores a word: its frequency in the document and the document's length).
 struct BitsetScorer {
     words: Vec<u64>,
+    /// The documents of `words` holding some word more than once.
+    repeats: Vec<u64>,
     doc: DocId,
     len: u32,
     terms: Vec<TermScore>,
@@ -327,10 +410,16 @@ struct BitsetScorer {
 }
 
 impl BitsetScorer {
-    fn new(words: Vec<u64>, terms: Vec<TermScore>, fieldnorms: FieldNormReader) -> Self {
+    fn new(
+        words: Vec<u64>,
+        repeats: Vec<u64>,
+        terms: Vec<TermScore>,
+        fieldnorms: FieldNormReader,
+    ) -> Self {
         let len = words.iter().map(|w| w.count_ones()).sum();
         let mut scorer = BitsetScorer {
             words,
+            repeats,
             doc: 0,
             len,
             terms,
@@ -409,22 +498,78 @@ fn sum_of_scores(terms: &[TermScore], fieldnorm_id: u8, freqs: &[u32]) -> Score 
             .sum::<Score>()
 }
 
-impl Scorer for BitsetScorer {
-    fn score(&mut self) -> Score {
+impl BitsetScorer {
+    /// The score of `doc`, a document of the AND, whose length code is `fieldnorm_id`.
+    fn score_of(&mut self, doc: DocId, fieldnorm_id: u8) -> Score {
         if self.terms.is_empty() {
             return 1.0;
         }
-        let doc = self.doc;
-        let fieldnorm_id = self.fieldnorms.fieldnorm_id(doc);
-        let freqs: SmallFreqs = self.terms.iter_mut().map(|t| t.freq(doc)).collect();
-        if freqs.iter().all(|&f| f == 1) {
+        let repeats = self.repeats[doc as usize / 64] & (1 << (doc % 64)) != 0;
+        if !repeats {
+            // Each word once: the score of the document's length.
             let once = &mut self.once[usize::from(fieldnorm_id)];
             if once.is_nan() {
-                *once = sum_of_scores(&self.terms, fieldnorm_id, &freqs);
+                let ones: SmallFreqs = smallvec::smallvec![1; self.terms.len()];
+                *once = sum_of_scores(&self.terms, fieldnorm_id, &ones);
             }
             return *once;
         }
+        let freqs: SmallFreqs = self.terms.iter().map(|t| t.docs.freq(doc)).collect();
         sum_of_scores(&self.terms, fieldnorm_id, &freqs)
+    }
+
+    /// Hands `callback` each document of the AND from the current one whose score is above
+    /// `threshold`, which `callback` returns raised, as `Weight::for_each_pruning` asks.
+    fn for_each_pruning(
+        &mut self,
+        mut threshold: Score,
+        callback: &mut dyn FnMut(DocId, Score) -> Score,
+    ) {
+        if self.doc == TERMINATED {
+            return;
+        }
+        // The documents are taken 64 at a time and the lengths of all of them read before any
+        // is scored, so that the loads' cache misses (a line per document) overlap.
+        let mut docs = [0 as DocId; 64];
+        let mut lengths = [0u8; 64];
+        let mut n = 0;
+        let from = self.doc as usize / 64;
+        let mut flush = |scorer: &mut Self, docs: &[DocId], lengths: &mut [u8; 64]| {
+            for (length, &doc) in lengths.iter_mut().zip(docs) {
+                *length = scorer.fieldnorms.fieldnorm_id(doc);
+            }
+            for (&length, &doc) in lengths.iter().zip(docs) {
+                let score = scorer.score_of(doc, length);
+                if score > threshold {
+                    threshold = callback(doc, score);
+                }
+            }
+        };
+        for i in from..self.words.len() {
+            let mut w = self.words[i];
+            if i == from {
+                w &= !0u64 << (self.doc % 64);
+            }
+            while w != 0 {
+                docs[n] = (i * 64) as DocId + w.trailing_zeros();
+                w &= w - 1;
+                n += 1;
+                if n == docs.len() {
+                    flush(self, &docs, &mut lengths);
+                    n = 0;
+                }
+            }
+        }
+        flush(self, &docs[..n], &mut lengths);
+        self.doc = TERMINATED;
+    }
+}
+
+impl Scorer for BitsetScorer {
+    fn score(&mut self) -> Score {
+        let doc = self.doc;
+        let fieldnorm_id = self.fieldnorms.fieldnorm_id(doc);
+        self.score_of(doc, fieldnorm_id)
     }
 }
 
@@ -540,6 +685,33 @@ mod tests {
                 "{words:?}"
             );
         }
+        // Alone (one language, no filter), the top documents are found by pruning: the same
+        // documents with the same scores in the same order (ties by address) as when every
+        // document is scored.
+        for words in queries {
+            let plain = all_of(body, words);
+            let fast = Conjunction::of(&plain, &bitsets).expect("plain words are a conjunction");
+            let every = BooleanQuery::new(vec![(
+                Occur::Should,
+                Box::new(fast.clone()) as Box<dyn Query>,
+            )]);
+            for limit in [1, 10, 10_000] {
+                let top = TopDocs::with_limit(limit).order_by_score();
+                let got = searcher.search(&fast, &top).unwrap();
+                assert_eq!(got, searcher.search(&every, &top).unwrap(), "{words:?}");
+                // tantivy's pruned intersection adds the words up in another order than its
+                // scorer does: the last bit of a score may differ, and so the order of near
+                // ties.
+                let pruned = searcher.search(&plain, &top).unwrap();
+                assert_eq!(got.len(), pruned.len(), "{words:?}");
+                for ((a, _), (b, _)) in got.iter().zip(&pruned) {
+                    assert!((a - b).abs() <= 1e-5 * b, "{words:?}: {a} {b}");
+                }
+                if words != ["red", "absent"] {
+                    assert!(!got.is_empty(), "{words:?}");
+                }
+            }
+        }
         let (held, bytes) = bitsets.held();
         assert!(held > 0, "common words were kept as bitsets");
         assert!(bytes > 0);
@@ -550,7 +722,7 @@ mod tests {
                 .unwrap()
                 .entries
                 .values()
-                .any(|e| !e.docs.repeated.is_empty()),
+                .any(|e| !e.docs.freqs.is_empty()),
             "some documents hold a word twice: their frequencies were scored"
         );
         // The rare word is never a bitset: a conjunction with it is tantivy's own.

@@ -25,7 +25,10 @@ use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
     StopWordFilter, TextAnalyzer,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, TantivyDocument,
+    Term,
+};
 
 use crate::catalog::Filters;
 use crate::error::{Error, Result};
@@ -562,14 +565,14 @@ impl TextIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// The user's words as a query (every word required, or any), and that query with the
-    /// filters.
+    /// The user's words as a query (every word required, or any), and what is searched for
+    /// them: that query in each language with the filters, one query per language.
     fn parse(
         &self,
         query: &str,
         filters: &Filters,
         every_word: bool,
-    ) -> (Box<dyn Query>, BooleanQuery) {
+    ) -> (Box<dyn Query>, Vec<Box<dyn Query>>) {
         // A document has words in one language only: the query in each language's analysis,
         // either matching. A language in which every word is a stop word has no query (the
         // parser would make it match everything).
@@ -587,54 +590,57 @@ impl TextIndex {
                 has_terms.then_some(q)
             })
             .collect();
-        let any_language = |queries: Vec<Box<dyn Query>>| -> Box<dyn Query> {
-            if queries.is_empty() {
-                Box::new(EmptyQuery)
-            } else {
-                Box::new(BooleanQuery::new(
-                    queries.into_iter().map(|q| (Occur::Should, q)).collect(),
-                ))
-            }
-        };
+        let filters = self.filter_clauses(filters);
         // What is searched: plain words all required are answered from the bitsets of the
         // common ones, with the same scores (see `term_bitsets`).
-        let searched = any_language(
-            per_language
-                .iter()
-                .map(|q| match Conjunction::of(&**q, &self.bitsets) {
+        let searched = per_language
+            .iter()
+            .map(|q| {
+                let q = match Conjunction::of(&**q, &self.bitsets) {
                     Some(c) => Box::new(c) as Box<dyn Query>,
                     None => q.box_clone(),
-                })
-                .collect(),
-        );
-        let user_query = any_language(per_language);
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, searched)];
+                };
+                if filters.is_empty() {
+                    return q;
+                }
+                let mut clauses = vec![(Occur::Must, q)];
+                clauses.extend(filters.iter().map(|f| (Occur::Must, f.box_clone())));
+                Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>
+            })
+            .collect();
+        let user_query: Box<dyn Query> = if per_language.is_empty() {
+            Box::new(EmptyQuery)
+        } else {
+            Box::new(BooleanQuery::new(
+                per_language
+                    .into_iter()
+                    .map(|q| (Occur::Should, q))
+                    .collect(),
+            ))
+        };
+        (user_query, searched)
+    }
+
+    /// The required clauses of `filters`.
+    fn filter_clauses(&self, filters: &Filters) -> Vec<Box<dyn Query>> {
+        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
         if let Some(kind) = filters.kind {
-            clauses.push((
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(self.fields.kind, kind.as_str()),
-                    IndexRecordOption::Basic,
-                )),
-            ));
+            clauses.push(Box::new(TermQuery::new(
+                Term::from_field_text(self.fields.kind, kind.as_str()),
+                IndexRecordOption::Basic,
+            )));
         }
         if let Some(c) = &filters.collection {
-            clauses.push((
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(self.fields.collection, c),
-                    IndexRecordOption::Basic,
-                )),
-            ));
+            clauses.push(Box::new(TermQuery::new(
+                Term::from_field_text(self.fields.collection, c),
+                IndexRecordOption::Basic,
+            )));
         }
         if let Some(l) = &filters.language {
-            clauses.push((
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(self.fields.language, l),
-                    IndexRecordOption::Basic,
-                )),
-            ));
+            clauses.push(Box::new(TermQuery::new(
+                Term::from_field_text(self.fields.language, l),
+                IndexRecordOption::Basic,
+            )));
         }
         if filters.captured_after.is_some() || filters.captured_before.is_some() {
             let bound = |t: Option<DateTime<Utc>>| match t {
@@ -644,15 +650,12 @@ impl TextIndex {
                 )),
                 None => Bound::Unbounded,
             };
-            clauses.push((
-                Occur::Must,
-                Box::new(RangeQuery::new(
-                    bound(filters.captured_after),
-                    bound(filters.captured_before),
-                )),
-            ));
+            clauses.push(Box::new(RangeQuery::new(
+                bound(filters.captured_after),
+                bound(filters.captured_before),
+            )));
         }
-        (user_query, BooleanQuery::new(clauses))
+        clauses
     }
 
     /// The id columns of each of `searcher`'s segments, opened once per segment (opening them at
@@ -676,6 +679,29 @@ impl TextIndex {
             .collect()
     }
 
+    /// The `limit` best documents of the union of `queries`, which share none (each language's
+    /// words are in a field of their own). Each is searched alone, as the whole query its
+    /// weight sees, so that it can skip the documents that cannot make the top (tantivy's
+    /// block-max WAND, the bitsets' loop); in one union of them, every document of each was
+    /// scored. The lists are merged as the union's search orders them: by score, then address.
+    fn top(
+        &self,
+        searcher: &Searcher,
+        queries: &[Box<dyn Query>],
+        limit: usize,
+    ) -> Result<Vec<(Score, DocAddress)>> {
+        let collector = TopDocs::with_limit(limit).order_by_score();
+        let mut top = Vec::new();
+        for q in queries {
+            top.extend(searcher.search(&**q, &collector).map_err(self.err())?);
+        }
+        if queries.len() > 1 {
+            top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            top.truncate(limit);
+        }
+        Ok(top)
+    }
+
     /// BM25 over the words of every language. Quotes make phrases; operators of the tantivy
     /// query language work, and malformed syntax degrades to plain words.
     pub fn search(&self, query: &str, filters: &Filters, limit: usize) -> Result<TextResults> {
@@ -696,15 +722,11 @@ impl TextIndex {
         // large share of the documents, and their intersection is far cheaper to rank than
         // their union. When fewer than `limit` documents hold every word, the documents with
         // any word follow them, so a hit with all the words always ranks above one without.
-        let (user_query, full) = self.parse(query, filters, true);
-        let mut top = searcher
-            .search(&full, &TopDocs::with_limit(limit).order_by_score())
-            .map_err(self.err())?;
+        let (user_query, every) = self.parse(query, filters, true);
+        let mut top = self.top(&searcher, &every, limit)?;
         if top.len() < limit {
             let (_, any) = self.parse(query, filters, false);
-            let wider = searcher
-                .search(&any, &TopDocs::with_limit(limit).order_by_score())
-                .map_err(self.err())?;
+            let wider = self.top(&searcher, &any, limit)?;
             let seen: std::collections::HashSet<_> = top.iter().map(|(_, a)| *a).collect();
             let room = limit - top.len();
             top.extend(
