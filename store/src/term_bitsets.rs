@@ -280,7 +280,14 @@ enum Answer {
     Nothing,
     /// A word is rare in it: tantivy's own intersection.
     Plain,
-    Bitsets(Box<BitsetScorer>),
+    /// Every word is common in it: their bitsets.
+    Bitsets(Box<Found>),
+}
+
+/// The bitsets of a conjunction's words in a segment, and how its documents are scored.
+struct Found {
+    docs: Vec<Arc<TermDocs>>,
+    scoring: Scoring,
 }
 
 impl ConjunctionWeight {
@@ -306,6 +313,198 @@ impl ConjunctionWeight {
             .iter()
             .map(|term| self.bitsets.get(reader, term))
             .collect::<tantivy::Result<Vec<_>>>()?;
+        let mut terms: Vec<TermScore> = match &self.weights {
+            None => Vec::new(),
+            Some(weights) => docs
+                .iter()
+                .zip(weights)
+                .zip(&infos)
+                .map(|((docs, weight), info)| TermScore {
+                    docs: docs.clone(),
+                    weight: weight.boost_by(boost),
+                    doc_freq: info.doc_freq,
+                })
+                .collect(),
+        };
+        // In the order tantivy's intersection adds them up, rarest first, so that the sums
+        // are the same to the last bit.
+        terms.sort_by_key(|t| t.doc_freq);
+        let fieldnorms = reader
+            .fieldnorms_readers()
+            .get_field(field)?
+            .unwrap_or_else(|| FieldNormReader::constant(reader.max_doc(), 1));
+        Ok(Answer::Bitsets(Box::new(Found {
+            docs,
+            scoring: Scoring {
+                terms,
+                fieldnorms,
+                once: [Score::NAN; 256],
+            },
+        })))
+    }
+}
+
+impl Weight for ConjunctionWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        Ok(match self.answer(reader, boost)? {
+            Answer::Nothing => Box::new(EmptyScorer),
+            Answer::Plain => self.plain.scorer(reader, boost)?,
+            Answer::Bitsets(found) => Box::new(BitsetScorer::new(*found)),
+        })
+    }
+
+    /// The top documents' search when the conjunction is the whole query (one language, no
+    /// filter; see `TextIndex::top`): [`prune`]. Through [`scorer`](Self::scorer), each
+    /// document took a virtual call per layer of the query above it at every step, and its
+    /// length was read from memory evicted by then (that load was 40% of the scoring).
+    fn for_each_pruning(
+        &self,
+        threshold: Score,
+        reader: &SegmentReader,
+        callback: &mut dyn FnMut(DocId, Score) -> Score,
+    ) -> tantivy::Result<()> {
+        match self.answer(reader, 1.0)? {
+            Answer::Nothing => {}
+            // tantivy prunes its own intersection (block-max WAND).
+            Answer::Plain => self.plain.for_each_pruning(threshold, reader, callback)?,
+            Answer::Bitsets(mut found) => {
+                prune(&found.docs, &mut found.scoring, threshold, callback)
+            }
+        }
+        Ok(())
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        self.plain.explain(reader, doc)
+    }
+}
+
+/// One word's part of a document's score.
+struct TermScore {
+    docs: Arc<TermDocs>,
+    weight: Bm25Weight,
+    doc_freq: u32,
+}
+
+/// The words' frequencies in one document (queries rarely have more than eight words).
+type SmallFreqs = smallvec::SmallVec<[u32; 8]>;
+
+/// A document's score, the sum of its words' BM25 (as tantivy's `TermScorer` scores a word: its
+/// frequency in the document and the document's length).
+struct Scoring {
+    /// The words, rarest first (none when scores are not wanted: every document scores 1).
+    terms: Vec<TermScore>,
+    fieldnorms: FieldNormReader,
+    /// The score of a document holding each word once, by its length code (`NaN` until a
+    /// document of that length is scored): most documents of a conjunction hold each word
+    /// once, and their score then depends on their length only.
+    once: [Score; 256],
+}
+
+impl Scoring {
+    /// The score of `doc`, a document of the AND whose length code is `fieldnorm_id`;
+    /// `repeats` when it holds some word more than once.
+    fn score(&mut self, doc: DocId, fieldnorm_id: u8, repeats: bool) -> Score {
+        if self.terms.is_empty() {
+            return 1.0;
+        }
+        if !repeats {
+            let once = self.once[usize::from(fieldnorm_id)];
+            if !once.is_nan() {
+                return once;
+            }
+            let ones: SmallFreqs = smallvec::smallvec![1; self.terms.len()];
+            let once = self.sum(fieldnorm_id, &ones);
+            self.once[usize::from(fieldnorm_id)] = once;
+            return once;
+        }
+        let freqs: SmallFreqs = self.terms.iter().map(|t| t.docs.freq(doc)).collect();
+        self.sum(fieldnorm_id, &freqs)
+    }
+
+    /// The score from the words' frequencies, added as `Intersection::score` adds them: the two
+    /// rarest words, then the sum of the others, so that the sums are tantivy's to the bit.
+    fn sum(&self, fieldnorm_id: u8, freqs: &[u32]) -> Score {
+        let score = |(t, &freq): (&TermScore, &u32)| t.weight.score(fieldnorm_id, freq);
+        let two = 2.min(self.terms.len());
+        self.terms[..two]
+            .iter()
+            .zip(&freqs[..two])
+            .map(score)
+            .sum::<Score>()
+            + self.terms[two..]
+                .iter()
+                .zip(&freqs[two..])
+                .map(score)
+                .sum::<Score>()
+    }
+}
+
+/// Hands `callback` each document of the AND of `words` whose score is above `threshold`, which
+/// `callback` returns raised, as `Weight::for_each_pruning` asks: in one pass over the words'
+/// bitsets, which ANDs them a machine word at a time and scores the documents of each as it
+/// goes. The lengths of 64 documents are read before any of them is scored, so that their
+/// cache misses (a line per document) overlap.
+fn prune(
+    words: &[Arc<TermDocs>],
+    scoring: &mut Scoring,
+    mut threshold: Score,
+    callback: &mut dyn FnMut(DocId, Score) -> Score,
+) {
+    let n = words[0].bits.len();
+    let bits: smallvec::SmallVec<[&[u64]; 8]> = words.iter().map(|d| &d.bits[..n]).collect();
+    let repeats: smallvec::SmallVec<[&[u64]; 8]> = words
+        .iter()
+        .filter(|d| !d.repeats.is_empty())
+        .map(|d| &d.repeats[..n])
+        .collect();
+    let mut docs = [(0 as DocId, false); 64];
+    let mut lengths = [0u8; 64];
+    let mut flush = |scoring: &mut Scoring, docs: &[(DocId, bool)]| {
+        for (length, &(doc, _)) in lengths.iter_mut().zip(docs) {
+            *length = scoring.fieldnorms.fieldnorm_id(doc);
+        }
+        for (&length, &(doc, repeats)) in lengths.iter().zip(docs) {
+            let score = scoring.score(doc, length, repeats);
+            if score > threshold {
+                threshold = callback(doc, score);
+            }
+        }
+    };
+    let mut k = 0;
+    for i in 0..n {
+        let mut w = bits.iter().fold(!0u64, |a, b| a & b[i]);
+        if w == 0 {
+            continue;
+        }
+        let r = repeats.iter().fold(0u64, |a, b| a | b[i]);
+        while w != 0 {
+            let bit = w & w.wrapping_neg();
+            docs[k] = ((i * 64) as DocId + w.trailing_zeros(), r & bit != 0);
+            w ^= bit;
+            k += 1;
+            if k == docs.len() {
+                flush(scoring, &docs);
+                k = 0;
+            }
+        }
+    }
+    flush(scoring, &docs[..k]);
+}
+
+/// The documents of a word-wise AND, scored by [`Scoring`].
+struct BitsetScorer {
+    words: Vec<u64>,
+    /// The documents of `words` holding some word more than once.
+    repeats: Vec<u64>,
+    doc: DocId,
+    len: u32,
+    scoring: Scoring,
+}
+
+impl BitsetScorer {
+    fn new(found: Found) -> Self {
+        let docs = &found.docs;
         // The AND, and its documents holding some word more than once, a block at a time so
         // that both stay in the nearest cache while every word's bitsets stream through.
         let n = docs[0].bits.len();
@@ -326,105 +525,13 @@ impl ConjunctionWeight {
             }
             r.iter_mut().zip(&*w).for_each(|(a, b)| *a &= *b);
         }
-        let mut terms: Vec<TermScore> = match &self.weights {
-            None => Vec::new(),
-            Some(weights) => docs
-                .into_iter()
-                .zip(weights)
-                .zip(&infos)
-                .map(|((docs, weight), info)| TermScore {
-                    docs,
-                    weight: weight.boost_by(boost),
-                    doc_freq: info.doc_freq,
-                })
-                .collect(),
-        };
-        // In the order tantivy's intersection adds them up, rarest first, so that the sums
-        // are the same to the last bit.
-        terms.sort_by_key(|t| t.doc_freq);
-        let fieldnorms = reader
-            .fieldnorms_readers()
-            .get_field(field)?
-            .unwrap_or_else(|| FieldNormReader::constant(reader.max_doc(), 1));
-        Ok(Answer::Bitsets(Box::new(BitsetScorer::new(
-            words, repeats, terms, fieldnorms,
-        ))))
-    }
-}
-
-impl Weight for ConjunctionWeight {
-    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        Ok(match self.answer(reader, boost)? {
-            Answer::Nothing => Box::new(EmptyScorer),
-            Answer::Plain => self.plain.scorer(reader, boost)?,
-            Answer::Bitsets(scorer) => scorer,
-        })
-    }
-
-    /// The top documents' search when the conjunction is the whole query (one language, no
-    /// filter): the documents of the AND are scored in one tight loop and only those above the
-    /// collector's threshold are handed to it. Through [`scorer`](Self::scorer), each took a
-    /// virtual call per layer of the query above it at every step, and its length was read
-    /// from memory evicted by then (that load was 40% of the scoring).
-    fn for_each_pruning(
-        &self,
-        threshold: Score,
-        reader: &SegmentReader,
-        callback: &mut dyn FnMut(DocId, Score) -> Score,
-    ) -> tantivy::Result<()> {
-        match self.answer(reader, 1.0)? {
-            Answer::Nothing => {}
-            // tantivy prunes its own intersection (block-max WAND).
-            Answer::Plain => self.plain.for_each_pruning(threshold, reader, callback)?,
-            Answer::Bitsets(mut scorer) => scorer.for_each_pruning(threshold, callback),
-        }
-        Ok(())
-    }
-
-    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
-        self.plain.explain(reader, doc)
-    }
-}
-
-/// One word's part of a document's score.
-struct TermScore {
-    docs: Arc<TermDocs>,
-    weight: Bm25Weight,
-    doc_freq: u32,
-}
-
-/// The documents of a word-wise AND, each scored by the sum of its words' BM25 (as tantivy's
-/// `TermScorer` scores a word: its frequency in the document and the document's length).
-struct BitsetScorer {
-    words: Vec<u64>,
-    /// The documents of `words` holding some word more than once.
-    repeats: Vec<u64>,
-    doc: DocId,
-    len: u32,
-    terms: Vec<TermScore>,
-    fieldnorms: FieldNormReader,
-    /// The score of a document holding each word once, by its length code (`NaN` until a
-    /// document of that length is scored): most documents of a conjunction hold each word
-    /// once, and their score then depends on their length only.
-    once: [Score; 256],
-}
-
-impl BitsetScorer {
-    fn new(
-        words: Vec<u64>,
-        repeats: Vec<u64>,
-        terms: Vec<TermScore>,
-        fieldnorms: FieldNormReader,
-    ) -> Self {
         let len = words.iter().map(|w| w.count_ones()).sum();
         let mut scorer = BitsetScorer {
             words,
             repeats,
             doc: 0,
             len,
-            terms,
-            fieldnorms,
-            once: [Score::NAN; 256],
+            scoring: found.scoring,
         };
         scorer.doc = scorer.first_from(0);
         scorer
@@ -478,98 +585,12 @@ impl DocSet for BitsetScorer {
     }
 }
 
-/// The words' frequencies in one document (queries rarely have more than eight words).
-type SmallFreqs = smallvec::SmallVec<[u32; 8]>;
-
-/// A document's score from its words' frequencies, added as `Intersection::score` adds them:
-/// the two rarest words, then the sum of the others, so that the sums are tantivy's to the bit.
-fn sum_of_scores(terms: &[TermScore], fieldnorm_id: u8, freqs: &[u32]) -> Score {
-    let score = |(t, &freq): (&TermScore, &u32)| t.weight.score(fieldnorm_id, freq);
-    let two = 2.min(terms.len());
-    terms[..two]
-        .iter()
-        .zip(&freqs[..two])
-        .map(score)
-        .sum::<Score>()
-        + terms[two..]
-            .iter()
-            .zip(&freqs[two..])
-            .map(score)
-            .sum::<Score>()
-}
-
-impl BitsetScorer {
-    /// The score of `doc`, a document of the AND, whose length code is `fieldnorm_id`.
-    fn score_of(&mut self, doc: DocId, fieldnorm_id: u8) -> Score {
-        if self.terms.is_empty() {
-            return 1.0;
-        }
-        let repeats = self.repeats[doc as usize / 64] & (1 << (doc % 64)) != 0;
-        if !repeats {
-            // Each word once: the score of the document's length.
-            let once = &mut self.once[usize::from(fieldnorm_id)];
-            if once.is_nan() {
-                let ones: SmallFreqs = smallvec::smallvec![1; self.terms.len()];
-                *once = sum_of_scores(&self.terms, fieldnorm_id, &ones);
-            }
-            return *once;
-        }
-        let freqs: SmallFreqs = self.terms.iter().map(|t| t.docs.freq(doc)).collect();
-        sum_of_scores(&self.terms, fieldnorm_id, &freqs)
-    }
-
-    /// Hands `callback` each document of the AND from the current one whose score is above
-    /// `threshold`, which `callback` returns raised, as `Weight::for_each_pruning` asks.
-    fn for_each_pruning(
-        &mut self,
-        mut threshold: Score,
-        callback: &mut dyn FnMut(DocId, Score) -> Score,
-    ) {
-        if self.doc == TERMINATED {
-            return;
-        }
-        // The documents are taken 64 at a time and the lengths of all of them read before any
-        // is scored, so that the loads' cache misses (a line per document) overlap.
-        let mut docs = [0 as DocId; 64];
-        let mut lengths = [0u8; 64];
-        let mut n = 0;
-        let from = self.doc as usize / 64;
-        let mut flush = |scorer: &mut Self, docs: &[DocId], lengths: &mut [u8; 64]| {
-            for (length, &doc) in lengths.iter_mut().zip(docs) {
-                *length = scorer.fieldnorms.fieldnorm_id(doc);
-            }
-            for (&length, &doc) in lengths.iter().zip(docs) {
-                let score = scorer.score_of(doc, length);
-                if score > threshold {
-                    threshold = callback(doc, score);
-                }
-            }
-        };
-        for i in from..self.words.len() {
-            let mut w = self.words[i];
-            if i == from {
-                w &= !0u64 << (self.doc % 64);
-            }
-            while w != 0 {
-                docs[n] = (i * 64) as DocId + w.trailing_zeros();
-                w &= w - 1;
-                n += 1;
-                if n == docs.len() {
-                    flush(self, &docs, &mut lengths);
-                    n = 0;
-                }
-            }
-        }
-        flush(self, &docs[..n], &mut lengths);
-        self.doc = TERMINATED;
-    }
-}
-
 impl Scorer for BitsetScorer {
     fn score(&mut self) -> Score {
         let doc = self.doc;
-        let fieldnorm_id = self.fieldnorms.fieldnorm_id(doc);
-        self.score_of(doc, fieldnorm_id)
+        let fieldnorm_id = self.scoring.fieldnorms.fieldnorm_id(doc);
+        let repeats = self.repeats[doc as usize / 64] & (1 << (doc % 64)) != 0;
+        self.scoring.score(doc, fieldnorm_id, repeats)
     }
 }
 
