@@ -738,8 +738,13 @@ impl TextIndex {
         }
         let mut hits = Vec::with_capacity(top.len());
         let columns = self.id_columns(&searcher)?;
-        for (score, address) in top {
-            let (asset, segment) = columns[address.segment_ord as usize].ids(address.doc_id);
+        // All the ids read first, in a loop of their own, so that the reads' cache misses
+        // overlap (between string conversions they came one after the other).
+        let ids: Vec<(u128, u128)> = top
+            .iter()
+            .map(|(_, a)| columns[a.segment_ord as usize].ids(a.doc_id))
+            .collect();
+        for ((score, address), (asset, segment)) in top.into_iter().zip(ids) {
             let (asset_id, segment_id) = if asset != 0 {
                 (
                     uuid_string(asset),
