@@ -70,25 +70,28 @@ struct TermDocs {
     bits: Vec<u64>,
     /// A bit for each document holding the word more than once (empty when none does).
     repeats: Vec<u64>,
-    /// The number of `repeats` bits before each of its words.
-    ranks: Vec<u32>,
-    /// The frequencies of the documents of `repeats`, in their order.
-    freqs: Vec<u32>,
+    /// (document, frequency) for frequencies above two, by document: few (a title word is
+    /// indexed twice).
+    more: Vec<(DocId, u32)>,
 }
 
 impl TermDocs {
     fn bytes(&self) -> usize {
-        (self.bits.len() + self.repeats.len()) * 8 + (self.ranks.len() + self.freqs.len()) * 4
+        (self.bits.len() + self.repeats.len() + self.more.len()) * 8
     }
 
-    /// The word's frequency in `doc`, a document holding it.
-    fn freq(&self, doc: DocId) -> u32 {
-        let (i, bit) = (doc as usize / 64, 1u64 << (doc % 64));
-        match self.repeats.get(i) {
-            Some(&w) if w & bit != 0 => {
-                self.freqs[self.ranks[i] as usize + (w & (bit - 1)).count_ones() as usize]
-            }
-            _ => 1,
+    /// Whether `doc` holds the word more than once.
+    fn repeats(&self, doc: DocId) -> bool {
+        self.repeats
+            .get(doc as usize / 64)
+            .is_some_and(|w| w & (1 << (doc % 64)) != 0)
+    }
+
+    /// The word's frequency in `doc`, a document holding it more than once.
+    fn repeated_freq(&self, doc: DocId) -> u32 {
+        match self.more.binary_search_by_key(&doc, |(d, _)| *d) {
+            Ok(i) => self.more[i].1,
+            Err(_) => 2,
         }
     }
 }
@@ -121,8 +124,7 @@ impl TermBitsets {
         let mut docs = TermDocs {
             bits: vec![0u64; (reader.max_doc() as usize).div_ceil(64)],
             repeats: Vec::new(),
-            ranks: Vec::new(),
-            freqs: Vec::new(),
+            more: Vec::new(),
         };
         let mut repeated = Vec::new();
         if let Some(mut postings) = reader
@@ -135,7 +137,9 @@ impl TermBitsets {
                 let freq = postings.term_freq();
                 if freq > 1 {
                     repeated.push(doc);
-                    docs.freqs.push(freq);
+                }
+                if freq > 2 {
+                    docs.more.push((doc, freq));
                 }
                 doc = postings.advance();
             }
@@ -145,16 +149,6 @@ impl TermBitsets {
             for doc in repeated {
                 docs.repeats[doc as usize / 64] |= 1 << (doc % 64);
             }
-            let mut rank = 0;
-            docs.ranks = docs
-                .repeats
-                .iter()
-                .map(|w| {
-                    let before = rank;
-                    rank += w.count_ones();
-                    before
-                })
-                .collect();
         }
         let docs = Arc::new(docs);
         let size = docs.bytes();
@@ -213,7 +207,8 @@ impl Conjunction {
     pub(crate) fn of(query: &dyn Query, bitsets: &Arc<TermBitsets>) -> Option<Conjunction> {
         let boolean = query.downcast_ref::<BooleanQuery>()?;
         let clauses = boolean.clauses();
-        if clauses.len() < 2 {
+        // A document's repeated words are one bit each of a `u64` (see `prune`).
+        if clauses.len() < 2 || clauses.len() > 64 {
             return None;
         }
         let term_of =
@@ -308,27 +303,25 @@ impl ConjunctionWeight {
         {
             return Ok(Answer::Plain);
         }
-        let docs = self
-            .terms
+        // In the order tantivy's intersection adds them up, rarest first, so that the sums
+        // are the same to the last bit.
+        let mut order: Vec<usize> = (0..self.terms.len()).collect();
+        order.sort_by_key(|&i| infos[i].doc_freq);
+        let docs = order
             .iter()
-            .map(|term| self.bitsets.get(reader, term))
+            .map(|&i| self.bitsets.get(reader, &self.terms[i]))
             .collect::<tantivy::Result<Vec<_>>>()?;
-        let mut terms: Vec<TermScore> = match &self.weights {
+        let terms: Vec<TermScore> = match &self.weights {
             None => Vec::new(),
-            Some(weights) => docs
+            Some(weights) => order
                 .iter()
-                .zip(weights)
-                .zip(&infos)
-                .map(|((docs, weight), info)| TermScore {
+                .zip(&docs)
+                .map(|(&i, docs)| TermScore {
                     docs: docs.clone(),
-                    weight: weight.boost_by(boost),
-                    doc_freq: info.doc_freq,
+                    weight: weights[i].boost_by(boost),
                 })
                 .collect(),
         };
-        // In the order tantivy's intersection adds them up, rarest first, so that the sums
-        // are the same to the last bit.
-        terms.sort_by_key(|t| t.doc_freq);
         let fieldnorms = reader
             .fieldnorms_readers()
             .get_field(field)?
@@ -383,7 +376,6 @@ impl Weight for ConjunctionWeight {
 struct TermScore {
     docs: Arc<TermDocs>,
     weight: Bm25Weight,
-    doc_freq: u32,
 }
 
 /// The words' frequencies in one document (queries rarely have more than eight words).
@@ -402,13 +394,13 @@ struct Scoring {
 }
 
 impl Scoring {
-    /// The score of `doc`, a document of the AND whose length code is `fieldnorm_id`;
-    /// `repeats` when it holds some word more than once.
-    fn score(&mut self, doc: DocId, fieldnorm_id: u8, repeats: bool) -> Score {
+    /// The score of `doc`, a document of the AND whose length code is `fieldnorm_id`, where
+    /// bit `i` of `repeats` says whether it holds word `i` more than once.
+    fn score(&mut self, doc: DocId, fieldnorm_id: u8, repeats: u64) -> Score {
         if self.terms.is_empty() {
             return 1.0;
         }
-        if !repeats {
+        if repeats == 0 {
             let once = self.once[usize::from(fieldnorm_id)];
             if !once.is_nan() {
                 return once;
@@ -418,7 +410,15 @@ impl Scoring {
             self.once[usize::from(fieldnorm_id)] = once;
             return once;
         }
-        let freqs: SmallFreqs = self.terms.iter().map(|t| t.docs.freq(doc)).collect();
+        let freqs: SmallFreqs = self
+            .terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match repeats >> i & 1 {
+                0 => 1,
+                _ => t.docs.repeated_freq(doc),
+            })
+            .collect();
         self.sum(fieldnorm_id, &freqs)
     }
 
@@ -440,11 +440,11 @@ impl Scoring {
     }
 }
 
-/// Hands `callback` each document of the AND of `words` whose score is above `threshold`, which
-/// `callback` returns raised, as `Weight::for_each_pruning` asks: in one pass over the words'
-/// bitsets, which ANDs them a machine word at a time and scores the documents of each as it
-/// goes. The lengths of 64 documents are read before any of them is scored, so that their
-/// cache misses (a line per document) overlap.
+/// Hands `callback` each document of the AND of `words` (in [`Scoring`]'s order) whose score
+/// is above `threshold`, which `callback` returns raised, as `Weight::for_each_pruning` asks:
+/// in one pass over the words' bitsets, which ANDs them a machine word at a time and scores the
+/// documents of each as it goes. The lengths of 64 documents are read before any of them is
+/// scored, so that their cache misses (a line per document) overlap.
 fn prune(
     words: &[Arc<TermDocs>],
     scoring: &mut Scoring,
@@ -453,14 +453,12 @@ fn prune(
 ) {
     let n = words[0].bits.len();
     let bits: smallvec::SmallVec<[&[u64]; 8]> = words.iter().map(|d| &d.bits[..n]).collect();
-    let repeats: smallvec::SmallVec<[&[u64]; 8]> = words
-        .iter()
-        .filter(|d| !d.repeats.is_empty())
-        .map(|d| &d.repeats[..n])
-        .collect();
-    let mut docs = [(0 as DocId, false); 64];
+    let repeats: smallvec::SmallVec<[&[u64]; 8]> = words.iter().map(|d| &d.repeats[..]).collect();
+    let mut repeated: smallvec::SmallVec<[u64; 8]> = smallvec::smallvec![0; words.len()];
+    // (document, its words held more than once as bits)
+    let mut docs = [(0 as DocId, 0u64); 64];
     let mut lengths = [0u8; 64];
-    let mut flush = |scoring: &mut Scoring, docs: &[(DocId, bool)]| {
+    let mut flush = |scoring: &mut Scoring, docs: &[(DocId, u64)]| {
         for (length, &(doc, _)) in lengths.iter_mut().zip(docs) {
             *length = scoring.fieldnorms.fieldnorm_id(doc);
         }
@@ -477,10 +475,20 @@ fn prune(
         if w == 0 {
             continue;
         }
-        let r = repeats.iter().fold(0u64, |a, b| a | b[i]);
+        let mut any = 0;
+        for (r, word) in repeated.iter_mut().zip(&repeats) {
+            *r = word.get(i).copied().unwrap_or(0) & w;
+            any |= *r;
+        }
         while w != 0 {
             let bit = w & w.wrapping_neg();
-            docs[k] = ((i * 64) as DocId + w.trailing_zeros(), r & bit != 0);
+            let mut held = 0;
+            if any & bit != 0 {
+                for (j, r) in repeated.iter().enumerate() {
+                    held |= u64::from(r & bit != 0) << j;
+                }
+            }
+            docs[k] = ((i * 64) as DocId + w.trailing_zeros(), held);
             w ^= bit;
             k += 1;
             if k == docs.len() {
@@ -495,8 +503,6 @@ fn prune(
 /// The documents of a word-wise AND, scored by [`Scoring`].
 struct BitsetScorer {
     words: Vec<u64>,
-    /// The documents of `words` holding some word more than once.
-    repeats: Vec<u64>,
     doc: DocId,
     len: u32,
     scoring: Scoring,
@@ -505,30 +511,13 @@ struct BitsetScorer {
 impl BitsetScorer {
     fn new(found: Found) -> Self {
         let docs = &found.docs;
-        // The AND, and its documents holding some word more than once, a block at a time so
-        // that both stay in the nearest cache while every word's bitsets stream through.
-        let n = docs[0].bits.len();
-        let (mut words, mut repeats) = (vec![0u64; n], vec![0u64; n]);
-        for start in (0..n).step_by(512) {
-            let end = n.min(start + 512);
-            let (w, r) = (&mut words[start..end], &mut repeats[start..end]);
-            w.copy_from_slice(&docs[0].bits[start..end]);
-            for d in &docs[1..] {
-                w.iter_mut()
-                    .zip(&d.bits[start..end])
-                    .for_each(|(a, b)| *a &= *b);
-            }
-            for d in docs.iter().filter(|d| !d.repeats.is_empty()) {
-                r.iter_mut()
-                    .zip(&d.repeats[start..end])
-                    .for_each(|(a, b)| *a |= *b);
-            }
-            r.iter_mut().zip(&*w).for_each(|(a, b)| *a &= *b);
+        let mut words = docs[0].bits.clone();
+        for d in &docs[1..] {
+            words.iter_mut().zip(&d.bits).for_each(|(a, b)| *a &= *b);
         }
         let len = words.iter().map(|w| w.count_ones()).sum();
         let mut scorer = BitsetScorer {
             words,
-            repeats,
             doc: 0,
             len,
             scoring: found.scoring,
@@ -589,7 +578,8 @@ impl Scorer for BitsetScorer {
     fn score(&mut self) -> Score {
         let doc = self.doc;
         let fieldnorm_id = self.scoring.fieldnorms.fieldnorm_id(doc);
-        let repeats = self.repeats[doc as usize / 64] & (1 << (doc % 64)) != 0;
+        let repeats = (self.scoring.terms.iter().enumerate())
+            .fold(0, |held, (i, t)| held | u64::from(t.docs.repeats(doc)) << i);
         self.scoring.score(doc, fieldnorm_id, repeats)
     }
 }
@@ -743,8 +733,18 @@ mod tests {
                 .unwrap()
                 .entries
                 .values()
-                .any(|e| !e.docs.freqs.is_empty()),
+                .any(|e| !e.docs.repeats.is_empty()),
             "some documents hold a word twice: their frequencies were scored"
+        );
+        assert!(
+            bitsets
+                .cache
+                .lock()
+                .unwrap()
+                .entries
+                .values()
+                .any(|e| !e.docs.more.is_empty()),
+            "some hold one three times or more"
         );
         // The rare word is never a bitset: a conjunction with it is tantivy's own.
         let rare = Term::from_field_text(body, "rare");
