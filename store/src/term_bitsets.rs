@@ -10,10 +10,10 @@
 //! scores, and so the ranking, are exactly those of the plain intersection.
 //!
 //! A document holding each word once (most of them) has the score of its length, computed once
-//! per length code; a second bitset per word marks the documents holding it more often, whose
-//! frequencies are found by rank. When the conjunction is a whole query (one language, no
-//! filter; see `TextIndex::top`) the top documents are found in one tight loop that hands the
-//! collector only the documents above its threshold.
+//! per length code; a second bitset per word marks the documents holding it more often (twice,
+//! unless a short list of higher frequencies says otherwise). When the conjunction is a whole
+//! query (one language, no filter; see `TextIndex::top`) its documents are found and scored in
+//! one pass over the bitsets, which hands the collector only those above its threshold.
 //!
 //! Only words in at least 1/[`DENSE_SHARE`] of a segment's documents get a bitset; a conjunction
 //! with a rarer word is left to tantivy, whose intersection is then driven by that word's short
@@ -41,9 +41,9 @@ use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
 /// (some 8 bits per entry). A French word in 15% of the French documents, a seventh of the
 /// archive, is in 2% of a segment's documents.
 const DENSE_SHARE: u64 = 128;
-/// Memory the bitsets may take: 64 MiB holds some 25 common words of an 8M-document segment
+/// Memory the bitsets may take: 64 MiB holds some 30 common words of an 8M-document segment
 /// (each with its repeats), or every word of both languages of the bench archive's 560k text
-/// documents (about 20 MB).
+/// documents (about 16 MB).
 const BUDGET_BYTES: usize = 64 << 20;
 
 /// The bitsets of common words per segment, least recently used forgotten first.
