@@ -118,6 +118,23 @@ pub enum BenchCommand {
         #[arg(long, default_value = "docs/bench/load.json")]
         out: PathBuf,
     },
+    /// The BM25 step of a search alone, on this thread, over the archive `bench load` builds:
+    /// rounds of its queries (3 caption words), each asking for what a 20-asset page asks of
+    /// every signal.
+    Text {
+        #[arg(long, default_value_t = 2000)]
+        queries: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Documents each query asks for.
+        #[arg(long, default_value_t = 100)]
+        candidates: usize,
+        /// An archive built by `kairos bench load`.
+        #[arg(long, default_value = "target/bench-load")]
+        archive: PathBuf,
+        #[arg(long, default_value = "docs/bench/text.json")]
+        out: PathBuf,
+    },
     /// Matrix products: candle's own gemm against the OpenBLAS path the encoders use
     /// (`kairos_models::gemm`), on the encoders' shapes, and f32 against q8_0 weights for a
     /// query's few rows, in one process.
@@ -143,6 +160,16 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
     let figures = match command {
         BenchCommand::Clip { images, batch, out } => (clip(images, batch).await?, out),
         BenchCommand::Gemm { reps, out } => (gemm(reps)?, out),
+        BenchCommand::Text {
+            queries,
+            rounds,
+            candidates,
+            archive,
+            out,
+        } => (
+            crate::bench_load::text(&archive, queries, rounds, candidates)?,
+            out,
+        ),
         BenchCommand::Ingest {
             images,
             model,

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use kairos_store::{
-    Asset, AssetKind, AssetStatus, AssetWrite, Segment, SegmentKind, Space, Store, TextDoc,
-    VectorPoint,
+    Asset, AssetKind, AssetStatus, AssetWrite, Filters, Segment, SegmentKind, Space, Store,
+    TextDoc, TextIndex, VectorPoint,
 };
 use rayon::prelude::*;
 use serde_json::json;
@@ -407,8 +407,7 @@ fn client_loop(
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let words = caption((seed + n) as usize);
-        let query: String = words.split(' ').take(3).collect::<Vec<_>>().join(" ");
+        let query = query_words((seed + n) as usize);
         let body = json!({ "query": query, "limit": 20, "mode": mode }).to_string();
         let t = Instant::now();
         let outcome = (|| -> Result<(u16, Vec<u8>)> {
@@ -447,6 +446,63 @@ fn client_loop(
         }
     }
     r
+}
+
+/// The words of query `i`: the first 3 of caption `i`.
+fn query_words(i: usize) -> String {
+    caption(i).split(' ').take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// The BM25 step alone (`kairos bench text`): `rounds` rounds of `queries` queries of the load's
+/// kind, each asking for `candidates` documents, one after the other on this thread, over the
+/// text index of an archive `bench load` built.
+pub fn text(
+    archive: &Path,
+    queries: usize,
+    rounds: usize,
+    candidates: usize,
+) -> Result<serde_json::Value> {
+    let marker = archive.join("bench-archive.json");
+    let built: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(&marker).with_context(|| {
+            format!(
+                "{}: build an archive with `kairos bench load` first",
+                marker.display()
+            )
+        })?)?;
+    if queries == 0 || rounds == 0 {
+        bail!("--queries and --rounds must be above 0");
+    }
+    let index = TextIndex::open(&archive.join("text"))?;
+    let filters = Filters::default();
+    let words: Vec<String> = (0..queries).map(|i| query_words(i * 7919 + 13)).collect();
+    // The words' bitsets are built by the first searches of them.
+    for q in words.iter().take(200) {
+        index.search(q, &filters, candidates)?;
+    }
+    let mut per_round = Vec::with_capacity(rounds);
+    let mut hits = 0usize;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for q in &words {
+            hits += index.search(q, &filters, candidates)?.hits.len();
+        }
+        per_round.push(t.elapsed().as_secs_f64() * 1e6 / queries as f64);
+    }
+    let mut sorted = per_round.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(json!({
+        "benchmark": "text",
+        "machine": machine(),
+        "archive": built,
+        "documents": index.num_docs(),
+        "queries": queries,
+        "rounds": rounds,
+        "candidates": candidates,
+        "us_per_query": per_round,
+        "median_us_per_query": sorted[rounds / 2],
+        "hits_per_query": hits as f64 / (queries * rounds) as f64,
+    }))
 }
 
 /// Reads one HTTP/1.1 response with a `Content-Length` body.
