@@ -612,6 +612,11 @@ pub(crate) fn caption(i: usize) -> String {
         .join(" ")
 }
 
+/// The words of query `i`: the first 3 of caption `i`.
+pub(crate) fn query_words(i: usize) -> String {
+    caption(i).split(' ').take(3).collect::<Vec<_>>().join(" ")
+}
+
 pub(crate) fn random_unit(dims: usize, seed: u64) -> Vec<f32> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut v: Vec<f32> = (0..dims)
@@ -722,8 +727,7 @@ async fn search(g: &Global, n: usize, queries: usize) -> Result<serde_json::Valu
     let (mut sentence_latencies, mut clip_latencies) = (Vec::new(), Vec::new());
     let mut cached_latencies = Vec::with_capacity(queries);
     for q in 0..queries + 10 {
-        let words = caption(n + q);
-        let text: String = words.split(' ').take(3).collect::<Vec<_>>().join(" ");
+        let text = query_words(n + q);
         let t = Instant::now();
         if let Some(s) = &analyzers.sentence {
             s.embed(&[text.as_str()])?;
@@ -763,12 +767,7 @@ async fn search(g: &Global, n: usize, queries: usize) -> Result<serde_json::Valu
     };
     // A query alone is embedded with 8-bit weights, a batch of 8 with f32 ones: how far apart
     // are the two vectors of the same words?
-    let texts: Vec<String> = (0..64)
-        .map(|q| {
-            let words = caption(n + q);
-            words.split(' ').take(3).collect::<Vec<_>>().join(" ")
-        })
-        .collect();
+    let texts: Vec<String> = (0..64).map(|q| query_words(n + q)).collect();
     // And what that does to a ranking: the ten nearest of 2,000 captions (embedded in batches
     // of 32, f32, as ingest does) by each vector; the share of the f32 query's ten that the
     // 8-bit query also finds. The captions are bags of the same few hundred words as the

@@ -21,7 +21,7 @@ use kairos_store::{
 use rayon::prelude::*;
 use serde_json::json;
 
-use crate::bench::{WORDS, caption, machine, random_unit, uuid_like, xorshift};
+use crate::bench::{WORDS, caption, machine, query_words, random_unit, uuid_like, xorshift};
 use crate::cli::Global;
 
 /// One out of this many assets is a video; the rest are photos.
@@ -446,11 +446,6 @@ fn client_loop(
         }
     }
     r
-}
-
-/// The words of query `i`: the first 3 of caption `i`.
-fn query_words(i: usize) -> String {
-    caption(i).split(' ').take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// The BM25 step alone (`kairos bench text`): `rounds` rounds of `queries` queries of the load's

@@ -57,8 +57,8 @@ fn main() -> ExitCode {
 /// own delay is 1 s). Under search load a query's encoder pass runs on whichever of the
 /// runtime's blocking threads leads it (33 different ones in 10 s), and what a thread had freed
 /// was given back before its next pass, which then faulted fresh pages in and zeroed them (1.2%
-/// of the cores). Kept 10 s: 4-6% more queries/s at 32 clients, for 50-70 MiB more private
-/// memory (docs/benchmarks.md).
+/// of the cores). Kept 10 s: about 4% more queries/s at 32 clients (1,214 -> 1,258 on average
+/// over five pairs), for 40-90 MiB more private memory (docs/benchmarks.md, session 23).
 const SERVER_PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
 /// mimalloc's `mi_option_purge_delay`: its place in `mi_option_e` (mimalloc.h, v3), which

@@ -149,8 +149,9 @@ impl State {
     }
 }
 
-/// Counts the pass out of `running` however the leader leaves (a panic in an encoder included), so that the
-/// next caller leads; callers with queries pending see their sender dropped and get an error.
+/// Counts the pass out of `running` however the leader leaves (a panic in an encoder included),
+/// so that the next caller leads; callers with queries pending see their sender dropped and get
+/// an error.
 struct Leading<'a> {
     state: &'a Mutex<State>,
     done: bool,
