@@ -358,7 +358,9 @@ impl Weight for ConjunctionWeight {
     ) -> tantivy::Result<()> {
         match self.answer(reader, 1.0)? {
             Answer::Nothing => {}
-            // tantivy prunes its own intersection (block-max WAND).
+            // tantivy prunes its own intersection (block-max WAND). It adds the words up in
+            // another order than its scorer: a score may differ in its last bit from the
+            // bitsets' in another segment, which can swap only documents that close.
             Answer::Plain => self.plain.for_each_pruning(threshold, reader, callback)?,
             Answer::Bitsets(mut found) => {
                 prune(&found.docs, &mut found.scoring, threshold, callback)
