@@ -165,6 +165,11 @@ impl Linear {
         Self::with(&w, b, precision)
     }
 
+    /// The weight on the 8-bit kernel, where it is kept that way ([`Precision::Int8`]).
+    pub(crate) fn i8(&self) -> Option<&I8Weight> {
+        self.i8.as_ref()
+    }
+
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         if let Some(i8) = &self.i8 {
             return i8.forward(x);

@@ -117,7 +117,13 @@ impl<F: Fn(f32) -> f32 + Sync> InplaceOp1 for Elementwise<F> {
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let v = contiguous_f32(storage, layout, self.name)?;
+        self.apply(contiguous_f32(storage, layout, self.name)?);
+        Ok(())
+    }
+}
+
+impl<F: Fn(f32) -> f32 + Sync> Elementwise<F> {
+    fn apply(&self, v: &mut [f32]) {
         chunked(v, CHUNK, |c| {
             wide(c, |c| {
                 for x in c {
@@ -125,7 +131,6 @@ impl<F: Fn(f32) -> f32 + Sync> InplaceOp1 for Elementwise<F> {
                 }
             })
         });
-        Ok(())
     }
 }
 
@@ -163,7 +168,7 @@ impl InplaceOp1 for Softmax {
 /// where they vectorise: a query's attention rows are shorter than a vector, and the sums
 /// along a row, whose order is kept, do not vectorise.
 #[inline(always)]
-fn softmax_rows(c: &mut [f32], row: usize) {
+pub(crate) fn softmax_rows(c: &mut [f32], row: usize) {
     // Fully masked rows come out all zeros rather than NaN.
     let mut masked = Vec::new();
     for (i, r) in c.chunks_exact_mut(row).enumerate() {
@@ -200,6 +205,9 @@ pub(crate) struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
     eps: f32,
+    /// The weight's and the bias's values, for [`LayerNorm::forward_rows`].
+    alpha: Vec<f32>,
+    beta: Vec<f32>,
 }
 
 /// The layer norm of `size` values under `vb` (its `weight` and `bias`, or the old
@@ -213,11 +221,30 @@ pub(crate) fn layer_norm(
     let Some(bias) = norm.bias().cloned() else {
         candle_core::bail!("layer norm: no bias");
     };
+    let (alpha, beta) = (
+        norm.weight().to_dtype(candle_core::DType::F32)?.to_vec1()?,
+        bias.to_dtype(candle_core::DType::F32)?.to_vec1()?,
+    );
     Ok(LayerNorm {
         weight: norm.weight().clone(),
         bias,
         eps: eps as f32,
+        alpha,
+        beta,
     })
+}
+
+impl LayerNorm {
+    /// The norm of each row of `src` into `dst` (rows of the norm's size): the
+    /// [`forward`](Module::forward) of a contiguous f32 tensor, on plain slices.
+    pub(crate) fn forward_rows(&self, src: &[f32], dst: &mut [f32]) {
+        assert_eq!(
+            src.len(),
+            dst.len(),
+            "layer norm: as many outputs as inputs"
+        );
+        norm_rows(dst, src, &self.alpha, &self.beta, self.eps);
+    }
 }
 
 impl Module for LayerNorm {
@@ -266,22 +293,27 @@ impl CustomOp3 for NormRows {
             );
         }
         let mut dst = vec![0f32; src.len()];
-        let eps = self.eps;
-        let norm = |dst: &mut [f32], src: &[f32]| {
-            for (d, s) in dst.chunks_exact_mut(row).zip(src.chunks_exact(row)) {
-                norm_row(d, s, alpha, beta, eps);
-            }
-        };
-        if dst.len() < PARALLEL_MIN {
-            norm(&mut dst, src);
-        } else {
-            // Chunks of whole rows.
-            let chunk = (CHUNK / row).max(1) * row;
-            dst.par_chunks_mut(chunk)
-                .zip(src.par_chunks(chunk))
-                .for_each(|(d, s)| norm(d, s));
-        }
+        norm_rows(&mut dst, src, alpha, beta, self.eps);
         Ok((CpuStorage::F32(dst), Shape::from_dims(dims)))
+    }
+}
+
+/// Each row of `src` (rows of `alpha.len()` values) normed into `dst`: on the calling thread
+/// below [`PARALLEL_MIN`], else over chunks of whole rows on rayon.
+fn norm_rows(dst: &mut [f32], src: &[f32], alpha: &[f32], beta: &[f32], eps: f32) {
+    let row = alpha.len();
+    let norm = |dst: &mut [f32], src: &[f32]| {
+        for (d, s) in dst.chunks_exact_mut(row).zip(src.chunks_exact(row)) {
+            norm_row(d, s, alpha, beta, eps);
+        }
+    };
+    if dst.len() < PARALLEL_MIN {
+        norm(dst, src);
+    } else {
+        let chunk = (CHUNK / row).max(1) * row;
+        dst.par_chunks_mut(chunk)
+            .zip(src.par_chunks(chunk))
+            .for_each(|(d, s)| norm(d, s));
     }
 }
 
@@ -306,7 +338,7 @@ fn norm_row(dst: &mut [f32], src: &[f32], alpha: &[f32], beta: &[f32], eps: f32)
 /// default x86-64 target vectorises with SSE's 4. The GELU of all-MiniLM-L6-v2's queries was
 /// 5.5% of a loaded server's CPU on SSE (docs/benchmarks.md, "Search under load").
 #[inline(always)]
-fn wide(c: &mut [f32], body: impl Fn(&mut [f32])) {
+pub(crate) fn wide(c: &mut [f32], body: impl Fn(&mut [f32])) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F, checked just above.
@@ -331,6 +363,15 @@ fn avx512(c: &mut [f32], body: impl Fn(&mut [f32])) {
 /// shares storage between clones, so the write would show through them.
 pub(crate) fn gelu_erf_tensor(x: Tensor) -> candle_core::Result<Tensor> {
     elementwise(x, "kairos-gelu-erf", gelu_erf)
+}
+
+/// [`gelu_erf_tensor`] on a plain slice, in place: the same bits.
+pub(crate) fn gelu_erf_rows(v: &mut [f32]) {
+    Elementwise {
+        name: "kairos-gelu-erf",
+        f: gelu_erf,
+    }
+    .apply(v)
 }
 
 /// CLIP's quick GELU of `x` (same ownership rule as [`gelu_erf_tensor`]).
@@ -441,13 +482,15 @@ mod tests {
                 .collect();
             let w: Vec<f32> = (0..row).map(|i| 0.5 + (i % 7) as f32 * 0.11).collect();
             let b: Vec<f32> = (0..row).map(|i| (i % 5) as f32 * 0.03 - 0.06).collect();
-            let x = Tensor::from_vec(v, (rows, row), &dev).unwrap();
-            let weight = Tensor::from_vec(w, row, &dev).unwrap();
-            let bias = Tensor::from_vec(b, row, &dev).unwrap();
+            let x = Tensor::from_vec(v.clone(), (rows, row), &dev).unwrap();
+            let weight = Tensor::from_vec(w.clone(), row, &dev).unwrap();
+            let bias = Tensor::from_vec(b.clone(), row, &dev).unwrap();
             let want = candle_nn::LayerNorm::new(weight.clone(), bias.clone(), 1e-12)
                 .forward(&x)
                 .unwrap();
             let own = LayerNorm {
+                alpha: w.clone(),
+                beta: b.clone(),
                 weight,
                 bias,
                 eps: 1e-12,
@@ -465,6 +508,10 @@ mod tests {
                     .all(|(g, w)| g.to_bits() == w.to_bits()),
                 "{rows}×{row}"
             );
+            // On plain slices: the same bits.
+            let mut plain = vec![0f32; v.len()];
+            own.forward_rows(&v, &mut plain);
+            assert_eq!(plain, got, "{rows}×{row} on slices");
             // A strided input (a transposed view) is normalised as its contiguous copy.
             let t = x.reshape((row, rows)).unwrap().t().unwrap();
             assert!(!t.is_contiguous() || rows == 1 || row == 1);

@@ -97,23 +97,33 @@ impl SentenceEmbedder {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
-        let len = encodings
+        let tokens: Vec<Vec<u32>> = encodings
             .iter()
-            .map(|e| e.get_ids().len().min(MAX_TOKENS))
-            .max()
-            .unwrap_or(1)
-            .max(1);
+            .map(|enc| {
+                let mut toks = enc.get_ids().to_vec();
+                if toks.len() > MAX_TOKENS {
+                    // Keep the closing [SEP] the model was trained to see.
+                    let last = *toks.last().unwrap_or(&0);
+                    toks.truncate(MAX_TOKENS);
+                    toks[MAX_TOKENS - 1] = last;
+                }
+                toks
+            })
+            .collect();
+        let sequences: Vec<&[u32]> = tokens.iter().map(Vec::as_slice).collect();
+        if let Some(mut pooled) = self
+            .model
+            .pooled(&sequences)
+            .context("running the sentence encoder")?
+        {
+            pooled.iter_mut().for_each(|v| crate::l2_normalize(v));
+            return Ok(pooled);
+        }
+        let len = tokens.iter().map(Vec::len).max().unwrap_or(1).max(1);
         let n = texts.len();
         let mut ids = vec![0u32; n * len];
         let mut mask = vec![0u32; n * len];
-        for (row, enc) in encodings.iter().enumerate() {
-            let mut toks = enc.get_ids().to_vec();
-            if toks.len() > MAX_TOKENS {
-                // Keep the closing [SEP] the model was trained to see.
-                let last = *toks.last().unwrap_or(&0);
-                toks.truncate(MAX_TOKENS);
-                toks[MAX_TOKENS - 1] = last;
-            }
+        for (row, toks) in tokens.iter().enumerate() {
             for (i, t) in toks.iter().enumerate() {
                 ids[row * len + i] = *t;
                 mask[row * len + i] = 1;

@@ -163,6 +163,39 @@ impl I8Weight {
         })
     }
 
+    /// `y` `(rows, out)` of `x` `(rows, inputs)`, both row-major, on the
+    /// [best](Kernel::best) kernel: [`forward`](Self::forward) on plain slices, writing every
+    /// output (`y` need not be zeroed).
+    pub(crate) fn forward_rows(
+        &self,
+        x: &[f32],
+        inputs: usize,
+        y: &mut [f32],
+    ) -> candle_core::Result<()> {
+        let rows = y.len() / self.outputs;
+        if inputs.next_multiple_of(BLOCK) != self.inputs
+            || x.len() != rows * inputs
+            || y.len() != rows * self.outputs
+        {
+            candle_core::bail!(
+                "kairos-i8-linear: {} inputs and {} outputs for a weight of {} by {}",
+                x.len(),
+                y.len(),
+                self.inputs,
+                self.outputs
+            );
+        }
+        if rows > 0 {
+            self.product(x, inputs, y, Kernel::best());
+        }
+        Ok(())
+    }
+
+    /// Outputs per row.
+    pub(crate) fn outputs(&self) -> usize {
+        self.outputs
+    }
+
     /// `y` `(rows, out)` of `x` `(rows, in)`, both row-major, on `kernel`.
     fn product(&self, x: &[f32], inputs: usize, y: &mut [f32], kernel: Kernel) {
         match kernel {
