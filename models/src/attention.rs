@@ -121,20 +121,34 @@ fn attend_one_avx512(qkv: &[f32], o: &mut [f32], n: usize, heads: usize) {
 fn attend_one_here(qkv: &[f32], o: &mut [f32], n: usize, heads: usize) {
     let d = o.len() / n;
     let hd = d / heads;
+    // A query's few tokens: one score a key, along the head's values; else a row of scores
+    // along the keys, transposed.
+    let short = n < SHORT && hd == 32;
     let mut scores = vec![0f32; n * n];
     let (mut keys, mut values) = (vec![0f32; hd * n], vec![0f32; n * hd]);
     for h in 0..heads {
         let (qs, ks, vs) = (h * hd, d + h * hd, 2 * d + h * hd);
         for (j, v) in values.chunks_exact_mut(hd).enumerate() {
             let row = &qkv[j * 3 * d..][..3 * d];
-            for (c, k) in row[ks..][..hd].iter().enumerate() {
-                keys[c * n + j] = *k;
+            if short {
+                keys[j * hd..][..hd].copy_from_slice(&row[ks..][..hd]);
+            } else {
+                for (c, k) in row[ks..][..hd].iter().enumerate() {
+                    keys[c * n + j] = *k;
+                }
             }
             v.copy_from_slice(&row[vs..][..hd]);
         }
         for (i, row) in scores.chunks_exact_mut(n).enumerate() {
+            let q = &qkv[i * 3 * d + qs..][..hd];
+            if let (true, Some(q)) = (short, q.as_array::<32>()) {
+                for (s, k) in row.iter_mut().zip(keys.as_chunks::<32>().0) {
+                    *s = dot32(q, k);
+                }
+                continue;
+            }
             row.fill(0.0);
-            for (q, keys) in qkv[i * 3 * d + qs..][..hd].iter().zip(keys.chunks_exact(n)) {
+            for (q, keys) in q.iter().zip(keys.chunks_exact(n)) {
                 for (s, k) in row.iter_mut().zip(keys) {
                     *s += q * k;
                 }
@@ -164,6 +178,27 @@ fn attend_one_here(qkv: &[f32], o: &mut [f32], n: usize, heads: usize) {
     }
 }
 
+/// Sequences shorter than this (a search query's tokens) take their scores one key at a
+/// time: a row of them is shorter than a vector.
+const SHORT: usize = 16;
+
+/// `a · b` of 32 values: two vectors' products, then their sum halved and halved again.
+#[inline(always)]
+fn dot32(a: &[f32; 32], b: &[f32; 32]) -> f32 {
+    let mut s = [0f32; 16];
+    for (l, s) in s.iter_mut().enumerate() {
+        *s = a[l] * b[l] + a[l + 16] * b[l + 16];
+    }
+    let mut width = 8;
+    while width > 0 {
+        for l in 0..width {
+            s[l] += s[l + width];
+        }
+        width /= 2;
+    }
+    s[0]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,7 +207,7 @@ mod tests {
     /// values (MiniLM's) and of 64 (CLIP's).
     #[test]
     fn rows_attend_within_their_own_sequence() {
-        let lengths = [3usize, 1, 9];
+        let lengths = [3usize, 1, 20, 9];
         let rows: usize = lengths.iter().sum();
         for (d, heads) in [(384usize, 12usize), (128, 2)] {
             let hd = d / heads;
