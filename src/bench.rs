@@ -135,6 +135,16 @@ pub enum BenchCommand {
         #[arg(long, default_value = "docs/bench/text.json")]
         out: PathBuf,
     },
+    /// The sentence embedder (the installed all-MiniLM-L6-v2) on batches of a search load
+    /// (8 queries of 3 words) and of ingest (captions, transcript segments): time a batch and
+    /// the worst cosine of its 8-bit vectors against f32 ones.
+    Sentence {
+        /// Rounds of each batch (after one warm-up); the fastest is kept.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[arg(long, default_value = "docs/bench/sentence.json")]
+        out: PathBuf,
+    },
     /// Matrix products: candle's own gemm against the OpenBLAS path the encoders use
     /// (`kairos_models::gemm`), on the encoders' shapes, and f32 against q8_0 weights for a
     /// query's few rows, in one process.
@@ -160,6 +170,7 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
     let figures = match command {
         BenchCommand::Clip { images, batch, out } => (clip(images, batch).await?, out),
         BenchCommand::Gemm { reps, out } => (gemm(reps)?, out),
+        BenchCommand::Sentence { rounds, out } => (sentence(g, rounds)?, out),
         BenchCommand::Text {
             queries,
             rounds,
@@ -284,6 +295,70 @@ pub(crate) fn machine() -> serde_json::Value {
         "avx2": flags.split_whitespace().any(|f| f == "avx2"),
         "avx512f": flags.split_whitespace().any(|f| f == "avx512f"),
     })
+}
+
+/// [`kairos_models::SentenceEmbedder::embed`] on query and ingest batches of caption words:
+/// the fastest of `rounds` rounds per batch, and the worst cosine against the f32 encoder.
+fn sentence(g: &Global, rounds: usize) -> Result<serde_json::Value> {
+    use kairos_models::{ModelKind, ModelStore, SentenceEmbedder};
+    let store = ModelStore::new(g.models.clone().unwrap_or_else(|| g.data.join("models")));
+    let model = store.require(ModelKind::Sentence)?;
+    let (fast, f32) = (
+        SentenceEmbedder::load(&model.dir)?,
+        SentenceEmbedder::load_f32(&model.dir)?,
+    );
+    // (texts, words each): a search load's pass, then ingest's captions and transcripts.
+    let shapes = [(8usize, 3usize), (64, 12), (64, 60), (16, 200)];
+    let mut batches = Vec::new();
+    for (b, (texts, words)) in shapes.into_iter().enumerate() {
+        let batch: Vec<String> = (0..texts)
+            .map(|i| {
+                let start = (b * 1000 + i) * 31;
+                let text: Vec<String> =
+                    (0..words.div_ceil(8)).map(|k| caption(start + k)).collect();
+                text.join(" ")
+                    .split(' ')
+                    .take(words)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        // Enough repetitions a round for tens of milliseconds.
+        let reps = (4000 / (texts * words)).max(1);
+        fast.embed(&refs)?;
+        let mut best = f64::MAX;
+        for _ in 0..rounds.max(1) {
+            let start = Instant::now();
+            for _ in 0..reps {
+                fast.embed(&refs)?;
+            }
+            best = best.min(start.elapsed().as_secs_f64() / reps as f64);
+        }
+        let cosine = fast
+            .embed(&refs)?
+            .iter()
+            .zip(f32.embed(&refs)?)
+            .map(|(a, b)| a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>())
+            .fold(1f32, f32::min);
+        println!(
+            "{texts} texts of {words} words: {:.2} ms a batch, worst cosine to f32 {cosine:.5}",
+            best * 1e3
+        );
+        batches.push(json!({
+            "texts": texts,
+            "words_each": words,
+            "ms_per_batch": best * 1e3,
+            "ms_per_text": best * 1e3 / texts as f64,
+            "worst_cosine_to_f32": cosine,
+        }));
+    }
+    Ok(json!({
+        "machine": machine(),
+        "model": model.dir.display().to_string(),
+        "rounds": rounds,
+        "batches": batches,
+    }))
 }
 
 /// candle's matmul against [`kairos_models::gemm::matmul`] on the encoders' product shapes.
