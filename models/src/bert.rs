@@ -187,6 +187,9 @@ impl Bert {
         sequences: &[&[u32]],
     ) -> candle_core::Result<Option<Vec<Vec<f32>>>> {
         let lengths: Vec<usize> = sequences.iter().map(|s| s.len()).collect();
+        if lengths.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
         let longest = lengths.iter().copied().max().unwrap_or(0);
         if lengths.contains(&0) || longest > self.positions.dim(0)? {
             return Ok(None);
@@ -202,6 +205,7 @@ impl Bert {
         );
         let mut embedded = Vec::with_capacity(rows * d);
         for &n in &lengths {
+            // `embedded` holds the rows done so far: the next sequence's words start there.
             for (word, position) in words[embedded.len()..]
                 .chunks_exact(d)
                 .zip(positions.chunks_exact(d))
@@ -380,7 +384,8 @@ mod tests {
             let alone = bert.pooled(&[seq]).unwrap().unwrap();
             assert_eq!(alone[0], got[s], "sequence {s} alone");
         }
-        // An empty sequence has no mean: the padded path's to handle.
+        // An empty sequence has no mean: the padded path's to handle. No sequences, no means.
         assert!(bert.pooled(&[&[1, 2], &[]]).unwrap().is_none());
+        assert_eq!(bert.pooled(&[]).unwrap(), Some(Vec::new()));
     }
 }
