@@ -375,15 +375,28 @@ pub(crate) fn canonical_uuid(id: &str) -> Option<u128> {
 /// The id of a UUID's bits, in the form Kairos writes ids.
 pub(crate) fn uuid_string(bits: u128) -> String {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Uuid::from_u128(bits)
-        .hyphenated()
-        .encode_lower(&mut buf)
-        .to_string()
+    // One allocation of the 36 bytes: `to_string` on the `&mut str` went through `Display`,
+    // growing its string as it wrote (a search makes hundreds of these).
+    String::from(
+        &*uuid::Uuid::from_u128(bits)
+            .hyphenated()
+            .encode_lower(&mut buf),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_written_by_kairos_round_trip_through_their_bits() {
+        let id = "0191e3a4-7b2c-7d10-9f3e-4a5b6c7d8e9f";
+        let bits = canonical_uuid(id).expect("a lowercase hyphenated UUID");
+        assert_eq!(uuid_string(bits), id);
+        // Another spelling of the same UUID is not Kairos's: it keeps its string.
+        assert_eq!(canonical_uuid(&id.to_uppercase()), None);
+        assert_eq!(uuid_string(0), "00000000-0000-0000-0000-000000000000");
+    }
 
     #[test]
     fn facets_count_each_value_once_per_asset() {
