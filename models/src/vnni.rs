@@ -178,7 +178,8 @@ impl I8Weight {
             || y.len() != rows * self.outputs
         {
             candle_core::bail!(
-                "kairos-i8-linear: {} inputs and {} outputs for a weight of {} by {}",
+                "kairos-i8-linear: {} input and {} output values (rows of {inputs}) for a \
+                 weight of {} inputs by {} outputs",
                 x.len(),
                 y.len(),
                 self.inputs,
