@@ -312,16 +312,7 @@ fn sentence(g: &Global, rounds: usize) -> Result<serde_json::Value> {
     let mut batches = Vec::new();
     for (b, (texts, words)) in shapes.into_iter().enumerate() {
         let batch: Vec<String> = (0..texts)
-            .map(|i| {
-                let start = (b * 1000 + i) * 31;
-                let text: Vec<String> =
-                    (0..words.div_ceil(8)).map(|k| caption(start + k)).collect();
-                text.join(" ")
-                    .split(' ')
-                    .take(words)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
+            .map(|i| caption_words((b * 1000 + i) * 31, words))
             .collect();
         let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
         // Enough repetitions a round for tens of milliseconds.
@@ -689,7 +680,19 @@ pub(crate) fn caption(i: usize) -> String {
 
 /// The words of query `i`: the first 3 of caption `i`.
 pub(crate) fn query_words(i: usize) -> String {
-    caption(i).split(' ').take(3).collect::<Vec<_>>().join(" ")
+    caption_words(i, 3)
+}
+
+/// The first `n` words of captions `i`, `i + 1`, … read one after the other: a text of `n`
+/// words from the archive's vocabulary.
+pub(crate) fn caption_words(i: usize, n: usize) -> String {
+    let captions: Vec<String> = (i..i + n.div_ceil(8)).map(caption).collect();
+    captions
+        .join(" ")
+        .split(' ')
+        .take(n)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub(crate) fn random_unit(dims: usize, seed: u64) -> Vec<f32> {
