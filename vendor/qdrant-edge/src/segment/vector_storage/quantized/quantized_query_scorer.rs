@@ -89,11 +89,17 @@ where
 
         // Kairos patch: the HNSW walk scores a node's unvisited neighbours, scattered over the
         // whole storage; scored one after the other, each waited for its own cache misses.
-        // Asking for every neighbour's lines first lets the memory fetch them together.
+        // The lines of the neighbour `PREFETCH_AHEAD` places on are asked for while one is
+        // scored, so that about that many neighbours' misses are in flight at once. On an Intel
+        // Xeon this did no better than asking for all of them first (up to 32 neighbours of 7
+        // lines); on an AMD EPYC asking for all first made 8-10% fewer searches a second.
+        const PREFETCH_AHEAD: usize = 8;
         let vectors: smallvec::SmallVec<[(usize, std::borrow::Cow<'_, [u8]>); 64]> =
             self.quantized_data.iter_batch(ids).collect();
-        #[cfg(target_arch = "x86_64")]
-        for (_, vector) in &vectors {
+        let prefetch = |vector: &[u8]| {
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = vector;
+            #[cfg(target_arch = "x86_64")]
             for line in vector.chunks(64) {
                 // SAFETY: a prefetch is only a hint; the address is inside `vector`.
                 unsafe {
@@ -102,11 +108,17 @@ where
                     )
                 };
             }
+        };
+        for (_, vector) in vectors.iter().take(PREFETCH_AHEAD) {
+            prefetch(vector);
         }
-        for (idx, vector) in vectors {
-            scores[idx] = self
+        for (i, (idx, vector)) in vectors.iter().enumerate() {
+            if let Some((_, ahead)) = vectors.get(i + PREFETCH_AHEAD) {
+                prefetch(ahead);
+            }
+            scores[*idx] = self
                 .quantized_data
-                .score(&self.query, &vector, &self.hardware_counter);
+                .score(&self.query, vector, &self.hardware_counter);
         }
     }
 
