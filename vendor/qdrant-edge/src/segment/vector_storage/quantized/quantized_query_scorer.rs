@@ -92,7 +92,7 @@ where
         // The lines of the neighbour `PREFETCH_AHEAD` places on are asked for while one is
         // scored, so that about that many neighbours' misses are in flight at once. On an Intel
         // Xeon this did no better than asking for all of them first (up to 32 neighbours of 7
-        // lines); on an AMD EPYC asking for all first made 8-10% fewer searches a second.
+        // lines); on an AMD EPYC asking for all first made 5-10% fewer searches a second.
         const PREFETCH_AHEAD: usize = 8;
         let vectors: smallvec::SmallVec<[(usize, std::borrow::Cow<'_, [u8]>); 64]> =
             self.quantized_data.iter_batch(ids).collect();
