@@ -45,3 +45,29 @@ pub(crate) fn max_abs(t: &candle_core::Tensor) -> f32 {
         .and_then(|t| t.to_scalar::<f32>())
         .expect("an f32 tensor")
 }
+
+/// A tensor of `shape` drawn from N(0, `std`²), the same for the same `seed` on every run:
+/// candle's CPU generator cannot be seeded, and a bound on rounding error checked against
+/// fresh random inputs on each run fails now and then at its tail.
+#[cfg(test)]
+pub(crate) fn seeded_randn(std: f32, shape: &[usize], seed: u64) -> candle_core::Tensor {
+    // splitmix64, then Box-Muller on pairs of uniforms in (0, 1].
+    let mut state = seed;
+    let mut uniform = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    };
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            let (u, v) = (uniform(), uniform());
+            let normal = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+            std * normal as f32
+        })
+        .collect();
+    candle_core::Tensor::from_vec(values, shape, &candle_core::Device::Cpu).expect("a shape")
+}
