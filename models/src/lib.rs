@@ -51,23 +51,11 @@ pub(crate) fn max_abs(t: &candle_core::Tensor) -> f32 {
 /// fresh random inputs on each run fails now and then at its tail.
 #[cfg(test)]
 pub(crate) fn seeded_randn(std: f32, shape: &[usize], seed: u64) -> candle_core::Tensor {
-    // splitmix64, then Box-Muller on pairs of uniforms in (0, 1].
-    let mut state = seed;
-    let mut uniform = || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    };
+    use rand::SeedableRng;
+    use rand_distr::Distribution;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let normal = rand_distr::Normal::new(0f32, std).expect("a finite, positive deviation");
     let n: usize = shape.iter().product();
-    let values: Vec<f32> = (0..n)
-        .map(|_| {
-            let (u, v) = (uniform(), uniform());
-            let normal = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
-            std * normal as f32
-        })
-        .collect();
+    let values: Vec<f32> = normal.sample_iter(&mut rng).take(n).collect();
     candle_core::Tensor::from_vec(values, shape, &candle_core::Device::Cpu).expect("a shape")
 }
