@@ -135,6 +135,23 @@ pub enum BenchCommand {
         #[arg(long, default_value = "docs/bench/text.json")]
         out: PathBuf,
     },
+    /// The sentence-space HNSW search of a search alone, on this thread, over the archive
+    /// `bench load` builds: rounds of its queries (3 caption words, embedded first by the
+    /// installed sentence model), each asking for as many points as a search does.
+    Vectors {
+        #[arg(long, default_value_t = 2000)]
+        queries: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Points each query asks for.
+        #[arg(long, default_value_t = 100)]
+        candidates: usize,
+        /// An archive built by `kairos bench load`.
+        #[arg(long, default_value = "target/bench-load")]
+        archive: PathBuf,
+        #[arg(long, default_value = "docs/bench/vectors.json")]
+        out: PathBuf,
+    },
     /// The sentence embedder (the installed all-MiniLM-L6-v2) on batches of a search load
     /// (8 queries of 3 words) and of ingest (captions, transcript segments): time a batch and
     /// the worst cosine of its 8-bit vectors against f32 ones.
@@ -179,6 +196,16 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
             out,
         } => (
             crate::bench_load::text(&archive, queries, rounds, candidates)?,
+            out,
+        ),
+        BenchCommand::Vectors {
+            queries,
+            rounds,
+            candidates,
+            archive,
+            out,
+        } => (
+            crate::bench_load::vectors(g, &archive, queries, rounds, candidates)?,
             out,
         ),
         BenchCommand::Ingest {

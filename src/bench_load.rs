@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use kairos_store::{
-    Asset, AssetKind, AssetStatus, AssetWrite, Filters, Segment, SegmentKind, Space, Store,
-    TextDoc, TextIndex, VectorPoint,
+    Asset, AssetKind, AssetStatus, AssetWrite, EdgeVectors, Filters, Segment, SegmentKind, Space,
+    Store, TextDoc, TextIndex, VectorIndex, VectorPoint,
 };
 use rayon::prelude::*;
 use serde_json::json;
@@ -457,14 +457,7 @@ pub fn text(
     rounds: usize,
     candidates: usize,
 ) -> Result<serde_json::Value> {
-    let marker = archive.join("bench-archive.json");
-    let built: serde_json::Value =
-        serde_json::from_str(&fs_err::read_to_string(&marker).with_context(|| {
-            format!(
-                "{}: build an archive with `kairos bench load` first",
-                marker.display()
-            )
-        })?)?;
+    let built = built_archive(archive)?;
     if queries == 0 || rounds == 0 {
         bail!("--queries and --rounds must be above 0");
     }
@@ -498,6 +491,73 @@ pub fn text(
         "median_us_per_query": sorted[rounds / 2],
         "hits_per_query": hits as f64 / (queries * rounds) as f64,
     }))
+}
+
+/// The sentence-space vector search alone (`kairos bench vectors`): the installed sentence
+/// model embeds `queries` queries of the load's kind, then `rounds` rounds of their HNSW
+/// searches, each asking for `candidates` points, run one after the other on this thread over
+/// the vectors of an archive `bench load` built.
+pub fn vectors(
+    g: &Global,
+    archive: &Path,
+    queries: usize,
+    rounds: usize,
+    candidates: usize,
+) -> Result<serde_json::Value> {
+    use kairos_models::{ModelKind, ModelStore, SentenceEmbedder};
+    let built = built_archive(archive)?;
+    if queries == 0 || rounds == 0 {
+        bail!("--queries and --rounds must be above 0");
+    }
+    let models = ModelStore::new(g.models.clone().unwrap_or_else(|| g.data.join("models")));
+    let embedder = SentenceEmbedder::load(&models.require(ModelKind::Sentence)?.dir)?;
+    let words: Vec<String> = (0..queries).map(|i| query_words(i * 7919 + 13)).collect();
+    let mut embedded = Vec::with_capacity(queries);
+    for batch in words.chunks(16) {
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        embedded.extend(embedder.embed(&refs)?);
+    }
+    let index = EdgeVectors::open(&archive.join("vectors"))?;
+    let filters = Filters::default();
+    // The first round reads the index into memory and remembers the hits' assets.
+    for v in &embedded {
+        index.search(Space::Text, v, &filters, candidates)?;
+    }
+    let mut per_round = Vec::with_capacity(rounds);
+    let mut hits = 0usize;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for v in &embedded {
+            hits += index.search(Space::Text, v, &filters, candidates)?.len();
+        }
+        per_round.push(t.elapsed().as_secs_f64() * 1e6 / queries as f64);
+    }
+    let mut sorted = per_round.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(json!({
+        "benchmark": "vectors",
+        "machine": machine(),
+        "archive": built,
+        "queries": queries,
+        "rounds": rounds,
+        "candidates": candidates,
+        "us_per_query": per_round,
+        "median_us_per_query": sorted[rounds / 2],
+        "hits_per_query": hits as f64 / (queries * rounds) as f64,
+    }))
+}
+
+/// The description `bench load` wrote of the archive it built in `archive`.
+fn built_archive(archive: &Path) -> Result<serde_json::Value> {
+    let marker = archive.join("bench-archive.json");
+    Ok(serde_json::from_str(
+        &fs_err::read_to_string(&marker).with_context(|| {
+            format!(
+                "{}: build an archive with `kairos bench load` first",
+                marker.display()
+            )
+        })?,
+    )?)
 }
 
 /// Reads one HTTP/1.1 response with a `Content-Length` body.
@@ -714,5 +774,20 @@ mod tests {
         let [all, idle, steal] = machine_ticks().unwrap();
         assert!(all > 0 && idle + steal <= all);
         assert!(process_cpu_s("0").is_err());
+    }
+
+    /// `bench text` and `bench vectors` on a folder `bench load` has not built say which file
+    /// they looked for and how to make it; on a built one they read its description.
+    #[test]
+    fn the_step_benches_name_the_archive_they_need() {
+        let dir = tempfile::tempdir().unwrap();
+        let message = format!("{:#}", built_archive(dir.path()).unwrap_err());
+        assert!(
+            message.contains(&dir.path().join("bench-archive.json").display().to_string())
+                && message.contains("kairos bench load"),
+            "{message}"
+        );
+        fs_err::write(dir.path().join("bench-archive.json"), r#"{"segments": 7}"#).unwrap();
+        assert_eq!(built_archive(dir.path()).unwrap()["segments"], 7);
     }
 }
