@@ -122,16 +122,8 @@ pub enum BenchCommand {
     /// rounds of its queries (3 caption words), each asking for what a 20-asset page asks of
     /// every signal.
     Text {
-        #[arg(long, default_value_t = 2000)]
-        queries: usize,
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// Documents each query asks for.
-        #[arg(long, default_value_t = 100)]
-        candidates: usize,
-        /// An archive built by `kairos bench load`.
-        #[arg(long, default_value = "target/bench-load")]
-        archive: PathBuf,
+        #[command(flatten)]
+        step: StepOptions,
         #[arg(long, default_value = "docs/bench/text.json")]
         out: PathBuf,
     },
@@ -139,16 +131,8 @@ pub enum BenchCommand {
     /// `bench load` builds: rounds of its queries (3 caption words, embedded first by the
     /// installed sentence model), each asking for as many points as a search does.
     Vectors {
-        #[arg(long, default_value_t = 2000)]
-        queries: usize,
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// Points each query asks for.
-        #[arg(long, default_value_t = 100)]
-        candidates: usize,
-        /// An archive built by `kairos bench load`.
-        #[arg(long, default_value = "target/bench-load")]
-        archive: PathBuf,
+        #[command(flatten)]
+        step: StepOptions,
         #[arg(long, default_value = "docs/bench/vectors.json")]
         out: PathBuf,
     },
@@ -183,31 +167,31 @@ pub enum BenchCommand {
     },
 }
 
+/// What `bench text` and `bench vectors` time: one step of a search, on this thread, over the
+/// archive `bench load` builds.
+#[derive(Debug, clap::Args)]
+pub struct StepOptions {
+    /// Queries of the load's kind (3 caption words) a round.
+    #[arg(long, default_value_t = 2000)]
+    pub queries: usize,
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Documents or points each query asks for (100: what a 20-asset page asks of every
+    /// signal).
+    #[arg(long, default_value_t = 100)]
+    pub candidates: usize,
+    /// An archive built by `kairos bench load`.
+    #[arg(long, default_value = "target/bench-load")]
+    pub archive: PathBuf,
+}
+
 pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
     let figures = match command {
         BenchCommand::Clip { images, batch, out } => (clip(images, batch).await?, out),
         BenchCommand::Gemm { reps, out } => (gemm(reps)?, out),
         BenchCommand::Sentence { rounds, out } => (sentence(g, rounds)?, out),
-        BenchCommand::Text {
-            queries,
-            rounds,
-            candidates,
-            archive,
-            out,
-        } => (
-            crate::bench_load::text(&archive, queries, rounds, candidates)?,
-            out,
-        ),
-        BenchCommand::Vectors {
-            queries,
-            rounds,
-            candidates,
-            archive,
-            out,
-        } => (
-            crate::bench_load::vectors(g, &archive, queries, rounds, candidates)?,
-            out,
-        ),
+        BenchCommand::Text { step, out } => (crate::bench_load::text(&step)?, out),
+        BenchCommand::Vectors { step, out } => (crate::bench_load::vectors(g, &step)?, out),
         BenchCommand::Ingest {
             images,
             model,

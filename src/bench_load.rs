@@ -21,7 +21,9 @@ use kairos_store::{
 use rayon::prelude::*;
 use serde_json::json;
 
-use crate::bench::{WORDS, caption, machine, query_words, random_unit, uuid_like, xorshift};
+use crate::bench::{
+    StepOptions, WORDS, caption, machine, query_words, random_unit, uuid_like, xorshift,
+};
 use crate::cli::Global;
 
 /// One out of this many assets is a video; the rest are photos.
@@ -448,108 +450,116 @@ fn client_loop(
     r
 }
 
-/// The BM25 step alone (`kairos bench text`): `rounds` rounds of `queries` queries of the load's
-/// kind, each asking for `candidates` documents, one after the other on this thread, over the
-/// text index of an archive `bench load` built.
-pub fn text(
-    archive: &Path,
-    queries: usize,
-    rounds: usize,
-    candidates: usize,
-) -> Result<serde_json::Value> {
-    let built = built_archive(archive)?;
-    if queries == 0 || rounds == 0 {
-        bail!("--queries and --rounds must be above 0");
-    }
-    let index = TextIndex::open(&archive.join("text"))?;
+/// The BM25 step alone (`kairos bench text`): rounds of queries of the load's kind, each asking
+/// for `candidates` documents, over the text index of an archive `bench load` built.
+pub fn text(o: &StepOptions) -> Result<serde_json::Value> {
+    let built = built_archive(o)?;
+    let index = TextIndex::open(&o.archive.join("text"))?;
     let filters = Filters::default();
-    let words: Vec<String> = (0..queries).map(|i| query_words(i * 7919 + 13)).collect();
+    let words = step_queries(o);
     // The words' bitsets are built by the first searches of them.
     for q in words.iter().take(200) {
-        index.search(q, &filters, candidates)?;
+        index.search(q, &filters, o.candidates)?;
     }
-    let mut per_round = Vec::with_capacity(rounds);
-    let mut hits = 0usize;
-    for _ in 0..rounds {
-        let t = Instant::now();
-        for q in &words {
-            hits += index.search(q, &filters, candidates)?.hits.len();
-        }
-        per_round.push(t.elapsed().as_secs_f64() * 1e6 / queries as f64);
-    }
-    let mut sorted = per_round.clone();
-    sorted.sort_by(f64::total_cmp);
-    Ok(json!({
-        "benchmark": "text",
-        "machine": machine(),
-        "archive": built,
-        "documents": index.num_docs(),
-        "queries": queries,
-        "rounds": rounds,
-        "candidates": candidates,
-        "us_per_query": per_round,
-        "median_us_per_query": sorted[rounds / 2],
-        "hits_per_query": hits as f64 / (queries * rounds) as f64,
-    }))
+    let timed = time_rounds(o, &words, |q| {
+        Ok(index.search(q, &filters, o.candidates)?.hits.len())
+    })?;
+    let mut figures = timed.figures("text", built, o);
+    figures["documents"] = index.num_docs().into();
+    Ok(figures)
 }
 
 /// The sentence-space vector search alone (`kairos bench vectors`): the installed sentence
-/// model embeds `queries` queries of the load's kind, then `rounds` rounds of their HNSW
-/// searches, each asking for `candidates` points, run one after the other on this thread over
-/// the vectors of an archive `bench load` built.
-pub fn vectors(
-    g: &Global,
-    archive: &Path,
-    queries: usize,
-    rounds: usize,
-    candidates: usize,
-) -> Result<serde_json::Value> {
+/// model embeds the queries first, then rounds of their HNSW searches, each asking for
+/// `candidates` points, over the vectors of an archive `bench load` built.
+pub fn vectors(g: &Global, o: &StepOptions) -> Result<serde_json::Value> {
     use kairos_models::{ModelKind, ModelStore, SentenceEmbedder};
-    let built = built_archive(archive)?;
-    if queries == 0 || rounds == 0 {
-        bail!("--queries and --rounds must be above 0");
-    }
+    let built = built_archive(o)?;
     let models = ModelStore::new(g.models.clone().unwrap_or_else(|| g.data.join("models")));
     let embedder = SentenceEmbedder::load(&models.require(ModelKind::Sentence)?.dir)?;
-    let words: Vec<String> = (0..queries).map(|i| query_words(i * 7919 + 13)).collect();
-    let mut embedded = Vec::with_capacity(queries);
-    for batch in words.chunks(16) {
+    let mut embedded = Vec::with_capacity(o.queries);
+    for batch in step_queries(o).chunks(16) {
         let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
         embedded.extend(embedder.embed(&refs)?);
     }
-    let index = EdgeVectors::open(&archive.join("vectors"))?;
+    let index = EdgeVectors::open(&o.archive.join("vectors"))?;
     let filters = Filters::default();
-    // The first round reads the index into memory and remembers the hits' assets.
+    // The first searches read the index into memory and remember their hits' assets.
     for v in &embedded {
-        index.search(Space::Text, v, &filters, candidates)?;
+        index.search(Space::Text, v, &filters, o.candidates)?;
     }
-    let mut per_round = Vec::with_capacity(rounds);
-    let mut hits = 0usize;
-    for _ in 0..rounds {
-        let t = Instant::now();
-        for v in &embedded {
-            hits += index.search(Space::Text, v, &filters, candidates)?.len();
-        }
-        per_round.push(t.elapsed().as_secs_f64() * 1e6 / queries as f64);
-    }
-    let mut sorted = per_round.clone();
-    sorted.sort_by(f64::total_cmp);
-    Ok(json!({
-        "benchmark": "vectors",
-        "machine": machine(),
-        "archive": built,
-        "queries": queries,
-        "rounds": rounds,
-        "candidates": candidates,
-        "us_per_query": per_round,
-        "median_us_per_query": sorted[rounds / 2],
-        "hits_per_query": hits as f64 / (queries * rounds) as f64,
-    }))
+    let timed = time_rounds(o, &embedded, |v| {
+        Ok(index.search(Space::Text, v, &filters, o.candidates)?.len())
+    })?;
+    Ok(timed.figures("vectors", built, o))
 }
 
-/// The description `bench load` wrote of the archive it built in `archive`.
-fn built_archive(archive: &Path) -> Result<serde_json::Value> {
-    let marker = archive.join("bench-archive.json");
+/// The queries a step bench runs: the load's kind, the same on every run.
+fn step_queries(o: &StepOptions) -> Vec<String> {
+    (0..o.queries).map(|i| query_words(i * 7919 + 13)).collect()
+}
+
+/// A step bench's timings.
+struct Timed {
+    us_per_query: Vec<f64>,
+    median_us_per_query: f64,
+    hits_per_query: f64,
+}
+
+impl Timed {
+    /// The JSON a step bench writes.
+    fn figures(
+        self,
+        benchmark: &str,
+        built: serde_json::Value,
+        o: &StepOptions,
+    ) -> serde_json::Value {
+        json!({
+            "benchmark": benchmark,
+            "machine": machine(),
+            "archive": built,
+            "queries": o.queries,
+            "rounds": o.rounds,
+            "candidates": o.candidates,
+            "us_per_query": self.us_per_query,
+            "median_us_per_query": self.median_us_per_query,
+            "hits_per_query": self.hits_per_query,
+        })
+    }
+}
+
+/// Times `o.rounds` rounds of `search` over `queries`, one after the other on this thread;
+/// `search` returns its hits.
+fn time_rounds<Q>(
+    o: &StepOptions,
+    queries: &[Q],
+    mut search: impl FnMut(&Q) -> Result<usize>,
+) -> Result<Timed> {
+    let mut us_per_query = Vec::with_capacity(o.rounds);
+    let mut hits = 0usize;
+    for _ in 0..o.rounds {
+        let t = Instant::now();
+        for q in queries {
+            hits += search(q)?;
+        }
+        us_per_query.push(t.elapsed().as_secs_f64() * 1e6 / queries.len() as f64);
+    }
+    let mut sorted = us_per_query.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(Timed {
+        median_us_per_query: sorted[o.rounds / 2],
+        hits_per_query: hits as f64 / (queries.len() * o.rounds) as f64,
+        us_per_query,
+    })
+}
+
+/// The description `bench load` wrote of the archive a step bench runs on; `--queries` and
+/// `--rounds` checked.
+fn built_archive(o: &StepOptions) -> Result<serde_json::Value> {
+    if o.queries == 0 || o.rounds == 0 {
+        bail!("--queries and --rounds must be above 0");
+    }
+    let marker = o.archive.join("bench-archive.json");
     Ok(serde_json::from_str(
         &fs_err::read_to_string(&marker).with_context(|| {
             format!(
@@ -777,17 +787,55 @@ mod tests {
     }
 
     /// `bench text` and `bench vectors` on a folder `bench load` has not built say which file
-    /// they looked for and how to make it; on a built one they read its description.
+    /// they looked for and how to make it; on a built one they read its description, and they
+    /// refuse no queries or no rounds.
     #[test]
     fn the_step_benches_name_the_archive_they_need() {
         let dir = tempfile::tempdir().unwrap();
-        let message = format!("{:#}", built_archive(dir.path()).unwrap_err());
+        let mut o = StepOptions {
+            queries: 10,
+            rounds: 2,
+            candidates: 100,
+            archive: dir.path().to_path_buf(),
+        };
+        let message = format!("{:#}", built_archive(&o).unwrap_err());
         assert!(
             message.contains(&dir.path().join("bench-archive.json").display().to_string())
                 && message.contains("kairos bench load"),
             "{message}"
         );
         fs_err::write(dir.path().join("bench-archive.json"), r#"{"segments": 7}"#).unwrap();
-        assert_eq!(built_archive(dir.path()).unwrap()["segments"], 7);
+        assert_eq!(built_archive(&o).unwrap()["segments"], 7);
+        o.rounds = 0;
+        assert!(format!("{:#}", built_archive(&o).unwrap_err()).contains("--rounds"));
+    }
+
+    /// Each round's time is per query, the median is the middle round's, and the hits are
+    /// averaged over every search.
+    #[test]
+    fn step_rounds_are_timed_per_query() {
+        let o = StepOptions {
+            queries: 4,
+            rounds: 3,
+            candidates: 100,
+            archive: PathBuf::new(),
+        };
+        let mut calls = 0;
+        let timed = time_rounds(&o, &[1usize, 2, 3, 4], |q| {
+            calls += 1;
+            std::thread::sleep(Duration::from_millis(1));
+            Ok(*q)
+        })
+        .unwrap();
+        assert_eq!(calls, 12);
+        assert_eq!(timed.us_per_query.len(), 3);
+        assert!(
+            timed.us_per_query.iter().all(|&t| t >= 1000.0),
+            "{:?}",
+            timed.us_per_query
+        );
+        assert!(timed.us_per_query.contains(&timed.median_us_per_query));
+        assert_eq!(timed.hits_per_query, 2.5);
+        assert!(time_rounds(&o, &[1usize], |_| anyhow::bail!("broken")).is_err());
     }
 }
