@@ -685,6 +685,76 @@ mod tests {
         assert!(err.contains("3 dimensions") && err.contains("512"), "{err}");
     }
 
+    /// A flush drops the write-ahead log's entries the segments hold (it kept every update
+    /// before, as large as the vectors themselves), and updates after a reopen still win over
+    /// what was stored before it: the log keeps numbering them from where it was.
+    #[test]
+    fn flushes_cut_the_write_ahead_log_and_later_updates_still_apply() {
+        const DIMS: usize = 2048;
+        let tmp = tempfile::tempdir().unwrap();
+        let wal = tmp.path().join("visual/wal");
+        let axis = |i: usize| {
+            let mut v = vec![0.0; DIMS];
+            v[i % DIMS] = 1.0;
+            v
+        };
+        let closed = || {
+            fs_err::read_dir(&wal)
+                .unwrap()
+                .filter(|f| {
+                    let name = f.as_ref().unwrap().file_name();
+                    name.to_string_lossy().starts_with("closed-")
+                })
+                .count()
+        };
+        let moved = point("moved", "x", axis(0));
+        {
+            let v = EdgeVectors::open(tmp.path()).unwrap();
+            v.upsert(Space::Visual, vec![moved.clone()]).unwrap();
+            // 12,000 vectors of 8 KiB: about three of the log's 32 MiB files.
+            for batch in 0..12 {
+                let points = (0..1_000)
+                    .map(|i| {
+                        point(
+                            &format!("f{batch}-{i}"),
+                            "x",
+                            axis(1 + (batch * 1_000 + i) % 1_000),
+                        )
+                    })
+                    .collect();
+                v.upsert(Space::Visual, points).unwrap();
+            }
+            assert!(
+                closed() >= 2,
+                "{} closed log files before the flush",
+                closed()
+            );
+            v.flush().unwrap();
+            assert!(
+                closed() <= 1,
+                "{} closed log files after the flush",
+                closed()
+            );
+        }
+        {
+            let v = EdgeVectors::open(tmp.path()).unwrap();
+            assert_eq!(v.count(Space::Visual).unwrap(), 12_001);
+            let again = VectorPoint {
+                vector: axis(DIMS - 1),
+                ..moved.clone()
+            };
+            v.upsert(Space::Visual, vec![again]).unwrap();
+            v.flush().unwrap();
+        }
+        let v = EdgeVectors::open(tmp.path()).unwrap();
+        let hits = v
+            .search(Space::Visual, &axis(DIMS - 1), &Filters::default(), 1)
+            .unwrap();
+        assert_eq!(hits[0].segment_id, moved.segment_id);
+        assert!((hits[0].score - 1.0).abs() < 1e-4, "{}", hits[0].score);
+        assert_eq!(v.count(Space::Visual).unwrap(), 12_001);
+    }
+
     /// Hits name their segment and asset whether the asset is remembered (written by this
     /// process, or met by an earlier search) or read from the payload (after a reopen, or an
     /// id not in the canonical form).

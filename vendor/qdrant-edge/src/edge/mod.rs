@@ -174,11 +174,21 @@ impl EdgeShard {
             .flush()
             .expect("WAL flushed");
 
-        self.segments
+        let persisted_version = self
+            .segments
             .try_read()
             .expect("segment holder lock acquired")
             .flush_all(true, true)
             .expect("segments flushed");
+
+        // Kairos patch: drop the WAL's entries the segments have persisted, as qdrant-edge
+        // 0.9.0's flush does. Without it the WAL kept every update ever made (218 MB beside the
+        // 251 MB segment of a 100,000-point space), and this version never replays it on load.
+        // The WAL keeps its newest closed segment, from which it numbers new updates. An update
+        // that took the lock since the WAL's flush above is waited for, not a panic.
+        if let Err(err) = self.wal.lock().ack(persisted_version) {
+            log::warn!("WAL not truncated after a flush: {err}");
+        }
     }
 }
 
