@@ -714,13 +714,7 @@ mod tests {
             // 12,000 vectors of 8 KiB: about three of the log's 32 MiB files.
             for batch in 0..12 {
                 let points = (0..1_000)
-                    .map(|i| {
-                        point(
-                            &format!("f{batch}-{i}"),
-                            "x",
-                            axis(1 + (batch * 1_000 + i) % 1_000),
-                        )
-                    })
+                    .map(|i| point(&format!("f{batch}-{i}"), "x", axis(1 + i)))
                     .collect();
                 v.upsert(Space::Visual, points).unwrap();
             }
