@@ -185,9 +185,14 @@ impl EdgeShard {
         // 0.9.0's flush does. Without it the WAL kept every update ever made (218 MB beside the
         // 251 MB segment of a 100,000-point space), and this version never replays it on load.
         // The WAL keeps its newest closed segment, from which it numbers new updates. An update
-        // that took the lock since the WAL's flush above is waited for, not a panic.
+        // that took the lock since the WAL's flush above is waited for, not a panic. A failure
+        // only leaves the WAL longer, so it is logged (as an error: Kairos shows this crate's
+        // errors only) with the WAL's path, and the flush stands.
         if let Err(err) = self.wal.lock().ack(persisted_version) {
-            log::warn!("WAL not truncated after a flush: {err}");
+            log::error!(
+                "{}: WAL not truncated after a flush: {err}",
+                self.path.join(WAL_PATH).display()
+            );
         }
     }
 }
