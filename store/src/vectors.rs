@@ -10,11 +10,11 @@ use qdrant_edge::external::uuid::Uuid;
 use qdrant_edge::{
     Condition, CreateIndex, Distance, EdgeConfig, EdgeConfigBuilder, EdgeShard,
     EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, Match, MatchValue,
-    NamedQuery, Payload, PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId,
+    Memory, NamedQuery, Payload, PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId,
     PointInsertOperations, PointOperations, PointStruct, QuantizationConfig,
-    QuantizationSearchParams, QueryEnum, Range, ScalarQuantizationConfig, ScalarType, SearchParams,
-    SearchRequest, SetPayloadOp, UpdateOperation, ValueVariants, VectorInternal,
-    VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
+    QuantizationSearchParams, QueryEnum, Range, RetrieveRequest, ScalarQuantizationConfig,
+    ScalarType, SearchParams, SearchRequest, SetPayloadOp, UpdateOperation, ValueVariants,
+    VectorInternal, VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
 use serde_json::json;
 
@@ -241,6 +241,7 @@ impl EdgeVectors {
                     .quantization_config(quantization())
                     .build(),
             )
+            .max_search_threads(1)
             .build();
         let shard = EdgeShard::new(&dir, config).map_err(self.err(space))?;
         for (field, schema) in [
@@ -267,16 +268,20 @@ impl EdgeVectors {
 }
 
 /// How a space's vectors are kept for the HNSW walk, beside their f32 originals: 8 bits a
-/// value, in RAM. A search compares a quarter of the bytes (at 100,000 sentence vectors it spent
+/// value, pinned in RAM (what shards written before qdrant-edge 0.9.0 asked for as
+/// `always_ram`). A search compares a quarter of the bytes (at 100,000 sentence vectors it spent
 /// more time reading f32 vectors than anything else in qdrant), then rescores its hits with the
 /// originals, so scores stay exact. Built when a segment is indexed ([`VectorIndex::optimize`]).
 fn quantization() -> QuantizationConfig {
-    ScalarQuantizationConfig {
+    // The struct has no constructor, and naming its deprecated `always_ram` is unavoidable.
+    #[allow(deprecated)]
+    let scalar = ScalarQuantizationConfig {
         r#type: ScalarType::Int8,
         quantile: Some(0.99),
-        always_ram: Some(true),
-    }
-    .into()
+        always_ram: None,
+        memory: Some(Memory::Pinned),
+    };
+    scalar.into()
 }
 
 /// The saved configuration of the shard in `dir` with [`quantization`] for every vector that
@@ -289,6 +294,7 @@ fn with_quantization(dir: &Path) -> Option<EdgeConfig> {
     for params in config.vectors.values_mut() {
         params.quantization_config.get_or_insert_with(quantization);
     }
+    config.max_search_threads = Some(1);
     Some(config)
 }
 
@@ -453,11 +459,11 @@ impl VectorIndex for EdgeVectors {
             return Ok(None);
         };
         let records = shard
-            .retrieve(
-                &[point_id(segment_id)?],
-                Some(WithPayloadInterface::Bool(false)),
-                Some(WithVector::Bool(true)),
-            )
+            .retrieve(RetrieveRequest {
+                point_ids: vec![point_id(segment_id)?],
+                with_payload: Some(WithPayloadInterface::Bool(false)),
+                with_vector: Some(WithVector::Bool(true)),
+            })
             .map_err(self.err(space))?;
         Ok(records.into_iter().next().and_then(|r| match r.vector? {
             VectorStructInternal::Named(mut named) => match named.remove(space.as_str())? {
@@ -515,11 +521,11 @@ impl VectorIndex for EdgeVectors {
         let mut read: HashMap<PointId, (String, String)> = HashMap::new();
         if !unknown.is_empty() {
             let records = shard
-                .retrieve(
-                    &unknown,
-                    Some(WithPayloadInterface::Bool(true)),
-                    Some(WithVector::Bool(false)),
-                )
+                .retrieve(RetrieveRequest {
+                    point_ids: unknown,
+                    with_payload: Some(WithPayloadInterface::Bool(true)),
+                    with_vector: Some(WithVector::Bool(false)),
+                })
                 .map_err(self.err(space))?;
             for r in records {
                 read.insert(r.id, self.payload_ids(space, &r.id, r.payload.as_ref())?);
@@ -576,7 +582,7 @@ impl VectorIndex for EdgeVectors {
     fn flush(&self) -> Result<()> {
         for space in Space::ALL {
             if let Some(shard) = self.shard(space) {
-                shard.flush();
+                shard.flush().map_err(self.err(space))?;
             }
         }
         Ok(())
@@ -604,9 +610,10 @@ impl VectorIndex for EdgeVectors {
     }
 
     fn indexed(&self, space: Space) -> Result<usize> {
-        Ok(self
-            .shard(space)
-            .map_or(0, |s| s.info().indexed_vectors_count))
+        match self.shard(space) {
+            Some(s) => Ok(s.info().map_err(self.err(space))?.indexed_vectors_count),
+            None => Ok(0),
+        }
     }
 
     fn location(&self, space: Space) -> PathBuf {
@@ -747,6 +754,57 @@ mod tests {
         assert_eq!(hits[0].segment_id, moved.segment_id);
         assert!((hits[0].score - 1.0).abs() < 1e-4, "{}", hits[0].score);
         assert_eq!(v.count(Space::Visual).unwrap(), 12_001);
+    }
+
+    /// A process killed between an update and the next flush loses nothing the update wrote:
+    /// the next open replays what the write-ahead log holds beyond what the segments persisted
+    /// (qdrant-edge 0.9.0; 0.7.2 never read its log back). The writer is this test run again
+    /// in a child process, killed once it has written.
+    #[test]
+    fn updates_not_flushed_before_a_kill_are_replayed_on_open() {
+        const WRITER: &str = "KAIROS_TEST_UNFLUSHED_WRITER";
+        let unflushed = [0.0, 1.0, 0.0];
+        if let Some(dir) = std::env::var_os(WRITER) {
+            let v = EdgeVectors::open(Path::new(&dir)).unwrap();
+            v.upsert(Space::Visual, vec![point("kept", "x", vec![1.0, 0.0, 0.0])])
+                .unwrap();
+            v.flush().unwrap();
+            v.upsert(
+                Space::Visual,
+                vec![point("unflushed", "x", unflushed.to_vec())],
+            )
+            .unwrap();
+            println!("written");
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            unreachable!("the writer is killed before this");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let mut writer = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "vectors::tests::updates_not_flushed_before_a_kill_are_replayed_on_open",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(WRITER, tmp.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(writer.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("written") {
+            line.clear();
+            let read = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+            assert!(read > 0, "the writer ended without writing");
+        }
+        writer.kill().unwrap();
+        writer.wait().unwrap();
+        let v = EdgeVectors::open(tmp.path()).unwrap();
+        assert_eq!(v.count(Space::Visual).unwrap(), 2);
+        let hits = v
+            .search(Space::Visual, &unflushed, &Filters::default(), 1)
+            .unwrap();
+        assert_eq!(hits[0].asset_id, "unflushed");
     }
 
     /// Hits name their segment and asset whether the asset is remembered (written by this

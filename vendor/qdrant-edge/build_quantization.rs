@@ -21,10 +21,11 @@ pub fn main() {
         builder.file("cpp/quantization/avx2.c");
 
         if builder.get_compiler().is_like_msvc() {
-            builder.flag("/arch:AVX");
+            // Only one `/arch:` is effective (last wins). `/arch:AVX2` enables AVX2 and
+            // lower ISAs (haswell-equivalent), matching `-march=haswell` below.
+            // Passing `/arch:SSE`/`SSE2` after `/arch:AVX2` downgrades the ISA and breaks
+            // clang-cl (e.g. cargo-xwin), which requires target features for intrinsics.
             builder.flag("/arch:AVX2");
-            builder.flag("/arch:SSE");
-            builder.flag("/arch:SSE2");
         } else {
             builder.flag("-march=haswell");
         }
@@ -36,6 +37,9 @@ pub fn main() {
     } else if target_arch == "aarch64" && target_feature.split(',').any(|feat| feat == "neon") {
         builder.file("cpp/quantization/neon.c");
         builder.flag("-O3");
+    } else {
+        // No SIMD sources for this target; nothing to compile.
+        return;
     }
 
     builder.compile("simd_utils_quantization");

@@ -28,3 +28,19 @@ impl<T, E> ResultOptionExt<T, E> for Result<Option<T>, E> {
         Ok(self?.map(f))
     }
 }
+
+pub trait VecExt<T> {
+    /// Same as `self.into_iter().map(f).collect()`, but with some assertions
+    /// to make sure that the compiler can use iterate-and-collect optimization.
+    fn transform_in_place<U, F: Fn(T) -> U>(self, f: F) -> Vec<U>;
+}
+
+impl<T> VecExt<T> for Vec<T> {
+    fn transform_in_place<U, F: Fn(T) -> U>(self, f: F) -> Vec<U> {
+        const {
+            assert!(size_of::<T>() == size_of::<U>());
+            assert!(align_of::<T>() == align_of::<U>());
+        }
+        self.into_iter().map(f).collect()
+    }
+}

@@ -1,4 +1,5 @@
 use std::borrow::Cow;
+use std::path::Path;
 
 use serde::Serialize;
 use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKind};
@@ -75,6 +76,24 @@ pub fn sparse_turbo4_unsupported_error() -> ValidationError {
     err
 }
 
+/// [`sparse_turbo4_unsupported_error`] for the `Turbo8` datatype.
+pub fn sparse_turbo8_unsupported_error() -> ValidationError {
+    let mut err = ValidationError::new("unsupported_sparse_datatype");
+    err.message = Some(Cow::Borrowed(
+        "sparse vectors do not support the `turbo8` datatype",
+    ));
+    err
+}
+
+/// [`sparse_turbo4_unsupported_error`] for the `Turbo16` datatype.
+pub fn sparse_turbo16_unsupported_error() -> ValidationError {
+    let mut err = ValidationError::new("unsupported_sparse_datatype");
+    err.message = Some(Cow::Borrowed(
+        "sparse vectors do not support the `turbo16` datatype",
+    ));
+    err
+}
+
 /// Validate that `value` is a non-empty string.
 pub fn validate_not_empty(value: &str) -> Result<(), ValidationError> {
     if value.is_empty() {
@@ -107,19 +126,46 @@ fn check_invalid_name_chars(value: &str, kind: &str) -> Result<(), ValidationErr
     Err(err)
 }
 
-/// Validate the collection name contains no illegal characters
+/// Reject names that are not a plain, single path component.
 ///
-/// This does not check the length of the name.
+/// Name is used as the name of a storage directory on disk.
+/// It must not contain path separators or dot-segments (`.`, `..`),
+/// so that it won't be interpreted as a path.
+///
+/// `Path::file_name` is a simple way to check this: it returns the whole path
+/// only when it's a simple name with no restricted components.
+/// Same check is used in `collection::common::snapshots_manager`.
+fn check_plain_dir_name(value: &str, kind: &str) -> Result<(), ValidationError> {
+    if Path::new(value).file_name() != Some(value.as_ref()) {
+        let mut err = ValidationError::new("invalid_path_component");
+        err.add_param(Cow::from("value"), &value);
+        err.message.replace(
+            format!("{kind} cannot be {value:?}, it is used as a directory name on disk").into(),
+        );
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Validate the collection name contains no illegal characters and stays a plain directory name
+/// on disk: dot segments (`.`, `..`) and the empty string are rejected.
+///
+/// This does not check the maximum length of the name.
 pub fn validate_collection_name(value: &str) -> Result<(), ValidationError> {
-    check_invalid_name_chars(value, "collection name")
+    check_invalid_name_chars(value, "collection name")?;
+    check_plain_dir_name(value, "collection name")
 }
 
 /// Validate a named vector identifier.
 ///
 /// Vector names become directory components on disk (see
 /// `segment_constructor::get_vector_storage_path`), so they are subject to the same
-/// rules as collection names: at most 200 bytes, and free of the
-/// filesystem-unsafe characters listed in [`INVALID_NAME_CHARS`].
+/// rules as collection names: at most 200 bytes, free of the
+/// filesystem-unsafe characters listed in [`INVALID_NAME_CHARS`], and not a dot
+/// segment (`.`, `..`). Segments refuse to load a vector named `..` (see
+/// `segment_constructor::check_vector_name_path`), so the API must not create one.
+///
+/// Unlike a collection name, a vector name may be empty: that is the unnamed vector.
 pub fn validate_vector_name(value: &str) -> Result<(), ValidationError> {
     const MAX_LEN: usize = 200;
 
@@ -132,7 +178,11 @@ pub fn validate_vector_name(value: &str) -> Result<(), ValidationError> {
         return Err(err);
     }
 
-    check_invalid_name_chars(value, "vector name")
+    check_invalid_name_chars(value, "vector name")?;
+    if value.is_empty() {
+        return Ok(());
+    }
+    check_plain_dir_name(value, "vector name")
 }
 
 /// Validate the collection name contains no illegal characters, legacy edition
@@ -141,21 +191,23 @@ pub fn validate_vector_name(value: &str) -> Result<(), ValidationError> {
 /// were supported pre Qdrant 1.5. More specifically, this only disallows characters that could
 /// never have been used on both Linux and Windows filesystems.
 ///
-/// This does not check the length of the name.
+/// Dot segments (`.`, `..`) and the empty string are rejected here as well: they were never
+/// usable as directory names, so no pre-existing collection can carry such a name.
+///
+/// This does not check the maximum length of the name.
 pub fn validate_collection_name_legacy(value: &str) -> Result<(), ValidationError> {
     // Disallowed characters on both Linux/Windows, sourced from: <https://stackoverflow.com/a/31976060/1000145>
     const INVALID_CHARS: [char; 2] = ['/', '\0'];
 
-    match INVALID_CHARS.into_iter().find(|c| value.contains(*c)) {
-        Some(c) => {
-            let mut err = ValidationError::new("does_not_contain");
-            err.add_param(Cow::from("pattern"), &c);
-            err.message
-                .replace(format!("collection name cannot contain \"{c}\" char").into());
-            Err(err)
-        }
-        None => Ok(()),
+    if let Some(c) = INVALID_CHARS.into_iter().find(|c| value.contains(*c)) {
+        let mut err = ValidationError::new("does_not_contain");
+        err.add_param(Cow::from("pattern"), &c);
+        err.message
+            .replace(format!("collection name cannot contain \"{c}\" char").into());
+        return Err(err);
     }
+
+    check_plain_dir_name(value, "collection name")
 }
 
 /// Validate a polygon has at least 4 points and is closed.
@@ -302,6 +354,14 @@ pub fn validate_multi_vector_len(
         return Err(errors);
     }
 
+    if flatten_dense_vector.is_empty() {
+        let mut errors = ValidationErrors::default();
+        let mut err = ValidationError::new("empty_multi_vector");
+        err.add_param(Cow::from("message"), &"multi vector must not be empty");
+        errors.add("data", err);
+        return Err(errors);
+    }
+
     let dense_vector_len = flatten_dense_vector.len();
     if dense_vector_len >= MAX_MULTIVECTOR_FLATTENED_LEN {
         let mut errors = ValidationErrors::default();
@@ -327,6 +387,17 @@ pub fn validate_multi_vector_len(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_validate_multi_vector_len_rejects_empty_data() {
+        // Regression: empty flattened data with a positive vectors_count must be
+        // rejected. Previously this returned Ok (0.is_multiple_of(N) == true), and
+        // the value then reached convert_to_plain_multi_vector, which builds
+        // chunks(dim) with dim == 0 and panics on the gRPC upsert path.
+        assert!(validate_multi_vector_len(2, &[]).is_err());
+        // A non-empty, consistent multivector still validates.
+        assert!(validate_multi_vector_len(2, &[1.0, 2.0, 3.0, 4.0]).is_ok());
+    }
 
     #[test]
     fn test_validate_range_generic() {
@@ -380,18 +451,128 @@ mod tests {
     #[test]
     fn test_validate_collection_name() {
         assert!(validate_collection_name("test_collection").is_ok());
-        assert!(validate_collection_name("").is_ok());
         assert!(validate_collection_name("no/path").is_err());
         assert!(validate_collection_name("no*path").is_err());
         assert!(validate_collection_name("?").is_err());
         assert!(validate_collection_name("\0").is_err());
 
         assert!(validate_collection_name_legacy("test_collection").is_ok());
-        assert!(validate_collection_name_legacy("").is_ok());
         assert!(validate_collection_name_legacy("no/path").is_err());
         assert!(validate_collection_name_legacy("no*path").is_ok());
         assert!(validate_collection_name_legacy("?").is_ok());
         assert!(validate_collection_name_legacy("\0").is_err());
+    }
+
+    /// Collection names become directory components on disk
+    /// (`storage/collections/<name>`, `snapshots/<name>`), so a name that resolves outside the
+    /// parent directory must be rejected — by the legacy validator too, since a traversing name
+    /// was never usable as a directory and thus cannot refer to a pre-existing collection.
+    ///
+    /// Mirrors `TRAVERSING_NAMES` in `collection::common::snapshots_manager`.
+    #[test]
+    fn test_validate_collection_name_rejects_traversal() {
+        const TRAVERSING_NAMES: &[&str] = &[
+            "/collections/other-collection",
+            "/etc/passwd",
+            "other-collection/nested",
+            "../other-collection",
+            "./other-collection",
+            "..",
+            ".",
+            "",
+        ];
+
+        for name in TRAVERSING_NAMES {
+            assert!(
+                validate_collection_name(name).is_err(),
+                "collection name {name:?} escapes the collections directory and must be rejected",
+            );
+            assert!(
+                validate_collection_name_legacy(name).is_err(),
+                "collection name {name:?} escapes the collections directory and must be rejected \
+                 by the legacy validator",
+            );
+        }
+
+        // On Windows, backslashes are separators and drive prefixes re-root the joined path,
+        // so these names are paths there too. The legacy character list deliberately allows
+        // `\` and `:`, so containment rests on the plain-name check alone. No existing
+        // collection can carry such a name on Windows — they were never valid directory
+        // names there. (The strict validator rejects `\` and `:` on every platform.)
+        #[cfg(windows)]
+        for name in ["..\\other-collection", "a\\b", "C:", "C:other"] {
+            assert!(
+                validate_collection_name_legacy(name).is_err(),
+                "collection name {name:?} is a path on Windows and must be rejected by the \
+                 legacy validator",
+            );
+        }
+
+        // On Unix, a backslash is a plain character: the same name is a single path component
+        // and must stay valid, so existing collections keep working.
+        #[cfg(unix)]
+        for name in ["no\\path", "C:"] {
+            assert!(
+                validate_collection_name_legacy(name).is_ok(),
+                "collection name {name:?} is a single path component on Unix and must stay \
+                 valid for the legacy validator",
+            );
+        }
+
+        // Names merely containing dots do not traverse and must stay valid, so existing
+        // collections with such names remain reachable.
+        for name in ["v1.2", ".hidden", "..dots", "..."] {
+            assert!(
+                validate_collection_name(name).is_ok(),
+                "collection name {name:?} does not traverse and must stay valid",
+            );
+            assert!(
+                validate_collection_name_legacy(name).is_ok(),
+                "collection name {name:?} does not traverse and must stay valid",
+            );
+        }
+    }
+
+    /// The API must reject every vector name that segment loading rejects
+    /// (`segment_constructor::check_vector_name_path`). Otherwise the name is stored in the
+    /// collection config while the segments refuse it, and the shard fails to load.
+    #[test]
+    fn test_validate_vector_name() {
+        let too_long = "v".repeat(201);
+        for name in [
+            "..",
+            ".",
+            "x/../../escaped",
+            "../escaped",
+            "a/b",
+            "/abs",
+            "a\\b",
+            "a\0b",
+            too_long.as_str(),
+        ] {
+            assert!(
+                validate_vector_name(name).is_err(),
+                "vector name {name:?} must be rejected",
+            );
+        }
+
+        // The empty name is the unnamed vector. Names merely containing dots are plain
+        // directory names.
+        let longest = "v".repeat(200);
+        for name in [
+            "",
+            "image",
+            "v1.2",
+            ".hidden",
+            "..dots",
+            "...",
+            longest.as_str(),
+        ] {
+            assert!(
+                validate_vector_name(name).is_ok(),
+                "vector name {name:?} must stay valid",
+            );
+        }
     }
 
     #[test]

@@ -1,11 +1,15 @@
 mod reexports_from_qdrant_crates {
+    pub use crate::common::budget::ResourceBudget;
     pub use crate::segment::common::operation_error::{OperationError, OperationResult};
     pub use crate::segment::data_types::facets::{FacetHit, FacetResponse, FacetValue, FacetValueHit};
+    pub use crate::segment::data_types::fully_qualified_point::FullyQualifiedPoint;
     pub use crate::segment::data_types::index::{
-        BoolIndexParams, DatetimeIndexParams, FloatIndexParams, GeoIndexParams, IntegerIndexParams,
-        KeywordIndexParams, Language, SnowballLanguage, SnowballParams, StopwordsSet,
-        TextIndexParams, TokenizerType, UuidIndexParams,
+        BoolIndexParams, DatetimeIndexParams, DisabledStemmerParams, FloatIndexParams,
+        GeoIndexParams, IntegerIndexParams, KeywordIndexParams, Language, NoStemmer, Snowball,
+        SnowballLanguage, SnowballParams, StemmingAlgorithm, StopwordsInterface, StopwordsSet,
+        TextIndexParams, TextScoringParams, TextScoringType, TokenizerType, UuidIndexParams,
     };
+    pub use crate::segment::data_types::load_profile::LoadProfile;
     pub use crate::segment::data_types::modifier::Modifier;
     pub use crate::segment::data_types::order_by::{
         Direction, OrderBy, OrderByInterface, OrderValue, StartFrom,
@@ -13,28 +17,33 @@ mod reexports_from_qdrant_crates {
     pub use crate::segment::data_types::vectors::{
         DEFAULT_VECTOR_NAME, NamedQuery, TypedMultiDenseVector,
     };
+    pub use crate::segment::index::payload_config::{PAYLOAD_INDEX_CONFIG_FILE, PayloadConfig};
     pub use crate::segment::index::query_optimization::rescore_formula::parsed_formula::DecayKind;
     pub use crate::segment::json_path::JsonPath;
+    pub use crate::segment::segment::SEGMENT_STATE_FILE;
+    pub use crate::segment::segment_constructor::get_payload_index_path;
     pub use crate::segment::types::{
         AcornSearchParams, AnyVariants, BinaryQuantizationConfig, BinaryQuantizationEncoding,
         BinaryQuantizationQueryEncoding, CompressionRatio, Condition, DateTimeWrapper, Distance,
-        ExtendedPointId as PointId, FieldCondition, Filter, GeoBoundingBox, GeoPoint, GeoPolygon,
-        GeoRadius, HasIdCondition, HasVectorCondition, HnswConfig as HnswIndexConfig,
-        IsEmptyCondition, IsNullCondition, Match, MatchAny, MatchExcept, MatchPhrase, MatchText,
-        MatchTextAny, MatchValue, MinShould, MultiVectorComparator, MultiVectorConfig, Nested,
-        NestedCondition, Payload, PayloadFieldSchema, PayloadIndexInfo, PayloadSchemaParams,
-        PayloadSchemaType, PayloadSelector, PayloadSelectorExclude, PayloadSelectorInclude,
-        ProductQuantizationConfig, QuantizationConfig, QuantizationSearchParams, Range,
-        RangeInterface, ScalarQuantizationConfig, ScalarType, ScoredPoint, SearchParams,
-        ValueVariants, ValuesCount, VectorStorageDatatype, WithPayloadInterface, WithVector,
+        ExtendedPointId as PointId, FieldCondition, Filter, GeoBoundingBox, GeoLineString,
+        GeoPoint, GeoPolygon, GeoRadius, HasIdCondition, HasVectorCondition,
+        HnswConfig as HnswIndexConfig, IdfCorpusParams, IdfParams, IdfScope, IsEmptyCondition,
+        IsNullCondition, Match, MatchAny, MatchExcept, MatchPhrase, MatchPrefix, MatchSubstring,
+        MatchText, MatchTextAny, MatchValue, Memory, MinShould, MultiVectorComparator,
+        MultiVectorConfig, Nested, NestedCondition, Payload, PayloadFieldSchema, PayloadIndexInfo,
+        PayloadSchemaParams, PayloadSchemaType, PayloadSelector, PayloadSelectorExclude,
+        PayloadSelectorInclude, ProductQuantizationConfig, QuantizationConfig,
+        QuantizationSearchParams, Range, RangeInterface, ScalarQuantizationConfig, ScalarType,
+        ScoredPoint, SearchParams, SegmentConfig, SegmentState, Slice, SliceCondition,
+        SparseVectorDataConfig, ValueVariants, ValuesCount, VectorDataConfig,
+        VectorStorageDatatype, WithPayloadInterface, WithVector,
     };
     pub use crate::segment::vector_storage::query::{
         ContextPair, ContextQuery, DiscoverQuery, FeedbackItem,
         NaiveFeedbackCoefficients as NaiveFeedbackStrategy,
         NaiveFeedbackQuery as FeedbackNaiveQuery, RecoQuery as RecommendQuery,
+        avg_vector_for_recommendation,
     };
-    pub use crate::shard::count::CountRequestInternal as CountRequest;
-    pub use crate::shard::facet::FacetRequestInternal as FacetRequest;
     pub use crate::shard::operations::payload_ops::{DeletePayloadOp, PayloadOps, SetPayloadOp};
     pub use crate::shard::operations::point_ops::{
         ConditionalInsertOperationInternal as ConditionalInsertOperation, PointIdsList,
@@ -51,20 +60,18 @@ mod reexports_from_qdrant_crates {
     };
     pub use crate::shard::query::formula::{ExpressionInternal as Expression, FormulaInternal as Formula};
     pub use crate::shard::query::query_enum::QueryEnum;
+    pub use crate::shard::query::text::TextScoringQuery;
     pub use crate::shard::query::{
         FusionInternal as Fusion, MmrInternal as Mmr, SampleInternal as Sample, ScoringQuery,
-        ShardPrefetch as Prefetch, ShardQueryRequest as QueryRequest,
     };
     pub use crate::shard::retrieve::record_internal::RecordInternal as Record;
-    pub use crate::shard::scroll::ScrollRequestInternal as ScrollRequest;
-    pub use crate::shard::search::CoreSearchRequest as SearchRequest;
     pub use crate::sparse::common::sparse_vector::SparseVector;
 }
 pub use reexports_from_qdrant_crates::*;
 
 /// TODO: We need to do something these duplicates of Vector/Point structures
 mod todo_to_clean_up {
-    pub use crate::segment::data_types::vectors::{VectorInternal, VectorStructInternal};
+    pub use crate::segment::data_types::vectors::{VectorInternal, VectorRef, VectorStructInternal};
     pub use crate::shard::operations::point_ops::{
         PointStructPersisted, VectorPersisted, VectorStructPersisted,
     };

@@ -40,12 +40,9 @@ pub type SizedTypeFor<V> = <<V as PostingValue>::Handler as ValueHandler>::Sized
 /// Posting list of ids, where ids are compressed.
 pub type IdsPostingList = PostingList<()>;
 
-/// Non-owning posting list of ids, where ids are compressed.
-pub type IdsPostingListView<'a> = PostingListView<'a, ()>;
-
 pub use builder::PostingBuilder;
-pub use iterator::PostingIterator;
-pub use posting_list::{PostingChunk, PostingElement, PostingList, RemainderPosting};
+pub use iterator::{PostingIterator, PostingLenIterator};
+pub use posting_list::{PostingChunk, PostingElement, PostingLen, PostingList, RemainderPosting};
 pub use value_handler::{PostingValue, SizedHandler, UnsizedHandler, ValueHandler};
 pub use view::{PostingListComponents, PostingListView};
 pub use visitor::PostingVisitor;

@@ -3,7 +3,7 @@ use crate::common::types::PointOffsetType;
 use crate::posting_list::iterator::PostingIterator;
 use crate::posting_list::value_handler::{PostingValue, ValueHandler};
 use crate::posting_list::view::PostingListView;
-use crate::posting_list::{CHUNK_LEN, PostingElement};
+use crate::posting_list::{CHUNK_LEN, PostingElement, PostingLen, SizedTypeFor};
 
 /// A visitor for a posting list which caches the latest decompressed chunk of ids.
 pub struct PostingVisitor<'a, V: PostingValue> {
@@ -37,7 +37,7 @@ impl<'a, V: PostingValue> PostingVisitor<'a, V> {
     /// Returns the decompressed slice of ids for a chunk.
     ///
     /// Assumes the chunk_idx is valid.
-    fn decompressed_chunk(&mut self, chunk_idx: usize) -> &[PointOffsetType; CHUNK_LEN] {
+    pub(crate) fn decompressed_chunk(&mut self, chunk_idx: usize) -> &[PointOffsetType; CHUNK_LEN] {
         if self.decompressed_chunk_idx != Some(chunk_idx) {
             self.list
                 .decompress_chunk(chunk_idx, &mut self.decompressed_chunk);
@@ -134,6 +134,34 @@ impl<'a, V: PostingValue> PostingVisitor<'a, V> {
     }
 
     pub(crate) fn get_by_offset(&mut self, offset: usize) -> Option<PostingElement<V>> {
+        self.with_raw_element(offset, |id, sized_value, next_sized_value, var_data| {
+            let value = V::Handler::get_value(sized_value, next_sized_value, var_data);
+            PostingElement { id, value }
+        })
+    }
+
+    /// The id at `offset` and the byte length of its value, without reading
+    /// the value. See [`ValueHandler::value_len`].
+    pub(crate) fn value_len_by_offset(&mut self, offset: usize) -> Option<PostingLen> {
+        self.with_raw_element(offset, |id, sized_value, next_sized_value, var_data| {
+            let value_len = V::Handler::value_len(sized_value, next_sized_value, var_data.len());
+            PostingLen { id, value_len }
+        })
+    }
+
+    /// Resolve `offset` to its id, its sized value, a lookup for the next sized
+    /// value, and the variable-size data, and hand them to `f`. The two readers
+    /// above differ only in what they do with those.
+    fn with_raw_element<R>(
+        &mut self,
+        offset: usize,
+        f: impl FnOnce(
+            PointOffsetType,
+            SizedTypeFor<V>,
+            &dyn Fn() -> Option<SizedTypeFor<V>>,
+            &[u8],
+        ) -> R,
+    ) -> Option<R> {
         let chunk_idx = offset / CHUNK_LEN;
         let local_offset = offset % CHUNK_LEN;
 
@@ -145,7 +173,9 @@ impl<'a, V: PostingValue> PostingVisitor<'a, V> {
         // get from chunk
         if chunk_idx < self.list.chunks_len() {
             let id = self.decompressed_chunk(chunk_idx)[local_offset];
-            let chunk_sized_values = self.list.get_chunk_unchecked(chunk_idx).sized_values;
+            // Borrowed, not copied: the array is a chunk wide, and this runs
+            // for every element read.
+            let chunk_sized_values = &self.list.get_chunk_unchecked(chunk_idx).sized_values;
             let sized_value = chunk_sized_values[local_offset];
             let next_sized_value = || {
                 chunk_sized_values
@@ -161,23 +191,23 @@ impl<'a, V: PostingValue> PostingVisitor<'a, V> {
                     .or_else(|| self.list.get_remainder(0).map(|e| e.value))
             };
 
-            let value =
-                V::Handler::get_value(sized_value, next_sized_value, self.list.var_size_data);
-
-            return Some(PostingElement { id, value });
+            return Some(f(
+                id,
+                sized_value,
+                &next_sized_value,
+                self.list.var_size_data,
+            ));
         }
 
         // else, get from remainder
-        self.list.get_remainder(local_offset).map(|e| {
-            let id = e.id;
-            let next_sized_value = || self.list.get_remainder(local_offset + 1).map(|r| r.value);
-            let value = V::Handler::get_value(e.value, next_sized_value, self.list.var_size_data);
-
-            PostingElement {
-                id: id.get(),
-                value,
-            }
-        })
+        let e = self.list.get_remainder(local_offset)?;
+        let next_sized_value = || self.list.get_remainder(local_offset + 1).map(|r| r.value);
+        Some(f(
+            e.id.get(),
+            e.value,
+            &next_sized_value,
+            self.list.var_size_data,
+        ))
     }
 }
 

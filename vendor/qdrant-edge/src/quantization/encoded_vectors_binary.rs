@@ -4,25 +4,27 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::common::ambient::hw::HwMetric;
 use crate::common::fs::atomic_save_json;
-use crate::common::mmap::MmapFlusher;
+use crate::common::mmap::Flusher;
 #[expect(deprecated, reason = "legacy code")]
 use crate::common::mmap::{transmute_from_u8_to_slice, transmute_to_u8_slice};
 use crate::common::typelevel::True;
 use crate::common::types::PointOffsetType;
+use crate::common::universal_io::{UioResult, UniversalReadFs, read_json_via};
 use fs_err as fs;
 use serde::{Deserialize, Serialize};
 use strum::EnumIter;
 
-use crate::quantization::encoded_vectors::validate_vector_parameters;
+use crate::quantization::encoded_storage::validate_storage_vector_size;
+use crate::quantization::encoded_vectors::{calibration_vectors, validate_vector_parameters};
 use crate::quantization::vector_stats::{VectorElementStats, VectorStats};
 use crate::quantization::{
-    DistanceType, EncodedStorage, EncodedStorageBuilder, EncodedVectors, EncodingError,
-    VectorParameters,
+    DistanceType, EncodedStorage, EncodedStorageBuilder, EncodedStorageWrite, EncodedVectors,
+    EncodingError, VectorParameters,
 };
 
-pub struct EncodedVectorsBin<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage> {
+pub struct EncodedVectorsBin<TBitsStoreType: BitsStoreType, TStorage: EncodedStorageWrite> {
     encoded_vectors: TStorage,
     metadata: Metadata,
     metadata_path: Option<PathBuf>,
@@ -65,6 +67,150 @@ pub enum EncodedQueryBQ<TBitsStoreType: BitsStoreType> {
 
 pub struct EncodedBinVector<TBitsStoreType: BitsStoreType> {
     encoded_vector: Vec<TBitsStoreType>,
+}
+
+impl<TBitsStoreType: BitsStoreType> EncodedBinVector<TBitsStoreType> {
+    pub fn as_bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(self.encoded_vector.as_slice())
+    }
+
+    fn encode(
+        vector: &[f32],
+        vector_stats: &Option<VectorStats>,
+        encoding: Encoding,
+    ) -> EncodedBinVector<TBitsStoreType> {
+        let encoded_vector_size =
+            get_quantized_vector_size_from_params::<TBitsStoreType>(vector.len(), encoding)
+                / std::mem::size_of::<TBitsStoreType>();
+        let mut encoded_vector = vec![Default::default(); encoded_vector_size];
+
+        match encoding {
+            Encoding::OneBit => Self::encode_one_bit_vector(vector, &mut encoded_vector),
+            Encoding::TwoBits => {
+                Self::encode_two_bits_vector(vector, &mut encoded_vector, vector_stats)
+            }
+            Encoding::OneAndHalfBits => {
+                Self::encode_one_and_half_bits_vector(vector, &mut encoded_vector, vector_stats)
+            }
+        }
+
+        EncodedBinVector { encoded_vector }
+    }
+
+    fn encode_one_bit_vector(vector: &[f32], encoded_vector: &mut [TBitsStoreType]) {
+        let bits_count = u8::BITS as usize * std::mem::size_of::<TBitsStoreType>();
+        let one = TBitsStoreType::one();
+        for (i, &v) in vector.iter().enumerate() {
+            // flag is true if the value is positive
+            // It's expected that the vector value is in range [-1; 1]
+            if v > 0.0 {
+                encoded_vector[i / bits_count] |= one << (i % bits_count);
+            }
+        }
+    }
+
+    fn encode_two_bits_vector(
+        vector: &[f32],
+        encoded_vector: &mut [TBitsStoreType],
+        vector_stats: &Option<VectorStats>,
+    ) {
+        let bits_count = u8::BITS as usize * std::mem::size_of::<TBitsStoreType>();
+        let one = TBitsStoreType::one();
+        for i in 0..vector.len() {
+            let value = vector[i];
+            let stats = vector_stats.as_ref().map(|stats| &stats.elements_stats[i]);
+            let (b1, b2) = Self::encode_two_bits_value(value, stats);
+            if b1 {
+                encoded_vector[i / bits_count] |= one << (i % bits_count);
+            }
+            if b2 {
+                let j = vector.len() + i;
+                encoded_vector[j / bits_count] |= one << (j % bits_count);
+            }
+        }
+    }
+
+    fn encode_one_and_half_bits_vector(
+        vector: &[f32],
+        encoded_vector: &mut [TBitsStoreType],
+        vector_stats: &Option<VectorStats>,
+    ) {
+        // One and half bit encoding is a 2bit quantization but first bit,
+        // which describes that value is less that sigma,
+        // is united with the bit from the next value using OR operand.
+        // Scoring for 1.5bit quantization is the same as for 2bit and 1bit quantization.
+        //
+        // Example 1:
+        // `Value1` has `[1,0]` 2bits encoding, value `Value2` has `[1,1]` 2bits encoding.
+        // The resulting 1.5bit encoding will be `[value1[0], value2[0], value1[1] | value2[1]] = [1, 1, 1]`.
+        //
+        // Example 2:
+        // `Value1` has `[0,0]` 2bits encoding, value `Value2` has `[1,0]` 2bits encoding.
+        // The resulting 1.5bit encoding will be `[value1[0], value2[0], value1[1] | value2[1]] = [0, 1, 0]`.
+        let bits_count = u8::BITS as usize * std::mem::size_of::<TBitsStoreType>();
+        let one = TBitsStoreType::one();
+        for i in 0..vector.len() {
+            let value = vector[i];
+            let stats = vector_stats.as_ref().map(|stats| &stats.elements_stats[i]);
+            let (b1, b2) = Self::encode_two_bits_value(value, stats);
+            if b1 {
+                encoded_vector[i / bits_count] |= one << (i % bits_count);
+            }
+            if b2 {
+                let j = vector.len() + i / 2;
+                encoded_vector[j / bits_count] |= one << (j % bits_count);
+            }
+        }
+    }
+
+    fn encode_two_bits_value(
+        value: f32,
+        element_stats: Option<&VectorElementStats>,
+    ) -> (bool, bool) {
+        // Two bit encoding is a regular BQ with "zero".
+        // It uses 2 bits per value and encodes values in the following way:
+        // 00 - if the value is in the range (-inf; -SIGMAS];
+        // 10 - if the value is in the range (-SIGMAS; SIGMAS);
+        // 11 - if the value is in the range [SIGMAS; +inf);
+        // where sigma is the standard deviation of the value.
+        //
+        // Scoring for 2bit quantization is the same as for 1bit quantization.
+        let Some(element_stats) = element_stats else {
+            return if value > 0.0 {
+                (true, true)
+            } else {
+                (false, false)
+            };
+        };
+        let VectorElementStats {
+            min: _,
+            max: _,
+            mean,
+            stddev,
+        } = element_stats;
+
+        let sd = *stddev;
+
+        if sd < f32::EPSILON {
+            // If standard deviation is zero,
+            // we cannot calculate z-score count so use regular BQ with zero-comparison.
+            return (value > 0.0, false);
+        }
+
+        // Calculate z-score for the value
+        let v_z = (value - mean) / sd;
+
+        // Define sigmas count which describes a zero range for 2bit encoding.
+        const SIGMAS: f32 = 2.0 / 3.0;
+
+        if v_z <= -SIGMAS {
+            (false, false) // (-inf; -SIGMAS]
+        } else if v_z < SIGMAS {
+            (true, false) // (-SIGMAS; SIGMAS)
+        } else {
+            (true, true) // [SIGMAS; +inf)
+        }
+    }
 }
 
 /// Transposed Scalar Encoded Vector
@@ -120,6 +266,30 @@ struct Metadata {
     #[serde(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     vector_stats: Option<VectorStats>,
+}
+
+/// Encodes vectors the way the storage whose metadata is persisted at a given path
+/// does, for a writer that stores the encoded rows itself.
+pub struct EncoderBin<TBitsStoreType: BitsStoreType> {
+    metadata: Metadata,
+    bits_store_type: PhantomData<TBitsStoreType>,
+}
+
+impl<TBitsStoreType: BitsStoreType> EncoderBin<TBitsStoreType> {
+    pub fn load<Fs: UniversalReadFs>(fs: &Fs, meta_path: &Path) -> UioResult<Self> {
+        Ok(Self {
+            metadata: read_json_via(fs, meta_path)?,
+            bits_store_type: PhantomData,
+        })
+    }
+
+    pub fn encode(&self, vector: &[f32]) -> EncodedBinVector<TBitsStoreType> {
+        EncodedBinVector::<TBitsStoreType>::encode(
+            vector,
+            &self.metadata.vector_stats,
+            self.metadata.encoding,
+        )
+    }
 }
 
 pub trait BitsStoreType:
@@ -417,15 +587,27 @@ impl BitsStoreType for u128 {
     }
 }
 
-impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage>
+impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorageWrite>
     EncodedVectorsBin<TBitsStoreType, TStorage>
 {
     pub fn storage(&self) -> &TStorage {
         &self.encoded_vectors
     }
 
+    pub fn storage_mut(&mut self) -> &mut TStorage {
+        &mut self.encoded_vectors
+    }
+
+    /// Encode vector data using binary quantization.
+    ///
+    /// Every vector of `orig_data` is encoded, but the per-coordinate stats, if the encodings
+    /// need them, are computed only on the vectors whose flag in `keep` is set. `keep` holds one
+    /// flag per vector; clear the flags of vectors that are not real (e.g. the placeholders of
+    /// deleted vectors).
+    #[allow(clippy::too_many_arguments)]
     pub fn encode<'a>(
         orig_data: impl Iterator<Item = impl AsRef<[f32]> + 'a> + Clone,
+        keep: impl Iterator<Item = bool> + Clone,
         mut storage_builder: impl EncodedStorageBuilder<Storage = TStorage>,
         vector_parameters: &VectorParameters,
         encoding: Encoding,
@@ -447,7 +629,8 @@ impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage>
         };
 
         let vector_stats = if storage_encoding_needs_states || query_encoding_needs_stats {
-            Some(VectorStats::build(orig_data.clone(), vector_parameters.dim))
+            let (calibration_data, _) = calibration_vectors(orig_data.clone(), keep);
+            Some(VectorStats::build(calibration_data, vector_parameters.dim))
         } else {
             None
         };
@@ -457,7 +640,11 @@ impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage>
                 return Err(EncodingError::Stopped);
             }
 
-            let encoded_vector = Self::encode_vector(vector.as_ref(), &vector_stats, encoding);
+            let encoded_vector = EncodedBinVector::<TBitsStoreType>::encode(
+                vector.as_ref(),
+                &vector_stats,
+                encoding,
+            );
             let encoded_vector_slice = encoded_vector.encoded_vector.as_slice();
             // TODO Safety: bytemuck::Pod type, but is it enough for slice?
             #[expect(deprecated, reason = "legacy code")]
@@ -504,155 +691,37 @@ impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage>
             bits_store_type: PhantomData,
         })
     }
+}
 
-    pub fn load(encoded_vectors: TStorage, meta_path: &Path) -> std::io::Result<Self> {
-        let contents = fs::read_to_string(meta_path)?;
-        let metadata: Metadata = serde_json::from_str(&contents)?;
+impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage>
+    EncodedVectorsBin<TBitsStoreType, TStorage>
+{
+    pub fn load<Fs: UniversalReadFs>(
+        fs: &Fs,
+        encoded_vectors: TStorage,
+        meta_path: &Path,
+    ) -> UioResult<Self> {
+        let metadata: Metadata = read_json_via(fs, meta_path)?;
         let result = Self {
             metadata,
             metadata_path: Some(meta_path.to_path_buf()),
             encoded_vectors,
             bits_store_type: PhantomData,
         };
+
+        // Validate the storage's vector size against the metadata once here, so the size
+        // invariant the scoring hot path relies on (it XORs the stored vector against an
+        // equally-sized query) also holds in release builds without a per-score check.
+        validate_storage_vector_size(&result.encoded_vectors, result.quantized_vector_size())?;
+
         Ok(result)
     }
 
-    fn encode_vector(
-        vector: &[f32],
-        vector_stats: &Option<VectorStats>,
-        encoding: Encoding,
-    ) -> EncodedBinVector<TBitsStoreType> {
-        let encoded_vector_size =
-            get_quantized_vector_size_from_params::<TBitsStoreType>(vector.len(), encoding)
-                / std::mem::size_of::<TBitsStoreType>();
-        let mut encoded_vector = vec![Default::default(); encoded_vector_size];
-
-        match encoding {
-            Encoding::OneBit => Self::encode_one_bit_vector(vector, &mut encoded_vector),
-            Encoding::TwoBits => {
-                Self::encode_two_bits_vector(vector, &mut encoded_vector, vector_stats)
-            }
-            Encoding::OneAndHalfBits => {
-                Self::encode_one_and_half_bits_vector(vector, &mut encoded_vector, vector_stats)
-            }
-        }
-
-        EncodedBinVector { encoded_vector }
-    }
-
-    fn encode_one_bit_vector(vector: &[f32], encoded_vector: &mut [TBitsStoreType]) {
-        let bits_count = u8::BITS as usize * std::mem::size_of::<TBitsStoreType>();
-        let one = TBitsStoreType::one();
-        for (i, &v) in vector.iter().enumerate() {
-            // flag is true if the value is positive
-            // It's expected that the vector value is in range [-1; 1]
-            if v > 0.0 {
-                encoded_vector[i / bits_count] |= one << (i % bits_count);
-            }
-        }
-    }
-
-    fn encode_two_bits_vector(
-        vector: &[f32],
-        encoded_vector: &mut [TBitsStoreType],
-        vector_stats: &Option<VectorStats>,
-    ) {
-        let bits_count = u8::BITS as usize * std::mem::size_of::<TBitsStoreType>();
-        let one = TBitsStoreType::one();
-        for i in 0..vector.len() {
-            let value = vector[i];
-            let stats = vector_stats.as_ref().map(|stats| &stats.elements_stats[i]);
-            let (b1, b2) = Self::encode_two_bits_value(value, stats);
-            if b1 {
-                encoded_vector[i / bits_count] |= one << (i % bits_count);
-            }
-            if b2 {
-                let j = vector.len() + i;
-                encoded_vector[j / bits_count] |= one << (j % bits_count);
-            }
-        }
-    }
-
-    fn encode_one_and_half_bits_vector(
-        vector: &[f32],
-        encoded_vector: &mut [TBitsStoreType],
-        vector_stats: &Option<VectorStats>,
-    ) {
-        // One and half bit encoding is a 2bit quantization but first bit,
-        // which describes that value is less that sigma,
-        // is united with the bit from the next value using OR operand.
-        // Scoring for 1.5bit quantization is the same as for 2bit and 1bit quantization.
-        //
-        // Example 1:
-        // `Value1` has `[1,0]` 2bits encoding, value `Value2` has `[1,1]` 2bits encoding.
-        // The resulting 1.5bit encoding will be `[value1[0], value2[0], value1[1] | value2[1]] = [1, 1, 1]`.
-        //
-        // Example 2:
-        // `Value1` has `[0,0]` 2bits encoding, value `Value2` has `[1,0]` 2bits encoding.
-        // The resulting 1.5bit encoding will be `[value1[0], value2[0], value1[1] | value2[1]] = [0, 1, 0]`.
-        let bits_count = u8::BITS as usize * std::mem::size_of::<TBitsStoreType>();
-        let one = TBitsStoreType::one();
-        for i in 0..vector.len() {
-            let value = vector[i];
-            let stats = vector_stats.as_ref().map(|stats| &stats.elements_stats[i]);
-            let (b1, b2) = Self::encode_two_bits_value(value, stats);
-            if b1 {
-                encoded_vector[i / bits_count] |= one << (i % bits_count);
-            }
-            if b2 {
-                let j = vector.len() + i / 2;
-                encoded_vector[j / bits_count] |= one << (j % bits_count);
-            }
-        }
-    }
-
-    fn encode_two_bits_value(
-        value: f32,
-        element_stats: Option<&VectorElementStats>,
-    ) -> (bool, bool) {
-        // Two bit encoding is a regular BQ with "zero".
-        // It uses 2 bits per value and encodes values in the following way:
-        // 00 - if the value is in the range (-inf; -SIGMAS];
-        // 10 - if the value is in the range (-SIGMAS; SIGMAS);
-        // 11 - if the value is in the range [SIGMAS; +inf);
-        // where sigma is the standard deviation of the value.
-        //
-        // Scoring for 2bit quantization is the same as for 1bit quantization.
-        let Some(element_stats) = element_stats else {
-            return if value > 0.0 {
-                (true, true)
-            } else {
-                (false, false)
-            };
-        };
-        let VectorElementStats {
-            min: _,
-            max: _,
-            mean,
-            stddev,
-        } = element_stats;
-
-        let sd = *stddev;
-
-        if sd < f32::EPSILON {
-            // If standard deviation is zero,
-            // we cannot calculate z-score count so use regular BQ with zero-comparison.
-            return (value > 0.0, false);
-        }
-
-        // Calculate z-score for the value
-        let v_z = (value - mean) / sd;
-
-        // Define sigmas count which describes a zero range for 2bit encoding.
-        const SIGMAS: f32 = 2.0 / 3.0;
-
-        if v_z <= -SIGMAS {
-            (false, false) // (-inf; -SIGMAS]
-        } else if v_z < SIGMAS {
-            (true, false) // (-SIGMAS; SIGMAS)
-        } else {
-            (true, true) // [SIGMAS; +inf)
-        }
+    fn get_quantized_vector_size(&self) -> usize {
+        get_quantized_vector_size_from_params::<TBitsStoreType>(
+            self.metadata.vector_parameters.dim,
+            self.metadata.encoding,
+        )
     }
 
     fn encode_query_vector(
@@ -662,9 +731,11 @@ impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage>
         query_encoding: QueryEncoding,
     ) -> EncodedQueryBQ<TBitsStoreType> {
         match query_encoding {
-            QueryEncoding::SameAsStorage => {
-                EncodedQueryBQ::Binary(Self::encode_vector(query, vector_stats, encoding))
-            }
+            QueryEncoding::SameAsStorage => EncodedQueryBQ::Binary(EncodedBinVector::<
+                TBitsStoreType,
+            >::encode(
+                query, vector_stats, encoding
+            )),
             QueryEncoding::Scalar8bits => EncodedQueryBQ::Scalar8bits(
                 Self::encode_scalar_query_vector(query, encoding, u8::BITS as usize),
             ),
@@ -739,13 +810,6 @@ impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage>
         EncodedScalarVector {
             encoded_vector: encoded_query,
         }
-    }
-
-    fn get_quantized_vector_size(&self) -> usize {
-        get_quantized_vector_size_from_params::<TBitsStoreType>(
-            self.metadata.vector_parameters.dim,
-            self.metadata.encoding,
-        )
     }
 
     fn calculate_metric(
@@ -832,8 +896,8 @@ impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage> EncodedVectors
         TStorage::is_in_ram_or_mmap()
     }
 
-    fn is_on_disk(&self) -> bool {
-        self.encoded_vectors.is_on_disk()
+    fn is_cold(&self) -> bool {
+        self.encoded_vectors.is_cold()
     }
 
     fn encode_query(&self, query: &[f32]) -> EncodedQueryBQ<TBitsStoreType> {
@@ -846,45 +910,24 @@ impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage> EncodedVectors
         )
     }
 
-    fn iter_batch(
+    fn for_each_batch(
         &self,
         offsets: &[PointOffsetType],
-    ) -> impl Iterator<Item = (usize, Cow<'_, [u8]>)> {
-        self.encoded_vectors.iter_batch(offsets)
+        callback: impl FnMut(usize, Cow<'_, [u8]>),
+    ) -> std::io::Result<()> {
+        self.encoded_vectors.for_each_batch(offsets, callback)
     }
 
-    fn score(
-        &self,
-        query: &Self::EncodedQuery,
-        encoded_vector: &[u8],
-        hw_counter: &HardwareCounterCell,
-    ) -> f32 {
-        self.score_bytes(True, query, encoded_vector, hw_counter)
+    fn score(&self, query: &Self::EncodedQuery, encoded_vector: &[u8]) -> f32 {
+        self.score_bytes(True, query, encoded_vector)
     }
 
-    fn score_point(
-        &self,
-        query: &EncodedQueryBQ<TBitsStoreType>,
-        i: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
-    ) -> f32 {
-        let vector_data = self.encoded_vectors.get_vector_data(i);
-
-        self.score_bytes(True, query, &vector_data, hw_counter)
-    }
-
-    fn score_internal(
-        &self,
-        i: PointOffsetType,
-        j: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
-    ) -> f32 {
+    fn score_internal(&self, i: PointOffsetType, j: PointOffsetType) -> f32 {
         let vector_data_1 = self.encoded_vectors.get_vector_data(i);
         let vector_data_2 = self.encoded_vectors.get_vector_data(j);
 
-        hw_counter
-            .vector_io_read()
-            .incr_delta(vector_data_1.len() + vector_data_2.len());
+        let mul = usize::from(self.encoded_vectors.is_cold()); // Reads from RAM don't count as IO.
+        HwMetric::VectorIoRead.bump((vector_data_1.len() + vector_data_2.len()) * mul);
 
         // TODO Safety
         #[expect(deprecated, reason = "legacy code")]
@@ -893,9 +936,7 @@ impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage> EncodedVectors
         #[expect(deprecated, reason = "legacy code")]
         let vector_data_usize_2 = unsafe { transmute_from_u8_to_slice(&vector_data_2) };
 
-        hw_counter
-            .cpu_counter()
-            .incr_delta(vector_data_usize_2.len());
+        HwMetric::Cpu.bump(vector_data_usize_2.len());
 
         self.calculate_metric(vector_data_usize_1, vector_data_usize_2, 1)
     }
@@ -917,18 +958,15 @@ impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage> EncodedVectors
         }))
     }
 
-    fn upsert_vector(
-        &mut self,
-        id: PointOffsetType,
-        vector: &[f32],
-        hw_counter: &HardwareCounterCell,
-    ) -> std::io::Result<()> {
-        let encoded_vector =
-            Self::encode_vector(vector, &self.metadata.vector_stats, self.metadata.encoding);
+    fn upsert_vector(&mut self, id: PointOffsetType, vector: &[f32]) -> std::io::Result<()> {
+        let encoded_vector = EncodedBinVector::<TBitsStoreType>::encode(
+            vector,
+            &self.metadata.vector_stats,
+            self.metadata.encoding,
+        );
         self.encoded_vectors.upsert_vector(
             id,
             bytemuck::cast_slice(encoded_vector.encoded_vector.as_slice()),
-            hw_counter,
         )
     }
 
@@ -936,7 +974,7 @@ impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage> EncodedVectors
         self.encoded_vectors.vectors_count()
     }
 
-    fn flusher(&self) -> MmapFlusher {
+    fn flusher(&self) -> Flusher {
         self.encoded_vectors.flusher()
     }
 
@@ -969,18 +1007,12 @@ impl<TBitsStoreType: BitsStoreType, TStorage: EncodedStorage> EncodedVectors
 
     type SupportsBytes = True;
 
-    fn score_bytes(
-        &self,
-        _: Self::SupportsBytes,
-        query: &Self::EncodedQuery,
-        bytes: &[u8],
-        hw_counter: &HardwareCounterCell,
-    ) -> f32 {
+    fn score_bytes(&self, _: Self::SupportsBytes, query: &Self::EncodedQuery, bytes: &[u8]) -> f32 {
         // TODO Safety
         #[expect(deprecated, reason = "legacy code")]
         let vector_data_usize = unsafe { transmute_from_u8_to_slice(bytes) };
 
-        hw_counter.cpu_counter().incr_delta(bytes.len());
+        HwMetric::Cpu.bump(bytes.len());
 
         match query {
             EncodedQueryBQ::Binary(encoded_vector) => {
@@ -1077,7 +1109,6 @@ unsafe extern "C" {
     ) -> u32;
 }
 
-#[allow(missing_docs)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512vl")]
 #[target_feature(enable = "avx512vpopcntdq")]

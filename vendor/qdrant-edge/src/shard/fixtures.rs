@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::common::ambient;
 use rand::RngExt;
 use rand::rngs::ThreadRng;
 use crate::segment::data_types::vectors::only_default_vector;
@@ -48,22 +48,17 @@ pub fn random_segment(path: &Path, opnum: SeqNumberType, num_vectors: u64, dim: 
     let mut segment = build_simple_segment(path, dim, Distance::Dot).unwrap();
     let mut rnd = rand::rng();
     let payload_key = "number";
-    let hw_counter = HardwareCounterCell::new();
+    let _scope = ambient::test_guard();
     for _ in 0..num_vectors {
         let random_vector: Vec<_> = (0..dim).map(|_| rnd.random_range(0.0..1.0)).collect();
         let point_id: PointIdType = id_gen.unique();
         let payload_value = rnd.random_range(1..1_000);
         let payload: Payload = payload_json! {payload_key: vec![payload_value]};
         segment
-            .upsert_point(
-                opnum,
-                point_id,
-                only_default_vector(&random_vector),
-                &hw_counter,
-            )
+            .upsert_point(opnum, point_id, only_default_vector(&random_vector))
             .unwrap();
         segment
-            .set_payload(opnum, point_id, &payload, &None, &hw_counter)
+            .set_payload(opnum, point_id, &payload, &None)
             .unwrap();
     }
     segment
@@ -78,22 +73,22 @@ pub fn build_segment_1(path: &Path) -> Segment {
     let vec4 = vec![1.0, 1.0, 0.0, 1.0];
     let vec5 = vec![1.0, 0.0, 0.0, 0.0];
 
-    let hw_counter = HardwareCounterCell::new();
+    let _scope = ambient::test_guard();
 
     segment1
-        .upsert_point(1, 1.into(), only_default_vector(&vec1), &hw_counter)
+        .upsert_point(1, 1.into(), only_default_vector(&vec1))
         .unwrap();
     segment1
-        .upsert_point(2, 2.into(), only_default_vector(&vec2), &hw_counter)
+        .upsert_point(2, 2.into(), only_default_vector(&vec2))
         .unwrap();
     segment1
-        .upsert_point(3, 3.into(), only_default_vector(&vec3), &hw_counter)
+        .upsert_point(3, 3.into(), only_default_vector(&vec3))
         .unwrap();
     segment1
-        .upsert_point(4, 4.into(), only_default_vector(&vec4), &hw_counter)
+        .upsert_point(4, 4.into(), only_default_vector(&vec4))
         .unwrap();
     segment1
-        .upsert_point(5, 5.into(), only_default_vector(&vec5), &hw_counter)
+        .upsert_point(5, 5.into(), only_default_vector(&vec5))
         .unwrap();
 
     let payload_key = "color";
@@ -103,19 +98,19 @@ pub fn build_segment_1(path: &Path) -> Segment {
     let payload_option3 = payload_json! {payload_key: vec!["blue".to_owned()]};
 
     segment1
-        .set_payload(6, 1.into(), &payload_option1, &None, &hw_counter)
+        .set_payload(6, 1.into(), &payload_option1, &None)
         .unwrap();
     segment1
-        .set_payload(6, 2.into(), &payload_option1, &None, &hw_counter)
+        .set_payload(6, 2.into(), &payload_option1, &None)
         .unwrap();
     segment1
-        .set_payload(6, 3.into(), &payload_option3, &None, &hw_counter)
+        .set_payload(6, 3.into(), &payload_option3, &None)
         .unwrap();
     segment1
-        .set_payload(6, 4.into(), &payload_option2, &None, &hw_counter)
+        .set_payload(6, 4.into(), &payload_option2, &None)
         .unwrap();
     segment1
-        .set_payload(6, 5.into(), &payload_option2, &None, &hw_counter)
+        .set_payload(6, 5.into(), &payload_option2, &None)
         .unwrap();
 
     segment1
@@ -133,29 +128,29 @@ pub fn build_segment_2(path: &Path) -> Segment {
     let vec14 = vec![1.0, 0.0, 0.0, 1.0];
     let vec15 = vec![1.0, 1.0, 0.0, 0.0];
 
-    let hw_counter = HardwareCounterCell::new();
+    let _scope = ambient::test_guard();
 
     segment2
-        .upsert_point(7, 4.into(), only_default_vector(&vec4), &hw_counter)
+        .upsert_point(7, 4.into(), only_default_vector(&vec4))
         .unwrap();
     segment2
-        .upsert_point(8, 5.into(), only_default_vector(&vec5), &hw_counter)
+        .upsert_point(8, 5.into(), only_default_vector(&vec5))
         .unwrap();
 
     segment2
-        .upsert_point(11, 11.into(), only_default_vector(&vec11), &hw_counter)
+        .upsert_point(11, 11.into(), only_default_vector(&vec11))
         .unwrap();
     segment2
-        .upsert_point(12, 12.into(), only_default_vector(&vec12), &hw_counter)
+        .upsert_point(12, 12.into(), only_default_vector(&vec12))
         .unwrap();
     segment2
-        .upsert_point(13, 13.into(), only_default_vector(&vec13), &hw_counter)
+        .upsert_point(13, 13.into(), only_default_vector(&vec13))
         .unwrap();
     segment2
-        .upsert_point(14, 14.into(), only_default_vector(&vec14), &hw_counter)
+        .upsert_point(14, 14.into(), only_default_vector(&vec14))
         .unwrap();
     segment2
-        .upsert_point(15, 15.into(), only_default_vector(&vec15), &hw_counter)
+        .upsert_point(15, 15.into(), only_default_vector(&vec15))
         .unwrap();
 
     segment2
@@ -187,11 +182,13 @@ pub fn empty_segment_with_deferred(path: &Path, deferred_internal_id: u32) -> Se
             )]),
             sparse_vector_data: Default::default(),
             payload_storage_type: Default::default(),
+            id_tracker_memory: None,
         },
         Some(deferred_internal_id),
         true,
     )
     .unwrap()
+    .0
 }
 
 /// Builds a segment with a deferred threshold that causes points 4 and 5 to be deferred, while points 1, 2, and 3 are not deferred.
@@ -204,10 +201,10 @@ pub fn build_segment_with_deferred_1(path: &Path) -> Segment {
 
     let dim = 4;
     let deferred_internal_id = 3;
-    let hw_counter = HardwareCounterCell::new();
+    let _scope = ambient::test_guard();
 
     // Build segment with deferred threshold
-    let mut segment = build_segment(
+    let (mut segment, _) = build_segment(
         path,
         &crate::segment::types::SegmentConfig {
             vector_data: HashMap::from([(
@@ -224,6 +221,7 @@ pub fn build_segment_with_deferred_1(path: &Path) -> Segment {
             )]),
             sparse_vector_data: Default::default(),
             payload_storage_type: Default::default(),
+            id_tracker_memory: None,
         },
         Some(deferred_internal_id),
         true,
@@ -237,19 +235,19 @@ pub fn build_segment_with_deferred_1(path: &Path) -> Segment {
     let vec5 = vec![1.0, 0.0, 0.0, 0.0];
 
     segment
-        .upsert_point(1, 1.into(), only_default_vector(&vec1), &hw_counter)
+        .upsert_point(1, 1.into(), only_default_vector(&vec1))
         .unwrap();
     segment
-        .upsert_point(2, 2.into(), only_default_vector(&vec2), &hw_counter)
+        .upsert_point(2, 2.into(), only_default_vector(&vec2))
         .unwrap();
     segment
-        .upsert_point(3, 3.into(), only_default_vector(&vec3), &hw_counter)
+        .upsert_point(3, 3.into(), only_default_vector(&vec3))
         .unwrap();
     segment
-        .upsert_point(4, 4.into(), only_default_vector(&vec4), &hw_counter)
+        .upsert_point(4, 4.into(), only_default_vector(&vec4))
         .unwrap();
     segment
-        .upsert_point(5, 5.into(), only_default_vector(&vec5), &hw_counter)
+        .upsert_point(5, 5.into(), only_default_vector(&vec5))
         .unwrap();
 
     let payload_key = "color";
@@ -258,19 +256,19 @@ pub fn build_segment_with_deferred_1(path: &Path) -> Segment {
     let payload_option3 = payload_json! {payload_key: vec!["blue".to_owned()]};
 
     segment
-        .set_payload(6, 1.into(), &payload_option1, &None, &hw_counter)
+        .set_payload(6, 1.into(), &payload_option1, &None)
         .unwrap();
     segment
-        .set_payload(6, 2.into(), &payload_option1, &None, &hw_counter)
+        .set_payload(6, 2.into(), &payload_option1, &None)
         .unwrap();
     segment
-        .set_payload(6, 3.into(), &payload_option3, &None, &hw_counter)
+        .set_payload(6, 3.into(), &payload_option3, &None)
         .unwrap();
     segment
-        .set_payload(6, 4.into(), &payload_option2, &None, &hw_counter)
+        .set_payload(6, 4.into(), &payload_option2, &None)
         .unwrap();
     segment
-        .set_payload(6, 5.into(), &payload_option2, &None, &hw_counter)
+        .set_payload(6, 5.into(), &payload_option2, &None)
         .unwrap();
 
     // Validate which points are deferred

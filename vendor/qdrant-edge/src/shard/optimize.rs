@@ -9,36 +9,37 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use ahash::AHashSet;
+use crate::common::ambient;
 use crate::common::budget::{ResourceBudget, ResourcePermit};
 use crate::common::bytes::bytes_to_human;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::disk::dir_disk_size;
+use crate::common::fs::safe_delete_with_suffix;
 use crate::common::progress_tracker::ProgressTracker;
+use crate::common::reason::reason;
 use crate::common::storage_version::StorageVersion;
 use crate::common::types::PointOffsetType;
 use fs_err as fs;
 use itertools::Itertools;
 use parking_lot::lock_api::RwLockWriteGuard;
-use parking_lot::{Mutex, RwLockUpgradableReadGuard};
-use crate::segment::common::operation_error::{OperationResult, check_process_stopped};
+use parking_lot::{Mutex, RwLockReadGuard, RwLockUpgradableReadGuard};
+use crate::segment::common::operation_error::{OperationError, OperationResult, check_process_stopped};
 use crate::segment::common::operation_time_statistics::{
     OperationDurationsAggregator, ScopeDurationMeasurer,
 };
-use crate::segment::entry::{
-    NonAppendableSegmentEntry as _, ReadSegmentEntry as _, StorageSegmentEntry as _,
-};
+use crate::segment::entry::{ReadSegmentEntry as _, StorageSegmentEntry as _};
 use crate::segment::segment::{Segment, SegmentVersion};
 use crate::segment::segment_constructor::segment_builder::SegmentBuilder;
-use crate::segment::types::PointIdType;
+use crate::segment::types::{PointIdType, VectorNameBuf};
 use uuid::Uuid;
 
 use crate::shard::locked_segment::LockedSegment;
 use crate::shard::proxy_segment::{
-    DeletedPoints, IntendedVector, ProxyIndexChange, ProxyIndexChanges, ProxyVectorNameChanges,
-    UnsyncedProxySegment,
+    ProxyChanges, ProxyIndexChange, ProxyIndexChanges, ProxySegment, UnsyncedProxySegment,
 };
-use crate::shard::segment_holder::SegmentId;
+use crate::shard::quota::{self, DiskFit};
 use crate::shard::segment_holder::locked::LockedSegmentHolder;
+use crate::shard::segment_holder::{SegmentHolder, SegmentId};
+use crate::shard::segment_manifest::NewSegmentToken;
 
 /// Result of optimization execution
 #[derive(Debug)]
@@ -67,10 +68,28 @@ pub trait OptimizationStrategy: Send {
     ) -> OperationResult<SegmentBuilder>;
 
     /// Create a temporary COW segment for writes during optimization.
-    fn create_temp_segment(&self) -> OperationResult<LockedSegment>;
+    ///
+    /// Returns the segment together with the [`NewSegmentToken`] obliging the caller to register it
+    /// in the manifest once it is published into the holder.
+    fn create_temp_segment(&self) -> OperationResult<(LockedSegment, NewSegmentToken)>;
+
+    /// Vector names currently present in the live collection schema, if a live source is wired in.
+    ///
+    /// `None` means the live schema is unknown, in which case the merge must treat a source vector
+    /// name absent from the target conservatively (cancel). When present, it lets the builder tell a
+    /// genuinely deleted vector (safe to prune) from the CreateVectorName-vs-optimizer race (must
+    /// cancel). See [`SegmentBuilder::set_live_vector_names`].
+    fn live_vector_names(&self) -> Option<HashSet<VectorNameBuf>>;
 }
 
 /// Restores original segments from proxies
+///
+/// Proxied changes (deleted points, index and vector-name changes) are always propagated into the
+/// wrapped segments first, so they are not lost when the proxies are dropped. If that propagation
+/// fails, no proxy is unwrapped and the error is returned.
+///
+/// Each proxy's pending changes log file should be deleted after the next segments flush cycle. It
+/// is left on disk now, but it schedules a post flush action to remove it later.
 ///
 /// # Arguments
 ///
@@ -79,55 +98,79 @@ pub trait OptimizationStrategy: Send {
 ///
 /// # Result
 ///
-/// Original segments are pushed into `segments`, proxies removed.
+/// Original segments are pushed into `segments`, proxies removed. On a propagation error the
+/// proxies are left in the holder untouched.
 pub fn unwrap_proxy(
     segments: &LockedSegmentHolder,
     proxy_ids: &[SegmentId],
 ) -> OperationResult<()> {
-    let mut segments_lock = segments.write();
-    for &proxy_id in proxy_ids {
-        if let Some(proxy_segment_ref) = segments_lock.get(proxy_id) {
-            let locked_proxy_segment = proxy_segment_ref.clone();
-            match locked_proxy_segment {
-                LockedSegment::Original(_) => {
-                    // Already unwrapped. It should not actually be here
-                    log::warn!("Attempt to unwrap raw segment! Should not happen.");
-                }
-                LockedSegment::Proxy(proxy_segment) => {
-                    let wrapped_segment = proxy_segment.read().wrapped_segment.clone();
-                    segments_lock.replace(proxy_id, wrapped_segment)?;
-                }
-            }
-        }
-    }
+    // Propagate proxied changes back into wrapped segment to not lose these in-memory changes.
+    // The updates lock is taken by `unproxy_segments` itself, between its two phases, so updates
+    // keep flowing while the bulk of the propagation runs.
+    let segments_lock = segments.upgradable_read();
+
+    let (write_segments, updates_guard) =
+        SegmentHolder::unproxy_segments(segments, segments_lock, proxy_ids)
+            .map_err(|(_lock, err)| err)?;
+    drop(write_segments); // Release the segment holder lock before the updates lock
+    drop(updates_guard);
+
     Ok(())
 }
 
-/// Accumulates approximate set of points deleted in a given set of proxies
+/// Remove a partially-built optimized segment left on disk when optimization is cancelled.
 ///
-/// This list is not synchronized (if not externally enforced),
-/// but guarantees that it contains at least all points deleted in the proxies
-/// before the call to this function.
-pub fn proxy_deleted_points(proxies: &[LockedSegment]) -> DeletedPoints {
-    let mut deleted_points = DeletedPoints::new();
-    for proxy_segment in proxies {
-        match proxy_segment {
+/// `SegmentBuilder::build` already renamed the new segment into `segments_path`, and dropping the
+/// in-memory `Segment` only releases resources without deleting the directory (deletion is the
+/// explicit `drop_data`). A graceful cancellation always happens before the segment is swapped
+/// into the holder, so it is never live at this point and is safe to delete. Best-effort: failures
+/// are logged, not propagated, so they can't mask the original cancellation error.
+///
+/// Note: this in-process cleanup is not crash safe. If the process dies between `build` and this
+/// call, the orphaned segment directory is left on disk and must be reclaimed on restart instead.
+/// See https://github.com/qdrant/qdrant/pull/9217#pullrequestreview-4381966021
+fn cleanup_cancelled_optimized_segment(segments_path: &Path, output_segment_uuid: Uuid) {
+    let orphan_path = segments_path.join(output_segment_uuid.to_string());
+    if !orphan_path.exists() {
+        return;
+    }
+    if let Err(err) = safe_delete_with_suffix(&orphan_path) {
+        log::warn!(
+            "Failed to remove cancelled optimized segment at {}: {err}",
+            orphan_path.display(),
+        );
+    }
+}
+
+/// Read locks of the given proxies, taken one at a time.
+///
+/// Raw segments are not expected here; they are logged and skipped.
+fn proxy_reads(
+    proxies: &[LockedSegment],
+) -> impl Iterator<Item = RwLockReadGuard<'_, ProxySegment>> {
+    proxies
+        .iter()
+        .filter_map(|proxy_segment| match proxy_segment {
             LockedSegment::Original(_) => {
                 log::error!("Reading raw segment, while proxy expected");
                 debug_assert!(false, "Reading raw segment, while proxy expected");
+                None
             }
-            LockedSegment::Proxy(proxy) => {
-                let proxy_read = proxy.read();
-                for (point_id, versions) in proxy_read.get_deleted_points() {
-                    let entry = deleted_points.entry(*point_id).or_insert(*versions);
-                    entry.operation_version =
-                        entry.operation_version.max(versions.operation_version);
-                    entry.local_version = entry.local_version.max(versions.local_version);
-                }
-            }
-        }
+            LockedSegment::Proxy(proxy) => Some(proxy.read()),
+        })
+}
+
+/// Accumulates the changes buffered in a given set of proxies
+///
+/// This snapshot is not synchronized (if not externally enforced),
+/// but guarantees that it contains at least all changes made in the proxies
+/// before the call to this function.
+pub fn proxy_changes(proxies: &[LockedSegment]) -> ProxyChanges {
+    let mut changes = ProxyChanges::default();
+    for proxy in proxy_reads(proxies) {
+        changes.merge(proxy.changes());
     }
-    deleted_points
+    changes
 }
 
 /// Accumulates index changes made in a given set of proxies
@@ -137,41 +180,10 @@ pub fn proxy_deleted_points(proxies: &[LockedSegment]) -> DeletedPoints {
 /// before the call to this function.
 pub fn proxy_index_changes(proxies: &[LockedSegment]) -> ProxyIndexChanges {
     let mut index_changes = ProxyIndexChanges::default();
-    for proxy_segment in proxies {
-        match proxy_segment {
-            LockedSegment::Original(_) => {
-                log::error!("Reading raw segment, while proxy expected");
-                debug_assert!(false, "Reading raw segment, while proxy expected");
-            }
-            LockedSegment::Proxy(proxy) => {
-                let proxy_read = proxy.read();
-                index_changes.merge(proxy_read.get_index_changes())
-            }
-        }
+    for proxy in proxy_reads(proxies) {
+        index_changes.merge(proxy.changes().index_changes());
     }
     index_changes
-}
-
-/// Accumulates vector name changes made in a given set of proxies
-///
-/// This list is not synchronized (if not externally enforced),
-/// but guarantees that it contains at least all vector name changes made in the proxies
-/// before the call to this function.
-pub fn proxy_vector_name_changes(proxies: &[LockedSegment]) -> ProxyVectorNameChanges {
-    let mut changes = ProxyVectorNameChanges::default();
-    for proxy_segment in proxies {
-        match proxy_segment {
-            LockedSegment::Original(_) => {
-                log::error!("Reading raw segment, while proxy expected");
-                debug_assert!(false, "Reading raw segment, while proxy expected");
-            }
-            LockedSegment::Proxy(proxy) => {
-                let proxy_read = proxy.read();
-                changes.merge(proxy_read.get_vector_name_changes())
-            }
-        }
-    }
-    changes
 }
 
 /// Function to wrap slow part of optimization. Performs proxy rollback in case of cancellation.
@@ -189,7 +201,6 @@ fn build_new_segment<F: ?Sized + OptimizationStrategy>(
     permit: ResourcePermit, // IO resources for copying data
     resource_budget: ResourceBudget,
     stopped: &AtomicBool,
-    hw_counter: &HardwareCounterCell,
     progress: ProgressTracker,
     segments_path: &Path,
 ) -> OperationResult<Segment> {
@@ -228,13 +239,21 @@ fn build_new_segment<F: ?Sized + OptimizationStrategy>(
         segment_builder.set_defragment_keys(defragmentation_keys.into_iter().collect());
     }
 
+    // Wire in the live collection schema so the merge can distinguish a deleted vector (prune it)
+    // from the CreateVectorName race (cancel). Read here, after the proxy install froze the source
+    // segments: the schema is persisted before a vector-name op reaches the segments, so any name a
+    // frozen source carries is guaranteed visible in this read, and no concurrent create can be
+    // missed (which would otherwise cause a wrong prune).
+    if let Some(live_vector_names) = factory.live_vector_names() {
+        segment_builder.set_live_vector_names(live_vector_names);
+    }
+
     {
         progress_copy_data.start();
         let segment_guards = segments.iter().map(|segment| segment.read()).collect_vec();
         segment_builder.update(
             &segment_guards.iter().map(Deref::deref).collect_vec(),
             stopped,
-            hw_counter,
         )?;
         drop(progress_copy_data);
     }
@@ -313,66 +332,26 @@ fn build_new_segment<F: ?Sized + OptimizationStrategy>(
     drop(progress_wait_permit);
 
     let mut rng = rand::rng();
-    let mut optimized_segment = segment_builder.build(
+    segment_builder.build(
         segments_path,
         output_segment_uuid,
         deferred_internal_id,
+        // Don't mark segment as ready after building. This function is only used in the optimizer.
+        // We must first propagate proxied changes into the optimized segment before marking ready.
+        false,
         indexing_permit,
         stopped,
         &mut rng,
-        hw_counter,
         progress,
-    )?;
-
-    // Delete points
-    let deleted_points_snapshot = proxy_deleted_points(proxies);
-    let index_changes = proxy_index_changes(proxies);
-
-    // Apply index changes before point deletions
-    // Point deletions bump the segment version, can cause index changes to be ignored
-    let old_optimized_segment_version = optimized_segment.version();
-    for (field_name, change) in index_changes.iter_ordered() {
-        debug_assert!(
-            change.version() >= old_optimized_segment_version,
-            "proxied index change should have newer version than segment",
-        );
-        match change {
-            ProxyIndexChange::Create(schema, version) => {
-                optimized_segment.create_field_index(
-                    *version,
-                    field_name,
-                    Some(schema),
-                    hw_counter,
-                )?;
-            }
-            ProxyIndexChange::Delete(version) => {
-                optimized_segment.delete_field_index(*version, field_name)?;
-            }
-            ProxyIndexChange::DeleteIfIncompatible(version, schema) => {
-                optimized_segment
-                    .delete_field_index_if_incompatible(*version, field_name, schema)?;
-            }
-        }
-        check_process_stopped(stopped)?;
-    }
-
-    for (point_id, versions) in deleted_points_snapshot {
-        optimized_segment
-            .delete_point(versions.operation_version, point_id, hw_counter)
-            .unwrap();
-    }
-
-    Ok(optimized_segment)
+    )
 }
 
 /// Create a single optimized segment from the given segments.
 ///
-/// All point deletes or payload index changes made during optimization are propagated to the
-/// optimized segment at the very end.
-///
-/// This internally takes a write lock on the segments holder to block new updates when
-/// finalizing optimization. It is returned so that the optimized segment can be inserted and
-/// proxy segments can be dissolved before releasing the lock.
+/// The changes buffered by the proxies while the segment was built (point deletes, payload index
+/// and vector name changes) are propagated to the optimized segment at the very end, without
+/// blocking updates. The set of changes that was applied is returned alongside the segment, so
+/// that [`finish_optimization`] only has to propagate what arrived after it.
 ///
 /// # Warning
 ///
@@ -387,15 +366,12 @@ fn optimize_segment_propagate_changes<F: ?Sized + OptimizationStrategy>(
     permit: ResourcePermit, // IO resources for copying data
     resource_budget: ResourceBudget,
     stopped: &AtomicBool,
-    hw_counter: &HardwareCounterCell,
     progress: ProgressTracker,
     segments_path: &Path,
-) -> OperationResult<(Segment, DeletedPoints)> {
+) -> OperationResult<(Segment, ProxyChanges)> {
     check_process_stopped(stopped)?;
 
-    // ---- SLOW PART -----
-
-    let optimized_segment = build_new_segment(
+    let mut optimized_segment = build_new_segment(
         factory,
         &optimizing_segments,
         output_segment_uuid,
@@ -404,40 +380,41 @@ fn optimize_segment_propagate_changes<F: ?Sized + OptimizationStrategy>(
         permit,
         resource_budget,
         stopped,
-        hw_counter,
         progress,
         segments_path,
     )?;
 
-    // Avoid unnecessary point removing in the critical section:
-    // - save already removed points while avoiding long read locks
-    // - exclude already removed points from post-optimization removing
-    let already_remove_points = {
-        let mut all_removed_points = proxy_deleted_points(proxies);
-        for existing_point in optimized_segment.iter_points() {
-            all_removed_points.remove(&existing_point);
-        }
-        all_removed_points
-    };
+    check_process_stopped(stopped)?;
 
-    // ---- SLOW PART ENDS HERE -----
+    // Propagate the bulk of the changes buffered by the proxies while updates keep flowing. The
+    // proxies keep serving these changes until they are swapped out, so this snapshot is handed to
+    // `finish_optimization` for it to exclude: only what arrives after it is left for the
+    // critical section.
+    let applied_changes = proxy_changes(proxies);
+    applied_changes.propagate(&mut optimized_segment, stopped)?;
 
     check_process_stopped(stopped)?;
 
-    Ok((optimized_segment, already_remove_points))
+    Ok((optimized_segment, applied_changes))
 }
 
 /// Finish optimization: propagate remaining changes and swap segments
+///
+/// This takes the updates lock and a write lock on the segments holder to block new updates when
+/// finalizing optimization, so that the optimized segment can be inserted and proxy segments can
+/// be dissolved before releasing the lock.
+///
+/// `applied_changes` is the set of proxy changes [`optimize_segment_propagate_changes`] already
+/// propagated to the optimized segment; only changes that arrived since are propagated here.
 #[allow(clippy::too_many_arguments)]
 fn finish_optimization(
     segment_holder: &LockedSegmentHolder,
     locked_proxies: Vec<LockedSegment>,
     mut optimized_segment: Segment,
-    already_remove_points: &DeletedPoints,
+    applied_changes: &ProxyChanges,
     proxy_ids: &[SegmentId],
     cow_segment_id_opt: Option<SegmentId>,
     stopped: &AtomicBool,
-    hw_counter: &HardwareCounterCell,
 ) -> OperationResult<usize> {
     // This block locks all write operations with collection. It should be fast.
 
@@ -446,79 +423,36 @@ fn finish_optimization(
     // This mutex prevents update operations, which could create inconsistency during transition.
     let update_guard = segment_holder.acquire_updates_lock();
 
-    // Apply vector name changes before index and point changes
-    // New named vectors must exist before indexes or points reference them
-    let old_optimized_segment_version = optimized_segment.version();
-    let vector_name_changes = proxy_vector_name_changes(&locked_proxies);
-    for (vector_name, intent) in vector_name_changes.iter_ordered() {
-        debug_assert!(
-            intent.version() >= old_optimized_segment_version,
-            "proxied vector name change should have newer version than segment",
-        );
-        match intent {
-            IntendedVector::Absent { version } => {
-                optimized_segment.delete_vector_name(*version, vector_name)?;
-            }
-            IntendedVector::Present {
-                config,
-                version,
-                supersedes_wrapped,
-            } => {
-                if *supersedes_wrapped {
-                    // The optimised segment was built from the wrapped data,
-                    // so it currently carries the *old* schema for this name.
-                    // `create_vector_name_impl` is idempotent and would
-                    // silently keep that old storage; clear it first so the
-                    // new schema actually takes effect.
-                    optimized_segment.delete_vector_name(*version, vector_name)?;
-                }
-                optimized_segment.create_vector_name(*version, vector_name, config)?;
-            }
-        }
-        check_process_stopped(stopped)?;
-    }
+    // Propagate the changes that landed on the proxies since the slow part took its snapshot.
+    // Updates are frozen now, so this catches everything and is the last word.
+    let mut changes = proxy_changes(&locked_proxies);
+    changes.exclude_applied(applied_changes);
+    changes.propagate(&mut optimized_segment, stopped)?;
 
-    let index_changes = proxy_index_changes(&locked_proxies);
+    // Force flush propagated changes in segment
+    // Up until here all proxied changes are only durably persisted in the associated proxy
+    // segment, but we will drop this last source of persisted data a bit further down. We must
+    // therefore flush this segment to persist the changes in a new location. WAL recovery would
+    // not help us here, because all proapgated changes are already acknowledged in the WAL.
+    optimized_segment.flush(true)?;
 
-    // Apply index changes before point deletions
-    // Point deletions bump the segment version, can cause index changes to be ignored
-    for (field_name, change) in index_changes.iter_ordered() {
-        match change {
-            // Warn: change version might be lower than the segment version,
-            // because we might already applied the change earlier in optimization.
-            // Applied optimizations are not removed from `proxy_index_changes`.
-            ProxyIndexChange::Create(schema, version) => {
-                optimized_segment.create_field_index(
-                    *version,
-                    field_name,
-                    Some(schema),
-                    hw_counter,
-                )?;
-            }
-            ProxyIndexChange::Delete(version) => {
-                optimized_segment.delete_field_index(*version, field_name)?;
-            }
-            ProxyIndexChange::DeleteIfIncompatible(version, schema) => {
-                optimized_segment
-                    .delete_field_index_if_incompatible(*version, field_name, schema)?;
-            }
-        }
-        check_process_stopped(stopped)?;
-    }
-
-    let deleted_points = proxy_deleted_points(&locked_proxies);
-    let points_diff = deleted_points
-        .iter()
-        .filter(|&(point_id, _)| !already_remove_points.contains_key(point_id));
-
-    for (&point_id, &versions) in points_diff {
-        optimized_segment
-            .delete_point(versions.operation_version, point_id, hw_counter)
-            .unwrap();
-    }
+    // All propagated changes are applied and durable: make the segment loadable on restart.
+    // `SegmentBuilder::build` postponed the version file exactly until this point (its `ready`
+    // parameter), because a segment loaded without them would resurrect points deleted through
+    // the proxy.
+    //
+    // This must happen before the swap below, not after it. From the swap onwards the proxies are
+    // out of the holder and their data is only kept alive by the deferred destruction registered
+    // right after it; the moment that destruction runs, this segment is the only home of the
+    // propagated changes. A failure or crash anywhere in between must find it loadable, otherwise
+    // `normalize_segment_dir` deletes it on the next load, the old segments come back holding only
+    // what their pending changes logs persisted, and everything past that is lost.
+    let optimized_segment_path = optimized_segment.segment_path.clone();
+    SegmentVersion::save(&optimized_segment_path)?;
 
     // Replace proxy segments with new optimized segment
     let point_count = optimized_segment.available_point_count();
+    let optimized_segment_version = optimized_segment.version();
     let mut writable_segment_holder = RwLockUpgradableReadGuard::upgrade(upgradable_segment_holder);
 
     let (_, proxies) = writable_segment_holder.swap_new(optimized_segment, proxy_ids);
@@ -528,6 +462,44 @@ fn finish_optimization(
         "swapped different number of proxies"
     );
 
+    let mut deferred_points_set = AHashSet::new();
+    for proxy in &proxies {
+        deferred_points_set.extend(proxy.get().read().deferred_point_ids());
+    }
+    let deferred_points: Vec<PointIdType> = deferred_points_set.into_iter().collect();
+
+    // Don't destroy the replaced segments' data yet. Points were copy-on-write moved out of them
+    // (and out of the optimized segment's in-memory state, which the next optimization bakes into
+    // its build output) while their new copies may still sit unflushed in appendable segments. WAL
+    // replay can only re-derive those moves from the on-disk pre-images, so the files must survive
+    // until a flush proves this optimization durable. Register the destruction as a post-flush
+    // action: it runs once the durable waterline covers `optimized_segment_version`, and until then
+    // the WAL acknowledge stays capped at each source's persisted version (the same pin the proxy
+    // imposed while the optimization ran), so every operation the files contradict, deletions in
+    // particular, is replayed and re-applied on a restart. See
+    // `SegmentHolder::register_post_flush_action`.
+    //
+    // This cap has to be tracked at the holder level because the proxy can no longer
+    // impose it. While a proxy was a member of the holder, `flush_all` accounted for it like any
+    // other segment: its `persistent_version` covers the wrapped source's durable point plus
+    // whatever the proxy persisted into its pending changes log, and anything buffered past that
+    // showed up as unsaved work capping the ack. The `swap_new` above evicted the proxies, so
+    // that contribution is gone from the holder's flush accounting even though the source files
+    // (and their pending changes logs) it protected are still on disk, while the optimized
+    // segment holding the same operations is durable but not yet cleaned up after.
+    // `register_segment_drop` re-expresses the same pin independently of segment membership,
+    // snapshotting each proxy's final `persistent_version` as `ack_pin`.
+    //
+    // Registering happens here, under the same write lock that performed the swap, so no flush
+    // pass can ever observe the holder with the proxies evicted but their pin not yet in place.
+    // In that window `flush_all` would acknowledge the WAL past what the proxies persisted, while
+    // their source files are still on disk contradicting the newer state, and a restart would
+    // resurrect points deleted past the pin.
+    for proxy in proxies {
+        let ack_pin = proxy.get().read().persistent_version();
+        writable_segment_holder.register_segment_drop(optimized_segment_version, ack_pin, proxy);
+    }
+
     if let Some(cow_segment_id) = cow_segment_id_opt {
         // Temp segment might be taken into another parallel optimization
         // so it is not necessary exist by this time
@@ -536,12 +508,6 @@ fn finish_optimization(
 
     let read_segment_holder = RwLockWriteGuard::downgrade(writable_segment_holder);
     // Can read, but can't yet write updates.
-
-    let mut deferred_points_set = AHashSet::new();
-    for proxy in &proxies {
-        deferred_points_set.extend(proxy.get().read().deferred_point_ids());
-    }
-    let deferred_points: Vec<PointIdType> = deferred_points_set.into_iter().collect();
 
     if !deferred_points.is_empty() {
         const CHUNK_SIZE: usize = 100;
@@ -554,8 +520,19 @@ fn finish_optimization(
         // which are still visible for optimized segment.
         deferred_points
             .chunks(CHUNK_SIZE)
-            .try_for_each(|chunk| read_segment_holder.deduplicate_points(chunk, hw_counter))?;
+            .try_for_each(|chunk| read_segment_holder.deduplicate_points(chunk))?;
     }
+
+    // It is important to update manifest before we retire proxy data,
+    // as we don't want to have a situation, where new segment is not yet registered, but
+    // old segment data is already dropped.
+    read_segment_holder.sync_segment_manifest(None)?;
+
+    // Tests fail the optimization here to assert that everything past the swap above is already
+    // crash-safe: the optimized segment is durable and loadable, and the proxies' data is pinned
+    // until it is cleaned up.
+    #[cfg(test)]
+    tests::post_swap_failure_hook()?;
 
     drop(read_segment_holder);
     // Allow updates again
@@ -564,16 +541,19 @@ fn finish_optimization(
     // Drop all pointers to proxies, so we can de-arc them
     drop(locked_proxies);
 
-    // Only remove data after we ensure the consistency of the collection.
-    // If remove fails - we will still have operational collection with reported error.
-    for proxy in proxies {
-        proxy.drop_data()?;
-    }
-
     Ok(point_count)
 }
 
 /// Returns error if segment size is larger than available disk space
+///
+/// The verdict comes from [`QuotaManager::fits_on_disk`], the node's single
+/// reader of disk usage, so an optimizer starting up does not repeat a `statvfs`
+/// the quota check just took. It answers against physical free space only: this
+/// refuses an optimization that provably cannot fit, never one that the quota
+/// would refuse an update for — optimizations are what free a full disk, so
+/// gating them on one would remove the way out.
+///
+/// [`QuotaManager::fits_on_disk`]: crate::quota::QuotaManager::fits_on_disk
 fn check_segments_size(
     optimizer_name: &str,
     optimizing_segments: &[LockedSegment],
@@ -624,45 +604,41 @@ fn check_segments_size(
         })?;
     }
 
-    let space_available = match fs4::available_space(temp_path) {
-        Ok(available) => Some(available),
-        Err(err) => {
-            log::debug!(
-                "Could not estimate available storage space in `{}`: {}",
-                temp_path.display(),
-                err
-            );
-            None
-        }
+    let Some(space_needed) = space_needed else {
+        log::warn!(
+            "Could not estimate the space needed by `{optimizer_name}`; will try optimizing anyway",
+        );
+        return Ok(());
     };
 
-    match (space_available, space_needed) {
-        (Some(space_available), Some(space_needed)) => {
+    match quota::global().fits_on_disk(temp_path, space_needed) {
+        DiskFit::Fits { available } => {
             if space_needed > 0 {
                 log::debug!(
                     "Available space: {}, needed for optimization: {}",
-                    bytes_to_human(space_available as usize),
+                    bytes_to_human(available as usize),
                     bytes_to_human(space_needed as usize),
                 );
             }
-            if space_available < space_needed {
-                return Err(
-                    crate::segment::common::operation_error::OperationError::service_error(format!(
-                        "Not enough space available for optimization, needed: {}, available: {}",
-                        bytes_to_human(space_needed as usize),
-                        bytes_to_human(space_available as usize),
-                    )),
-                );
-            }
+            Ok(())
         }
-        _ => {
+        DiskFit::TooLarge {
+            available,
+            required,
+        } => Err(
+            crate::segment::common::operation_error::OperationError::service_error(format!(
+                "Not enough space available for optimization, needed: {}, available: {}",
+                bytes_to_human(required as usize),
+                bytes_to_human(available as usize),
+            )),
+        ),
+        DiskFit::Unknown => {
             log::warn!(
                 "Could not estimate available storage space in `{optimizer_name}`; will try optimizing anyway",
             );
+            Ok(())
         }
     }
-
-    Ok(())
 }
 
 /// Performs optimization of segments (merge / reindex / vacuum, etc.)
@@ -718,19 +694,24 @@ pub fn execute_optimization<F: ?Sized + OptimizationStrategy>(
 
     on_successful_start();
 
-    let hw_counter = HardwareCounterCell::disposable();
+    let _scope = ambient::unmeasured_guard(reason("Internal operation"));
 
-    let extra_cow_segment_opt = need_extra_cow_segment
-        .then(|| factory.create_temp_segment())
-        .transpose()?;
+    // Building the cow segment yields a `NewSegmentToken`; we register it below, once it is added to
+    // the holder, and before the slow build can route writes into it.
+    let (extra_cow_segment_opt, extra_cow_token_opt) = if need_extra_cow_segment {
+        let (segment, token) = factory.create_temp_segment()?;
+        (Some(segment), Some(token))
+    } else {
+        (None, None)
+    };
 
     let mut proxies = Vec::new();
     for sg in input_segments.iter() {
-        let proxy = UnsyncedProxySegment::new(sg.clone());
+        let proxy = UnsyncedProxySegment::new(sg.clone())?;
         // Wrapped segment is fresh, so it has no operations
         // Operation with number 0 will be applied
         if let Some(extra_cow_segment) = &extra_cow_segment_opt {
-            proxy.replicate_field_indexes(0, &hw_counter, extra_cow_segment)?;
+            proxy.replicate_field_indexes(0, extra_cow_segment)?;
         }
         proxies.push(proxy);
     }
@@ -739,6 +720,9 @@ pub fn execute_optimization<F: ?Sized + OptimizationStrategy>(
     // If this ends up not being saved due to a crash, the segment will not be used
     match &extra_cow_segment_opt {
         Some(LockedSegment::Original(segment)) => {
+            // Register the freshly added cow segment in the manifest before we save the version,
+            // it guarantees that no writes will happen into unregistered segment.
+            segment_holder_read.sync_segment_manifest(extra_cow_token_opt)?;
             let segment_path = &segment.read().segment_path;
             SegmentVersion::save(segment_path)?;
         }
@@ -760,9 +744,11 @@ pub fn execute_optimization<F: ?Sized + OptimizationStrategy>(
             // Also helps to ensure the delete propagation behavior in
             // `optimize_segment_propagate_changes` remains  sound.
             // See: <https://github.com/qdrant/qdrant/pull/7208>
+            // Kairos patch: `debug_assert_matches!` is not stable in Rust 1.95, the toolchain
+            // Kairos builds with; the same check through `matches!`.
             debug_assert!(
                 matches!(proxy.wrapped_segment(), LockedSegment::Original(_)),
-                "during optimization, wrapped segment must not be another proxy segment"
+                "during optimization, wrapped segment must not be another proxy segment",
             );
 
             // Now that this write lock froze the wrapped segment, finalize the proxy: this syncs
@@ -779,7 +765,7 @@ pub fn execute_optimization<F: ?Sized + OptimizationStrategy>(
             // The probability is small, though,
             // so we can afford this operation under the full collection write lock
             if let Some(extra_cow_segment) = &extra_cow_segment_opt {
-                proxy.replicate_field_indexes(0, &hw_counter, extra_cow_segment)?;
+                proxy.replicate_field_indexes(0, extra_cow_segment)?;
             }
 
             let locked_proxy = LockedSegment::from(proxy);
@@ -809,14 +795,21 @@ pub fn execute_optimization<F: ?Sized + OptimizationStrategy>(
         permit,
         resource_budget,
         stopped,
-        &hw_counter,
         progress,
         &paths.segments_path,
     );
 
-    let (optimized_segment, already_remove_points) = match build_result {
+    let (optimized_segment, applied_changes) = match build_result {
         Ok(result) => result,
         Err(err) => {
+            // A graceful cancellation always happens before the optimized segment is swapped into
+            // the holder, so the segment `build` already moved into `segments_path` is now an
+            // orphan that `Drop` won't remove. Delete it explicitly, before unwrapping the proxies
+            // so a failure there cannot leave it behind. Non-cancellation errors may occur after
+            // the swap, where the segment is live, so they are left untouched.
+            if matches!(err, OperationError::Cancelled { .. }) {
+                cleanup_cancelled_optimized_segment(&paths.segments_path, output_segment_uuid);
+            }
             // Properly cancel optimization on all error kinds
             // Unwrap proxies and add temp segment to holder
             unwrap_proxy(&segment_holder, &proxy_ids)?;
@@ -829,14 +822,21 @@ pub fn execute_optimization<F: ?Sized + OptimizationStrategy>(
         &segment_holder,
         locked_proxies,
         optimized_segment,
-        &already_remove_points,
+        &applied_changes,
         &proxy_ids,
         cow_segment_id_opt,
         stopped,
-        &hw_counter,
     ) {
         Ok(points_count) => points_count,
         Err(err) => {
+            // A graceful cancellation always happens before the optimized segment is swapped into
+            // the holder, so the segment `build` already moved into `segments_path` is now an
+            // orphan that `Drop` won't remove. Delete it explicitly, before unwrapping the proxies
+            // so a failure there cannot leave it behind. Non-cancellation errors may occur after
+            // the swap, where the segment is live, so they are left untouched.
+            if matches!(err, OperationError::Cancelled { .. }) {
+                cleanup_cancelled_optimized_segment(&paths.segments_path, output_segment_uuid);
+            }
             // Properly cancel optimization on all error kinds
             // Unwrap proxies and add temp segment to holder
             unwrap_proxy(&segment_holder, &proxy_ids)?;
@@ -849,4 +849,407 @@ pub fn execute_optimization<F: ?Sized + OptimizationStrategy>(
     timer.set_success(true);
 
     Ok(OptimizationResult { points_count })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::common::flags::{FeatureFlags, init_feature_flags};
+    use crate::common::types::DeferredBehavior;
+    use crate::segment::entry::NonAppendableSegmentEntry as _;
+    use tempfile::Builder;
+
+    use super::*;
+    use crate::shard::fixtures::build_segment_1;
+    use crate::shard::proxy_segment::ProxySegment;
+    use crate::shard::segment_holder::SegmentHolder;
+
+    /// A cancelled optimization puts the wrapped segments back into the holder, so the deletions
+    /// recorded on the proxy while the optimization ran must reach the wrapped segment first.
+    /// Without that, the point's pre-optimization copy stays live next to whatever the write
+    /// segment holds for it, and reads see both.
+    #[test]
+    fn unwrap_proxy_propagates_deletes_to_wrapped_segment() {
+        let dir = Builder::new().prefix("segment_dir").tempdir().unwrap();
+
+        let wrapped = LockedSegment::new(build_segment_1(dir.path()));
+        let mut holder = SegmentHolder::default();
+        let segment_id = holder.add_new_locked(wrapped.clone());
+
+        // Wrap it the way an optimization does, then delete a point through the proxy: the
+        // deletion is recorded on the proxy, the wrapped segment still has the point.
+        let mut proxy = ProxySegment::new(wrapped.clone());
+        proxy.delete_point(100, 1.into()).unwrap();
+        let holder = LockedSegmentHolder::new(holder);
+        holder
+            .write()
+            .replace(segment_id, LockedSegment::from(proxy))
+            .unwrap();
+        assert!(
+            wrapped
+                .get()
+                .read()
+                .has_point(1.into(), DeferredBehavior::WithDeferred),
+            "wrapped segment should still hold the point while proxied",
+        );
+
+        unwrap_proxy(&holder, &[segment_id]).unwrap();
+
+        assert!(
+            !wrapped
+                .get()
+                .read()
+                .has_point(1.into(), DeferredBehavior::WithDeferred),
+            "deletion recorded on the proxy must reach the wrapped segment before it goes back \
+             into the holder",
+        );
+    }
+
+    /// Unwrapping a proxy must not delete its pending changes log file right away (that would not
+    /// be crash safe), but it must not leave the file behind forever either: once the wrapped
+    /// segment durably persists past the propagated changes, a later flush must remove it, without
+    /// requiring a restart.
+    #[test]
+    fn unwrap_proxy_removes_pending_changes_log_after_flush() {
+        use crate::shard::segment_holder::FlushMode;
+
+        init_feature_flags(FeatureFlags {
+            persist_proxy_segments: true,
+            ..Default::default()
+        });
+
+        let dir = Builder::new().prefix("segment_dir").tempdir().unwrap();
+
+        let wrapped = LockedSegment::new(build_segment_1(dir.path()));
+        let mut holder = SegmentHolder::default();
+        let segment_id = holder.add_new_locked(wrapped.clone());
+
+        // Delete a point through the proxy and flush it, so the pending change is actually
+        // persisted to its log file on disk; otherwise there is nothing to clean up.
+        let mut proxy = ProxySegment::new(wrapped.clone());
+        let log_path = proxy.pending_changes_log_path().to_path_buf();
+        proxy.delete_point(100, 1.into()).unwrap();
+        proxy.flush(false).unwrap();
+        assert!(log_path.is_file(), "log file must exist once flushed");
+
+        let holder = LockedSegmentHolder::new(holder);
+        holder
+            .write()
+            .replace(segment_id, LockedSegment::from(proxy))
+            .unwrap();
+
+        unwrap_proxy(&holder, &[segment_id]).unwrap();
+        assert!(
+            log_path.is_file(),
+            "unwrapping must leave the log file in place until the wrapped segment durably \
+             persists the propagated changes",
+        );
+
+        holder.read().flush_all(FlushMode::Sync, true).unwrap();
+        assert!(
+            !log_path.is_file(),
+            "the log file must be removed once the wrapped segment flushed past the propagated \
+             changes",
+        );
+    }
+
+    /// `finish_optimization` must apply all pending proxy changes to the optimized segment: a
+    /// queued payload index creation, a queued named vector creation, and a queued point delete,
+    /// each recorded with a higher version than the last.
+    ///
+    /// The index change is queued *first* here, at the lowest version, to check that applying the
+    /// higher-versioned vector name change, which bumps the segment version, does not cause the
+    /// index change to be silently skipped.
+    ///
+    /// See: <https://github.com/qdrant/qdrant/pull/10507>
+    #[test]
+    fn finish_optimization_propagates_index_vector_name_and_delete() {
+        use crate::segment::data_types::vector_name_config::{DenseVectorConfig, VectorNameConfig};
+        use crate::segment::types::{Distance, PayloadFieldSchema, PayloadKeyType, PayloadSchemaType};
+
+        let dir = Builder::new().prefix("segment_dir").tempdir().unwrap();
+
+        let wrapped = LockedSegment::new(build_segment_1(dir.path()));
+        let mut holder = SegmentHolder::default();
+        let segment_id = holder.add_new_locked(wrapped.clone());
+
+        // Stand in for the freshly-built optimized segment: it already holds the same points
+        // `wrapped` had when the optimization started, but none of the schema changes queued
+        // below, since those only land on the proxy after the build has started.
+        let optimized_segment = build_segment_1(dir.path());
+
+        let mut proxy = ProxySegment::new(wrapped.clone());
+
+        // Queue a payload index creation, then a named vector creation, then a point delete,
+        // each with a higher version than the last.
+        let field_name: PayloadKeyType = "color".parse().unwrap();
+        let field_schema: PayloadFieldSchema = PayloadSchemaType::Keyword.into();
+        proxy
+            .create_field_index(10, &field_name, Some(&field_schema))
+            .unwrap();
+
+        let vector_config = VectorNameConfig::dense(DenseVectorConfig {
+            size: 4,
+            distance: Distance::Dot,
+            multivector_config: None,
+            datatype: None,
+        });
+        proxy
+            .create_vector_name(20, "extra_vector", &vector_config)
+            .unwrap();
+
+        proxy.delete_point(30, 1.into()).unwrap();
+
+        let holder = LockedSegmentHolder::new(holder);
+        let locked_proxy = LockedSegment::from(proxy);
+        holder
+            .write()
+            .replace(segment_id, locked_proxy.clone())
+            .unwrap();
+
+        finish_optimization(
+            &holder,
+            vec![locked_proxy],
+            optimized_segment,
+            &ProxyChanges::default(),
+            &[segment_id],
+            None,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+
+        let result_segment = holder.read().iter().next().unwrap().1.clone();
+        let result_segment = result_segment.get();
+        let result_segment = result_segment.read();
+
+        assert!(
+            result_segment
+                .config()
+                .vector_data
+                .contains_key("extra_vector"),
+            "named vector change must land on the optimized segment",
+        );
+        assert_eq!(
+            result_segment.get_indexed_fields().get(&field_name),
+            Some(&field_schema),
+            "payload index change queued before the named vector change must still land",
+        );
+        assert!(
+            !result_segment.has_point(1.into(), DeferredBehavior::WithDeferred),
+            "point delete must land on the optimized segment",
+        );
+    }
+
+    /// The optimizer propagates in two passes: `optimize_segment_propagate_changes` applies a
+    /// snapshot of the proxy changes while updates keep flowing, then `finish_optimization`
+    /// applies what arrived since under the updates lock. A named vector queued at a lower version
+    /// than a point delete the first pass applied must survive that: the optimized segment's
+    /// version is past it by the time the second pass runs, so it has to be recognized as already
+    /// applied there rather than be applied for the first time and silently gated out.
+    #[test]
+    fn finish_optimization_propagates_only_changes_since_first_pass() {
+        use crate::segment::data_types::vector_name_config::{DenseVectorConfig, VectorNameConfig};
+        use crate::segment::types::{Distance, PayloadFieldSchema, PayloadKeyType, PayloadSchemaType};
+
+        let dir = Builder::new().prefix("segment_dir").tempdir().unwrap();
+
+        let wrapped = LockedSegment::new(build_segment_1(dir.path()));
+        let mut holder = SegmentHolder::default();
+        let segment_id = holder.add_new_locked(wrapped.clone());
+
+        // Stand in for the freshly-built optimized segment, see
+        // `finish_optimization_propagates_index_vector_name_and_delete`
+        let mut optimized_segment = build_segment_1(dir.path());
+
+        // Queue a named vector creation, then a point delete at a higher version
+        let mut proxy = ProxySegment::new(wrapped.clone());
+        let vector_config = VectorNameConfig::dense(DenseVectorConfig {
+            size: 4,
+            distance: Distance::Dot,
+            multivector_config: None,
+            datatype: None,
+        });
+        proxy
+            .create_vector_name(10, "extra_vector", &vector_config)
+            .unwrap();
+        proxy.delete_point(20, 1.into()).unwrap();
+
+        let holder = LockedSegmentHolder::new(holder);
+        let locked_proxy = LockedSegment::from(proxy);
+        holder
+            .write()
+            .replace(segment_id, locked_proxy.clone())
+            .unwrap();
+
+        // First pass, as `optimize_segment_propagate_changes` does it
+        let applied_changes = proxy_changes(std::slice::from_ref(&locked_proxy));
+        applied_changes
+            .propagate(&mut optimized_segment, &AtomicBool::new(false))
+            .unwrap();
+        assert_eq!(optimized_segment.version(), 20);
+
+        // More changes land on the proxy before the second pass
+        let field_name: PayloadKeyType = "color".parse().unwrap();
+        let field_schema: PayloadFieldSchema = PayloadSchemaType::Keyword.into();
+        {
+            let proxy = locked_proxy.get();
+            let mut proxy = proxy.write();
+            proxy
+                .create_field_index(30, &field_name, Some(&field_schema))
+                .unwrap();
+            proxy.delete_point(40, 2.into()).unwrap();
+        }
+
+        finish_optimization(
+            &holder,
+            vec![locked_proxy],
+            optimized_segment,
+            &applied_changes,
+            &[segment_id],
+            None,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+
+        let result_segment = holder.read().iter().next().unwrap().1.clone();
+        let result_segment = result_segment.get();
+        let result_segment = result_segment.read();
+
+        assert_eq!(result_segment.version(), 40);
+        assert!(
+            result_segment
+                .config()
+                .vector_data
+                .contains_key("extra_vector"),
+            "named vector applied in the first pass must survive the second",
+        );
+        assert_eq!(
+            result_segment.get_indexed_fields().get(&field_name),
+            Some(&field_schema),
+            "index change queued after the first pass must land",
+        );
+        assert!(!result_segment.has_point(1.into(), DeferredBehavior::WithDeferred));
+        assert!(!result_segment.has_point(2.into(), DeferredBehavior::WithDeferred));
+        assert!(result_segment.has_point(3.into(), DeferredBehavior::WithDeferred));
+    }
+
+    thread_local! {
+        #[allow(clippy::type_complexity)]
+        pub(super) static POST_SWAP_FAILURE_HOOK: std::cell::RefCell<
+            Option<Box<dyn FnMut() -> OperationResult<()>>>,
+        > = const { std::cell::RefCell::new(None) };
+    }
+
+    /// Test hook run by `finish_optimization` in the window after it swapped the optimized segment
+    /// in, on the calling thread only. Returning an error stands in for a failure or crash there.
+    pub(super) fn post_swap_failure_hook() -> OperationResult<()> {
+        POST_SWAP_FAILURE_HOOK.with(|hook| match hook.borrow_mut().as_mut() {
+            Some(hook) => hook(),
+            None => Ok(()),
+        })
+    }
+
+    /// From `swap_new` onwards the proxies are out of the holder, so a flush pass no longer sees
+    /// them as unsaved work holding the WAL acknowledge at their persisted log, while their source
+    /// files (and pending changes logs) are still on disk contradicting everything propagated past
+    /// it. A failure or crash anywhere in that window must still leave the shard recoverable, which
+    /// takes both halves of the swap: the proxies' `ack_pin` registered under the same write lock
+    /// that evicted them, so no flush can acknowledge past their log in between, and the optimized
+    /// segment's version file written before the swap, so it is loadable and not deleted by
+    /// `normalize_segment_dir` on the next load. Without either, the changes are gone from every
+    /// location: the old segment comes back with only what its log persisted, and the WAL no longer
+    /// has the rest.
+    #[test]
+    fn finish_optimization_post_swap_failure_keeps_acknowledged_changes_recoverable() {
+        use std::sync::Arc;
+
+        use crate::common::storage_version::VERSION_FILE;
+        use crate::segment::pending_changes::{PersistedProxyChanges, recover_pending_changes};
+        use crate::segment::segment_constructor::{load_segment, normalize_segment_dir};
+
+        use crate::shard::segment_holder::FlushMode;
+
+        init_feature_flags(FeatureFlags {
+            persist_proxy_segments: true,
+            ..Default::default()
+        });
+
+        let dir = Builder::new().prefix("segment_dir").tempdir().unwrap();
+
+        let wrapped_segment = build_segment_1(dir.path());
+        let wrapped_path = wrapped_segment.segment_path.clone();
+        let wrapped = LockedSegment::new(wrapped_segment);
+        let mut holder = SegmentHolder::default();
+        let segment_id = holder.add_new_locked(wrapped.clone());
+
+        let optimized_segment = build_segment_1(dir.path());
+        let optimized_path = optimized_segment.segment_path.clone();
+        fs_err::remove_file(optimized_path.join(VERSION_FILE)).unwrap();
+
+        let mut proxy = ProxySegment::new(wrapped.clone());
+
+        proxy.delete_point(10, 1.into()).unwrap();
+        proxy.flush(false).unwrap();
+        assert_eq!(proxy.persistent_version(), 10);
+
+        proxy.delete_point(20, 2.into()).unwrap();
+        assert_eq!(proxy.version(), 20);
+
+        let holder = LockedSegmentHolder::new(holder);
+        let locked_proxy = LockedSegment::from(proxy);
+        holder
+            .write()
+            .replace(segment_id, locked_proxy.clone())
+            .unwrap();
+
+        let acknowledged = Arc::new(parking_lot::Mutex::new(None));
+        {
+            let holder = holder.clone();
+            let acknowledged = acknowledged.clone();
+            POST_SWAP_FAILURE_HOOK.with(|hook| {
+                *hook.borrow_mut() = Some(Box::new(move || {
+                    let version = holder.read().flush_all(FlushMode::Sync, false)?;
+                    *acknowledged.lock() = Some(version);
+                    Err(OperationError::service_error(
+                        "simulated failure after the optimized segment was swapped in",
+                    ))
+                }));
+            });
+        }
+
+        let result = finish_optimization(
+            &holder,
+            vec![locked_proxy],
+            optimized_segment,
+            &ProxyChanges::default(),
+            &[segment_id],
+            None,
+            &AtomicBool::new(false),
+        );
+        POST_SWAP_FAILURE_HOOK.with(|hook| *hook.borrow_mut() = None);
+        assert!(result.is_err(), "the injected failure must surface");
+        let acknowledged_version = (*acknowledged.lock()).expect("hook must have run");
+
+        drop(holder);
+        drop(wrapped);
+        let optimized_loadable = normalize_segment_dir(&optimized_path).unwrap().is_some();
+        let (old_path, old_uuid) = normalize_segment_dir(&wrapped_path).unwrap().unwrap();
+        let mut old_segment =
+            load_segment(&old_path, old_uuid, None, &AtomicBool::new(false), false).unwrap();
+        let _recovered =
+            recover_pending_changes(&mut old_segment, PersistedProxyChanges::Replay).unwrap();
+        let point_2_alive = old_segment.has_point(2.into(), DeferredBehavior::WithDeferred);
+
+        assert!(
+            acknowledged_version <= 10,
+            "WAL acknowledged {acknowledged_version} past the proxies' persisted log (10) while \
+             their source files are still on disk; after replaying the log the old segment still \
+             holds point 2 ({point_2_alive}), whose delete at 20 is no longer in the WAL; the \
+             optimized segment holding it is loadable on restart: {optimized_loadable}",
+        );
+        assert!(
+            optimized_loadable,
+            "the optimized segment stays live in the holder but has no version file, so it is \
+             deleted on the next load",
+        );
+    }
 }

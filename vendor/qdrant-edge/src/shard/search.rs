@@ -1,9 +1,13 @@
 use crate::common::types::ScoreType;
 #[cfg(feature = "api")]
 use itertools::Itertools as _;
+use crate::segment::data_types::load_profile::LoadProfile;
 #[cfg(feature = "api")]
 use crate::segment::data_types::vectors::NamedQuery;
-use crate::segment::types::{Filter, SearchParams, WithPayloadInterface, WithVector};
+use crate::segment::data_types::vectors::QueryVector;
+use crate::segment::types::{
+    Filter, SearchParams, VectorName, WithPayload, WithPayloadInterface, WithVector,
+};
 #[cfg(feature = "api")]
 use crate::segment::{data_types::vectors::VectorInternal, vector_storage::query::ContextPair};
 
@@ -29,6 +33,22 @@ pub struct CoreSearchRequest {
     /// Options for specifying which vectors to include into response. Default is false.
     pub with_vector: Option<WithVector>,
     pub score_threshold: Option<ScoreType>,
+}
+
+/// [`LoadProfile`] for opening a read-only shard to serve exactly a search with the given query,
+/// filter and `with_payload` selector: only the queried vector's components and the filter's field
+/// indexes keep their configured placement.
+///
+/// Used by edge's `SearchRequest`.
+pub fn search_load_profile(
+    query: &QueryEnum,
+    filter: Option<&Filter>,
+    with_payload: Option<&WithPayloadInterface>,
+) -> LoadProfile {
+    // The `with_payload` default of a search is `false`.
+    let with_payload = with_payload.is_some_and(|wp| wp.is_required());
+
+    LoadProfile::for_search(query.get_vector_name(), filter, with_payload)
 }
 
 impl CoreSearchRequest {
@@ -142,7 +162,7 @@ impl TryFrom<api::grpc::qdrant::CoreSearchPoints> for CoreSearchRequest {
         Ok(Self {
             query,
             filter: value.filter.map(|f| f.try_into()).transpose()?,
-            params: value.params.map(Into::into),
+            params: value.params.map(TryInto::try_into).transpose()?,
             limit: value.limit as usize,
             offset: value.offset.unwrap_or_default() as usize,
             with_payload: value.with_payload.map(|wp| wp.try_into()).transpose()?,
@@ -210,7 +230,7 @@ impl TryFrom<api::grpc::qdrant::SearchPoints> for CoreSearchRequest {
         Ok(Self {
             query: QueryEnum::Nearest(NamedQuery::from(vector_struct)),
             filter: filter.map(Filter::try_from).transpose()?,
-            params: params.map(SearchParams::from),
+            params: params.map(SearchParams::try_from).transpose()?,
             limit: limit as usize,
             offset: offset.map(|v| v as usize).unwrap_or_default(),
             with_payload: with_payload
@@ -225,4 +245,202 @@ impl TryFrom<api::grpc::qdrant::SearchPoints> for CoreSearchRequest {
 #[derive(Debug, Clone)]
 pub struct CoreSearchRequestBatch {
     pub searches: Vec<CoreSearchRequest>,
+}
+
+/// Which scoring query a search runs. Only searches of the same type can share one batched
+/// segment call, because a segment scores a whole batch with a single query implementation.
+#[derive(PartialEq, Debug)]
+pub enum SearchType {
+    Nearest,
+    RecommendBestScore,
+    RecommendSumScores,
+    Discover,
+    Context,
+    FeedbackNaive,
+}
+
+impl From<&QueryEnum> for SearchType {
+    fn from(query: &QueryEnum) -> Self {
+        match query {
+            QueryEnum::Nearest(_) => Self::Nearest,
+            QueryEnum::RecommendBestScore(_) => Self::RecommendBestScore,
+            QueryEnum::RecommendSumScores(_) => Self::RecommendSumScores,
+            QueryEnum::Discover(_) => Self::Discover,
+            QueryEnum::Context(_) => Self::Context,
+            QueryEnum::FeedbackNaive(_) => Self::FeedbackNaive,
+        }
+    }
+}
+
+/// Everything a segment search takes apart from the query vector itself, i.e. exactly the
+/// arguments of [`ReadSegmentEntry::search_batch`] that are shared by a batch.
+///
+/// [`ReadSegmentEntry::search_batch`]: segment::entry::ReadSegmentEntry::search_batch
+#[derive(PartialEq, Debug)]
+pub struct BatchSearchParams<'a> {
+    pub search_type: SearchType,
+    pub vector_name: &'a VectorName,
+    pub filter: Option<&'a Filter>,
+    pub with_payload: WithPayload,
+    pub with_vector: WithVector,
+    pub top: usize,
+    pub params: Option<&'a SearchParams>,
+}
+
+impl<'a> From<&'a CoreSearchRequest> for BatchSearchParams<'a> {
+    fn from(request: &'a CoreSearchRequest) -> Self {
+        let CoreSearchRequest {
+            query,
+            filter,
+            params,
+            limit,
+            offset,
+            with_payload,
+            with_vector,
+            score_threshold: _, // applied to the merged result, not by the segment
+        } = request;
+
+        Self {
+            search_type: SearchType::from(query),
+            vector_name: query.get_vector_name(),
+            filter: filter.as_ref(),
+            with_payload: WithPayload::from(
+                with_payload
+                    .as_ref()
+                    .unwrap_or(&WithPayloadInterface::Bool(false)),
+            ),
+            with_vector: with_vector.clone().unwrap_or_default(),
+            top: limit + offset,
+            params: params.as_ref(),
+        }
+    }
+}
+
+/// A run of search requests that a segment can serve with one
+/// [`search_batch`](segment::entry::ReadSegmentEntry::search_batch) call: they agree on every
+/// parameter and differ only in their query vector.
+#[derive(Debug)]
+pub struct SearchBatchGroup<'a> {
+    pub params: BatchSearchParams<'a>,
+    pub query_vectors: Vec<QueryVector>,
+}
+
+/// Split a batch of search requests into groups that can each be pushed down to a segment as a
+/// single batched search, so per-query work that does not depend on the query vector — resolving
+/// the vector index, building the filtered id context — is paid once per group instead of once
+/// per request.
+///
+/// Only *consecutive* requests are grouped, so the requests keep their input order: concatenating
+/// the per-group results in group order yields one result list per input request, in input order.
+///
+/// The grouping depends on the requests alone, so a caller searching several segments computes it
+/// once and reuses it for every segment.
+pub fn group_search_batches(searches: &[CoreSearchRequest]) -> Vec<SearchBatchGroup<'_>> {
+    let mut groups: Vec<SearchBatchGroup> = Vec::with_capacity(searches.len());
+
+    for search in searches {
+        let params = BatchSearchParams::from(search);
+        let query_vector = QueryVector::from(search.query.clone());
+
+        // Comparing params is expensive on large filters, but far cheaper than re-running a
+        // segment search that could have shared one.
+        match groups.last_mut() {
+            Some(last) if last.params == params => last.query_vectors.push(query_vector),
+            Some(_) | None => groups.push(SearchBatchGroup {
+                params,
+                query_vectors: vec![query_vector],
+            }),
+        }
+    }
+
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use ahash::AHashSet;
+    use crate::segment::data_types::vectors::{NamedQuery, VectorInternal};
+    use crate::segment::types::{Condition, HasIdCondition};
+
+    use super::*;
+
+    fn nearest(vector: Vec<f32>, limit: usize) -> CoreSearchRequest {
+        CoreSearchRequest {
+            query: QueryEnum::Nearest(NamedQuery::new(
+                VectorInternal::from(vector),
+                "vector".to_string(),
+            )),
+            filter: None,
+            params: None,
+            limit,
+            offset: 0,
+            with_payload: None,
+            with_vector: None,
+            score_threshold: None,
+        }
+    }
+
+    fn group_sizes(searches: &[CoreSearchRequest]) -> Vec<usize> {
+        group_search_batches(searches)
+            .iter()
+            .map(|group| group.query_vectors.len())
+            .collect()
+    }
+
+    #[test]
+    fn requests_differing_only_by_vector_form_one_group() {
+        let searches = vec![
+            nearest(vec![1.0], 3),
+            nearest(vec![2.0], 3),
+            nearest(vec![3.0], 3),
+        ];
+
+        assert_eq!(group_sizes(&searches), vec![3]);
+    }
+
+    #[test]
+    fn differing_params_split_groups() {
+        let with_filter = |mut search: CoreSearchRequest| {
+            search.filter = Some(Filter::new_must(Condition::HasId(HasIdCondition::from(
+                AHashSet::from_iter([1.into()]),
+            ))));
+            search
+        };
+        let with_offset = |mut search: CoreSearchRequest| {
+            // Offsets are served by raising the segment-level top, so they split too.
+            search.offset = 1;
+            search
+        };
+        let with_payload = |mut search: CoreSearchRequest| {
+            search.with_payload = Some(WithPayloadInterface::Bool(true));
+            search
+        };
+
+        let searches = vec![
+            nearest(vec![1.0], 3),
+            nearest(vec![1.0], 4),
+            with_filter(nearest(vec![1.0], 4)),
+            with_offset(nearest(vec![1.0], 4)),
+            with_payload(nearest(vec![1.0], 4)),
+        ];
+
+        assert_eq!(group_sizes(&searches), vec![1, 1, 1, 1, 1]);
+    }
+
+    /// Only consecutive requests are grouped, so results can be concatenated back in input order.
+    #[test]
+    fn identical_params_are_not_grouped_across_a_different_request() {
+        let searches = vec![
+            nearest(vec![1.0], 3),
+            nearest(vec![2.0], 5),
+            nearest(vec![3.0], 3),
+        ];
+
+        assert_eq!(group_sizes(&searches), vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn empty_batch_has_no_groups() {
+        assert!(group_search_batches(&[]).is_empty());
+    }
 }

@@ -2,4 +2,4 @@ pub mod common;
 pub mod index;
 pub(crate) mod search_scratch;
 
-pub use search_scratch::{SearchScratch, SearchScratchArena, SearchScratchPool};
+pub use search_scratch::{SearchScratch, SearchScratchPool};

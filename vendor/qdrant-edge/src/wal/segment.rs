@@ -38,7 +38,8 @@ impl Deref for Entry {
 
 impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "Entry {{ len: {} }}", self.view.len())
+        let Self { view } = self;
+        f.debug_struct("Entry").field("len", &view.len()).finish()
     }
 }
 
@@ -460,10 +461,7 @@ impl Segment {
                 self.flush_offset = end;
 
                 let log_msg = if log_enabled!(log::Level::Trace) {
-                    format!(
-                        "{:?}: async flushing byte range [{}, {})",
-                        &self, start, end
-                    )
+                    format!("{self:?}: async flushing byte range [{start}, {end})")
                 } else {
                     String::new()
                 };
@@ -655,40 +653,26 @@ impl Segment {
             }
         }
     }
-
-    pub(crate) fn copy_to_path<P>(&self, path: P) -> Result<()>
-    where
-        P: AsRef<Path>,
-    {
-        if path.as_ref().exists() {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!("Path {:?} already exists", path.as_ref()),
-            ));
-        }
-
-        let mut other = Self::create(path, self.capacity())?;
-        unsafe {
-            other
-                .mmap
-                .as_mut_slice()
-                .copy_from_slice(self.mmap.as_slice());
-        }
-        Ok(())
-    }
 }
 
 impl fmt::Debug for Segment {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "Segment {{ path: {:?}, flush_offset: {}, entries: {}, space: ({}/{}) }}",
-            &self.path,
-            self.flush_offset,
-            self.len(),
-            self.size(),
-            self.capacity()
-        )
+        let Self {
+            path,
+            flush_offset,
+            mmap: _,
+            index: _,
+            crc: _,
+        } = self;
+        f.debug_struct("Segment")
+            .field("path", path)
+            .field("flush_offset", flush_offset)
+            .field("entries", &self.len())
+            .field(
+                "space",
+                &format_args!("({}/{})", self.size(), self.capacity()),
+            )
+            .finish_non_exhaustive()
     }
 }
 

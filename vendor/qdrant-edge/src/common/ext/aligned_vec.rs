@@ -12,14 +12,32 @@ pub enum ACow<'a> {
 }
 
 impl<'a> ACow<'a> {
+    #[inline]
     pub fn try_cast_bytemuck<T: bytemuck::Pod>(self) -> Result<Cow<'a, [T]>, PodCastError> {
         Ok(match self {
-            ACow::Borrowed(slice) => Cow::Borrowed(bytemuck::try_cast_slice(slice)?),
+            ACow::Borrowed([]) => Cow::Borrowed(&[]),
+            ACow::Borrowed(slice) => match bytemuck::try_cast_slice(slice) {
+                Ok(items) => Cow::Borrowed(items),
+                Err(PodCastError::TargetAlignmentGreaterAndInputNotAligned)
+                    if size_of::<T>() != 0 && slice.len().is_multiple_of(size_of::<T>()) =>
+                {
+                    Cow::Owned(bytemuck::pod_collect_to_vec(slice))
+                }
+                Err(err) => return Err(err),
+            },
             ACow::Owned(vec) => Cow::Owned(
                 cast_avec(vec, bytemuck::try_cast_slice, PodCastError::SizeMismatch)
                     .map_err(|(_, e)| e)?,
             ),
         })
+    }
+
+    /// Convert into owned AVec. If it was a slice, it will have the provided align.
+    pub fn into_owned(self, align_if_borrowed: usize) -> AVec<u8, RuntimeAlign> {
+        match self {
+            ACow::Borrowed(slice) => AVec::from_slice(align_if_borrowed, slice),
+            ACow::Owned(vec) => vec,
+        }
     }
 }
 

@@ -36,7 +36,9 @@ use crate::common::bitvec::BitSlice;
 /// Result for mmap errors.
 type Result<T> = std::result::Result<T, Error>;
 
-pub type MmapFlusher = Box<dyn FnOnce() -> Result<()> + Send>;
+/// Deferred flush callback. Used by mmap-backed storages and other backends that
+/// share the same flush contract (including no-op flushers for RAM storages).
+pub type Flusher = Box<dyn FnOnce() -> Result<()> + Send>;
 
 /// Type `T` on a memory mapped file
 ///
@@ -78,8 +80,9 @@ where
 
 impl<T: ?Sized> fmt::Debug for MmapType<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self { mmap, r#type: _ } = self;
         f.debug_struct("MmapType")
-            .field("mmap", &self.mmap)
+            .field("mmap", mmap)
             .finish_non_exhaustive()
     }
 }
@@ -158,7 +161,7 @@ where
     T: ?Sized + 'static,
 {
     /// Get flusher to explicitly flush mmap at a later time
-    pub fn flusher(&self) -> MmapFlusher {
+    pub fn flusher(&self) -> Flusher {
         // TODO: if we explicitly flush when dropping this type, we can switch to a weak reference
         // here to only flush if it hasn't been done already
         Box::new({
@@ -236,9 +239,8 @@ where
 
 impl<T> fmt::Debug for MmapSlice<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MmapSlice")
-            .field("mmap", &self.mmap)
-            .finish_non_exhaustive()
+        let Self { mmap } = self;
+        f.debug_struct("MmapSlice").field("mmap", mmap).finish()
     }
 }
 
@@ -282,11 +284,11 @@ impl<T> MmapSlice<T> {
     }
 
     /// Get flusher to explicitly flush mmap at a later time
-    pub fn flusher(&self) -> MmapFlusher {
+    pub fn flusher(&self) -> Flusher {
         self.mmap.flusher()
     }
 
-    pub fn create(path: &Path, mut iter: impl ExactSizeIterator<Item = T>) -> Result<()> {
+    pub fn create(path: &Path, mut iter: impl ExactSizeIterator<Item = T>) -> Result<Self> {
         let file_len = iter.len() * mem::size_of::<T>();
 
         let _file = ops::create_and_ensure_length(path, file_len)?;
@@ -303,7 +305,7 @@ impl<T> MmapSlice<T> {
 
         mmap_slice.flusher()()?;
 
-        Ok(())
+        Ok(mmap_slice)
     }
 
     /// Populate all pages in the mmap.
@@ -392,7 +394,7 @@ impl MmapBitSlice {
     }
 
     /// Get flusher to explicitly flush mmap at a later time
-    pub fn flusher(&self) -> MmapFlusher {
+    pub fn flusher(&self) -> Flusher {
         self.mmap.flusher()
     }
 
@@ -467,6 +469,16 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("File not found: {0}")]
     MissingFile(String),
+}
+
+impl crate::common::universal_io::IsNotFound for Error {
+    fn is_not_found(&self) -> bool {
+        match self {
+            Self::Io(err) => err.is_not_found(),
+            Self::MissingFile(_) => true,
+            Self::SizeExact(..) | Self::SizeLess(..) | Self::SizeMultiple(..) => false,
+        }
+    }
 }
 
 /// Get a second mutable reference for type `T` from the given mmap

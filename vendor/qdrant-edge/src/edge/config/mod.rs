@@ -1,8 +1,8 @@
 //! Configuration for [`crate::EdgeShard`].
 //!
-//! User-facing structures only: no `SegmentConfig`, `payload_storage_type`, or
-//! per-vector quantization. Use `on_disk_payload`, `on_disk` per vector, and
-//! global `quantization_config` / `hnsw_config`.
+//! User-facing structures only: no `SegmentConfig` or `payload_storage_type`.
+//! Prefer `memory` / `payload_memory` over the deprecated `on_disk` /
+//! `on_disk_payload` flags; use global `quantization_config` / `hnsw_config`.
 
 pub mod optimizers;
 pub mod shard;

@@ -1,31 +1,41 @@
 //! User-facing vector and sparse-vector parameters for the edge shard.
 //!
-//! Uses `on_disk` (bool) instead of internal `storage_type`. Per-vector quantization
-//! is supported via `EdgeVectorParams::quantization_config`; when set it overrides the
-//! global `EdgeShardConfig::quantization_config` for that vector.
+//! Uses `memory` (preferred) or the deprecated `on_disk` bool instead of internal
+//! `storage_type`. Per-vector quantization is supported via
+//! `EdgeVectorParams::quantization_config`; when set it overrides the global
+//! `EdgeShardConfig::quantization_config` for that vector.
 
 use crate::segment::data_types::modifier::Modifier;
-use crate::segment::index::sparse_index::sparse_index_config::{SparseIndexConfig, SparseIndexType};
+use crate::segment::index::sparse_index::sparse_index_config::SparseIndexConfig;
 use crate::segment::types::{
-    Distance, HnswConfig, Indexes, MultiVectorConfig, QuantizationConfig, SparseVectorDataConfig,
-    SparseVectorStorageType, VectorDataConfig, VectorStorageDatatype, VectorStorageType,
+    Distance, HnswConfig, Indexes, Memory, MultiVectorConfig, QuantizationConfig,
+    SparseVectorDataConfig, SparseVectorStorageType, VectorDataConfig, VectorStorageDatatype,
 };
 use serde::{Deserialize, Serialize};
-use crate::shard::optimizers::config::DenseVectorOptimizerConfig;
+use crate::shard::optimizers::config::{DenseVectorOptimizerConfig, SparseVectorOptimizerConfig};
 
 /// User-facing dense vector parameters.
 ///
-/// Uses `on_disk: bool` instead of `storage_type`. Per-vector quantization is
-/// supported via `quantization_config` and overrides the global config when set.
+/// Prefer [`Self::memory`] over the deprecated [`Self::on_disk`] flag. Per-vector
+/// quantization is supported via `quantization_config` and overrides the global
+/// config when set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub struct EdgeVectorParams {
     pub size: usize,
     pub distance: Distance,
+    /// Deprecated: use `memory` instead.
     /// If true, vector storage is on disk (mmap); otherwise in RAM.
-    /// Default is false (RAM).
+    /// Default is false (RAM) when neither `memory` nor `on_disk` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[deprecated(since = "1.19.0", note = "Use `memory` instead")]
     pub on_disk: Option<bool>,
+    /// Memory placement of the original vector storage. Overrides the deprecated
+    /// `on_disk` flag if both are set. `pinned` is not supported for dense vector
+    /// storage (defensively mapped to `cached`). Default: `cached` (`cold` if
+    /// `on_disk` is set to true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multivector_config: Option<MultiVectorConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,63 +53,49 @@ impl EdgeVectorParams {
         crate::edge::builders::EdgeVectorParamsBuilder::new(size, distance)
     }
 
-    /// Build `VectorDataConfig` for segment/optimizer use, using global quantization.
-    pub fn to_plain_vector_data_config(
-        &self,
-        global_quantization: Option<&QuantizationConfig>,
-    ) -> VectorDataConfig {
-        let EdgeVectorParams {
-            size,
-            distance,
-            on_disk,
-            multivector_config,
-            datatype,
-            quantization_config,
-            hnsw_config: _, // edge does not use per-vector HNSW config
-        } = self;
-
-        let resolved_quantization_config = quantization_config.as_ref().or(global_quantization);
-        let quantization_config =
-            QuantizationConfig::for_appendable_segment(resolved_quantization_config);
-        VectorDataConfig {
-            size: *size,
-            distance: *distance,
-            storage_type: VectorStorageType::from_on_disk(on_disk.unwrap_or_default()),
-            index: Indexes::Plain {},
-            quantization_config,
-            multivector_config: *multivector_config,
-            datatype: *datatype,
-        }
+    /// Requested memory placement of the original vector storage, resolving `memory` against
+    /// the deprecated `on_disk` flag. `None` if neither is set.
+    #[allow(deprecated)]
+    pub fn memory_placement(&self) -> Option<Memory> {
+        Memory::resolve(self.memory, self.on_disk.map(Memory::from_on_disk))
     }
 
+    #[allow(deprecated)]
     pub fn to_dense_vector_optimizer_config(
         &self,
         global_hnsw_config: &HnswConfig,
         global_quantization_config: Option<&QuantizationConfig>,
     ) -> DenseVectorOptimizerConfig {
         let EdgeVectorParams {
-            size: _,
-            distance: _,
+            size,
+            distance,
             on_disk,
-            multivector_config: _,
-            datatype: _,
+            memory,
+            multivector_config,
+            datatype,
             quantization_config,
             hnsw_config,
         } = self;
         DenseVectorOptimizerConfig {
+            size: *size,
+            distance: *distance,
             on_disk: *on_disk,
+            memory: *memory,
             hnsw_config: hnsw_config.unwrap_or(*global_hnsw_config),
             quantization_config: quantization_config
                 .clone()
                 .or_else(|| global_quantization_config.cloned()),
+            multivector_config: *multivector_config,
+            datatype: *datatype,
         }
     }
 
+    #[allow(deprecated)]
     pub fn from_vector_data_config(v: &VectorDataConfig) -> Self {
         let VectorDataConfig {
             size,
             distance,
-            storage_type,
+            storage_type: _,
             index,
             quantization_config, // edge uses global only
             multivector_config,
@@ -108,7 +104,10 @@ impl EdgeVectorParams {
         Self {
             size: *size,
             distance: *distance,
-            on_disk: Some(storage_type.is_on_disk()),
+            // Report both: `memory` is the preferred knob; `on_disk` keeps
+            // legacy readers working when deriving from a segment.
+            on_disk: Some(v.is_cold()),
+            memory: v.storage_type.memory(),
             multivector_config: *multivector_config,
             datatype: *datatype,
             quantization_config: quantization_config.clone(),
@@ -122,15 +121,22 @@ impl EdgeVectorParams {
 
 /// User-facing sparse vector parameters.
 ///
-/// Uses `on_disk: bool` instead of internal storage/index type enums.
+/// Prefer [`Self::memory`] over the deprecated [`Self::on_disk`] flag.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub struct EdgeSparseVectorParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_scan_threshold: Option<usize>,
+    /// Deprecated: use `memory` instead.
     /// If true, sparse index is on disk (mmap); otherwise in RAM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[deprecated(since = "1.19.0", note = "Use `memory` instead")]
     pub on_disk: Option<bool>,
+    /// Memory placement of the sparse index. Overrides the deprecated `on_disk`
+    /// flag if both are set. Default: `pinned` (`cold` if `on_disk` is set to
+    /// true). Use `cached` for an mmap index that primes the page cache on open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modifier: Option<Modifier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,36 +149,36 @@ impl EdgeSparseVectorParams {
         crate::edge::builders::EdgeSparseVectorParamsBuilder::new()
     }
 
-    pub fn to_plain_sparse_vector_data_config(&self) -> SparseVectorDataConfig {
+    /// Requested memory placement of the sparse index, resolving `memory` against the
+    /// deprecated `on_disk` flag. `None` if neither is set.
+    #[allow(deprecated)]
+    pub fn memory_placement(&self) -> Option<Memory> {
+        Memory::resolve(self.memory, self.on_disk.map(Memory::from_on_disk_heap))
+    }
+
+    #[allow(deprecated)]
+    pub fn to_sparse_vector_optimizer_config(&self) -> SparseVectorOptimizerConfig {
         let EdgeSparseVectorParams {
             full_scan_threshold,
-            on_disk: _,
+            on_disk,
+            memory,
             modifier,
             datatype,
         } = self;
-        SparseVectorDataConfig {
-            index: SparseIndexConfig {
-                full_scan_threshold: *full_scan_threshold,
-                index_type: SparseIndexType::default(),
-                datatype: *datatype,
-            },
+        SparseVectorOptimizerConfig {
+            on_disk: *on_disk,
+            // Persist only the explicitly requested `memory` parameter (same
+            // rule as the server): structural placement stays on `index_type`,
+            // so legacy-only configs keep byte-identical index files.
+            memory: *memory,
+            full_scan_threshold: *full_scan_threshold,
+            index_datatype: *datatype,
             storage_type: SparseVectorStorageType::Mmap,
             modifier: *modifier,
         }
     }
 
-    pub fn to_sparse_vector_optimizer_config(
-        &self,
-    ) -> crate::shard::optimizers::config::SparseVectorOptimizerConfig {
-        let EdgeSparseVectorParams {
-            full_scan_threshold: _,
-            on_disk,
-            modifier: _,
-            datatype: _,
-        } = self;
-        crate::shard::optimizers::config::SparseVectorOptimizerConfig { on_disk: *on_disk }
-    }
-
+    #[allow(deprecated)]
     pub fn from_sparse_vector_data_config(s: &SparseVectorDataConfig) -> Self {
         let SparseVectorDataConfig {
             index,
@@ -183,10 +189,15 @@ impl EdgeSparseVectorParams {
             full_scan_threshold,
             index_type,
             datatype,
+            memory,
         } = index;
         Self {
             full_scan_threshold: *full_scan_threshold,
-            on_disk: Some(index_type.is_on_disk()),
+            on_disk: Some(index_type.is_mmap()),
+            // Only the explicitly stored `memory` field — not the resolved
+            // placement — so re-persisting does not invent a `memory` key for
+            // legacy on_disk-only configs.
+            memory: *memory,
             modifier: *modifier,
             datatype: *datatype,
         }

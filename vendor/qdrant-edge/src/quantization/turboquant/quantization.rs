@@ -1,16 +1,19 @@
+use num_traits::AsPrimitive;
+
 use crate::quantization::DistanceType;
 use crate::quantization::turboquant::encoding::TqVectorExtras;
 use crate::quantization::turboquant::rotation::HadamardRotation;
 use crate::quantization::turboquant::simd::{
-    CODEBOOK_SCALE_SQ_2BIT, CODEBOOK_SCALE_SQ_4BIT, Query1bitSimd, Query2bitSimd, Query4bitSimd,
-    score_1bit_internal, score_2bit_internal, score_2bit_internal_weighted, score_4bit_internal,
-    score_4bit_internal_weighted,
+    CODEBOOK_SCALE_SQ_2BIT, CODEBOOK_SCALE_SQ_4BIT, Query1bitSimd, Query1bitWideSimd,
+    Query2bitSimd, Query4bitSimd, Query8bitSimd, Query16bitSimd, score_1bit_internal,
+    score_2bit_internal, score_2bit_internal_weighted, score_4bit_internal,
+    score_4bit_internal_weighted, score_8bit_internal, score_16bit_internal,
 };
-use crate::quantization::turboquant::{EncodedQueryTQ, EncodedQueryTQData, TQBits, TQMode};
+use crate::quantization::turboquant::{EncodedQueryTQ, EncodedQueryTQData, TQBits, TQMode, TQRotation};
 
 /// Quantize vectors using TurboQuant.
 pub struct TurboQuantizer {
-    pub(super) rotation: HadamardRotation,
+    rotation: HadamardRotation,
     pub(super) bits: TQBits,
     pub(super) mode: TQMode,
     pub(super) distance: DistanceType,
@@ -93,6 +96,11 @@ impl ErrorCorrection {
     }
 }
 
+/// Vectors per sub-run of [`TurboQuantizer::score_precomputed_batch`]: 64
+/// vectors of up to 512 bytes stay in L1 between the kernel pass and the
+/// extras pass.
+const SCORE_SUB_RUN: usize = 64;
+
 impl TurboQuantizer {
     /// Heap memory owned by the quantizer: the rotation tables and, in TQ+
     /// mode, the per-coordinate error-correction vectors. Resident in RAM
@@ -127,10 +135,28 @@ impl TurboQuantizer {
         bits: TQBits,
         mode: TQMode,
         distance: DistanceType,
+        rotation_span: TQRotation,
         error_correction: Option<ErrorCorrection>,
     ) -> Self {
+        // Bits1_5 encodes extra precision by rotating *into* its x1.5 padding;
+        // an unpadded rotation would leave half the codes carrying nothing.
+        debug_assert!(
+            !(matches!(bits, TQBits::Bits1_5) && rotation_span == TQRotation::Unpadded),
+            "Bits1_5 requires TQRotation::Padded",
+        );
+        // The grid widths quantize with a per-vector scale that EC's revert
+        // can't see.
+        debug_assert!(
+            !(bits.grid_max().is_some() && error_correction.is_some()),
+            "{bits:?} does not support TQ+ error correction",
+        );
+
         let padded_dim = Self::padded_dim(dim, bits);
-        let rotation = HadamardRotation::new(padded_dim);
+        let rotation_dim = match rotation_span {
+            TQRotation::Padded => padded_dim,
+            TQRotation::Unpadded => dim,
+        };
+        let rotation = HadamardRotation::new(rotation_dim);
         TurboQuantizer {
             rotation,
             bits,
@@ -150,7 +176,12 @@ impl TurboQuantizer {
     /// Used both by [`Self::quantize`] and by the TQ+ first pass in
     /// `EncodedVectorsTQ::encode` (in the `quantization` crate) when computing
     /// per-coordinate stats over rescaled rotated samples.
-    pub(crate) fn preprocess_into(&self, vec: &[f32], buf: &mut [f64]) -> Option<f32> {
+    pub(crate) fn preprocess_into(
+        &self,
+        vec: &[f32],
+        buf: &mut [f64],
+        rotate: bool,
+    ) -> Option<f32> {
         debug_assert!(vec.len() <= self.padded_dim);
         debug_assert_eq!(buf.len(), self.padded_dim);
 
@@ -163,8 +194,12 @@ impl TurboQuantizer {
             *b = v;
         }
 
-        // Rotate the vector.
-        self.rotation.apply(buf);
+        // Rotate the vector, unless the input is already rotated (re-quantizing a
+        // TQ-as-datatype storage). For an unpadded rotation only the original
+        // coordinates are touched — the zero padding stays exactly zero.
+        if rotate {
+            self.rotation.apply(&mut buf[..self.rotation.dim()]);
+        }
 
         let l2_length = self.compute_l2_length(buf);
 
@@ -186,7 +221,18 @@ impl TurboQuantizer {
 
     /// Quantize a given vector with TurboQuant.
     pub fn quantize(&self, vec: &[f32], buf: &mut [f64]) -> Vec<u8> {
-        let l2_length = self.preprocess_into(vec, buf);
+        self.quantize_impl(vec, buf, true)
+    }
+
+    /// Quantize a vector that is already in this quantizer's rotated space, so
+    /// the rotation step is skipped. Used when re-quantizing a TQ-as-datatype
+    /// storage whose vectors are stored pre-rotated.
+    pub(crate) fn quantize_prerotated(&self, vec: &[f32], buf: &mut [f64]) -> Vec<u8> {
+        self.quantize_impl(vec, buf, false)
+    }
+
+    fn quantize_impl(&self, vec: &[f32], buf: &mut [f64], rotate: bool) -> Vec<u8> {
+        let l2_length = self.preprocess_into(vec, buf, rotate);
         // After `preprocess_into` the rescale is already in `buf`; from here on
         // we treat `buf` as the rescaled vector and don't re-multiply by
         // `scale`. Centroid-norm and packing operate on `buf` directly.
@@ -218,6 +264,19 @@ impl TurboQuantizer {
             }
             xm as f32
         });
+
+        // Bits8 / Bits16: scale onto the uniform grid `[−g, g]` by the
+        // vector's own max magnitude — no clipping, and the scale cancels in
+        // the renormalized score (`scaling_factor = l2 / ‖grid values‖`).
+        if let Some(grid_max) = self.bits.grid_max() {
+            let abs_max = buf.iter().fold(0.0_f64, |m, &x| m.max(x.abs()));
+            if abs_max > 0.0 {
+                let grid_scale = grid_max / abs_max;
+                for v in buf.iter_mut() {
+                    *v *= grid_scale;
+                }
+            }
+        }
 
         // Compute the post-quantization centroid norm for Dot and Cosine so
         // re-normalized scoring can divide by ||c|| instead of sqrt(d).
@@ -259,6 +318,18 @@ impl TurboQuantizer {
     /// stays close to deterministic `sqrt(d)`. We undo EC on each centroid
     /// (`c · D' + M`) before measuring, matching llama-turbo-quant's approach.
     fn compute_centroid_norm(&self, buf: &[f64], scale: f64) -> f32 {
+        if let Some(grid_max) = self.bits.grid_max() {
+            let sq_sum: f64 = buf
+                .iter()
+                .map(|&val| (val * scale).round().clamp(-grid_max, grid_max).powi(2))
+                .sum();
+            // An all-zero vector: any positive norm keeps its score at 0.
+            return if sq_sum > 0.0 {
+                sq_sum.sqrt() as f32
+            } else {
+                1.0
+            };
+        }
         let centroids = self.bits.get_centroids();
         let boundaries = self.bits.get_centroid_boundaries();
         let mut sq_sum = 0.0_f64;
@@ -284,7 +355,11 @@ impl TurboQuantizer {
         norm
     }
 
-    pub fn dequantize(&self, quantized: &[u8]) -> Vec<f64> {
+    pub fn dequantize<T>(&self, quantized: &[u8]) -> Vec<T>
+    where
+        T: Copy + 'static,
+        f64: AsPrimitive<T>,
+    {
         let (unpacked_iter, extras) = self.unpack_vector(quantized);
         let scaling_factor = f64::from(extras.scaling_factor());
         // Materialize the unpacked centroids once. `unpack_vector` returns a
@@ -320,7 +395,17 @@ impl TurboQuantizer {
             DistanceType::L1 => scaling_factor,
         };
 
-        let scale = recovered_l2 / (self.padded_dim as f64).sqrt();
+        let scale = if self.bits.grid_max().is_some() {
+            // Grid values carry a per-vector scale: divide by their own norm.
+            let cn_quant = unpacked.iter().map(|&x| x * x).sum::<f64>().sqrt();
+            if cn_quant > 0.0 {
+                recovered_l2 / cn_quant
+            } else {
+                0.0
+            }
+        } else {
+            recovered_l2 / (self.padded_dim as f64).sqrt()
+        };
         match &self.error_correction {
             // TQ+: stored centroids approximate `X+`; revert EC to recover the
             // rescaled coordinate before applying the length scale.
@@ -329,11 +414,27 @@ impl TurboQuantizer {
                 .enumerate()
                 .map(|(i, x)| {
                     let rescaled = x / f64::from(ec.scale[i]) - f64::from(ec.shift[i]);
-                    rescaled * scale
+                    (rescaled * scale).as_()
                 })
                 .collect(),
-            None => unpacked.into_iter().map(|x| x * scale).collect(),
+            None => unpacked.into_iter().map(|x| (x * scale).as_()).collect(),
         }
+    }
+
+    pub fn get_padded_dim(&self) -> usize {
+        self.padded_dim
+    }
+
+    pub fn bits(&self) -> TQBits {
+        self.bits
+    }
+
+    /// Undo the rotation applied during quantization on a `padded_dim`-sized
+    /// dequantized buffer. Only the rotated prefix is touched: for
+    /// [`TQRotation::Unpadded`] the padding tail is left as-is (it carries
+    /// nothing but quantized zeros and is dropped by the caller).
+    pub fn apply_inverse_rotation(&self, buf: &mut [f64]) {
+        self.rotation.apply_inverse(&mut buf[..self.rotation.dim()]);
     }
 
     /// Similarity score between two vectors that were both encoded with this
@@ -357,6 +458,8 @@ impl TurboQuantizer {
                 TQBits::Bits1_5 => score_1bit_internal(data_v1, data_v2),
                 TQBits::Bits2 => score_2bit_internal(data_v1, data_v2),
                 TQBits::Bits4 => score_4bit_internal(data_v1, data_v2),
+                TQBits::Bits8 => score_8bit_internal(data_v1, data_v2),
+                TQBits::Bits16 => score_16bit_internal(data_v1, data_v2),
             },
         };
 
@@ -378,15 +481,15 @@ impl TurboQuantizer {
             }
             DistanceType::L1 => {
                 // Fallback case for L1, where we need to fully dequantize both vectors.
-                let mut deq_v1: Vec<f64> = self.dequantize(v1);
-                self.rotation.apply_inverse(deq_v1.as_mut_slice());
-                let mut deq_v2: Vec<f64> = self.dequantize(v2);
-                self.rotation.apply_inverse(deq_v2.as_mut_slice());
-                deq_v1
-                    .iter()
-                    .zip(deq_v2.iter())
-                    .map(|(&x, &y)| (x - y).abs() as f32)
-                    .sum()
+                // The rotation is linear, so `|R⁻¹d1 - R⁻¹d2| = |R⁻¹(d1 - d2)|`:
+                // subtracting in rotated space needs one inverse rotation, not two.
+                let deq_v1: Vec<f64> = self.dequantize(v1);
+                let mut diff: Vec<f64> = self.dequantize(v2);
+                for (d, &x) in diff.iter_mut().zip(&deq_v1) {
+                    *d = x - *d;
+                }
+                self.apply_inverse_rotation(diff.as_mut_slice());
+                diff.iter().map(|&x| x.abs() as f32).sum()
             }
         }
     }
@@ -425,6 +528,9 @@ impl TurboQuantizer {
                 score_4bit_internal_weighted(data_v1, data_v2, &ec.d_prime_sq_i16),
                 CODEBOOK_SCALE_SQ_4BIT,
             ),
+            TQBits::Bits8 | TQBits::Bits16 => {
+                unreachable!("{:?} does not support TQ+ error correction", self.bits)
+            }
             TQBits::Bits1 | TQBits::Bits1_5 => {
                 // 1-bit TQ+ ignores `D'²` weighting and `xm`/`mm` corrections (see
                 // doc comment above `score_symmetric_ec`), so the score reduces to
@@ -452,7 +558,7 @@ impl TurboQuantizer {
             .chain(std::iter::repeat(0.0))
             .take(self.padded_dim)
             .collect();
-        self.rotation.apply(&mut rotated);
+        self.rotation.apply(&mut rotated[..self.rotation.dim()]);
 
         let l2_norm = match self.distance {
             DistanceType::L1 | DistanceType::L2 | DistanceType::Dot => {
@@ -490,20 +596,22 @@ impl TurboQuantizer {
         // has no downstream benefit here).
         let rotated_f32: Vec<f32> = rotated.iter().map(|&x| x as f32).collect();
 
-        // For TQ+ + Bits1 storage, widen query quantization from the default
-        // 8 bits to the kernel's max of 16. The per-coord `D'` pre-scaling
-        // can push some coords toward the small end of the integer range;
-        // 8 bits loses too much there.
+        // For TQ+ + Bits1 storage, widen the query from 8 to 16 bits: the
+        // per-coord `D'` pre-scaling can push some coords toward the small
+        // end of the integer range, where 8 bits lose too much.
         let use_wide_query =
             self.error_correction.is_some() && matches!(self.bits, TQBits::Bits1 | TQBits::Bits1_5);
         let data = match self.bits {
             TQBits::Bits1 | TQBits::Bits1_5 if use_wide_query => {
-                EncodedQueryTQData::Bits1Wide(Query1bitSimd::<16>::new(&rotated_f32))
+                EncodedQueryTQData::Bits1Wide(Query1bitWideSimd::new(&rotated_f32))
             }
-            TQBits::Bits1 => EncodedQueryTQData::Bits1(Query1bitSimd::new(&rotated_f32)),
-            TQBits::Bits1_5 => EncodedQueryTQData::Bits1(Query1bitSimd::new(&rotated_f32)),
+            TQBits::Bits1 | TQBits::Bits1_5 => {
+                EncodedQueryTQData::Bits1(Query1bitSimd::new(&rotated_f32))
+            }
             TQBits::Bits2 => EncodedQueryTQData::Bits2(Query2bitSimd::new(&rotated_f32)),
             TQBits::Bits4 => EncodedQueryTQData::Bits4(Query4bitSimd::new(&rotated_f32)),
+            TQBits::Bits8 => EncodedQueryTQData::Bits8(Query8bitSimd::new(&rotated_f32)),
+            TQBits::Bits16 => EncodedQueryTQData::Bits16(Query16bitSimd::new(&rotated_f32)),
         };
         EncodedQueryTQ {
             data,
@@ -517,13 +625,95 @@ impl TurboQuantizer {
     /// [`Self::precompute_query`]. Returns an approximate `<query, v>` for Dot
     /// and `cos(θ)` for Cosine.
     pub fn score_precomputed(&self, query: &EncodedQueryTQ, vec: &[u8]) -> f32 {
+        if matches!(self.distance, DistanceType::L1) {
+            return self.score_precomputed_l1(query, vec);
+        }
         let (data_bytes, vector_extras) = self.split_vector(vec);
-        let raw_dot = match &query.data {
-            EncodedQueryTQData::Bits1(q) => q.dotprod(data_bytes),
-            EncodedQueryTQData::Bits1Wide(q) => q.dotprod(data_bytes),
-            EncodedQueryTQData::Bits2(q) => q.dotprod(data_bytes),
-            EncodedQueryTQData::Bits4(q) => q.dotprod(data_bytes),
-        };
+        let raw_dot = Self::raw_dotprod(query, data_bytes);
+        self.score_from_raw_dot(query, raw_dot, &vector_extras)
+    }
+
+    /// Batch counterpart of [`Self::score_precomputed`] for a contiguous run
+    /// of encoded vectors stored `stride` bytes apart — the storage's record
+    /// size, packed codes followed by the extras: scores the vector at
+    /// `data[v * stride..]` into `scores[v]`.  The width's kernel scores the
+    /// whole run in one call (see
+    /// [`crate::turboquant::simd::QuerySimd::dotprod_batch`]), then the
+    /// extras are applied per vector.
+    ///
+    /// # Panics
+    /// Panics if `data` holds fewer than `scores.len()` records of `stride`
+    /// bytes, or `stride` is too short for a record.
+    pub fn score_precomputed_batch(
+        &self,
+        query: &EncodedQueryTQ,
+        data: &[u8],
+        stride: usize,
+        scores: &mut [f32],
+    ) {
+        assert!(
+            data.len() >= scores.len() * stride,
+            "score_precomputed_batch: {} vectors of {stride} bytes don't fit into {} data bytes",
+            scores.len(),
+            data.len(),
+        );
+
+        if matches!(self.distance, DistanceType::L1) {
+            // Dequantizes per vector — nothing to batch.
+            for (v, score) in scores.iter_mut().enumerate() {
+                *score = self.score_precomputed_l1(query, &data[v * stride..(v + 1) * stride]);
+            }
+            return;
+        }
+
+        let extras_len = TqVectorExtras::size_for(self.bits, self.distance, self.mode);
+        let codes_len = stride.checked_sub(extras_len).unwrap_or_else(|| {
+            panic!("score_precomputed_batch: stride {stride} < extras {extras_len}")
+        });
+
+        // Two passes per sub-run — the kernel over the codes, then the extras
+        // — sized so the sub-run's bytes are still in L1 for the second pass;
+        // one pair of passes over a long run would refetch the extras from L2.
+        for (sub_run, scores) in scores.chunks_mut(SCORE_SUB_RUN).enumerate() {
+            let data = &data[sub_run * SCORE_SUB_RUN * stride..];
+            match &query.data {
+                EncodedQueryTQData::Bits1(q) => q.dotprod_batch(data, stride, scores),
+                EncodedQueryTQData::Bits1Wide(q) => q.dotprod_batch(data, stride, scores),
+                EncodedQueryTQData::Bits2(q) => q.dotprod_batch(data, stride, scores),
+                EncodedQueryTQData::Bits4(q) => q.dotprod_batch(data, stride, scores),
+                EncodedQueryTQData::Bits8(q) => q.dotprod_batch(data, stride, scores),
+                EncodedQueryTQData::Bits16(q) => q.dotprod_batch(data, stride, scores),
+            }
+
+            for (v, score) in scores.iter_mut().enumerate() {
+                let extras =
+                    TqVectorExtras::from_bytes(&data[v * stride + codes_len..(v + 1) * stride]);
+                *score = self.score_from_raw_dot(query, *score, &extras);
+            }
+        }
+    }
+
+    /// `Σ query · centroid` over the packed codes, from the bit-width's SIMD
+    /// kernel.
+    fn raw_dotprod(query: &EncodedQueryTQ, codes: &[u8]) -> f32 {
+        match &query.data {
+            EncodedQueryTQData::Bits1(q) => q.dotprod(codes),
+            EncodedQueryTQData::Bits1Wide(q) => q.dotprod(codes),
+            EncodedQueryTQData::Bits2(q) => q.dotprod(codes),
+            EncodedQueryTQData::Bits4(q) => q.dotprod(codes),
+            EncodedQueryTQData::Bits8(q) => q.dotprod(codes),
+            EncodedQueryTQData::Bits16(q) => q.dotprod(codes),
+        }
+    }
+
+    /// Turn the raw codebook dot product of one vector into its score for
+    /// every distance but L1, using the extras stored alongside its codes.
+    fn score_from_raw_dot(
+        &self,
+        query: &EncodedQueryTQ,
+        raw_dot: f32,
+        vector_extras: &TqVectorExtras<'_>,
+    ) -> f32 {
         // TQ+: SIMD raw_dot ≈ ⟨Q · D', X+⟩; add `qm = ⟨Q, M⟩` to recover
         // ⟨Q, rescaled_v⟩, which is the quantity the existing arms expect.
         let dot = raw_dot + query.ec_correction;
@@ -543,19 +733,23 @@ impl TurboQuantizer {
                 let query_l2 = query.l2_norm.unwrap_or(1.0);
                 query_l2 * query_l2 + l2 * l2 - 2.0 * dot * scaling_factor
             }
-            DistanceType::L1 => {
-                let mut deq_v: Vec<f64> = self.dequantize(vec);
-                self.rotation.apply_inverse(deq_v.as_mut_slice());
-                query
-                    .query
-                    .as_ref()
-                    .unwrap()
-                    .iter()
-                    .zip(deq_v.iter())
-                    .map(|(&q, &v)| (f64::from(q) - v).abs() as f32)
-                    .sum()
-            }
+            DistanceType::L1 => unreachable!("L1 is scored by `score_precomputed_l1`"),
         }
+    }
+
+    /// L1 distance: dequantize the vector and compare it with the original
+    /// query coordinate by coordinate.
+    fn score_precomputed_l1(&self, query: &EncodedQueryTQ, vec: &[u8]) -> f32 {
+        let mut deq_v: Vec<f64> = self.dequantize(vec);
+        self.apply_inverse_rotation(deq_v.as_mut_slice());
+        query
+            .query
+            .as_ref()
+            .unwrap()
+            .iter()
+            .zip(deq_v.iter())
+            .map(|(&q, &v)| (f64::from(q) - v).abs() as f32)
+            .sum()
     }
 }
 
@@ -568,7 +762,25 @@ mod tests {
     use super::*;
 
     fn make_tq(dim: usize, bits: TQBits, distance: DistanceType) -> TurboQuantizer {
-        TurboQuantizer::new(dim, bits, TQMode::Normal, distance, None)
+        TurboQuantizer::new(
+            dim,
+            bits,
+            TQMode::Normal,
+            distance,
+            TQRotation::Padded,
+            None,
+        )
+    }
+
+    fn make_tq_unpadded(dim: usize, bits: TQBits, distance: DistanceType) -> TurboQuantizer {
+        TurboQuantizer::new(
+            dim,
+            bits,
+            TQMode::Normal,
+            distance,
+            TQRotation::Unpadded,
+            None,
+        )
     }
 
     /// Build a vector pair that has a given magnitude of similarity, tuned by `similarity`.
@@ -635,7 +847,7 @@ mod tests {
     #[test]
     fn quantize_extreme_values() {
         for &dim in &[127, 128, 513] {
-            for &bits in &[TQBits::Bits1, TQBits::Bits2, TQBits::Bits4] {
+            for &bits in &[TQBits::Bits1, TQBits::Bits1_5, TQBits::Bits2, TQBits::Bits4] {
                 let tq = make_tq(dim, bits, DistanceType::Cosine);
                 let mut buf = vec![0.0f64; tq.padded_dim];
                 let n_centroids = 1u8 << bits.bit_size();
@@ -660,7 +872,7 @@ mod tests {
     #[test]
     fn quantize_output_byte_length() {
         let dims = [64, 128, 300, 384, 512, 768, 1024, 1536];
-        let bit_widths = [TQBits::Bits1, TQBits::Bits2, TQBits::Bits4];
+        let bit_widths = [TQBits::Bits1, TQBits::Bits1_5, TQBits::Bits2, TQBits::Bits4];
 
         for &bits in &bit_widths {
             for &dim in &dims {
@@ -687,7 +899,7 @@ mod tests {
 
         let mut rng = StdRng::seed_from_u64(123);
 
-        for &bits in &[TQBits::Bits1, TQBits::Bits2, TQBits::Bits4] {
+        for &bits in &[TQBits::Bits1, TQBits::Bits1_5, TQBits::Bits2, TQBits::Bits4] {
             for &dim in &[127, 128, 300, 513, 768] {
                 let tq = make_tq(dim, bits, DistanceType::Cosine);
                 let mut buf = vec![0.0f64; tq.padded_dim];
@@ -704,7 +916,7 @@ mod tests {
     /// middle boundary region (centroids are symmetric around 0).
     #[test]
     fn quantize_zero_vector() {
-        for &bits in &[TQBits::Bits1, TQBits::Bits2, TQBits::Bits4] {
+        for &bits in &[TQBits::Bits1, TQBits::Bits1_5, TQBits::Bits2, TQBits::Bits4] {
             let n_centroids = 1u8 << bits.bit_size();
             // For symmetric centroids around 0, zero maps to either of the two
             // middle indices. With boundaries being midpoints of consecutive
@@ -744,7 +956,7 @@ mod tests {
         let odd_dims = [3, 50, 127, 700, 1025];
 
         for &dim in &odd_dims {
-            for &bits in &[TQBits::Bits1, TQBits::Bits2, TQBits::Bits4] {
+            for &bits in &[TQBits::Bits1, TQBits::Bits1_5, TQBits::Bits2, TQBits::Bits4] {
                 let tq = make_tq(dim, bits, DistanceType::Cosine);
                 let n_centroids = 1u8 << bits.bit_size();
                 let vec: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -778,7 +990,7 @@ mod tests {
 
         let mut rng = StdRng::seed_from_u64(321);
 
-        for &bits in &[TQBits::Bits1, TQBits::Bits2, TQBits::Bits4] {
+        for &bits in &[TQBits::Bits1, TQBits::Bits1_5, TQBits::Bits2, TQBits::Bits4] {
             let centroids = bits.get_centroids();
             let n_centroids = 1u8 << bits.bit_size();
 
@@ -1165,7 +1377,7 @@ mod tests {
     /// centroid values exercise the bit-packing boundaries.
     #[test]
     fn pack_unpack_vector_uniform_indices() {
-        for &bits in &[TQBits::Bits1, TQBits::Bits2, TQBits::Bits4] {
+        for &bits in &[TQBits::Bits1, TQBits::Bits1_5, TQBits::Bits2, TQBits::Bits4] {
             let centroids = bits.get_centroids();
             let max_idx = (1u8 << bits.bit_size()) - 1;
 
@@ -1195,6 +1407,183 @@ mod tests {
         }
     }
 
+    /// With [`TQRotation::Unpadded`], the rotation must never touch the zero
+    /// padding: after `preprocess_into` every padded coordinate is *exactly*
+    /// 0.0, for every bit width's padding amount.
+    #[test]
+    fn unpadded_rotation_keeps_padding_zero() {
+        let mut rng = StdRng::seed_from_u64(42);
+
+        // `Bits1_5` is absent: it rotates into its x1.5 padding, so
+        // `TurboQuantizer::new` requires `TQRotation::Padded` for it.
+        for &bits in &[TQBits::Bits1, TQBits::Bits2, TQBits::Bits4] {
+            // All odd, so every bit width gets a non-empty padding tail.
+            for &dim in &[3usize, 7, 127, 513, 1025] {
+                for &distance in &[DistanceType::Dot, DistanceType::Cosine] {
+                    let tq = make_tq_unpadded(dim, bits, distance);
+                    assert!(tq.padded_dim > dim, "test requires a padded dim");
+
+                    let v = random_vector(dim, &mut rng);
+                    // Poison the scratch tail to prove it is overwritten with zeros.
+                    let mut buf = vec![f64::NAN; tq.padded_dim];
+                    tq.preprocess_into(&v, &mut buf, true);
+
+                    for (i, &x) in buf[dim..].iter().enumerate() {
+                        assert!(
+                            x == 0.0,
+                            "dim={dim}, bits={bits:?}, {distance:?}: \
+                             padding coord {} is {x}, expected exactly 0.0",
+                            dim + i,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// For dims that need no padding, `Unpadded` and `Padded` rotations span
+    /// the same coordinates and must be byte- and score-identical, so existing
+    /// padding-free storages are unaffected by the rotation-span choice.
+    #[test]
+    fn unpadded_rotation_matches_padded_for_padding_free_dims() {
+        let mut rng = StdRng::seed_from_u64(7);
+
+        // `Bits1_5` is absent: it rotates into its x1.5 padding, so
+        // `TurboQuantizer::new` requires `TQRotation::Padded` for it — and it has
+        // no padding-free dims anyway, since `padded_dim(8)` is 16.
+        for &bits in &[TQBits::Bits1, TQBits::Bits2, TQBits::Bits4] {
+            // Multiples of 8 are padding-free for these bit widths.
+            for &dim in &[8usize, 64, 128, 512] {
+                for &distance in &[DistanceType::Dot, DistanceType::Cosine] {
+                    let padded = make_tq(dim, bits, distance);
+                    let unpadded = make_tq_unpadded(dim, bits, distance);
+                    assert_eq!(padded.padded_dim, dim);
+
+                    let raw = random_vector(dim, &mut rng);
+                    let v = match distance {
+                        DistanceType::Cosine => normalize_vector(&raw),
+                        DistanceType::Dot => raw,
+                        DistanceType::L1 | DistanceType::L2 => unreachable!(),
+                    };
+
+                    let mut buf = vec![0.0f64; dim];
+                    let q_padded = padded.quantize(&v, &mut buf);
+                    let q_unpadded = unpadded.quantize(&v, &mut buf);
+                    assert_eq!(
+                        q_padded, q_unpadded,
+                        "dim={dim}, bits={bits:?}, {distance:?}: encoded bytes diverge",
+                    );
+
+                    let s_padded = asymmetric_score_helper(&padded, &v, &q_padded);
+                    let s_unpadded = asymmetric_score_helper(&unpadded, &v, &q_unpadded);
+                    assert_eq!(
+                        s_padded, s_unpadded,
+                        "dim={dim}, bits={bits:?}, {distance:?}: scores diverge",
+                    );
+                }
+            }
+        }
+    }
+
+    /// Score quality must hold for padded (odd) dims with the unpadded
+    /// rotation: same tolerance as `score_approximates_true_similarity`.
+    #[test]
+    fn unpadded_rotation_score_accuracy_padded_dims() {
+        let bits = TQBits::Bits4;
+
+        for dim in [127, 513, 1025] {
+            let mut rng = StdRng::seed_from_u64(42);
+
+            for &distance in &[DistanceType::Dot, DistanceType::Cosine] {
+                let tq = make_tq_unpadded(dim, bits, distance);
+                let mut buf = vec![0.0f64; tq.padded_dim];
+
+                for &similarity in &[0.2f32, 0.5, 0.8] {
+                    let (a_raw, b_raw) =
+                        generate_random_vector_pair_with_similarity(dim, similarity, &mut rng);
+                    let (a, b) = match distance {
+                        DistanceType::Cosine => {
+                            (normalize_vector(&a_raw), normalize_vector(&b_raw))
+                        }
+                        DistanceType::Dot => (a_raw, b_raw),
+                        DistanceType::L1 | DistanceType::L2 => unreachable!(),
+                    };
+
+                    let true_score = dot_f32_impl(a.iter().copied(), b.iter().copied());
+
+                    let a_q = tq.quantize(&a, &mut buf);
+                    let b_q = tq.quantize(&b, &mut buf);
+
+                    let sym = tq.score_symmetric(&a_q, &b_q);
+                    let asym = asymmetric_score_helper(&tq, &a, &b_q);
+
+                    let scale = match distance {
+                        DistanceType::Cosine => 1.0,
+                        DistanceType::Dot => (l2_norm(&a) * l2_norm(&b)) as f32,
+                        DistanceType::L1 | DistanceType::L2 => unreachable!(),
+                    };
+                    let tol = 0.05 * scale;
+
+                    assert!(
+                        (sym - true_score).abs() < tol,
+                        "symmetric: dim={dim}, {distance:?}, similarity={similarity}: \
+                         got {sym}, expected {true_score} (tol {tol})"
+                    );
+                    assert!(
+                        (asym - true_score).abs() < tol,
+                        "asymmetric: dim={dim}, {distance:?}, similarity={similarity}: \
+                         got {asym}, expected {true_score} (tol {tol})"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The motivating property for [`TQRotation::Unpadded`] (TQ-as-datatype):
+    /// re-quantizing a dequantized read-back must reproduce the same centroid
+    /// codes even for padded (odd) dims. With a padded rotation the truncated
+    /// padding tail re-enters quantization and perturbs every coordinate; with
+    /// an unpadded rotation the padding stays zero on both sides of the trip.
+    #[test]
+    fn unpadded_rotation_roundtrip_preserves_codes_for_padded_dims() {
+        let bits = TQBits::Bits4;
+
+        for dim in [7, 127, 513, 1025] {
+            let mut rng = StdRng::seed_from_u64(42);
+
+            for &distance in &[DistanceType::Dot, DistanceType::Cosine] {
+                let tq = make_tq_unpadded(dim, bits, distance);
+                let mut buf = vec![0.0f64; tq.padded_dim];
+
+                for _ in 0..8 {
+                    let raw = random_vector(dim, &mut rng);
+                    let v = match distance {
+                        DistanceType::Cosine => normalize_vector(&raw),
+                        DistanceType::Dot => raw,
+                        DistanceType::L1 | DistanceType::L2 => unreachable!(),
+                    };
+
+                    let q1 = tq.quantize(&v, &mut buf);
+
+                    // Read-back exactly like the TQ-datatype storages do:
+                    // dequantize, rotate back, drop the padding tail.
+                    let mut deq = tq.dequantize::<f64>(&q1);
+                    tq.apply_inverse_rotation(&mut deq);
+                    let readback: Vec<f32> = deq[..dim].iter().map(|&x| x as f32).collect();
+
+                    let q2 = tq.quantize(&readback, &mut buf);
+
+                    let (codes1, _) = tq.split_vector(&q1);
+                    let (codes2, _) = tq.split_vector(&q2);
+                    assert_eq!(
+                        codes1, codes2,
+                        "dim={dim}, {distance:?}: centroid codes changed on round-trip",
+                    );
+                }
+            }
+        }
+    }
+
     /// Sanity-check that [`TurboQuantizer::precompute_query`] +
     /// [`TurboQuantizer::score_precomputed`] dispatch works for every
     /// supported bit width.  The precision-oriented tests above lock
@@ -1209,8 +1598,11 @@ mod tests {
     /// antipodal negative, and a non-trivial gap between the two.
     #[rstest::rstest]
     #[case::bits1(TQBits::Bits1)]
+    #[case::bits1_5(TQBits::Bits1_5)]
     #[case::bits2(TQBits::Bits2)]
     #[case::bits4(TQBits::Bits4)]
+    #[case::bits8(TQBits::Bits8)]
+    #[case::bits16(TQBits::Bits16)]
     fn score_precomputed_dispatches_all_bit_widths(#[case] bits: TQBits) {
         let dim = 512;
 
@@ -1253,6 +1645,94 @@ mod tests {
                 gap > ref_mag,
                 "score spread too small for {bits:?}/{distance:?}: self={self_score}, anti={anti_score}",
             );
+        }
+    }
+
+    /// `score_precomputed_batch` must reproduce per-vector `score_precomputed`
+    /// bit-exactly for every bit width, distance, and mode, across run sizes
+    /// that hit every kernel path (single vector, partial group, full runs).
+    #[rstest::rstest]
+    #[case(TQBits::Bits1)]
+    #[case(TQBits::Bits1_5)]
+    #[case(TQBits::Bits2)]
+    #[case(TQBits::Bits4)]
+    #[case(TQBits::Bits8)]
+    #[case(TQBits::Bits16)]
+    fn score_precomputed_batch_matches_single(#[case] bits: TQBits) {
+        // 200 dims: the 4-bit kernels see a partial trailing block.
+        let dim = 200;
+        let count = 100;
+
+        for &distance in &[
+            DistanceType::Dot,
+            DistanceType::Cosine,
+            DistanceType::L2,
+            DistanceType::L1,
+        ] {
+            for &mode in &[TQMode::Normal, TQMode::Plus] {
+                // The grid widths have no TQ+ mode.
+                if mode == TQMode::Plus && bits.grid_max().is_some() {
+                    continue;
+                }
+                let mut rng = StdRng::seed_from_u64(0xBA7C4);
+                let padded_dim = TurboQuantizer::padded_dim(dim, bits);
+                let error_correction = match mode {
+                    TQMode::Normal => None,
+                    TQMode::Plus => Some(ErrorCorrection::new(
+                        (0..padded_dim)
+                            .map(|_| rng.random_range(-0.1..0.1))
+                            .collect(),
+                        (0..padded_dim)
+                            .map(|_| rng.random_range(0.9..1.1))
+                            .collect(),
+                    )),
+                };
+                let tq = TurboQuantizer::new(
+                    dim,
+                    bits,
+                    mode,
+                    distance,
+                    TQRotation::Padded,
+                    error_correction,
+                );
+
+                let mut buf = vec![0.0f64; tq.padded_dim];
+                let mut data = Vec::new();
+                for _ in 0..count {
+                    let v = match distance {
+                        DistanceType::Cosine => normalize_vector(&random_vector(dim, &mut rng)),
+                        DistanceType::Dot | DistanceType::L1 | DistanceType::L2 => {
+                            random_vector(dim, &mut rng)
+                        }
+                    };
+                    data.extend_from_slice(&tq.quantize(&v, &mut buf));
+                }
+
+                // Every record `quantize` produced has the same length.
+                let stride = data.len() / count;
+                let query = tq.precompute_query(&random_vector(dim, &mut rng));
+
+                let single: Vec<f32> = (0..count)
+                    .map(|v| tq.score_precomputed(&query, &data[v * stride..(v + 1) * stride]))
+                    .collect();
+
+                for run_len in [1, 7, count] {
+                    let mut batched = vec![0.0f32; count];
+                    for (run_idx, scores) in batched.chunks_mut(run_len).enumerate() {
+                        let start = run_idx * run_len * stride;
+                        tq.score_precomputed_batch(
+                            &query,
+                            &data[start..start + scores.len() * stride],
+                            stride,
+                            scores,
+                        );
+                    }
+                    assert_eq!(
+                        single, batched,
+                        "batch mismatch for {bits:?}/{distance:?}/{mode:?} at run_len {run_len}",
+                    );
+                }
+            }
         }
     }
 }

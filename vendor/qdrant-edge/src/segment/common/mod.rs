@@ -1,15 +1,19 @@
 pub mod anonymize;
+pub mod blobstore_config;
 pub mod buffered_update_bitslice;
+pub mod deferred_points;
 pub mod error_logging;
 pub mod flags;
+pub mod io_uring;
+pub mod live_reload;
 pub mod macros;
 pub mod memory_usage;
 pub mod operation_error;
 pub mod operation_time_statistics;
 pub mod reciprocal_rank_fusion;
 pub mod score_fusion;
+pub mod update_only_blobstore;
 pub mod utils;
-pub mod validate_snapshot_archive;
 pub mod vector_utils;
 
 use std::sync::atomic::AtomicBool;

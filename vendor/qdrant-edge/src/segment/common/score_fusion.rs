@@ -178,6 +178,7 @@ mod tests {
             vector: None,
             shard_key: None,
             order_value: None,
+            location: None,
         }
     }
 

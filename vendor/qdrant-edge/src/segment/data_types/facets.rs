@@ -106,7 +106,7 @@ pub struct FacetHit<T: FacetValueTrait> {
     pub count: usize,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(PartialEq, Clone, Debug, Default)]
 pub struct FacetResponse {
     pub hits: Vec<FacetValueHit>,
 }

@@ -1,3 +1,7 @@
+// Deprecated storage placement params (`on_disk`, `always_ram`, `on_disk_payload`) are still
+// handled here for backward compatibility with the new `memory` parameter
+#![allow(deprecated)]
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
@@ -5,6 +9,9 @@ use std::str::FromStr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use validator::{Validate, ValidationError, ValidationErrors};
+
+use crate::segment::json_path::JsonPath;
+use crate::segment::types::Memory;
 
 // Keyword
 
@@ -25,15 +32,34 @@ pub struct KeywordIndexParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_tenant: Option<bool>,
 
+    /// Deprecated: use `memory` instead.
     /// If true, store the index on disk. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[deprecated(since = "1.19.0", note = "Use `memory` instead")]
     pub on_disk: Option<bool>,
+
+    /// Memory placement of the index. Overrides the deprecated `on_disk` flag if both are set.
+    /// Default: `pinned` (`cold` if `on_disk` is set to true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 
     /// Enable HNSW graph building for this payload field.
     /// If true, builds additional HNSW links (Need payload_m > 0).
     /// Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_hnsw: Option<bool>,
+
+    /// If true, enable prefix matching (`match: { "prefix": ... }`) on this
+    /// field. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<bool>,
+
+    /// Index every object of this array as a separate entry, e.g. `offers` for the field
+    /// `offers[].price`. The field must be inside the array's elements. `is_empty` on the
+    /// field matches a point when one of its elements lacks the field, and never a point
+    /// without elements. Default: disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<JsonPath>,
 }
 
 // Integer
@@ -64,16 +90,29 @@ pub struct IntegerIndexParams {
     /// Default is false.
     pub is_principal: Option<bool>,
 
+    /// Deprecated: use `memory` instead.
     /// If true, store the index on disk. Default: false.
-    /// Default is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[deprecated(since = "1.19.0", note = "Use `memory` instead")]
     pub on_disk: Option<bool>,
+
+    /// Memory placement of the index. Overrides the deprecated `on_disk` flag if both are set.
+    /// Default: `pinned` (`cold` if `on_disk` is set to true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 
     /// Enable HNSW graph building for this payload field.
     /// If true, builds additional HNSW links (Need payload_m > 0).
     /// Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_hnsw: Option<bool>,
+
+    /// Index every object of this array as a separate entry, e.g. `offers` for the field
+    /// `offers[].price`. The field must be inside the array's elements. `is_empty` on the
+    /// field matches a point when one of its elements lacks the field, and never a point
+    /// without elements. Default: disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<JsonPath>,
 }
 
 impl Validate for IntegerIndexParams {
@@ -84,7 +123,9 @@ impl Validate for IntegerIndexParams {
             range,
             is_principal: _,
             on_disk: _,
+            memory: _,
             enable_hnsw: _,
+            nested: _,
         } = &self;
         validate_integer_index_params(lookup, range)
     }
@@ -99,6 +140,27 @@ pub fn validate_integer_index_params(
         let error =
             ValidationError::new("the 'lookup' and 'range' capabilities can't be both disabled");
         errors.add("lookup", error);
+        return Err(errors);
+    }
+    Ok(())
+}
+
+/// Reject a full-text index whose token-length window cannot match any token.
+///
+/// Indexing drops every token shorter than `min_token_len` or longer than
+/// `max_token_len`. When the minimum is greater than the maximum, that filter
+/// rejects every token and the index builds empty. Equal bounds are valid:
+/// tokens of that exact length are kept. Either bound may be unset.
+pub fn validate_text_index_params<T: PartialOrd>(
+    min_token_len: &Option<T>,
+    max_token_len: &Option<T>,
+) -> Result<(), ValidationErrors> {
+    if let (Some(min_len), Some(max_len)) = (min_token_len, max_token_len)
+        && min_len > max_len
+    {
+        let mut errors = ValidationErrors::new();
+        let error = ValidationError::new("min_token_len can't be greater than max_token_len");
+        errors.add("min_token_len", error);
         return Err(errors);
     }
     Ok(())
@@ -123,15 +185,29 @@ pub struct UuidIndexParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_tenant: Option<bool>,
 
+    /// Deprecated: use `memory` instead.
     /// If true, store the index on disk. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[deprecated(since = "1.19.0", note = "Use `memory` instead")]
     pub on_disk: Option<bool>,
+
+    /// Memory placement of the index. Overrides the deprecated `on_disk` flag if both are set.
+    /// Default: `pinned` (`cold` if `on_disk` is set to true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 
     /// Enable HNSW graph building for this payload field.
     /// If true, builds additional HNSW links (Need payload_m > 0).
     /// Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_hnsw: Option<bool>,
+
+    /// Index every object of this array as a separate entry, e.g. `offers` for the field
+    /// `offers[].price`. The field must be inside the array's elements. `is_empty` on the
+    /// field matches a point when one of its elements lacks the field, and never a point
+    /// without elements. Default: disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<JsonPath>,
 }
 
 // Float
@@ -153,15 +229,29 @@ pub struct FloatIndexParams {
     /// This option assumes that this key will be used in majority of filtered requests.
     pub is_principal: Option<bool>,
 
+    /// Deprecated: use `memory` instead.
     /// If true, store the index on disk. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[deprecated(since = "1.19.0", note = "Use `memory` instead")]
     pub on_disk: Option<bool>,
+
+    /// Memory placement of the index. Overrides the deprecated `on_disk` flag if both are set.
+    /// Default: `pinned` (`cold` if `on_disk` is set to true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 
     /// Enable HNSW graph building for this payload field.
     /// If true, builds additional HNSW links (Need payload_m > 0).
     /// Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_hnsw: Option<bool>,
+
+    /// Index every object of this array as a separate entry, e.g. `offers` for the field
+    /// `offers[].price`. The field must be inside the array's elements. `is_empty` on the
+    /// field matches a point when one of its elements lacks the field, and never a point
+    /// without elements. Default: disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<JsonPath>,
 }
 
 // Geo
@@ -179,15 +269,29 @@ pub struct GeoIndexParams {
     // Required for OpenAPI schema without anonymous types, versus #[serde(tag = "type")]
     pub r#type: GeoIndexType,
 
+    /// Deprecated: use `memory` instead.
     /// If true, store the index on disk. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[deprecated(since = "1.19.0", note = "Use `memory` instead")]
     pub on_disk: Option<bool>,
+
+    /// Memory placement of the index. Overrides the deprecated `on_disk` flag if both are set.
+    /// Default: `pinned` (`cold` if `on_disk` is set to true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 
     /// Enable HNSW graph building for this payload field.
     /// If true, builds additional HNSW links (Need payload_m > 0).
     /// Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_hnsw: Option<bool>,
+
+    /// Index every object of this array as a separate entry, e.g. `offers` for the field
+    /// `offers[].price`. The field must be inside the array's elements. `is_empty` on the
+    /// field matches a point when one of its elements lacks the field, and never a point
+    /// without elements. Default: disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<JsonPath>,
 }
 
 // Text
@@ -207,6 +311,7 @@ pub enum TokenizerType {
     #[default]
     Word,
     Multilingual,
+    Code,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, JsonSchema, Clone, PartialEq, Hash, Eq)]
@@ -242,9 +347,16 @@ pub struct TextIndexParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopwords: Option<StopwordsInterface>,
 
+    /// Deprecated: use `memory` instead.
     /// If true, store the index on disk. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[deprecated(since = "1.19.0", note = "Use `memory` instead")]
     pub on_disk: Option<bool>,
+
+    /// Memory placement of the index. Overrides the deprecated `on_disk` flag if both are set.
+    /// Default: `pinned` (`cold` if `on_disk` is set to true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 
     /// Algorithm for stemming. Default: disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,6 +367,88 @@ pub struct TextIndexParams {
     /// Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_hnsw: Option<bool>,
+
+    /// Enable ranking points by BM25 over this field; `true` for the defaults.
+    /// Changing it rebuilds the index.
+    /// Default: disabled.
+    #[serde(
+        default,
+        deserialize_with = "deserialize_text_scoring",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<TextScoringInterface>")]
+    pub scoring: Option<TextScoringParams>,
+
+    /// Index every object of this array as a separate entry, e.g. `offers` for the field
+    /// `offers[].title`. The field must be inside the array's elements. Every query on the
+    /// field, not only nested filters, treats each element as its own document: a
+    /// condition matches a point when a single element matches it, and BM25 scores
+    /// elements separately. `is_empty` on the field matches a point when one of its
+    /// elements lacks the field, and never a point without elements. Default: disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<JsonPath>,
+}
+
+/// How a text index ranks documents.
+#[derive(Default, Debug, Deserialize, Serialize, JsonSchema, Clone, Copy, PartialEq, Hash, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TextScoringType {
+    #[default]
+    Bm25,
+}
+
+/// Parameters of ranking over a text index. The index records the length of
+/// each document, which BM25 normalizes by. `k1` and `b` are set per query.
+#[derive(Default, Debug, Deserialize, Serialize, JsonSchema, Clone, PartialEq, Hash, Eq)]
+pub struct TextScoringParams {
+    pub r#type: TextScoringType,
+}
+
+/// BM25 scoring for a text index: `true` for the default parameters, `false`
+/// to disable it, or the parameters themselves.
+// Only the request accepts this form: it is normalized into
+// `Option<TextScoringParams>` as it is read, so the stored schema holds one shape.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[serde(expecting = "Expected a boolean, or an object with a type")]
+enum TextScoringInterface {
+    Enabled(bool),
+    Params(TextScoringParams),
+}
+
+fn deserialize_text_scoring<'de, D>(deserializer: D) -> Result<Option<TextScoringParams>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(
+        match Option::<TextScoringInterface>::deserialize(deserializer)? {
+            None | Some(TextScoringInterface::Enabled(false)) => None,
+            Some(TextScoringInterface::Enabled(true)) => Some(TextScoringParams::default()),
+            Some(TextScoringInterface::Params(params)) => Some(params),
+        },
+    )
+}
+
+impl Validate for TextIndexParams {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let TextIndexParams {
+            r#type: _,
+            tokenizer: _,
+            min_token_len,
+            max_token_len,
+            lowercase: _,
+            ascii_folding: _,
+            phrase_matching: _,
+            stopwords: _,
+            on_disk: _,
+            memory: _,
+            stemmer: _,
+            enable_hnsw: _,
+            scoring: _,
+            nested: _,
+        } = &self;
+        validate_text_index_params(min_token_len, max_token_len)
+    }
 }
 
 #[derive(Default, Debug, Deserialize, Serialize, JsonSchema, Clone, Copy, PartialEq, Hash, Eq)]
@@ -270,11 +464,29 @@ pub struct SnowballParams {
     pub language: SnowballLanguage,
 }
 
+/// Tag selecting the explicit "no stemming" algorithm.
+#[derive(Default, Debug, Deserialize, Serialize, JsonSchema, Clone, Copy, PartialEq, Hash, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NoStemmer {
+    #[default]
+    None,
+}
+
+#[derive(Debug, Deserialize, Serialize, JsonSchema, Clone, PartialEq, Hash, Eq)]
+pub struct DisabledStemmerParams {
+    pub r#type: NoStemmer,
+}
+
 /// Different stemming algorithms with their configs.
 #[derive(Debug, Deserialize, Serialize, JsonSchema, Clone, PartialEq, Hash, Eq)]
 #[serde(untagged)]
 pub enum StemmingAlgorithm {
     Snowball(SnowballParams),
+    /// Explicitly opt out of stemming (`{"type": "none"}`).
+    ///
+    /// Differs from leaving `stemmer` unset, which falls back to the
+    /// language default stemmer.
+    Disabled(DisabledStemmerParams),
 }
 
 /// Languages supported by snowball stemmer.
@@ -367,6 +579,52 @@ impl FromStr for SnowballLanguage {
 pub enum StopwordsInterface {
     Language(Language),
     Set(StopwordsSet),
+}
+
+#[cfg(feature = "testing")]
+thread_local! {
+    /// See [`TextIndexParams::override_scoring`].
+    static TEXT_INDEX_SCORING_OVERRIDE: std::cell::Cell<Option<bool>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Restores the previous [`TextIndexParams::scoring`] override when dropped.
+#[cfg(feature = "testing")]
+#[must_use = "the override lasts only as long as the guard lives"]
+pub struct TextIndexScoringOverride {
+    previous: Option<bool>,
+}
+
+#[cfg(feature = "testing")]
+impl Drop for TextIndexScoringOverride {
+    fn drop(&mut self) {
+        TEXT_INDEX_SCORING_OVERRIDE.set(self.previous);
+    }
+}
+
+impl TextIndexParams {
+    /// Whether an index built from these params records document lengths
+    /// and term frequencies.
+    pub fn scoring(&self) -> bool {
+        #[cfg(feature = "testing")]
+        if let Some(scoring) = TEXT_INDEX_SCORING_OVERRIDE.get() {
+            return scoring;
+        }
+        self.scoring.is_some()
+    }
+
+    /// Make [`Self::scoring`] answer `scoring` on this thread until the guard
+    /// is dropped, so a test can build a recording index through the same
+    /// constructors production uses while the const stays `false`.
+    ///
+    /// Thread-local on purpose: tests in one binary run concurrently, and an
+    /// index build runs on the thread that asked for it.
+    #[cfg(feature = "testing")]
+    pub fn override_scoring(scoring: bool) -> TextIndexScoringOverride {
+        TextIndexScoringOverride {
+            previous: TEXT_INDEX_SCORING_OVERRIDE.replace(Some(scoring)),
+        }
+    }
 }
 
 impl StopwordsInterface {
@@ -469,7 +727,7 @@ impl FromStr for Language {
     }
 }
 
-#[derive(Debug, Deserialize, Serialize, JsonSchema, Clone, PartialEq, Hash, Eq)]
+#[derive(Default, Debug, Deserialize, Serialize, JsonSchema, Clone, PartialEq, Hash, Eq)]
 pub struct StopwordsSet {
     /// Set of languages to use for stopwords.
     /// Multiple pre-defined lists of stopwords can be combined.
@@ -498,15 +756,29 @@ pub struct BoolIndexParams {
     // Required for OpenAPI schema without anonymous types, versus #[serde(tag = "type")]
     pub r#type: BoolIndexType,
 
+    /// Deprecated: use `memory` instead.
     /// If true, store the index on disk. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[deprecated(since = "1.19.0", note = "Use `memory` instead")]
     pub on_disk: Option<bool>,
+
+    /// Memory placement of the index. Overrides the deprecated `on_disk` flag if both are set.
+    /// Default: `pinned` (`cold` if `on_disk` is set to true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 
     /// Enable HNSW graph building for this payload field.
     /// If true, builds additional HNSW links (Need payload_m > 0).
     /// Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_hnsw: Option<bool>,
+
+    /// Index every object of this array as a separate entry, e.g. `offers` for the field
+    /// `offers[].price`. The field must be inside the array's elements. `is_empty` on the
+    /// field matches a point when one of its elements lacks the field, and never a point
+    /// without elements. Default: disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<JsonPath>,
 }
 
 // Datetime
@@ -528,20 +800,60 @@ pub struct DatetimeIndexParams {
     /// This option assumes that this key will be used in majority of filtered requests.
     pub is_principal: Option<bool>,
 
+    /// Deprecated: use `memory` instead.
     /// If true, store the index on disk. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[deprecated(since = "1.19.0", note = "Use `memory` instead")]
     pub on_disk: Option<bool>,
+
+    /// Memory placement of the index. Overrides the deprecated `on_disk` flag if both are set.
+    /// Default: `pinned` (`cold` if `on_disk` is set to true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 
     /// Enable HNSW graph building for this payload field.
     /// If true, builds additional HNSW links (Need payload_m > 0).
     /// Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_hnsw: Option<bool>,
+
+    /// Index every object of this array as a separate entry, e.g. `offers` for the field
+    /// `offers[].price`. The field must be inside the array's elements. `is_empty` on the
+    /// field matches a point when one of its elements lacks the field, and never a point
+    /// without elements. Default: disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<JsonPath>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_stemming_algorithm_serialization() {
+        // Snowball round-trips with its `type`/`language` shape.
+        let snowball = StemmingAlgorithm::Snowball(SnowballParams {
+            r#type: Snowball::Snowball,
+            language: SnowballLanguage::English,
+        });
+        let json = serde_json::to_string(&snowball).unwrap();
+        assert_eq!(json, r#"{"type":"snowball","language":"english"}"#);
+        let deserialized: StemmingAlgorithm = serde_json::from_str(&json).unwrap();
+        assert_eq!(deserialized, snowball);
+
+        // Disabled is selected by `{"type": "none"}` and round-trips.
+        let disabled = StemmingAlgorithm::Disabled(DisabledStemmerParams {
+            r#type: NoStemmer::None,
+        });
+        let json = serde_json::to_string(&disabled).unwrap();
+        assert_eq!(json, r#"{"type":"none"}"#);
+        let deserialized: StemmingAlgorithm = serde_json::from_str(&json).unwrap();
+        assert_eq!(deserialized, disabled);
+
+        // The two variants must not alias each other.
+        let from_none: StemmingAlgorithm = serde_json::from_str(r#"{"type":"none"}"#).unwrap();
+        assert!(matches!(from_none, StemmingAlgorithm::Disabled(_)));
+    }
 
     #[test]
     fn test_stopwords_option_language_serialization() {
@@ -681,5 +993,51 @@ mod tests {
             StopwordsInterface::new_set(&[Language::English, Language::French], &["AAA"]);
 
         assert_eq!(stopwords_multiple, expected_set);
+    }
+
+    /// Text index params from the fields of `json`, as a request states them.
+    fn text_params(json: serde_json::Value) -> TextIndexParams {
+        let mut fields = json.as_object().unwrap().clone();
+        fields.insert("type".to_owned(), "text".into());
+        serde_json::from_value(fields.into()).unwrap()
+    }
+
+    /// `scoring` reads in its short form or its canonical one, and is always
+    /// written canonical, so the stored schema holds one shape.
+    #[test]
+    fn scoring_short_form_normalizes_as_it_is_read() {
+        let bm25 = Some(TextScoringParams {
+            r#type: TextScoringType::Bm25,
+        });
+        assert_eq!(text_params(serde_json::json!({})).scoring, None);
+        assert_eq!(
+            text_params(serde_json::json!({ "scoring": null })).scoring,
+            None
+        );
+        assert_eq!(
+            text_params(serde_json::json!({ "scoring": false })).scoring,
+            None
+        );
+        assert_eq!(
+            text_params(serde_json::json!({ "scoring": true })).scoring,
+            bm25
+        );
+        assert_eq!(
+            text_params(serde_json::json!({ "scoring": { "type": "bm25" } })).scoring,
+            bm25,
+        );
+
+        let written =
+            serde_json::to_value(text_params(serde_json::json!({ "scoring": true }))).unwrap();
+        assert_eq!(written["scoring"], serde_json::json!({ "type": "bm25" }));
+        let unset = serde_json::to_value(text_params(serde_json::json!({}))).unwrap();
+        assert!(
+            unset.get("scoring").is_none(),
+            "absent scoring is not written"
+        );
+
+        let invalid: Result<TextIndexParams, _> =
+            serde_json::from_value(serde_json::json!({ "type": "text", "scoring": "bm25" }));
+        assert!(invalid.is_err());
     }
 }

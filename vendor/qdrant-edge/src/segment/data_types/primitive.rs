@@ -8,9 +8,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::named_vectors::CowMultiVector;
 use super::vectors::TypedMultiDenseVector;
-use crate::segment::data_types::vectors::{
-    TypedDenseVector, VectorElementType, VectorElementTypeByte, VectorElementTypeHalf,
-};
+use crate::segment::data_types::vectors::{VectorElementType, VectorElementTypeByte, VectorElementTypeHalf};
 use crate::segment::types::{Distance, QuantizationConfig, VectorStorageDatatype};
 
 pub trait PrimitiveVectorElement
@@ -20,13 +18,9 @@ where
     Self: FromBytes + Immutable + IntoBytes + KnownLayout,
     Self: Pod,
 {
-    type QueryType;
-
     fn slice_from_float_cow(vector: Cow<[VectorElementType]>) -> Cow<[Self]>;
 
     fn slice_to_float_cow(vector: Cow<[Self]>) -> Cow<[VectorElementType]>;
-
-    fn query_from_float_cow(vector: Cow<[VectorElementType]>) -> Self::QueryType;
 
     fn quantization_preprocess<'a>(
         quantization_config: &QuantizationConfig,
@@ -46,18 +40,12 @@ where
 }
 
 impl PrimitiveVectorElement for VectorElementType {
-    type QueryType = TypedDenseVector<Self>;
-
     fn slice_from_float_cow(vector: Cow<[VectorElementType]>) -> Cow<[Self]> {
         vector
     }
 
     fn slice_to_float_cow(vector: Cow<[Self]>) -> Cow<[VectorElementType]> {
         vector
-    }
-
-    fn query_from_float_cow(vector: Cow<[VectorElementType]>) -> Self::QueryType {
-        TypedDenseVector::from(vector)
     }
 
     fn quantization_preprocess<'a>(
@@ -86,18 +74,12 @@ impl PrimitiveVectorElement for VectorElementType {
 }
 
 impl PrimitiveVectorElement for VectorElementTypeHalf {
-    type QueryType = TypedDenseVector<Self>;
-
     fn slice_from_float_cow(vector: Cow<[VectorElementType]>) -> Cow<[Self]> {
         Cow::Owned(vector.iter().map(|&x| f16::from_f32(x)).collect())
     }
 
     fn slice_to_float_cow(vector: Cow<[Self]>) -> Cow<[VectorElementType]> {
         Cow::Owned(vector.iter().map(|&x| f16::to_f32(x)).collect_vec())
-    }
-
-    fn query_from_float_cow(vector: Cow<[VectorElementType]>) -> Self::QueryType {
-        TypedDenseVector::from(vector.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>())
     }
 
     fn quantization_preprocess<'a>(
@@ -142,8 +124,6 @@ impl PrimitiveVectorElement for VectorElementTypeHalf {
 }
 
 impl PrimitiveVectorElement for VectorElementTypeByte {
-    type QueryType = TypedDenseVector<Self>;
-
     fn slice_from_float_cow(vector: Cow<[VectorElementType]>) -> Cow<[Self]> {
         Cow::Owned(vector.iter().map(|&x| x as u8).collect())
     }
@@ -155,10 +135,6 @@ impl PrimitiveVectorElement for VectorElementTypeByte {
                 .map(|&x| VectorElementType::from(x))
                 .collect_vec(),
         )
-    }
-
-    fn query_from_float_cow(vector: Cow<[VectorElementType]>) -> Self::QueryType {
-        TypedDenseVector::from(vector.iter().map(|&x| x as u8).collect::<Vec<_>>())
     }
 
     fn quantization_preprocess<'a>(

@@ -10,7 +10,10 @@ use rand::rngs::StdRng;
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::id_tracker::point_mappings::PointMappings;
-use crate::segment::id_tracker::{DELETED_POINT_VERSION, IdTracker, IdTrackerRead, PointMappingsRefEnum};
+use crate::segment::id_tracker::{
+    DELETED_POINT_VERSION, IdTracker, IdTrackerRead, PointMappingsRefEnum,
+    default_external_ids_batch, default_internal_versions_batch,
+};
 use crate::segment::types::{PointIdType, SeqNumberType};
 
 /// A non-persistent ID tracker for faster and more efficient building of `ImmutableIdTracker`.
@@ -64,15 +67,38 @@ impl IdTrackerRead for InMemoryIdTracker {
         self.internal_to_version.get(internal_id as usize).copied()
     }
 
-    fn internal_id(&self, external_id: PointIdType) -> Option<PointOffsetType> {
-        self.mappings.internal_id(&external_id)
+    fn internal_versions_batch(
+        &self,
+        internal_ids: impl IntoIterator<Item = PointOffsetType>,
+        callback: impl FnMut(PointOffsetType, SeqNumberType),
+    ) -> OperationResult<()> {
+        default_internal_versions_batch(self, internal_ids, callback)
+    }
+
+    fn internal_id_with_behavior(
+        &self,
+        external_id: PointIdType,
+        deferred_behavior: crate::common::types::DeferredBehavior,
+    ) -> Option<PointOffsetType> {
+        self.mappings
+            .internal_id_with_behavior(&external_id, deferred_behavior)
     }
 
     fn external_id(&self, internal_id: PointOffsetType) -> Option<PointIdType> {
         self.mappings.external_id(internal_id)
     }
 
-    fn point_mappings(&self) -> PointMappingsRefEnum<'_> {
+    fn external_ids_batch(
+        &self,
+        internal_ids: impl IntoIterator<Item = PointOffsetType>,
+        callback: impl FnMut(PointOffsetType, PointIdType),
+    ) -> OperationResult<()> {
+        default_external_ids_batch(self, internal_ids, callback)
+    }
+
+    type Backend = crate::common::universal_io::MmapFile;
+
+    fn point_mappings(&self) -> PointMappingsRefEnum<'_, Self::Backend> {
         PointMappingsRefEnum::Plain(&self.mappings)
     }
 
@@ -110,13 +136,13 @@ impl IdTrackerRead for InMemoryIdTracker {
 
     fn iter_internal_versions(
         &self,
-    ) -> Box<dyn Iterator<Item = (PointOffsetType, SeqNumberType)> + '_> {
-        Box::new(
+    ) -> OperationResult<Box<dyn Iterator<Item = (PointOffsetType, SeqNumberType)> + '_>> {
+        Ok(Box::new(
             self.internal_to_version
                 .iter()
                 .enumerate()
                 .map(|(i, version)| (i as PointOffsetType, *version)),
-        )
+        ))
     }
 }
 
@@ -148,8 +174,12 @@ impl IdTracker for InMemoryIdTracker {
     }
 
     fn drop(&mut self, external_id: PointIdType) -> OperationResult<()> {
-        // Unset version first because it still requires the mapping to exist
-        if let Some(internal_id) = self.internal_id(external_id) {
+        // Unset version first because it still requires the mapping to exist.
+        // In-memory trackers never carry deferred heads, but resolve with
+        // deferred preference for consistency with the other drop paths.
+        if let Some(internal_id) = self
+            .internal_id_with_behavior(external_id, crate::common::types::DeferredBehavior::WithDeferred)
+        {
             self.set_internal_version(internal_id, DELETED_POINT_VERSION)?;
         }
         self.mappings.drop(external_id);

@@ -3,10 +3,11 @@ use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
 use crate::common::fs::{atomic_save_json, read_json};
+use crate::common::universal_io::{OkNotFound, UniversalReadFs, read_json_via};
 use serde::{Deserialize, Serialize};
 
 use crate::segment::common::operation_error::OperationResult;
-use crate::segment::types::{PayloadFieldSchema, PayloadKeyType};
+use crate::segment::types::{Memory, PayloadFieldSchema, PayloadKeyType};
 
 pub const PAYLOAD_INDEX_CONFIG_FILE: &str = "config.json";
 
@@ -25,6 +26,15 @@ impl PayloadConfig {
 
     pub fn load(path: &Path) -> OperationResult<Self> {
         Ok(read_json(path)?)
+    }
+
+    /// Read-only mirror of [`load`](Self::load) over the universal filesystem
+    /// `fs`. Returns `Ok(None)` when the config file is absent.
+    pub fn load_universal<Fs: UniversalReadFs>(
+        fs: &Fs,
+        path: &Path,
+    ) -> OperationResult<Option<Self>> {
+        Ok(read_json_via(fs, path).ok_not_found()?)
     }
 
     pub fn save(&self, path: &Path) -> OperationResult<()> {
@@ -130,7 +140,7 @@ impl PayloadFieldSchemaWithIndexType {
     }
 }
 
-#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum PayloadIndexType {
     IntIndex,
@@ -172,8 +182,57 @@ pub enum IndexMutability {
 #[serde(rename_all = "snake_case")]
 pub enum StorageType {
     Gridstore,
-    RocksDb,
-    Mmap { is_on_disk: bool },
+    Mmap {
+        #[serde(rename = "is_on_disk")]
+        layout: ImmutableLayout,
+    },
+}
+
+/// In-memory layout an immutable index was built for.
+///
+/// Persisted as the legacy `is_on_disk` bool: `true` is [`Self::Mmap`].
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(from = "bool", into = "bool")]
+pub enum ImmutableLayout {
+    /// Reads go straight to the mmap files (`OnDisk*` index types).
+    Mmap,
+    /// Files are loaded into heap at open (`Immutable*` index types).
+    Heap,
+}
+
+impl From<bool> for ImmutableLayout {
+    fn from(is_on_disk: bool) -> Self {
+        if is_on_disk { Self::Mmap } else { Self::Heap }
+    }
+}
+
+impl From<ImmutableLayout> for bool {
+    fn from(layout: ImmutableLayout) -> Self {
+        match layout {
+            ImmutableLayout::Mmap => true,
+            ImmutableLayout::Heap => false,
+        }
+    }
+}
+
+impl StorageType {
+    /// Placement to open an immutable index with, `None` for the appendable
+    /// format: the built variant decides heap vs mmap, and the schema's
+    /// requested placement refines cold vs cached for the mmap variant.
+    pub fn immutable_memory(self, schema_memory: Memory) -> Option<Memory> {
+        match self {
+            StorageType::Gridstore => None,
+            StorageType::Mmap {
+                layout: ImmutableLayout::Mmap,
+            } => Some(match schema_memory {
+                Memory::Cached => Memory::Cached,
+                Memory::Cold | Memory::Pinned => Memory::Cold,
+            }),
+            StorageType::Mmap {
+                layout: ImmutableLayout::Heap,
+            } => Some(Memory::Pinned),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -211,5 +270,20 @@ mod test {
                 .schema,
             old_config
         );
+    }
+
+    #[test]
+    fn storage_type_layout_wire_format() {
+        for (layout, json) in [
+            (ImmutableLayout::Mmap, r#"{"mmap":{"is_on_disk":true}}"#),
+            (ImmutableLayout::Heap, r#"{"mmap":{"is_on_disk":false}}"#),
+        ] {
+            let storage_type = StorageType::Mmap { layout };
+            assert_eq!(serde_json::to_string(&storage_type).unwrap(), json);
+            assert_eq!(
+                serde_json::from_str::<StorageType>(json).unwrap(),
+                storage_type,
+            );
+        }
     }
 }

@@ -3,8 +3,8 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use ahash::AHashMap;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
-use crate::common::types::{DeferredBehavior, PointOffsetType, ScoreType};
+use crate::common::generic_consts::AccessPattern;
+use crate::common::types::{DeferredBehavior, PointOffsetType, ScoreType, ScoredPointOffset};
 use serde_json::Value;
 
 use super::field_index::numeric_index::NumericFieldIndexRead;
@@ -13,9 +13,11 @@ use super::query_optimization::rescore_formula::FormulaScorer;
 use super::query_optimization::rescore_formula::parsed_formula::ParsedFormula;
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::OperationResult;
+use crate::segment::data_types::query_context::{TextFieldStats, TextQueryContext};
+use crate::segment::index::field_index::full_text_index::{Bm25Accept, Bm25Params};
 use crate::segment::index::field_index::{CardinalityEstimation, PayloadBlockCondition};
+use crate::segment::index::query_optimization::optimized_filter::OptimizedFilter;
 use crate::segment::json_path::JsonPath;
-use crate::segment::payload_storage::FilterContext;
 use crate::segment::telemetry::PayloadIndexTelemetry;
 use crate::segment::types::{Filter, Payload, PayloadFieldSchema, PayloadKeyType, PayloadKeyTypeRef};
 
@@ -41,18 +43,13 @@ pub trait PayloadIndexRead {
     /// Estimate amount of points (min, max) which satisfies filtering condition.
     ///
     /// A best estimation of the number of available points should be given.
-    fn estimate_cardinality(
-        &self,
-        query: &Filter,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<CardinalityEstimation>;
+    fn estimate_cardinality(&self, query: &Filter) -> OperationResult<CardinalityEstimation>;
 
     /// Estimate amount of points (min, max) which satisfies filtering of a nested condition.
     fn estimate_nested_cardinality(
         &self,
         query: &Filter,
         nested_path: &JsonPath,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<CardinalityEstimation>;
 
     /// Return list of all point ids, which satisfy filtering criteria
@@ -63,18 +60,17 @@ pub trait PayloadIndexRead {
     fn query_points(
         &self,
         filter: &Filter,
-        hw_counter: &HardwareCounterCell,
         is_stopped: &AtomicBool,
     ) -> OperationResult<Vec<PointOffsetType>>;
 
     /// Return number of points, indexed by this field
-    fn indexed_points(&self, field: PayloadKeyTypeRef) -> usize;
+    ///
+    /// Fallible: see [`PayloadFieldIndexRead::count_indexed_points`].
+    ///
+    /// [`PayloadFieldIndexRead::count_indexed_points`]: crate::index::field_index::PayloadFieldIndexRead::count_indexed_points
+    fn indexed_points(&self, field: PayloadKeyTypeRef) -> OperationResult<usize>;
 
-    fn filter_context<'a>(
-        &'a self,
-        filter: &'a Filter,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<Box<dyn FilterContext + 'a>>;
+    fn filter_context<'a>(&'a self, filter: &'a Filter) -> OperationResult<OptimizedFilter<'a>>;
 
     /// Look up a numeric index for the given payload key, if one exists.
     ///
@@ -89,8 +85,32 @@ pub trait PayloadIndexRead {
     /// concrete facet-index type is opaque per implementation.
     fn facet_index_for(&self, key: &JsonPath) -> Option<impl FacetIndex + '_>;
 
+    /// Add this segment's contribution to the corpus statistics of a text
+    /// field: document frequency per seeded term, document count, and total
+    /// tokens, over the visible points matching `stats.corpus` when it is set.
+    /// A field with no text index contributes nothing.
+    fn fill_text_statistics(
+        &self,
+        field: PayloadKeyTypeRef,
+        stats: &mut TextFieldStats,
+        is_stopped: &AtomicBool,
+    ) -> OperationResult<()>;
+
+    /// Score `terms` by BM25 over the text index of `field` and return the
+    /// `limit` best documents, highest first. A field with no text index
+    /// scores nothing, as it contributes nothing to the statistics.
+    fn score_bm25(
+        &self,
+        field: PayloadKeyTypeRef,
+        terms: &[String],
+        context: &TextQueryContext<'_>,
+        params: Bm25Params,
+        accept: &Bm25Accept<'_>,
+        limit: usize,
+    ) -> OperationResult<Vec<ScoredPointOffset>>;
+
     /// Per-field-index telemetry data.
-    fn get_telemetry_data(&self) -> Vec<PayloadIndexTelemetry>;
+    fn get_telemetry_data(&self) -> OperationResult<Vec<PayloadIndexTelemetry>>;
 
     /// Build a per-query formula scorer that evaluates the given parsed
     /// formula against this index's payload, using the prefetch scores as
@@ -99,7 +119,6 @@ pub trait PayloadIndexRead {
         &'q self,
         parsed_formula: &'q ParsedFormula,
         prefetches_scores: &'q [AHashMap<PointOffsetType, ScoreType>],
-        hw_counter: &'q HardwareCounterCell,
     ) -> OperationResult<FormulaScorer<'q>>;
 
     /// Iterate point offsets that match the filter.
@@ -111,7 +130,6 @@ pub trait PayloadIndexRead {
         &'a self,
         filter: &'a Filter,
         query_cardinality: &'a CardinalityEstimation,
-        hw_counter: &'a HardwareCounterCell,
         is_stopped: &'a AtomicBool,
         deferred_behavior: DeferredBehavior,
     ) -> OperationResult<impl Iterator<Item = PointOffsetType> + 'a>;
@@ -126,18 +144,24 @@ pub trait PayloadIndexRead {
     ) -> OperationResult<()>;
 
     /// Get payload for point
-    fn get_payload(
-        &self,
-        point_id: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<Payload>;
+    fn get_payload(&self, point_id: PointOffsetType) -> OperationResult<Payload>;
 
     /// Get payload for point with potential optimization for sequential access.
-    fn get_payload_sequential(
+    fn get_payload_sequential(&self, point_id: PointOffsetType) -> OperationResult<Payload>;
+
+    fn read_payloads<P: AccessPattern, U: crate::common::universal_io::UserData>(
         &self,
-        point_id: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<Payload>;
+        point_ids: impl Iterator<Item = (U, PointOffsetType)>,
+        callback: impl FnMut(U, Payload) -> OperationResult<()>,
+    ) -> OperationResult<()>;
+
+    /// Raw analogue of [`Self::read_payloads`], see
+    /// [`PayloadStorageRead::read_payloads_raw`](crate::payload_storage::PayloadStorageRead::read_payloads_raw).
+    fn read_payloads_raw<P: AccessPattern, U: crate::common::universal_io::UserData>(
+        &self,
+        point_ids: impl Iterator<Item = (U, PointOffsetType)>,
+        callback: impl FnMut(U, Option<&[u8]>) -> OperationResult<()>,
+    ) -> OperationResult<()>;
 }
 
 /// Trait for payload index with mutating operations.
@@ -153,7 +177,6 @@ pub trait PayloadIndex {
         &self,
         field: PayloadKeyTypeRef,
         payload_schema: &PayloadFieldSchema,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<BuildIndexResult>;
 
     /// Apply already built indexes
@@ -169,13 +192,13 @@ pub trait PayloadIndex {
         &mut self,
         field: PayloadKeyTypeRef,
         payload_schema: impl Into<PayloadFieldSchema>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<()>;
 
     /// Remove index
     fn drop_index(&mut self, field: PayloadKeyTypeRef) -> OperationResult<bool>;
 
-    /// Remove index if incompatible with new payload schema
+    /// Remove index if incompatible with new payload schema.
+    /// A metadata-only schema change (e.g. `enable_hnsw`) is persisted in place instead.
     fn drop_index_if_incompatible(
         &mut self,
         field: PayloadKeyTypeRef,
@@ -187,7 +210,6 @@ pub trait PayloadIndex {
         &mut self,
         point_id: PointOffsetType,
         payload: &Payload,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<()>;
 
     /// Assign payload to a concrete point with a concrete payload value
@@ -196,7 +218,6 @@ pub trait PayloadIndex {
         point_id: PointOffsetType,
         payload: &Payload,
         key: &Option<JsonPath>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<()>;
 
     /// Delete payload by key
@@ -204,15 +225,10 @@ pub trait PayloadIndex {
         &mut self,
         point_id: PointOffsetType,
         key: PayloadKeyTypeRef,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Vec<Value>>;
 
     /// Drop all payload of the point
-    fn clear_payload(
-        &mut self,
-        point_id: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<Option<Payload>>;
+    fn clear_payload(&mut self, point_id: PointOffsetType) -> OperationResult<Option<Payload>>;
 
     /// Return function that forces persistence of current storage state.
     fn flusher(&self) -> Flusher;

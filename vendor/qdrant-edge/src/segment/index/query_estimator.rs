@@ -18,7 +18,7 @@ use crate::segment::types::{Condition, Filter, MinShould};
 ///
 /// * `estimation` - cardinality estimations of number of points selected by payload filter
 /// * `available_vectors` - number of available vectors for the named vector storage
-/// * `total_vectors` - total number of points in the segment
+/// * `available_points` - number of available (non-deleted) points in the segment
 ///
 /// # Result
 ///
@@ -36,6 +36,7 @@ pub fn adjust_to_available_vectors(
             max: 0,
         };
     }
+    let estimation = estimation.bounded_by(available_points);
 
     let number_of_deleted_vectors = available_points.saturating_sub(available_vectors);
 
@@ -79,6 +80,7 @@ pub fn adjust_for_deferred_points(
             max: 0,
         };
     }
+    let estimation = estimation.bounded_by(total_points);
 
     let number_of_deferred_points = total_points.saturating_sub(visible_points);
 
@@ -234,6 +236,7 @@ where
         | Condition::IsNull(_)
         | Condition::HasId(_)
         | Condition::HasVector(_)
+        | Condition::Slice(_)
         | Condition::Nested(_)
         | Condition::CustomIdChecker(_) => estimator(condition),
     }
@@ -386,6 +389,7 @@ mod tests {
             Condition::Filter(_) => panic!("unexpected Filter"),
             Condition::Nested(_) => panic!("unexpected Nested"),
             Condition::CustomIdChecker(_) => panic!("unexpected CustomIdChecker"),
+            Condition::Slice(_) => panic!("unexpected Slice"),
             Condition::Field(field) => match field.key.to_string().as_str() {
                 "color" => CardinalityEstimation {
                     primary_clauses: vec![PrimaryCondition::Condition(Box::new(field.clone()))],
@@ -684,5 +688,36 @@ mod tests {
         assert_eq!(new_estimation.min, 0);
         assert_eq!(new_estimation.exp, 16);
         assert_eq!(new_estimation.max, 50);
+    }
+
+    /// A payload index that still counts tombstoned points (append-only
+    /// deletion) estimates above the available points; the adjustment must
+    /// still return `min <= exp <= max`, within the available points. The
+    /// numbers are those of a model testing run that tripped the debug
+    /// assertion.
+    #[test]
+    fn test_adjust_estimation_above_available_points() {
+        let estimation = CardinalityEstimation {
+            primary_clauses: vec![],
+            min: 10,
+            exp: 30,
+            max: 40,
+        };
+
+        let adjusted = adjust_to_available_vectors(estimation.clone(), 70, 22);
+        assert!(adjusted.min <= adjusted.exp && adjusted.exp <= adjusted.max);
+        assert_eq!(adjusted.max, 22);
+        assert_eq!(adjusted.exp, 22);
+
+        // Fewer vectors than points: scaled from the bounded estimate.
+        let adjusted = adjust_to_available_vectors(estimation.clone(), 11, 22);
+        assert!(adjusted.min <= adjusted.exp && adjusted.exp <= adjusted.max);
+        assert_eq!(adjusted.max, 11);
+        assert_eq!(adjusted.exp, 11);
+
+        let adjusted = adjust_for_deferred_points(estimation, 11, 22);
+        assert!(adjusted.min <= adjusted.exp && adjusted.exp <= adjusted.max);
+        assert_eq!(adjusted.max, 11);
+        assert_eq!(adjusted.exp, 11);
     }
 }

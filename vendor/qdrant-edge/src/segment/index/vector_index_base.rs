@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::{PointOffsetType, ScoredPointOffset, TelemetryDetail};
 use crate::common::universal_io::MmapFile;
 use half::f16;
@@ -44,16 +44,21 @@ pub trait VectorIndexRead {
     /// Total size of all searchable vectors in bytes.
     fn size_of_searchable_vectors_in_bytes(&self) -> usize;
 
-    /// Augment the IDF stats for the given dimensions.
+    /// Augment the IDF stats for the given dimensions over the given corpus
+    /// and return the number of documents contributing to them: indexed
+    /// vectors matching the corpus filter, or all indexed vectors when
+    /// `corpus` is `None` (global statistics).
     ///
-    /// Most indexes don't track IDF and should provide an empty body. Sparse-
-    /// vector indexes are the only ones that contribute. No default is provided
-    /// on purpose so a new index implementation cannot silently skip this.
+    /// Most indexes don't track IDF and should contribute no df counts.
+    /// Sparse-vector indexes are the only ones that contribute. No default is
+    /// provided on purpose so a new index implementation cannot silently skip
+    /// this.
     fn fill_idf_statistics(
         &self,
         idf: &mut HashMap<DimId, usize>,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()>;
+        corpus: Option<&Filter>,
+        is_stopped: &AtomicBool,
+    ) -> OperationResult<usize>;
 
     /// Whether this is a "real" index rather than a plain (full-scan) one.
     ///
@@ -82,7 +87,19 @@ pub trait VectorIndex: VectorIndexRead {
         &mut self,
         id: PointOffsetType,
         vector: Option<VectorRef>,
-        hw_counter: &HardwareCounterCell,
+    ) -> OperationResult<()>;
+
+    /// Byte-blob analogue of [`VectorIndex::update_vector`]: `vector` is the
+    /// storage-native serialized form (the [`retrieve_raw`] format), letting
+    /// requantized storages ingest bytes verbatim instead of a lossy
+    /// decode/re-encode round-trip. `None` behaves exactly like
+    /// `update_vector(id, None, _)`.
+    ///
+    /// [`retrieve_raw`]: crate::entry::entry_point::ReadSegmentEntry::retrieve_raw
+    fn update_vector_raw(
+        &mut self,
+        id: PointOffsetType,
+        vector: Option<&[u8]>,
     ) -> OperationResult<()>;
 }
 
@@ -102,19 +119,19 @@ pub enum VectorIndexEnum {
 }
 
 impl VectorIndexEnum {
-    /// Returns true if underlying storage is configured to be stored on disk without
-    /// actively holding data in RAM
-    pub fn is_on_disk(&self) -> bool {
+    /// Whether the index was opened cold: left on disk and paged in on demand, so
+    /// reads may hit the disk. False for heap data and for mmaps populated on open.
+    pub fn is_cold(&self) -> bool {
         match self {
             Self::Plain(_) => false,
-            Self::Hnsw(index) => index.is_on_disk(),
-            Self::SparseRam(index) => index.inverted_index().is_on_disk(),
-            Self::SparseCompressedImmutableRamF32(index) => index.inverted_index().is_on_disk(),
-            Self::SparseCompressedImmutableRamF16(index) => index.inverted_index().is_on_disk(),
-            Self::SparseCompressedImmutableRamU8(index) => index.inverted_index().is_on_disk(),
-            Self::SparseCompressedMmapF32(index) => index.inverted_index().is_on_disk(),
-            Self::SparseCompressedMmapF16(index) => index.inverted_index().is_on_disk(),
-            Self::SparseCompressedMmapU8(index) => index.inverted_index().is_on_disk(),
+            Self::Hnsw(index) => index.is_cold(),
+            Self::SparseRam(index) => index.inverted_index().is_cold(),
+            Self::SparseCompressedImmutableRamF32(index) => index.inverted_index().is_cold(),
+            Self::SparseCompressedImmutableRamF16(index) => index.inverted_index().is_cold(),
+            Self::SparseCompressedImmutableRamU8(index) => index.inverted_index().is_cold(),
+            Self::SparseCompressedMmapF32(index) => index.inverted_index().is_cold(),
+            Self::SparseCompressedMmapF16(index) => index.inverted_index().is_cold(),
+            Self::SparseCompressedMmapU8(index) => index.inverted_index().is_cold(),
         }
     }
 
@@ -274,23 +291,39 @@ impl VectorIndexRead for VectorIndexEnum {
     fn fill_idf_statistics(
         &self,
         idf: &mut HashMap<DimId, usize>,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
+        corpus: Option<&Filter>,
+        is_stopped: &AtomicBool,
+    ) -> OperationResult<usize> {
         match self {
-            Self::Plain(_) | Self::Hnsw(_) => Ok(()),
-            Self::SparseRam(index) => index.fill_idf_statistics(idf, hw_counter),
+            // Dense indexes contribute no df counts; document count matches
+            // the previous segment-level `indexed_vector_count` accounting.
+            Self::Plain(index) => Ok(match corpus {
+                None => index.indexed_vector_count(),
+                Some(_) => 0,
+            }),
+            Self::Hnsw(index) => Ok(match corpus {
+                None => index.indexed_vector_count(),
+                Some(_) => 0,
+            }),
+            Self::SparseRam(index) => index.fill_idf_statistics(idf, corpus, is_stopped),
             Self::SparseCompressedImmutableRamF32(index) => {
-                index.fill_idf_statistics(idf, hw_counter)
+                index.fill_idf_statistics(idf, corpus, is_stopped)
             }
             Self::SparseCompressedImmutableRamF16(index) => {
-                index.fill_idf_statistics(idf, hw_counter)
+                index.fill_idf_statistics(idf, corpus, is_stopped)
             }
             Self::SparseCompressedImmutableRamU8(index) => {
-                index.fill_idf_statistics(idf, hw_counter)
+                index.fill_idf_statistics(idf, corpus, is_stopped)
             }
-            Self::SparseCompressedMmapF32(index) => index.fill_idf_statistics(idf, hw_counter),
-            Self::SparseCompressedMmapF16(index) => index.fill_idf_statistics(idf, hw_counter),
-            Self::SparseCompressedMmapU8(index) => index.fill_idf_statistics(idf, hw_counter),
+            Self::SparseCompressedMmapF32(index) => {
+                index.fill_idf_statistics(idf, corpus, is_stopped)
+            }
+            Self::SparseCompressedMmapF16(index) => {
+                index.fill_idf_statistics(idf, corpus, is_stopped)
+            }
+            Self::SparseCompressedMmapU8(index) => {
+                index.fill_idf_statistics(idf, corpus, is_stopped)
+            }
         }
     }
 }
@@ -328,24 +361,35 @@ impl VectorIndex for VectorIndexEnum {
         &mut self,
         id: PointOffsetType,
         vector: Option<VectorRef>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<()> {
         match self {
-            Self::Plain(index) => index.update_vector(id, vector, hw_counter),
-            Self::Hnsw(index) => index.update_vector(id, vector, hw_counter),
-            Self::SparseRam(index) => index.update_vector(id, vector, hw_counter),
-            Self::SparseCompressedImmutableRamF32(index) => {
-                index.update_vector(id, vector, hw_counter)
-            }
-            Self::SparseCompressedImmutableRamF16(index) => {
-                index.update_vector(id, vector, hw_counter)
-            }
-            Self::SparseCompressedImmutableRamU8(index) => {
-                index.update_vector(id, vector, hw_counter)
-            }
-            Self::SparseCompressedMmapF32(index) => index.update_vector(id, vector, hw_counter),
-            Self::SparseCompressedMmapF16(index) => index.update_vector(id, vector, hw_counter),
-            Self::SparseCompressedMmapU8(index) => index.update_vector(id, vector, hw_counter),
+            Self::Plain(index) => index.update_vector(id, vector),
+            Self::Hnsw(index) => index.update_vector(id, vector),
+            Self::SparseRam(index) => index.update_vector(id, vector),
+            Self::SparseCompressedImmutableRamF32(index) => index.update_vector(id, vector),
+            Self::SparseCompressedImmutableRamF16(index) => index.update_vector(id, vector),
+            Self::SparseCompressedImmutableRamU8(index) => index.update_vector(id, vector),
+            Self::SparseCompressedMmapF32(index) => index.update_vector(id, vector),
+            Self::SparseCompressedMmapF16(index) => index.update_vector(id, vector),
+            Self::SparseCompressedMmapU8(index) => index.update_vector(id, vector),
+        }
+    }
+
+    fn update_vector_raw(
+        &mut self,
+        id: PointOffsetType,
+        vector: Option<&[u8]>,
+    ) -> OperationResult<()> {
+        match self {
+            Self::Plain(index) => index.update_vector_raw(id, vector),
+            Self::Hnsw(index) => index.update_vector_raw(id, vector),
+            Self::SparseRam(index) => index.update_vector_raw(id, vector),
+            Self::SparseCompressedImmutableRamF32(index) => index.update_vector_raw(id, vector),
+            Self::SparseCompressedImmutableRamF16(index) => index.update_vector_raw(id, vector),
+            Self::SparseCompressedImmutableRamU8(index) => index.update_vector_raw(id, vector),
+            Self::SparseCompressedMmapF32(index) => index.update_vector_raw(id, vector),
+            Self::SparseCompressedMmapF16(index) => index.update_vector_raw(id, vector),
+            Self::SparseCompressedMmapU8(index) => index.update_vector_raw(id, vector),
         }
     }
 }

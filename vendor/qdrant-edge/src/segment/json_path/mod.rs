@@ -101,15 +101,16 @@ impl JsonPath {
         new_map
     }
 
-    /// Remove the wildcard suffix from the path, if it exists.
-    /// E.g. `a.b[]` -> `a.b`.
-    pub fn strip_wildcard_suffix(&self) -> Self {
-        match self.rest.split_last() {
-            Some((JsonPathItem::WildcardIndex, rest)) => JsonPath {
-                first_key: self.first_key.clone(),
-                rest: rest.to_vec(),
-            },
-            _ => self.clone(),
+    /// Replace every index with a wildcard index.
+    /// E.g. `a[0].b[1]` -> `a[].b[]`.
+    pub fn wildcard_indices(&self) -> Self {
+        let rest = self.rest.iter().map(|item| match item {
+            JsonPathItem::Index(_) => JsonPathItem::WildcardIndex,
+            JsonPathItem::Key(_) | JsonPathItem::WildcardIndex => item.clone(),
+        });
+        JsonPath {
+            first_key: self.first_key.clone(),
+            rest: rest.collect(),
         }
     }
 
@@ -216,7 +217,7 @@ impl JsonPath {
 
     /// Check if the path will be affected by a call to `path_to_remove.value_remove(_)`.
     pub fn is_affected_by_value_remove(&self, path_to_remove: &JsonPath) -> bool {
-        // If we have, e.g., indexed field "a.b", then it is not safe to delete any of of "a",
+        // If we have, e.g., indexed field "a.b", then it is not safe to delete any of "a",
         // "a.b", or "a.b.c".
         path_to_remove.compatible(self)
     }
@@ -238,7 +239,7 @@ impl JsonPath {
         // the other.  For example, `a.b` and `a.b.c` intersect, but `a.b` and `a.c` don't. More
         // nuanced cases include wildcard indexes, e.g., `a[0].b` and `a[].b` intersect.
         // Additionally, we consider path with incompatible types (e.g. `a[0]` and `a.b`) to
-        // intersect because `valuse_set` could override the subtree by replacing an array with an
+        // intersect because `value_set` could override the subtree by replacing an array with an
         // object (or vice versa), deleting indexed fields.
 
         let Some(path_to_set) = path_to_set else {
@@ -1009,6 +1010,29 @@ mod tests {
         assert!(!JsonPath::new("a.b.c").check_include_pattern(&JsonPath::new("a.b.d")));
         assert!(JsonPath::new("a.b.c").check_include_pattern(&JsonPath::new("a")));
         assert!(JsonPath::new("a").check_include_pattern(&JsonPath::new("a.d")));
+    }
+
+    #[test]
+    fn test_wildcard_indices_include_pattern() {
+        let map = json(
+            r#"{"arr": [7, {"y": 0}, {"x": [5, 6], "y": 1}, [{"x": 9}]], "m": [[1, 2], [3, 4]], "obj": {"k": 1}}"#,
+        );
+        for path in [
+            "arr",
+            "arr[]",
+            "arr[2].x",
+            "arr[].x",
+            "arr[3][0].x",
+            "m[1][0]",
+            "m[][1]",
+            "obj[0]",
+            "arr.x",
+        ] {
+            let path = JsonPath::new(path);
+            let pattern = path.wildcard_indices();
+            let projected = JsonPath::value_filter(&map, |p, _| pattern.check_include_pattern(p));
+            assert_eq!(path.value_get(&projected), path.value_get(&map), "{path}");
+        }
     }
 
     #[test]

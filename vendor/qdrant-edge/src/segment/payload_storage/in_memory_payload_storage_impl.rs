@@ -1,6 +1,8 @@
+use std::collections::hash_map::Entry;
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
+use crate::common::generic_consts::AccessPattern;
 use crate::common::types::PointOffsetType;
 use serde_json::Value;
 
@@ -12,47 +14,63 @@ use crate::segment::payload_storage::{PayloadStorage, PayloadStorageRead};
 use crate::segment::types::{OwnedPayloadRef, Payload};
 
 impl PayloadStorageRead for InMemoryPayloadStorage {
-    fn get(
-        &self,
-        point_id: PointOffsetType,
-        _hw_counter: &HardwareCounterCell, // No measurements for in memory storage
-    ) -> OperationResult<Payload> {
+    fn get(&self, point_id: PointOffsetType) -> OperationResult<Payload> {
         match self.payload.get(&point_id) {
             Some(payload) => Ok(payload.to_owned()),
             None => Ok(Default::default()),
         }
     }
 
-    fn get_sequential(
-        &self,
-        point_id: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<Payload> {
+    fn get_sequential(&self, point_id: PointOffsetType) -> OperationResult<Payload> {
         // In memory => No optimizations available.
-        self.get(point_id, hw_counter)
+        self.get(point_id)
     }
 
-    fn payload_ref(
-        &self,
-        point_id: PointOffsetType,
-        _hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<OwnedPayloadRef<'_>> {
+    fn payload_ref(&self, point_id: PointOffsetType) -> OperationResult<OwnedPayloadRef<'_>> {
         Ok(self
             .payload_ptr(point_id)
             .map(OwnedPayloadRef::from)
             .unwrap_or_else(|| OwnedPayloadRef::from(Payload::default())))
     }
 
-    fn iter<F>(&self, mut callback: F, _hw_counter: &HardwareCounterCell) -> OperationResult<()>
+    fn iter<F>(&self, mut callback: F) -> OperationResult<()>
     where
         F: FnMut(PointOffsetType, &Payload) -> OperationResult<bool>,
     {
-        for (key, val) in &self.payload {
+        let mut points: Vec<_> = self.payload.iter().collect();
+        points.sort_unstable_by_key(|&(&point_id, _)| point_id);
+        for (key, val) in points {
             let do_continue = callback(*key, val)?;
             if !do_continue {
                 return Ok(());
             }
         }
+        Ok(())
+    }
+
+    fn read_payloads<P: AccessPattern, U: crate::common::universal_io::UserData>(
+        &self,
+        point_offsets: impl Iterator<Item = (U, PointOffsetType)>,
+        mut callback: impl FnMut(U, Payload) -> OperationResult<()>,
+    ) -> OperationResult<()> {
+        for (user_data, point_offset) in point_offsets {
+            let payload = self.get(point_offset)?;
+            callback(user_data, payload)?;
+        }
+
+        Ok(())
+    }
+
+    fn read_payloads_raw<P: AccessPattern, U: crate::common::universal_io::UserData>(
+        &self,
+        point_offsets: impl Iterator<Item = (U, PointOffsetType)>,
+        mut callback: impl FnMut(U, Option<&[u8]>) -> OperationResult<()>,
+    ) -> OperationResult<()> {
+        for (user_data, point_offset) in point_offsets {
+            let encoded = self.payload.get(&point_offset).map(Blob::to_bytes);
+            callback(user_data, encoded.as_deref())?;
+        }
+
         Ok(())
     }
 
@@ -69,32 +87,22 @@ impl PayloadStorageRead for InMemoryPayloadStorage {
         Ok(estimated_size)
     }
 
-    fn is_on_disk(&self) -> bool {
+    fn is_cold(&self) -> bool {
         false
     }
 }
 
 impl PayloadStorage for InMemoryPayloadStorage {
-    fn overwrite(
-        &mut self,
-        point_id: PointOffsetType,
-        payload: &Payload,
-        _hw_counter: &HardwareCounterCell, // No measurement needed for in memory payload
-    ) -> OperationResult<()> {
+    fn overwrite(&mut self, point_id: PointOffsetType, payload: &Payload) -> OperationResult<()> {
         self.payload.insert(point_id, payload.to_owned());
         Ok(())
     }
 
-    fn set(
-        &mut self,
-        point_id: PointOffsetType,
-        payload: &Payload,
-        _hw_counter: &HardwareCounterCell, // No measurement needed for in memory payload
-    ) -> OperationResult<()> {
-        match self.payload.get_mut(&point_id) {
-            Some(point_payload) => point_payload.merge(payload),
-            None => {
-                self.payload.insert(point_id, payload.to_owned());
+    fn set(&mut self, point_id: PointOffsetType, payload: &Payload) -> OperationResult<()> {
+        match self.payload.entry(point_id) {
+            Entry::Occupied(mut e) => e.get_mut().merge(payload),
+            Entry::Vacant(e) => {
+                e.insert(payload.to_owned());
             }
         }
         Ok(())
@@ -105,25 +113,19 @@ impl PayloadStorage for InMemoryPayloadStorage {
         point_id: PointOffsetType,
         payload: &Payload,
         key: &JsonPath,
-        _hw_counter: &HardwareCounterCell, // No measurements for in memory storage
     ) -> OperationResult<()> {
-        match self.payload.get_mut(&point_id) {
-            Some(point_payload) => point_payload.merge_by_key(payload, key),
-            None => {
+        match self.payload.entry(point_id) {
+            Entry::Occupied(mut e) => e.get_mut().merge_by_key(payload, key),
+            Entry::Vacant(e) => {
                 let mut dest_payload = Payload::default();
                 dest_payload.merge_by_key(payload, key);
-                self.payload.insert(point_id, dest_payload);
+                e.insert(dest_payload);
             }
         }
         Ok(())
     }
 
-    fn delete(
-        &mut self,
-        point_id: PointOffsetType,
-        key: &JsonPath,
-        _hw_counter: &HardwareCounterCell, // No measurements for in memory storage
-    ) -> OperationResult<Vec<Value>> {
+    fn delete(&mut self, point_id: PointOffsetType, key: &JsonPath) -> OperationResult<Vec<Value>> {
         match self.payload.get_mut(&point_id) {
             Some(payload) => {
                 let res = payload.remove(key);
@@ -133,17 +135,13 @@ impl PayloadStorage for InMemoryPayloadStorage {
         }
     }
 
-    fn clear(
-        &mut self,
-        point_id: PointOffsetType,
-        _hw_counter: &HardwareCounterCell, // No measurements for in memory storage
-    ) -> OperationResult<Option<Payload>> {
+    fn clear(&mut self, point_id: PointOffsetType) -> OperationResult<Option<Payload>> {
         let res = self.payload.remove(&point_id);
         Ok(res)
     }
 
     #[cfg(test)]
-    fn clear_all(&mut self, _: &HardwareCounterCell) -> OperationResult<()> {
+    fn clear_all(&mut self) -> OperationResult<()> {
         self.payload = ahash::AHashMap::new();
         Ok(())
     }
@@ -218,7 +216,31 @@ mod tests {
             &query,
             0,
             &IndexesMap::new(),
-            &HardwareCounterCell::new(),
+        );
+    }
+
+    #[test]
+    fn test_read_payloads_raw_encodes_on_the_fly() {
+        let mut storage = InMemoryPayloadStorage::default();
+        let payload: Payload = serde_json::from_str(r#"{"name": "John Doe"}"#).unwrap();
+
+        storage.set(1, &payload).unwrap();
+
+        let mut read = Vec::new();
+        storage
+            .read_payloads_raw::<crate::common::generic_consts::Random, _>(
+                [((), 1), ((), 2)].into_iter(),
+                |(), payload| {
+                    read.push(payload.map(<[u8]>::to_vec));
+                    Ok(())
+                },
+            )
+            .unwrap();
+
+        assert_eq!(
+            read,
+            // Point 2 has no payload at all
+            [Some(payload.to_bytes()), None],
         );
     }
 
@@ -227,15 +249,13 @@ mod tests {
         let mut storage = InMemoryPayloadStorage::default();
         let payload: Payload = serde_json::from_str(r#"{"name": "John Doe"}"#).unwrap();
 
-        let hw_counter = HardwareCounterCell::new();
-
-        storage.set(100, &payload, &hw_counter).unwrap();
-        storage.clear_all(&hw_counter).unwrap();
-        storage.set(100, &payload, &hw_counter).unwrap();
-        storage.clear_all(&hw_counter).unwrap();
-        storage.set(100, &payload, &hw_counter).unwrap();
-        assert!(!storage.get(100, &hw_counter).unwrap().is_empty());
-        storage.clear_all(&hw_counter).unwrap();
+        storage.set(100, &payload).unwrap();
+        storage.clear_all().unwrap();
+        storage.set(100, &payload).unwrap();
+        storage.clear_all().unwrap();
+        storage.set(100, &payload).unwrap();
+        assert!(!storage.get(100).unwrap().is_empty());
+        storage.clear_all().unwrap();
     }
 
     #[test]
@@ -262,12 +282,10 @@ mod tests {
             }
         }"#;
 
-        let hw_counter = HardwareCounterCell::new();
-
         let payload: Payload = serde_json::from_str(data).unwrap();
         let mut storage = InMemoryPayloadStorage::default();
-        storage.set(100, &payload, &hw_counter).unwrap();
-        let pload = storage.get(100, &hw_counter).unwrap();
+        storage.set(100, &payload).unwrap();
+        let pload = storage.get(100).unwrap();
         assert_eq!(pload, payload);
     }
 }

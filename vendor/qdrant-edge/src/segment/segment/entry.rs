@@ -1,12 +1,13 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use ahash::AHashMap;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use ahash::{AHashMap, AHashSet};
+use crate::common::ambient;
 use crate::common::fs::safe_delete_with_suffix;
-use crate::common::types::{DeferredBehavior, TelemetryDetail};
+use crate::common::reason::reason;
+use crate::common::types::{DeferredBehavior, PointOffsetType, TelemetryDetail};
 use uuid::Uuid;
 
 use super::Segment;
@@ -17,31 +18,28 @@ use crate::segment::data_types::facets::{FacetParams, FacetValue};
 use crate::segment::data_types::named_vectors::NamedVectors;
 use crate::segment::data_types::order_by::{OrderBy, OrderValue};
 use crate::segment::data_types::query_context::{FormulaContext, QueryContext, SegmentQueryContext};
-use crate::segment::data_types::segment_record::SegmentRecord;
+use crate::segment::data_types::segment_record::{SegmentRecord, SegmentRecordRaw};
 use crate::segment::data_types::vector_name_config::VectorNameConfig;
 use crate::segment::data_types::vectors::{QueryVector, VectorInternal};
 use crate::segment::entry::entry_point::{
     NonAppendableSegmentEntry, ReadSegmentEntry, SegmentEntry, StorageSegmentEntry,
 };
 use crate::segment::id_tracker::{IdTracker, IdTrackerRead, PointMappingsGuard};
+use crate::segment::index::field_index::full_text_index::Bm25Params;
 use crate::segment::index::field_index::{CardinalityEstimation, FieldIndex};
 use crate::segment::index::{BuildIndexResult, PayloadIndex, PayloadIndexRead};
 use crate::segment::json_path::JsonPath;
 use crate::segment::telemetry::SegmentTelemetry;
 use crate::segment::types::{
     ExtendedPointId, Filter, Payload, PayloadFieldSchema, PayloadKeyType, PayloadKeyTypeRef,
-    PointIdType, ScoredPoint, SearchParams, SegmentConfig, SegmentInfo, SegmentType, SeqNumberType,
-    VectorName, VectorNameBuf, WithPayload, WithVector,
+    PointAtOffset, PointIdType, ScoredPoint, SearchParams, SegmentConfig, SegmentInfo, SegmentType,
+    SeqNumberType, VectorName, VectorNameBuf, WithPayload, WithVector,
 };
-use crate::segment::vector_storage::VectorStorage;
+use crate::segment::vector_storage::{VectorStorage, VectorStorageRead};
 
 /// This is a basic implementation of the trait, meaning that it implements the _actual_ operations with data and not
 /// any kind of proxy or wrapping.
 impl ReadSegmentEntry for Segment {
-    fn version(&self) -> SeqNumberType {
-        self.version.unwrap_or(0)
-    }
-
     fn is_proxy(&self) -> bool {
         false
     }
@@ -75,43 +73,68 @@ impl ReadSegmentEntry for Segment {
         })
     }
 
-    fn rescore_with_formula(
+    fn score_bm25(
         &self,
-        ctx: Arc<FormulaContext>,
-        hw_counter: &HardwareCounterCell,
+        field: PayloadKeyTypeRef,
+        terms: &[String],
+        params: Bm25Params,
+        with_payload: &WithPayload,
+        with_vector: &WithVector,
+        filter: Option<&Filter>,
+        top: usize,
+        query_context: &SegmentQueryContext,
     ) -> OperationResult<Vec<ScoredPoint>> {
-        self.with_view(|view| view.rescore_with_formula(ctx, hw_counter))
+        self.with_view(|view| {
+            view.score_bm25(
+                field,
+                terms,
+                params,
+                with_payload,
+                with_vector,
+                filter,
+                top,
+                query_context,
+            )
+        })
+    }
+
+    fn rescore_with_formula(&self, ctx: Arc<FormulaContext>) -> OperationResult<Vec<ScoredPoint>> {
+        self.with_view(|view| view.rescore_with_formula(ctx))
     }
 
     fn vector(
         &self,
         vector_name: &VectorName,
         point_id: PointIdType,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<VectorInternal>> {
-        self.with_view(|view| view.vector(vector_name, point_id, hw_counter))
+        self.with_view(|view| view.vector(vector_name, point_id))
     }
 
-    fn all_vectors(
+    fn vector_with_behavior(
         &self,
+        vector_name: &VectorName,
         point_id: PointIdType,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<NamedVectors<'_>> {
-        let mut result = NamedVectors::default();
-        for vector_name in self.vector_data.keys() {
-            if let Some(vec) = self.vector(vector_name, point_id, hw_counter)? {
-                result.insert(vector_name.clone(), vec);
+        deferred_behavior: DeferredBehavior,
+    ) -> OperationResult<Option<VectorInternal>> {
+        self.with_view(|view| view.vector_with_behavior(vector_name, point_id, deferred_behavior))
+    }
+
+    fn all_vectors(&self, point_id: PointIdType) -> OperationResult<NamedVectors<'_>> {
+        self.with_view(|view| {
+            let mut result = NamedVectors::default();
+            for vector_name in view.vector_data.keys() {
+                if let Some(vec) =
+                    view.vector_with_behavior(vector_name, point_id, DeferredBehavior::VisibleOnly)?
+                {
+                    result.insert(vector_name.clone(), vec);
+                }
             }
-        }
-        Ok(result)
+            Ok(result)
+        })
     }
 
-    fn payload(
-        &self,
-        point_id: PointIdType,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<Payload> {
-        self.with_view(|view| view.payload(point_id, hw_counter))
+    fn payload(&self, point_id: PointIdType) -> OperationResult<Payload> {
+        self.with_view(|view| view.payload(point_id))
     }
 
     fn retrieve(
@@ -119,7 +142,6 @@ impl ReadSegmentEntry for Segment {
         point_ids: &[PointIdType],
         with_payload: &WithPayload,
         with_vector: &WithVector,
-        hw_counter: &HardwareCounterCell,
         is_stopped: &AtomicBool,
         deferred_behavior: DeferredBehavior,
     ) -> OperationResult<AHashMap<ExtendedPointId, SegmentRecord>> {
@@ -128,10 +150,40 @@ impl ReadSegmentEntry for Segment {
                 point_ids,
                 with_payload,
                 with_vector,
-                hw_counter,
                 is_stopped,
                 deferred_behavior,
             )
+        })
+    }
+
+    fn retrieve_at(
+        &self,
+        points: &[PointAtOffset],
+        with_payload: &WithPayload,
+        with_vector: &WithVector,
+        is_stopped: &AtomicBool,
+        deferred_behavior: DeferredBehavior,
+    ) -> OperationResult<AHashMap<ExtendedPointId, SegmentRecord>> {
+        self.with_view(|view| {
+            view.retrieve_at(
+                points,
+                with_payload,
+                with_vector,
+                is_stopped,
+                deferred_behavior,
+            )
+        })
+    }
+
+    fn retrieve_raw(
+        &self,
+        point_ids: &[PointIdType],
+        with_vector: &WithVector,
+        is_stopped: &AtomicBool,
+        deferred_behavior: DeferredBehavior,
+    ) -> OperationResult<AHashMap<ExtendedPointId, SegmentRecordRaw>> {
+        self.with_view(|view| {
+            view.retrieve_raw(point_ids, with_vector, is_stopped, deferred_behavior)
         })
     }
 
@@ -141,18 +193,10 @@ impl ReadSegmentEntry for Segment {
         limit: Option<usize>,
         filter: Option<&'a Filter>,
         is_stopped: &AtomicBool,
-        hw_counter: &HardwareCounterCell,
         deferred_behavior: DeferredBehavior,
     ) -> OperationResult<Vec<PointIdType>> {
         self.with_view(|view| {
-            view.read_filtered(
-                offset,
-                limit,
-                filter,
-                is_stopped,
-                hw_counter,
-                deferred_behavior,
-            )
+            view.read_filtered(offset, limit, filter, is_stopped, deferred_behavior)
         })
     }
 
@@ -162,18 +206,10 @@ impl ReadSegmentEntry for Segment {
         filter: Option<&'a Filter>,
         order_by: &'a OrderBy,
         is_stopped: &AtomicBool,
-        hw_counter: &HardwareCounterCell,
         deferred_behavior: DeferredBehavior,
     ) -> OperationResult<Vec<(OrderValue, PointIdType)>> {
         self.with_view(|view| {
-            view.read_ordered_filtered(
-                limit,
-                filter,
-                order_by,
-                is_stopped,
-                hw_counter,
-                deferred_behavior,
-            )
+            view.read_ordered_filtered(limit, filter, order_by, is_stopped, deferred_behavior)
         })
     }
 
@@ -182,17 +218,34 @@ impl ReadSegmentEntry for Segment {
         limit: usize,
         filter: Option<&Filter>,
         is_stopped: &AtomicBool,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Vec<PointIdType>> {
-        self.with_view(|view| view.read_random_filtered(limit, filter, is_stopped, hw_counter))
+        self.with_view(|view| view.read_random_filtered(limit, filter, is_stopped))
     }
 
     fn read_range(&self, from: Option<PointIdType>, to: Option<PointIdType>) -> Vec<PointIdType> {
         self.with_view(|view| view.read_range(from, to))
     }
 
-    fn has_point(&self, point_id: PointIdType) -> bool {
-        self.id_tracker.borrow().internal_id(point_id).is_some()
+    fn has_point(&self, point_id: PointIdType, deferred_behavior: DeferredBehavior) -> bool {
+        self.id_tracker
+            .borrow()
+            .internal_id_with_behavior(point_id, deferred_behavior)
+            .is_some()
+    }
+
+    fn has_points(
+        &self,
+        point_ids: &[PointIdType],
+        deferred_behavior: DeferredBehavior,
+    ) -> OperationResult<AHashSet<PointIdType>> {
+        self.with_view(|view| view.has_points(point_ids, deferred_behavior))
+    }
+
+    fn point_versions(
+        &self,
+        point_ids: &[PointIdType],
+    ) -> OperationResult<AHashMap<PointIdType, SeqNumberType>> {
+        self.with_view(|view| view.point_versions(point_ids))
     }
 
     fn is_empty(&self) -> bool {
@@ -214,9 +267,8 @@ impl ReadSegmentEntry for Segment {
     fn estimate_point_count<'a>(
         &'a self,
         filter: Option<&'a Filter>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<CardinalityEstimation> {
-        self.with_view(|view| view.estimate_point_count(filter, hw_counter))
+        self.with_view(|view| view.estimate_point_count(filter))
     }
 
     fn unique_values(
@@ -224,18 +276,16 @@ impl ReadSegmentEntry for Segment {
         key: &JsonPath,
         filter: Option<&Filter>,
         is_stopped: &AtomicBool,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<std::collections::BTreeSet<FacetValue>> {
-        self.with_view(|view| view.facet_values(key, filter, is_stopped, hw_counter))
+        self.with_view(|view| view.facet_values(key, filter, is_stopped))
     }
 
     fn facet(
         &self,
         request: &FacetParams,
         is_stopped: &AtomicBool,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<HashMap<FacetValue, usize>> {
-        self.with_view(|view| view.approximate_facet(request, is_stopped, hw_counter))
+        self.with_view(|view| view.approximate_facet(request, is_stopped))
     }
 
     fn segment_uuid(&self) -> Uuid {
@@ -252,7 +302,7 @@ impl ReadSegmentEntry for Segment {
         })
     }
 
-    fn info(&self) -> SegmentInfo {
+    fn info(&self) -> OperationResult<SegmentInfo> {
         self.with_view(|view| view.build_info(self.uuid, self.segment_type, self.appendable_flag))
     }
 
@@ -269,11 +319,13 @@ impl ReadSegmentEntry for Segment {
             .with_view(|v| v.indexed_fields())
     }
 
-    fn vector_names(&self) -> HashSet<VectorNameBuf> {
-        self.vector_data.keys().cloned().collect()
+    fn vector_names(&self) -> Vec<VectorNameBuf> {
+        let mut names: Vec<_> = self.vector_data.keys().cloned().collect();
+        names.sort_unstable();
+        names
     }
 
-    fn get_telemetry_data(&self, detail: TelemetryDetail) -> SegmentTelemetry {
+    fn get_telemetry_data(&self, detail: TelemetryDetail) -> OperationResult<SegmentTelemetry> {
         self.with_view(|view| {
             view.build_telemetry(
                 self.uuid,
@@ -311,17 +363,45 @@ impl ReadSegmentEntry for Segment {
 }
 
 impl Segment {
+    /// Whether mutating ops on this segment should be routed through the
+    /// clone-and-tombstone helper.
+    ///
+    /// Guards on `is_appendable()` — clone-and-tombstone requires growable
+    /// storages — so callers can ignore the underlying flag.
+    pub fn is_append_only(&self) -> bool {
+        self.is_appendable() && self.append_only_mutations
+    }
+
+    /// Whether point deletions on this segment must be tombstone-only: drop
+    /// from the id tracker, leaving payload rows and field indexes untouched.
+    ///
+    /// Unlike [`Self::is_append_only`], this deliberately does *not* require
+    /// the segment to be appendable. In append-only deployments,
+    /// non-appendable segments are read by live-reload followers too, and
+    /// clearing the payload of a deleted point mutates committed state of an
+    /// offset that stays visible until the id-tracker drop is flushed — a
+    /// follower refreshing in that window observes the point alive with an
+    /// empty payload. Tombstone-only deletion needs nothing from the segment
+    /// but the id tracker, so appendability is irrelevant.
+    pub fn is_append_only_delete(&self) -> bool {
+        self.append_only_mutations
+    }
+
     /// Iterator over all points in segment in ascending order.
     pub fn iter_points(&self) -> Box<dyn Iterator<Item = PointIdType> + '_> {
         let mappings =
             PointMappingsGuard::new(self.id_tracker.borrow(), |guard| guard.point_mappings());
         Box::new(IterPointsIterator::new(mappings, |mappings| {
-            mappings.borrow_dependent().iter_external()
+            Box::new(mappings.borrow_dependent().iter_external())
         }))
     }
 }
 
 impl StorageSegmentEntry for Segment {
+    fn version(&self) -> SeqNumberType {
+        self.version.unwrap_or(0)
+    }
+
     fn check_error(&self) -> Option<SegmentFailedState> {
         self.error_status.clone()
     }
@@ -330,7 +410,7 @@ impl StorageSegmentEntry for Segment {
         (*self.persisted_version.lock()).unwrap_or(0)
     }
 
-    fn flusher(&self, force: bool) -> Option<Flusher> {
+    fn flusher(&self, force: bool, up_to: Option<SeqNumberType>) -> Option<Flusher> {
         let current_persisted_version: Option<SeqNumberType> = *self.persisted_version.lock();
 
         match (self.version, current_persisted_version) {
@@ -359,7 +439,20 @@ impl StorageSegmentEntry for Segment {
             .values()
             .filter_map(|v| v.quantized_vectors.borrow().as_ref().map(|q| q.flusher()))
             .collect();
-        let state = self.get_state();
+        let mut state = self.get_state();
+        // The state captured above holds only part of `version` when the operation writing it
+        // has not finished; `up_to` is the last one that did. Persist the segment as that
+        // version, so it stays dirty for the rest of the operation and the WAL keeps the
+        // operation replayable. The clamp goes into the state file as well: reloading at the
+        // unfinished version would make the segment look clean again, with the replayed
+        // remainder in memory and nothing left to flush it.
+        if let (Some(version), Some(up_to)) = (state.version, up_to)
+            && up_to < version
+        {
+            state.version = Some(up_to);
+            // Keeps the file consistent when the segment was created by this very operation
+            state.initial_version = state.initial_version.map(|initial| initial.min(up_to));
+        }
         let segment_path = self.segment_path.clone();
         let id_tracker_mapping_flusher = self.id_tracker.borrow().mapping_flusher();
         let payload_index_flusher = self.payload_index.borrow().flusher();
@@ -431,12 +524,27 @@ impl StorageSegmentEntry for Segment {
                     _ => OperationError::service_error(format!("Failed to flush {what}: {err}")),
                 };
 
+                // Cancelled = the storage was dropped after flusher capture (e.g. a concurrent
+                // vector name deletion). Skip it but keep flushing: aborting mid-sequence would
+                // leave the already-flushed components durably ahead of the rest (notably the
+                // point versions), breaking the per-point consistency WAL replay relies on.
+                // The drop itself is a versioned operation that replay re-applies. Field
+                // indexes get the same treatment in `StructPayloadIndex::flusher`.
+                let skip_if_cancelled = |result: OperationResult<()>, what| match result {
+                    Ok(()) => Ok(()),
+                    Err(OperationError::Cancelled { description }) => {
+                        log::debug!("Skipping flush of dropped {what}: {description}");
+                        Ok(())
+                    }
+                    Err(err) => Err(wrap_err(err, what)),
+                };
+
                 id_tracker_mapping_flusher().map_err(|err| wrap_err(err, "id_tracker mapping"))?;
                 for vector_storage_flusher in vector_storage_flushers {
-                    vector_storage_flusher().map_err(|err| wrap_err(err, "vector_storage"))?;
+                    skip_if_cancelled(vector_storage_flusher(), "vector_storage")?;
                 }
                 for quantization_flusher in quantization_flushers {
-                    quantization_flusher().map_err(|err| wrap_err(err, "quantized vectors"))?;
+                    skip_if_cancelled(quantization_flusher(), "quantized vectors")?;
                 }
                 payload_index_flusher().map_err(|err| wrap_err(err, "payload_index"))?;
                 // Id Tracker contains versions of points. We need to flush it after vector_storage and payload_index flush.
@@ -512,9 +620,11 @@ impl NonAppendableSegmentEntry for Segment {
         &mut self,
         op_num: SeqNumberType,
         point_id: PointIdType,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<bool> {
-        let internal_id = self.id_tracker.borrow().internal_id(point_id);
+        let internal_id = self
+            .id_tracker
+            .borrow()
+            .internal_id_with_behavior(point_id, DeferredBehavior::WithDeferred);
         match internal_id {
             // Point does already not exist anymore
             None => Ok(false),
@@ -523,10 +633,7 @@ impl NonAppendableSegmentEntry for Segment {
                 point_id,
                 Some(internal_id),
                 |segment| {
-                    segment.delete_point_internal(internal_id, hw_counter)?;
-
-                    segment.version_tracker.set_payload(Some(op_num));
-
+                    segment.delete_point_internal(internal_id, Some(op_num))?;
                     Ok((true, Some(internal_id)))
                 },
             ),
@@ -566,18 +673,13 @@ impl NonAppendableSegmentEntry for Segment {
         op_num: SeqNumberType,
         key: PayloadKeyTypeRef,
         field_type: &PayloadFieldSchema,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<BuildFieldIndexResult> {
         // Check version without updating it
         if self.version.unwrap_or(0) > op_num {
             return Ok(BuildFieldIndexResult::SkippedByVersion);
         }
 
-        let field_index = match self
-            .payload_index
-            .borrow()
-            .build_index(key, field_type, hw_counter)?
-        {
+        let field_index = match self.payload_index.borrow().build_index(key, field_type)? {
             BuildIndexResult::Built(indexes) => indexes,
             BuildIndexResult::AlreadyBuilt => {
                 return Ok(BuildFieldIndexResult::AlreadyExists);
@@ -587,6 +689,17 @@ impl NonAppendableSegmentEntry for Segment {
                 return Ok(BuildFieldIndexResult::IncompatibleSchema);
             }
         };
+
+        // Persist the built index here, in the build phase, so `apply_index` can
+        // durably list it in the config without doing any I/O under the segment
+        // write lock (builds run under a lock that still admits reads; apply does
+        // not). Safe outside the shard flush serialization: these storages are not
+        // installed yet, so no previously captured flusher can overlap with them.
+        // If the apply never happens, the leftover files are wiped by the next
+        // build of this field.
+        for index in &field_index {
+            index.flusher()()?;
+        }
 
         Ok(BuildFieldIndexResult::Built {
             indexes: field_index,
@@ -643,22 +756,155 @@ impl SegmentEntry for Segment {
         op_num: SeqNumberType,
         point_id: PointIdType,
         mut vectors: NamedVectors,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<bool> {
         debug_assert!(self.is_appendable());
         check_named_vectors(&vectors, &self.segment_config)?;
         vectors.preprocess(|name| self.config().vector_data.get(name).unwrap());
-        let stored_internal_point = self.id_tracker.borrow().internal_id(point_id);
-        self.handle_point_version_and_failure(op_num, point_id, stored_internal_point, |segment| {
-            if let Some(existing_internal_id) = stored_internal_point {
-                segment.replace_all_vectors(existing_internal_id, op_num, &vectors, hw_counter)?;
-                Ok((true, Some(existing_internal_id)))
-            } else {
-                let new_index =
-                    segment.insert_new_vectors(point_id, op_num, &vectors, hw_counter)?;
+        let stored_internal_point = self
+            .id_tracker
+            .borrow()
+            .internal_id_with_behavior(point_id, DeferredBehavior::WithDeferred);
+        match stored_internal_point {
+            Some(existing_internal_id) => self.handle_point_mutate(
+                op_num,
+                point_id,
+                existing_internal_id,
+                |segment, internal_id| {
+                    segment.replace_all_vectors(internal_id, op_num, &vectors)?;
+                    Ok(true)
+                },
+                |raw_vectors, updated_vectors, _payload| {
+                    raw_vectors.clear();
+                    *updated_vectors = vectors.clone().into_owned();
+                    Ok(true)
+                },
+            ),
+            None => self.handle_point_version_and_failure(op_num, point_id, None, |segment| {
+                let new_index = segment.insert_new_vectors(point_id, op_num, &vectors)?;
                 Ok((false, Some(new_index)))
+            }),
+        }
+    }
+
+    fn upsert_point_raw(
+        &mut self,
+        op_num: SeqNumberType,
+        point_id: PointIdType,
+        vectors: &[(VectorNameBuf, Vec<u8>)],
+    ) -> OperationResult<bool> {
+        debug_assert!(self.is_appendable());
+        for (vector_name, _) in vectors {
+            check_vector_name(vector_name, &self.segment_config)?;
+        }
+        // No `preprocess` here on purpose: raw bytes are the stored form,
+        // already preprocessed (e.g. cosine-normalized) on first ingestion.
+        let stored_internal_point = self
+            .id_tracker
+            .borrow()
+            .internal_id_with_behavior(point_id, DeferredBehavior::WithDeferred);
+        match stored_internal_point {
+            // Not `handle_point_mutate`: upsert replaces the whole point, so
+            // the raw clone path skips the vector snapshot entirely instead
+            // of reading raw bytes it would immediately discard.
+            Some(existing_internal_id) => {
+                let append_only = self.is_append_only();
+                self.handle_point_version_and_failure(
+                    op_num,
+                    point_id,
+                    Some(existing_internal_id),
+                    |segment| {
+                        if append_only {
+                            let new_id = segment.clone_and_replace_point_raw(
+                                op_num,
+                                point_id,
+                                existing_internal_id,
+                                vectors,
+                            )?;
+                            Ok((true, Some(new_id)))
+                        } else {
+                            segment.replace_all_vectors_raw(
+                                existing_internal_id,
+                                op_num,
+                                vectors,
+                            )?;
+                            Ok((true, Some(existing_internal_id)))
+                        }
+                    },
+                )
             }
-        })
+            None => self.handle_point_version_and_failure(op_num, point_id, None, |segment| {
+                let new_index = segment.insert_new_vectors_raw(point_id, op_num, vectors)?;
+                Ok((false, Some(new_index)))
+            }),
+        }
+    }
+
+    fn upsert_moved_point(
+        &mut self,
+        op_num: SeqNumberType,
+        point_id: PointIdType,
+        raw_vectors: &[(VectorNameBuf, Vec<u8>)],
+        mut updated_vectors: NamedVectors,
+        payload: &Payload,
+    ) -> OperationResult<bool> {
+        debug_assert!(self.is_appendable());
+        for (vector_name, _) in raw_vectors {
+            check_vector_name(vector_name, &self.segment_config)?;
+        }
+        check_named_vectors(&updated_vectors, &self.segment_config)?;
+        // Raw bytes are the stored form, already preprocessed on first
+        // ingestion; only the freshly decoded overlay needs preprocessing.
+        updated_vectors.preprocess(|name| self.config().vector_data.get(name).unwrap());
+        let stored_internal_point = self
+            .id_tracker
+            .borrow()
+            .internal_id_with_behavior(point_id, DeferredBehavior::WithDeferred);
+        match stored_internal_point {
+            Some(existing_internal_id) => {
+                let append_only = self.is_append_only();
+                self.handle_point_version_and_failure(
+                    op_num,
+                    point_id,
+                    Some(existing_internal_id),
+                    |segment| {
+                        let internal_id = if append_only {
+                            // The whole point is replaced, so no snapshot of the old
+                            // slot is needed: write the parts at a fresh id and
+                            // repoint last, like `clone_and_replace_point_raw`.
+                            segment.id_tracker.borrow().total_point_count() as PointOffsetType
+                        } else {
+                            existing_internal_id
+                        };
+                        segment.write_point_parts(
+                            internal_id,
+                            op_num,
+                            raw_vectors,
+                            &updated_vectors,
+                            payload,
+                        )?;
+                        if append_only {
+                            segment
+                                .id_tracker
+                                .borrow_mut()
+                                .set_link(point_id, internal_id)?;
+                        }
+                        Ok((true, Some(internal_id)))
+                    },
+                )
+            }
+            None => self.handle_point_version_and_failure(op_num, point_id, None, |segment| {
+                let new_id = segment.id_tracker.borrow().total_point_count() as PointOffsetType;
+                segment.write_point_parts(
+                    new_id,
+                    op_num,
+                    raw_vectors,
+                    &updated_vectors,
+                    payload,
+                )?;
+                segment.id_tracker.borrow_mut().set_link(point_id, new_id)?;
+                Ok((false, Some(new_id)))
+            }),
+        }
     }
 
     fn update_vectors(
@@ -666,25 +912,31 @@ impl SegmentEntry for Segment {
         op_num: SeqNumberType,
         point_id: PointIdType,
         mut vectors: NamedVectors,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<bool> {
         check_named_vectors(&vectors, &self.segment_config)?;
         vectors.preprocess(|name| self.config().vector_data.get(name).unwrap());
-        let internal_id = self.id_tracker.borrow().internal_id(point_id);
-        match internal_id {
-            None => Err(OperationError::PointIdError {
+        let internal_id = self
+            .id_tracker
+            .borrow()
+            .internal_id_with_behavior(point_id, DeferredBehavior::WithDeferred);
+        let Some(internal_id) = internal_id else {
+            return Err(OperationError::PointIdError {
                 missed_point_id: point_id,
-            }),
-            Some(internal_id) => self.handle_point_version_and_failure(
-                op_num,
-                point_id,
-                Some(internal_id),
-                |segment| {
-                    segment.update_vectors(internal_id, op_num, vectors, hw_counter)?;
-                    Ok((true, Some(internal_id)))
-                },
-            ),
-        }
+            });
+        };
+        self.handle_point_mutate(
+            op_num,
+            point_id,
+            internal_id,
+            |segment, internal_id| {
+                segment.update_vectors(internal_id, op_num, vectors.clone())?;
+                Ok(true)
+            },
+            |_raw_vectors, updated_vectors, _payload| {
+                *updated_vectors = vectors.clone().into_owned();
+                Ok(true)
+            },
+        )
     }
 
     fn delete_vector(
@@ -694,33 +946,47 @@ impl SegmentEntry for Segment {
         vector_name: &VectorName,
     ) -> OperationResult<bool> {
         check_vector_name(vector_name, &self.segment_config)?;
-        let internal_id = self.id_tracker.borrow().internal_id(point_id);
-        match internal_id {
-            None => Err(OperationError::PointIdError {
+        let internal_id = self
+            .id_tracker
+            .borrow()
+            .internal_id_with_behavior(point_id, DeferredBehavior::WithDeferred);
+        let Some(internal_id) = internal_id else {
+            return Err(OperationError::PointIdError {
                 missed_point_id: point_id,
-            }),
-            Some(internal_id) => self.handle_point_version_and_failure(
-                op_num,
-                point_id,
-                Some(internal_id),
-                |segment| {
-                    let vector_data = segment
-                        .vector_data
-                        .get(vector_name)
-                        .ok_or_else(|| OperationError::vector_name_not_exists(vector_name))?;
-                    let mut vector_storage = vector_data.vector_storage.borrow_mut();
-                    let is_deleted = vector_storage.delete_vector(internal_id)?;
-
-                    if is_deleted {
-                        segment
-                            .version_tracker
-                            .set_vector(vector_name, Some(op_num));
-                    }
-
-                    Ok((is_deleted, Some(internal_id)))
-                },
-            ),
+            });
+        };
+        // Was the vector present at the existing id? Used by both paths to
+        // report `is_deleted` and gate the version_tracker update so we
+        // don't bump it on a no-op.
+        let was_present = !self
+            .vector_data
+            .get(vector_name)
+            .ok_or_else(|| OperationError::vector_name_not_exists(vector_name))?
+            .vector_storage
+            .borrow()
+            .is_deleted_vector(internal_id);
+        let _scope = ambient::unmeasured_guard(reason("Vector deletions are not measured"));
+        let is_deleted = self.handle_point_mutate(
+            op_num,
+            point_id,
+            internal_id,
+            |segment, internal_id| {
+                let vector_data = segment
+                    .vector_data
+                    .get(vector_name)
+                    .ok_or_else(|| OperationError::vector_name_not_exists(vector_name))?;
+                let mut vector_storage = vector_data.vector_storage.borrow_mut();
+                vector_storage.delete_vector(internal_id)
+            },
+            |raw_vectors, _updated_vectors, _payload| {
+                raw_vectors.remove(vector_name);
+                Ok(was_present)
+            },
+        )?;
+        if is_deleted {
+            self.version_tracker.set_vector(vector_name, Some(op_num));
         }
+        Ok(is_deleted)
     }
 
     fn set_full_payload(
@@ -728,26 +994,38 @@ impl SegmentEntry for Segment {
         op_num: SeqNumberType,
         point_id: PointIdType,
         full_payload: &Payload,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<bool> {
-        let internal_id = self.id_tracker.borrow().internal_id(point_id);
-        self.handle_point_version_and_failure(op_num, point_id, internal_id, |segment| {
-            match internal_id {
-                Some(internal_id) => {
-                    segment.payload_index.borrow_mut().overwrite_payload(
-                        internal_id,
-                        full_payload,
-                        hw_counter,
-                    )?;
-                    segment.version_tracker.set_payload(Some(op_num));
-
-                    Ok((true, Some(internal_id)))
-                }
-                None => Err(OperationError::PointIdError {
-                    missed_point_id: point_id,
-                }),
-            }
-        })
+        let internal_id = self
+            .id_tracker
+            .borrow()
+            .internal_id_with_behavior(point_id, DeferredBehavior::WithDeferred);
+        let Some(internal_id) = internal_id else {
+            return Err(OperationError::PointIdError {
+                missed_point_id: point_id,
+            });
+        };
+        // Payload-storage version stamping: the in-place arm mutates payload
+        // storage right here, so it bumps inside the closure. The clone arm
+        // is stamped by `clone_and_mutate_point` itself — bumping again after
+        // it with the same version would collapse the tracked version to
+        // `None`. Same pattern for the other payload operations below.
+        self.handle_point_mutate(
+            op_num,
+            point_id,
+            internal_id,
+            |segment, internal_id| {
+                segment
+                    .payload_index
+                    .borrow_mut()
+                    .overwrite_payload(internal_id, full_payload)?;
+                segment.version_tracker.set_payload(Some(op_num));
+                Ok(true)
+            },
+            |_raw_vectors, _updated_vectors, snapshot_payload| {
+                *snapshot_payload = full_payload.clone();
+                Ok(true)
+            },
+        )
     }
 
     fn set_payload(
@@ -756,27 +1034,36 @@ impl SegmentEntry for Segment {
         point_id: PointIdType,
         payload: &Payload,
         key: &Option<JsonPath>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<bool> {
-        let internal_id = self.id_tracker.borrow().internal_id(point_id);
-        self.handle_point_version_and_failure(op_num, point_id, internal_id, |segment| {
-            match internal_id {
-                Some(internal_id) => {
-                    segment.payload_index.borrow_mut().set_payload(
-                        internal_id,
-                        payload,
-                        key,
-                        hw_counter,
-                    )?;
-                    segment.version_tracker.set_payload(Some(op_num));
-
-                    Ok((true, Some(internal_id)))
+        let internal_id = self
+            .id_tracker
+            .borrow()
+            .internal_id_with_behavior(point_id, DeferredBehavior::WithDeferred);
+        let Some(internal_id) = internal_id else {
+            return Err(OperationError::PointIdError {
+                missed_point_id: point_id,
+            });
+        };
+        self.handle_point_mutate(
+            op_num,
+            point_id,
+            internal_id,
+            |segment, internal_id| {
+                segment
+                    .payload_index
+                    .borrow_mut()
+                    .set_payload(internal_id, payload, key)?;
+                segment.version_tracker.set_payload(Some(op_num));
+                Ok(true)
+            },
+            |_raw_vectors, _updated_vectors, snapshot_payload| {
+                match key {
+                    Some(k) => snapshot_payload.merge_by_key(payload, k),
+                    None => snapshot_payload.merge(payload),
                 }
-                None => Err(OperationError::PointIdError {
-                    missed_point_id: point_id,
-                }),
-            }
-        })
+                Ok(true)
+            },
+        )
     }
 
     fn delete_payload(
@@ -784,51 +1071,66 @@ impl SegmentEntry for Segment {
         op_num: SeqNumberType,
         point_id: PointIdType,
         key: PayloadKeyTypeRef,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<bool> {
-        let internal_id = self.id_tracker.borrow().internal_id(point_id);
-        self.handle_point_version_and_failure(op_num, point_id, internal_id, |segment| {
-            match internal_id {
-                Some(internal_id) => {
-                    segment.payload_index.borrow_mut().delete_payload(
-                        internal_id,
-                        key,
-                        hw_counter,
-                    )?;
-                    segment.version_tracker.set_payload(Some(op_num));
-
-                    Ok((true, Some(internal_id)))
-                }
-                None => Err(OperationError::PointIdError {
-                    missed_point_id: point_id,
-                }),
-            }
-        })
+        let internal_id = self
+            .id_tracker
+            .borrow()
+            .internal_id_with_behavior(point_id, DeferredBehavior::WithDeferred);
+        let Some(internal_id) = internal_id else {
+            return Err(OperationError::PointIdError {
+                missed_point_id: point_id,
+            });
+        };
+        self.handle_point_mutate(
+            op_num,
+            point_id,
+            internal_id,
+            |segment, internal_id| {
+                segment
+                    .payload_index
+                    .borrow_mut()
+                    .delete_payload(internal_id, key)?;
+                segment.version_tracker.set_payload(Some(op_num));
+                Ok(true)
+            },
+            |_raw_vectors, _updated_vectors, snapshot_payload| {
+                snapshot_payload.remove(key);
+                Ok(true)
+            },
+        )
     }
 
     fn clear_payload(
         &mut self,
         op_num: SeqNumberType,
         point_id: PointIdType,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<bool> {
-        let internal_id = self.id_tracker.borrow().internal_id(point_id);
-        self.handle_point_version_and_failure(op_num, point_id, internal_id, |segment| {
-            match internal_id {
-                Some(internal_id) => {
-                    segment
-                        .payload_index
-                        .borrow_mut()
-                        .clear_payload(internal_id, hw_counter)?;
-                    segment.version_tracker.set_payload(Some(op_num));
-
-                    Ok((true, Some(internal_id)))
-                }
-                None => Err(OperationError::PointIdError {
-                    missed_point_id: point_id,
-                }),
-            }
-        })
+        let internal_id = self
+            .id_tracker
+            .borrow()
+            .internal_id_with_behavior(point_id, DeferredBehavior::WithDeferred);
+        let Some(internal_id) = internal_id else {
+            return Err(OperationError::PointIdError {
+                missed_point_id: point_id,
+            });
+        };
+        self.handle_point_mutate(
+            op_num,
+            point_id,
+            internal_id,
+            |segment, internal_id| {
+                segment
+                    .payload_index
+                    .borrow_mut()
+                    .clear_payload(internal_id)?;
+                segment.version_tracker.set_payload(Some(op_num));
+                Ok(true)
+            },
+            |_raw_vectors, _updated_vectors, snapshot_payload| {
+                *snapshot_payload = Payload::default();
+                Ok(true)
+            },
+        )
     }
 }
 

@@ -35,7 +35,7 @@ impl Segment {
     /// Collect memory usage from all sub-components.
     ///
     /// This method only collects file lists and RAM estimates (no I/O).
-    /// The actual `mincore` measurement happens at a higher layer.
+    /// The actual page-cache measurement happens at a higher layer, outside locks.
     pub fn memory_report(&self) -> SegmentMemoryReport {
         let Segment {
             uuid: _,
@@ -50,9 +50,11 @@ impl Segment {
             payload_index,
             payload_storage,
             appendable_flag: _,
+            append_only_mutations: _,
             segment_type: _,
             segment_config,
             error_status: _,
+            pending_changes_logs: _,
         } = self;
 
         let sparse_names = &segment_config.sparse_vector_data;

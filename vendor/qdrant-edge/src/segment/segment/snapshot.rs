@@ -6,12 +6,14 @@ use std::{fmt, thread};
 
 use crate::common::storage_version::VERSION_FILE;
 use crate::common::tar_ext;
+use crate::common::universal_io::OkNotFound as _;
 use fs_err as fs;
 use uuid::Uuid;
 
 use crate::segment::common::operation_error::{OperationError, OperationResult};
 use crate::segment::data_types::manifest::{FileVersion, SegmentManifest};
 use crate::segment::entry::ReadSegmentEntry as _;
+use crate::segment::entry::entry_point::StorageSegmentEntry as _;
 use crate::segment::entry::snapshot_entry::SnapshotEntry;
 use crate::segment::id_tracker::IdTracker;
 use crate::segment::index::{PayloadIndex, VectorIndex};
@@ -46,12 +48,13 @@ impl SnapshotEntry for Segment {
         Ok(id)
     }
 
-    fn take_snapshot(
+    fn take_snapshot_with_pending_changes_logs(
         &self,
         temp_path: &Path,
         tar: &tar_ext::BuilderExt,
         format: SnapshotFormat,
         manifest: Option<&SegmentManifest>,
+        pending_changes_logs: &[PathBuf],
     ) -> OperationResult<()> {
         let segment_id = self.segment_uuid();
 
@@ -61,7 +64,7 @@ impl SnapshotEntry for Segment {
             None => None,
 
             Some(manifest) => {
-                let updated_manifest = self._get_segment_manifest()?;
+                let updated_manifest = self._get_segment_manifest(pending_changes_logs)?;
 
                 let updated_manifest_json =
                     serde_json::to_vec(&updated_manifest).map_err(|err| {
@@ -99,12 +102,12 @@ impl SnapshotEntry for Segment {
                 tar.blocking_write_fn(Path::new(&format!("{segment_id}.tar")), |writer| {
                     let tar = tar_ext::BuilderExt::new_streaming_borrowed(writer);
                     let tar = tar.descend(Path::new(SNAPSHOT_PATH))?;
-                    snapshot_files(self, temp_path, &tar, include_if)
+                    snapshot_files(self, temp_path, &tar, include_if, pending_changes_logs)
                 })??;
             }
             SnapshotFormat::Streamable => {
                 let tar = tar.descend(Path::new(&segment_id.to_string()))?;
-                snapshot_files(self, temp_path, &tar, include_if)?;
+                snapshot_files(self, temp_path, &tar, include_if, pending_changes_logs)?;
             }
         }
 
@@ -112,12 +115,23 @@ impl SnapshotEntry for Segment {
     }
 
     fn get_segment_manifest(&self) -> OperationResult<SegmentManifest> {
-        self._get_segment_manifest()
+        self._get_segment_manifest(&self.visible_pending_changes_log_files())
+    }
+
+    fn visible_pending_changes_log_files(&self) -> Vec<PathBuf> {
+        self.pending_changes_logs
+            .iter()
+            .filter(|path| path.is_file())
+            .cloned()
+            .collect()
     }
 }
 
 impl Segment {
-    fn _get_segment_manifest(&self) -> OperationResult<SegmentManifest> {
+    fn _get_segment_manifest(
+        &self,
+        pending_changes_logs: &[PathBuf],
+    ) -> OperationResult<SegmentManifest> {
         let segment_id = self.segment_id()?;
         let segment_version = self.version();
 
@@ -173,13 +187,20 @@ impl Segment {
                 (file, FileVersion::from(version))
             });
 
+        // Pending proxy changes logs, if any proxy segment persisted buffered changes for this
+        // segment. Carried in snapshots so recovery replays them onto the segment.
+        let pending_changes_files = pending_changes_logs
+            .iter()
+            .map(|file| (file.clone(), FileVersion::Unversioned));
+
         let mut file_versions = HashMap::with_capacity(files.len());
 
         let files = files
             .chain(vector_storage_files)
             .chain(payload_storage_files)
             .chain(immutable_files)
-            .chain(payload_index_files);
+            .chain(payload_index_files)
+            .chain(pending_changes_files);
 
         for (path, version) in files {
             // All segment files should be contained within segment directory
@@ -254,6 +275,7 @@ pub fn snapshot_files(
     temp_path: &Path,
     tar: &tar_ext::BuilderExt<impl Write + Seek>,
     include_if: impl Fn(&Path) -> bool,
+    pending_changes_logs: &[PathBuf],
 ) -> OperationResult<()> {
     // use temp_path for intermediary files
     let temp_path = temp_path.join(format!("segment-{}", Uuid::new_v4()));
@@ -346,6 +368,16 @@ pub fn snapshot_files(
     let version_file_path = segment.segment_path.join(VERSION_FILE);
     tar.blocking_append_file(&version_file_path, Path::new(VERSION_FILE))
         .map_err(|err| failed_to_add("segment version file", &version_file_path, err))?;
+
+    // Pending proxy changes logs, if any proxy segment persisted buffered changes for this
+    // segment; replayed onto the segment when it is loaded on recovery. Skipped if removed since
+    // listed: logs are only removed once their changes are durable in other packed files.
+    for file in pending_changes_logs {
+        let stripped_path = strip_prefix(file, &segment.segment_path)?;
+        tar.blocking_append_file(file, stripped_path)
+            .ok_not_found()
+            .map_err(|err| failed_to_add("pending changes log file", file, err))?;
+    }
 
     Ok(())
 }

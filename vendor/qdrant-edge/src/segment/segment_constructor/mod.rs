@@ -1,4 +1,4 @@
-mod batched_reader;
+pub(crate) mod batched_reader;
 pub mod segment_builder;
 mod segment_constructor_base;
 #[cfg(any(test, feature = "testing"))]

@@ -1,6 +1,6 @@
 use std::borrow::Cow;
 use std::cmp;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::path::Path;
@@ -10,13 +10,14 @@ use std::sync::atomic::AtomicBool;
 use ahash::AHasher;
 use atomic_refcell::AtomicRefCell;
 use bitvec::macros::internal::funty::Integral;
+use crate::common::ambient;
 use crate::common::budget::ResourcePermit;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
-use crate::common::flags::feature_flags;
+use crate::common::flags::FeatureFlags;
 use crate::common::progress_tracker::ProgressTracker;
+use crate::common::reason::reason;
 use crate::common::small_uint::U24;
 use crate::common::storage_version::StorageVersion;
-use crate::common::types::PointOffsetType;
+use crate::common::types::{DeferredBehavior, PointOffsetType};
 use crate::common::universal_io::MmapFs;
 use fs_err as fs;
 use itertools::Itertools;
@@ -25,36 +26,37 @@ use tempfile::TempDir;
 use uuid::Uuid;
 
 use super::{
-    create_mutable_id_tracker, create_payload_storage, create_sparse_vector_index,
-    create_sparse_vector_storage, get_payload_index_path, get_vector_index_path,
-    get_vector_storage_path, open_vector_storage,
+    create_mutable_id_tracker, create_payload_storage, create_sparse_vector_storage,
+    get_payload_index_path, get_vector_index_path, get_vector_storage_path,
+    open_or_create_sparse_vector_index, open_vector_storage,
 };
 use crate::segment::common::error_logging::LogError;
 use crate::segment::common::operation_error::{OperationError, OperationResult, check_process_stopped};
-use crate::segment::entry::ReadSegmentEntry;
+use crate::segment::entry::entry_point::StorageSegmentEntry as _;
 use crate::segment::id_tracker::compressed::compressed_point_mappings::CompressedPointMappings;
+use crate::segment::id_tracker::disk_id_tracker::DiskIdTracker;
 use crate::segment::id_tracker::immutable_id_tracker::ImmutableIdTracker;
 use crate::segment::id_tracker::in_memory_id_tracker::InMemoryIdTracker;
 use crate::segment::id_tracker::{IdTracker, IdTrackerEnum, IdTrackerRead, for_each_unique_point};
 use crate::segment::index::field_index::FieldIndex;
 use crate::segment::index::sparse_index::sparse_vector_index::SparseVectorIndexOpenArgs;
-use crate::segment::index::struct_payload_index::StructPayloadIndex;
+use crate::segment::index::struct_payload_index::{IndexLoadMode, StorageType, StructPayloadIndex};
 use crate::segment::index::{PayloadIndex, PayloadIndexRead, VectorIndexEnum};
-use crate::segment::payload_storage::PayloadStorage;
 use crate::segment::payload_storage::payload_storage_enum::PayloadStorageEnum;
+use crate::segment::payload_storage::{PayloadStorage, PayloadStorageRead};
 use crate::segment::segment::{Segment, SegmentVersion};
-use crate::segment::segment_constructor::batched_reader::{BatchedVectorReader, PointData};
+use crate::segment::segment_constructor::batched_reader::{PointData, merge_from};
 use crate::segment::segment_constructor::{
     VectorIndexBuildArgs, VectorIndexOpenArgs, build_vector_index, load_segment,
 };
 use crate::segment::types::{
-    CompactExtendedPointId, ExtendedPointId, HnswGlobalConfig, PayloadFieldSchema, PayloadKeyType,
-    SegmentConfig, SegmentState, SeqNumberType, VectorNameBuf,
+    CompactExtendedPointId, ExtendedPointId, HnswGlobalConfig, Memory, PayloadFieldSchema,
+    PayloadKeyType, SegmentConfig, SegmentState, SeqNumberType, VectorNameBuf, VectorStorageType,
 };
 use crate::segment::vector_storage::quantized::quantized_vectors::{
     QuantizedVectors, QuantizedVectorsStorageType,
 };
-use crate::segment::vector_storage::{VectorStorage, VectorStorageEnum, VectorStorageRead};
+use crate::segment::vector_storage::{VectorStorage, VectorStorageEnum, VectorStorageRead, graph_inline};
 
 /// Structure for constructing segment out of several other segments
 pub struct SegmentBuilder {
@@ -64,6 +66,7 @@ pub struct SegmentBuilder {
     vector_data: HashMap<VectorNameBuf, VectorData>,
     segment_config: SegmentConfig,
     hnsw_global_config: HnswGlobalConfig,
+    feature_flags: FeatureFlags,
 
     // The temporary segment directory
     temp_dir: TempDir,
@@ -71,6 +74,13 @@ pub struct SegmentBuilder {
 
     // Payload key to defragment data to
     defragment_keys: Vec<PayloadKeyType>,
+
+    // Vector names that currently exist in the live collection schema. Used to decide what to do
+    // with a source vector name that is absent from this builder's (frozen) target schema:
+    // - present here (or `None`, i.e. unknown) => cancel the merge (the CreateVectorName race);
+    // - absent here => a previously deleted vector whose data still lingers in older segment
+    //   files, safe to prune. See the merge loop in `update`.
+    live_vector_names: Option<HashSet<VectorNameBuf>>,
 }
 
 struct VectorData {
@@ -83,6 +93,7 @@ impl SegmentBuilder {
         temp_dir: &Path,
         segment_config: &SegmentConfig,
         hnsw_global_config: &HnswGlobalConfig,
+        feature_flags: FeatureFlags,
     ) -> OperationResult<Self> {
         let temp_dir = create_temp_dir(temp_dir)?;
 
@@ -94,13 +105,18 @@ impl SegmentBuilder {
             IdTrackerEnum::InMemoryIdTracker(InMemoryIdTracker::new())
         };
 
-        let payload_storage = create_payload_storage(temp_dir.path(), segment_config)?;
+        // A segment being built is thrown away on a crash, and durably flushed before it is
+        // loaded, so its storages don't need a journal to repair torn writes
+        let mut payload_storage = create_payload_storage(temp_dir.path(), segment_config)?;
+        payload_storage.disable_journal();
 
         let mut vector_data = HashMap::new();
 
         for (vector_name, vector_config) in &segment_config.vector_data {
             let vector_storage_path = get_vector_storage_path(temp_dir.path(), vector_name);
-            let vector_storage = open_vector_storage(vector_config, &vector_storage_path)?;
+            let vector_index_path = get_vector_index_path(temp_dir.path(), vector_name);
+            let vector_storage =
+                open_vector_storage(vector_config, &vector_storage_path, &vector_index_path)?;
 
             vector_data.insert(
                 vector_name.to_owned(),
@@ -114,10 +130,13 @@ impl SegmentBuilder {
         for (vector_name, sparse_vector_config) in &segment_config.sparse_vector_data {
             let vector_storage_path = get_vector_storage_path(temp_dir.path(), vector_name);
 
-            let vector_storage = create_sparse_vector_storage(
+            let mut vector_storage = create_sparse_vector_storage(
                 &vector_storage_path,
                 &sparse_vector_config.storage_type,
             )?;
+            if let VectorStorageEnum::SparseMmap(storage) = &mut vector_storage {
+                storage.disable_journal();
+            }
 
             vector_data.insert(
                 vector_name.to_owned(),
@@ -135,14 +154,28 @@ impl SegmentBuilder {
             vector_data,
             segment_config: segment_config.clone(),
             hnsw_global_config: hnsw_global_config.clone(),
+            feature_flags,
             temp_dir,
             indexed_fields: Default::default(),
             defragment_keys: vec![],
+            live_vector_names: None,
         })
     }
 
     pub fn set_defragment_keys(&mut self, keys: Vec<PayloadKeyType>) {
         self.defragment_keys = keys;
+    }
+
+    /// Set the vector names that currently exist in the live collection schema.
+    ///
+    /// When set, [`SegmentBuilder::update`] prunes (rather than rejects) source vector names that
+    /// are absent from both the target schema and this set, i.e. vectors that were deleted from the
+    /// collection but whose data still lingers in older segment files. Source vector names that are
+    /// still present in the live schema keep cancelling the merge, since those signal the
+    /// CreateVectorName-vs-optimizer race rather than a genuine deletion. When unset, every
+    /// source-superset mismatch cancels (the conservative default).
+    pub fn set_live_vector_names(&mut self, names: HashSet<VectorNameBuf>) {
+        self.live_vector_names = Some(names);
     }
 
     pub fn remove_indexed_field(&mut self, field: &PayloadKeyType) {
@@ -173,16 +206,12 @@ impl SegmentBuilder {
     ///
     /// Note: This value doesn't guarantee strict ordering in ambiguous cases.
     ///       It should only be used in optimization purposes, not for correctness.
-    fn _get_ordering_value(
-        internal_id: PointOffsetType,
-        indices: &[FieldIndex],
-        hw_counter: &HardwareCounterCell,
-    ) -> u64 {
+    fn _get_ordering_value(internal_id: PointOffsetType, indices: &[FieldIndex]) -> u64 {
         let mut ordering = 0;
         for payload_index in indices {
             match payload_index {
                 FieldIndex::IntMapIndex(index) => {
-                    if let Some(numbers) = index.get_values(internal_id, hw_counter) {
+                    if let Some(numbers) = index.get_values(internal_id) {
                         for number in numbers {
                             ordering = ordering.wrapping_add(*number as u64);
                         }
@@ -190,7 +219,7 @@ impl SegmentBuilder {
                     break;
                 }
                 FieldIndex::KeywordIndex(index) => {
-                    if let Some(keywords) = index.get_values(internal_id, hw_counter) {
+                    if let Some(keywords) = index.get_values(internal_id) {
                         for keyword in keywords {
                             let mut hasher = AHasher::default();
                             keyword.hash(&mut hasher);
@@ -234,7 +263,7 @@ impl SegmentBuilder {
                     break;
                 }
                 FieldIndex::UuidMapIndex(index) => {
-                    if let Some(ids) = index.get_values(internal_id, hw_counter) {
+                    if let Some(ids) = index.get_values(internal_id) {
                         uuid_hash(&mut ordering, ids.map(Cow::into_owned));
                     }
                     break;
@@ -249,6 +278,8 @@ impl SegmentBuilder {
                 FieldIndex::FullTextIndex(_) => {}
                 FieldIndex::BoolIndex(_) => {}
                 FieldIndex::NullIndex(_) => {}
+                // Values are keyed by elements, not points
+                FieldIndex::Nested(_) => {}
             }
         }
         ordering
@@ -263,12 +294,7 @@ impl SegmentBuilder {
     ///
     /// * `bool` - if `true` - data successfully added, if `false` - process was interrupted
     ///
-    pub fn update(
-        &mut self,
-        segments: &[&Segment],
-        stopped: &AtomicBool,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<bool> {
+    pub fn update(&mut self, segments: &[&Segment], stopped: &AtomicBool) -> OperationResult<bool> {
         if segments.is_empty() {
             return Ok(true);
         }
@@ -308,7 +334,6 @@ impl SegmentBuilder {
                 point_data.ordering = point_data.ordering.wrapping_add(Self::_get_ordering_value(
                     point_data.internal_id,
                     payload_indices,
-                    hw_counter,
                 ));
             }
         }
@@ -322,24 +347,40 @@ impl SegmentBuilder {
 
         let vector_storages: Vec<_> = segments.iter().map(|i| &i.vector_data).collect();
 
-        // Every named vector present on any source segment must also be in the
-        // target schema. The merge loop below iterates `self.vector_data`
-        // (target) and would otherwise silently drop source vectors that
-        // aren't in target — the harm behind the optimizer-vs-CreateVectorName
-        // race: an optimizer launched with a pre-`CreateVectorName(V)` config
-        // would observe sources that gained V mid-flight and emit a merged
-        // segment without V at version >= V_opnum, breaking the next
-        // optimization round that uses the refreshed config (which has V).
+        // The merge loop below iterates `self.vector_data` (target), so any vector name present on
+        // a source segment but absent from the target schema is silently dropped. Whether that drop
+        // is correct depends on *why* the source carries a name the target lacks:
         //
-        // Use `Cancelled` rather than `ServiceError` so the optimization
-        // worker treats this as a recoverable cancellation (logged at debug,
-        // tracker marked Cancelled, no shard-level optimizer_errors set, no
-        // RED status). The follow-up `recreate_optimizers_blocking` will
-        // restart workers with a refreshed `target_config` that matches the
-        // sources, and the retry merges cleanly.
+        // - DeleteVectorName: the name was removed from the collection schema, but its data still
+        //   lives in older segment files. Pruning it on rebuild is the desired recovery.
+        // - CreateVectorName-vs-optimizer race: an optimizer launched with a pre-`CreateVectorName(V)`
+        //   config observes sources that gained V mid-flight. Dropping V here would emit a merged
+        //   segment without V at version >= V_opnum and break the next optimization round (whose
+        //   refreshed config has V). This must be cancelled and retried.
+        //
+        // We tell the two apart with the live collection schema (`live_vector_names`), which is
+        // authoritative because the schema is persisted before the op is applied to segments: a
+        // deleted name is gone from the live schema, a freshly created one is present. When the live
+        // schema is unknown (`None`) we conservatively cancel.
+        //
+        // Cancel via `Cancelled` rather than `ServiceError` so the optimization worker treats it as
+        // a recoverable cancellation (logged at debug, tracker marked Cancelled, no shard-level
+        // optimizer_errors, no RED status); the retry under the refreshed config merges cleanly.
         for vector_storage in &vector_storages {
             for source_vector_name in vector_storage.keys() {
-                if !self.vector_data.contains_key(source_vector_name) {
+                if self.vector_data.contains_key(source_vector_name) {
+                    continue;
+                }
+                let deleted_from_schema = self
+                    .live_vector_names
+                    .as_ref()
+                    .is_some_and(|live| !live.contains(source_vector_name));
+                if deleted_from_schema {
+                    log::debug!(
+                        "Dropping vector name {source_vector_name} from source segment during \
+                         optimization; it was deleted from the collection schema"
+                    );
+                } else {
                     return Err(OperationError::cancelled(format!(
                         "Cannot update from other segment because it has an extra \
                          vector name {source_vector_name} not in the target schema; \
@@ -385,12 +426,14 @@ impl SegmentBuilder {
                 })
                 .collect::<Result<Vec<_>, OperationError>>()?;
 
-            let mut vectors_iter: BatchedVectorReader =
-                BatchedVectorReader::new(&points_to_insert, &other_vector_storages);
-
-            let internal_range = vector_data
-                .vector_storage
-                .update_from(&mut vectors_iter, stopped)?;
+            let source_refs: Vec<&VectorStorageEnum> =
+                other_vector_storages.iter().map(|s| &**s).collect();
+            let internal_range = merge_from(
+                &mut vector_data.vector_storage,
+                &points_to_insert,
+                &source_refs,
+                stopped,
+            )?;
 
             if new_internal_range != internal_range {
                 debug_assert!(
@@ -405,7 +448,8 @@ impl SegmentBuilder {
             }
         }
 
-        let hw_counter = HardwareCounterCell::disposable(); // Disposable counter for internal operations.
+        let _scope =
+            ambient::unmeasured_guard(reason("Disposable counter for internal operations."));
 
         let internal_id_iter = new_internal_range.zip(points_to_insert.iter());
 
@@ -415,12 +459,14 @@ impl SegmentBuilder {
             let old_internal_id = point_data.internal_id;
 
             let other_payload = payloads[point_data.segment_index.get() as usize]
-                .with_view(|v| v.get_payload_sequential(old_internal_id, &hw_counter))?; // Internal operation, no measurement needed!
+                .with_view(|v| v.get_payload_sequential(old_internal_id))?;
 
-            match self
-                .id_tracker
-                .internal_id(ExtendedPointId::from(point_data.external_id))
-            {
+            match self.id_tracker.internal_id_with_behavior(
+                ExtendedPointId::from(point_data.external_id),
+                // Dedup guard on a freshly built target (no deferred heads
+                // here): match any existing copy of this external id.
+                DeferredBehavior::WithDeferred,
+            ) {
                 Some(existing_internal_id) => {
                     debug_assert!(
                         false,
@@ -442,8 +488,7 @@ impl SegmentBuilder {
                         )?;
                         self.id_tracker
                             .set_internal_version(new_internal_id, point_data.version)?;
-                        self.payload_storage
-                            .clear(existing_internal_id, &hw_counter)?;
+                        self.payload_storage.clear(existing_internal_id)?;
 
                         existing_internal_id
                     } else {
@@ -467,11 +512,9 @@ impl SegmentBuilder {
 
             // Propagate payload to new segment
             if !other_payload.is_empty() {
-                self.payload_storage.set(
-                    new_internal_id,
-                    &other_payload,
-                    &HardwareCounterCell::disposable(),
-                )?;
+                ambient::unmeasured(reason("Internal operation"), || {
+                    self.payload_storage.set(new_internal_id, &other_payload)
+                })?;
             }
         }
 
@@ -493,25 +536,30 @@ impl SegmentBuilder {
             segments_path,
             Uuid::new_v4(),
             None,
+            true,
             ResourcePermit::dummy(get_num_indexing_threads(0) as u32),
             &AtomicBool::new(false),
             &mut rand::rng(),
-            &HardwareCounterCell::new(),
             ProgressTracker::new_for_test(),
         )
         .unwrap()
     }
 
+    /// Build the segment.
+    ///
+    /// If `ready` is false, the version will not be stored, so the segment is skipped on
+    /// restart. The caller is then responsible for saving the version manually, once it is
+    /// safe to do so, to make the segment ready.
     #[allow(clippy::too_many_arguments)]
     pub fn build<R: Rng + ?Sized>(
         self,
         segments_path: &Path,
         segment_uuid: Uuid,
         deferred_internal_id: Option<PointOffsetType>,
+        ready: bool,
         permit: ResourcePermit,
         stopped: &AtomicBool,
         rng: &mut R,
-        hw_counter: &HardwareCounterCell,
         progress_segment: ProgressTracker,
     ) -> Result<Segment, OperationError> {
         let temp_dir = {
@@ -520,11 +568,13 @@ impl SegmentBuilder {
                 id_tracker,
                 payload_storage,
                 mut vector_data,
-                segment_config,
+                mut segment_config,
                 hnsw_global_config,
+                feature_flags,
                 temp_dir,
                 indexed_fields,
                 defragment_keys: _,
+                live_vector_names: _,
             } = self;
 
             let progress_quantization = progress_segment.subtask("quantization");
@@ -541,30 +591,54 @@ impl SegmentBuilder {
             let progress_sparse_vector_index = progress_segment.subtask("sparse_vector_index");
 
             let appendable_flag = segment_config.is_appendable();
-
+            // A non-appendable segment is complete once built, its payloads are only read. Before
+            // the flush, which persists the layout
+            if !appendable_flag && feature_flags.compact_logstore_tracker {
+                payload_storage.make_immutable()?;
+            }
             payload_storage.flusher()()?;
             let payload_storage_arc = Arc::new(AtomicRefCell::new(payload_storage));
 
             let id_tracker = match id_tracker {
                 IdTrackerEnum::InMemoryIdTracker(in_memory_id_tracker) => {
-                    let (versions, mappings) = in_memory_id_tracker.into_internal();
-                    let compressed_mapping = CompressedPointMappings::from_mappings(mappings);
-                    let immutable_id_tracker = ImmutableIdTracker::new(
-                        &MmapFs,
-                        temp_dir.path(),
-                        &versions,
-                        compressed_mapping,
-                    )?;
-                    IdTrackerEnum::ImmutableIdTracker(immutable_id_tracker)
+                    match segment_config.id_tracker_memory_placement() {
+                        // Mapping stays on disk; a cached placement primes the page cache
+                        // with it when the built segment is loaded.
+                        Memory::Cold | Memory::Cached => {
+                            let disk_id_tracker = DiskIdTracker::from_in_memory_tracker(
+                                &MmapFs,
+                                in_memory_id_tracker,
+                                temp_dir.path(),
+                            )?;
+                            IdTrackerEnum::DiskIdTracker(disk_id_tracker)
+                        }
+                        // Mapping is held in RAM.
+                        Memory::Pinned => {
+                            let (versions, mappings) = in_memory_id_tracker.into_internal();
+                            let compressed_mapping =
+                                CompressedPointMappings::from_mappings(mappings);
+                            let immutable_id_tracker = ImmutableIdTracker::new(
+                                &MmapFs,
+                                temp_dir.path(),
+                                &versions,
+                                compressed_mapping,
+                            )?;
+                            IdTrackerEnum::ImmutableIdTracker(immutable_id_tracker)
+                        }
+                    }
                 }
                 IdTrackerEnum::MutableIdTracker(_) => id_tracker,
                 IdTrackerEnum::ImmutableIdTracker(_) => {
                     unreachable!("ImmutableIdTracker should not be used for building segment")
                 }
+                IdTrackerEnum::DiskIdTracker(_) => {
+                    unreachable!("DiskIdTracker should not be used for building segment")
+                }
             };
 
             id_tracker.mapping_flusher()()?;
             id_tracker.versions_flusher()()?;
+            check_process_stopped(stopped)?;
             let id_tracker_arc = Arc::new(AtomicRefCell::new(id_tracker));
 
             let mut quantized_vectors = Self::update_quantization(
@@ -590,7 +664,7 @@ impl SegmentBuilder {
 
                 let vector_storage_arc = Arc::new(AtomicRefCell::new(vector_info.vector_storage));
 
-                old_indices.insert(vector_name, vector_info.old_indices);
+                old_indices.insert(vector_name.to_owned(), vector_info.old_indices);
 
                 vector_storages_arc.insert(vector_name.to_owned(), vector_storage_arc);
             }
@@ -608,6 +682,7 @@ impl SegmentBuilder {
 
                 vector_storages_arc.insert(vector_name.to_owned(), vector_storage_arc);
             }
+            check_process_stopped(stopped)?;
 
             let payload_index_path = get_payload_index_path(temp_dir.path());
 
@@ -617,12 +692,14 @@ impl SegmentBuilder {
                 id_tracker_arc.clone(),
                 vector_storages_arc.clone(),
                 &payload_index_path,
-                appendable_flag,
-                true,
+                StorageType::from_appendable(appendable_flag),
+                IndexLoadMode::CreateIfMissing,
             )?;
+            // Like the storages, the field indices of a segment being built need no journal
+            payload_index.disable_journal();
             for (field, payload_schema, progress) in indexed_fields {
                 progress.start();
-                payload_index.set_indexed(&field, payload_schema, hw_counter)?;
+                payload_index.set_indexed(&field, payload_schema)?;
                 check_process_stopped(stopped)?;
             }
             drop(progress_payload_index);
@@ -644,9 +721,11 @@ impl SegmentBuilder {
 
             // Arc permit to share it with each vector store
             let permit = Arc::new(permit);
+            check_process_stopped(stopped)?;
 
             progress_vector_index.start();
-            for (vector_name, vector_config) in &segment_config.vector_data {
+            for (vector_name, vector_config) in segment_config.vector_data.iter_mut() {
+                let vector_storage_path = get_vector_storage_path(temp_dir.path(), vector_name);
                 let vector_storage = vector_storages_arc.remove(vector_name).unwrap();
                 let quantized_vectors =
                     Arc::new(AtomicRefCell::new(quantized_vectors.remove(vector_name)));
@@ -667,12 +746,13 @@ impl SegmentBuilder {
                         stopped,
                         rng,
                         hnsw_global_config: &hnsw_global_config,
-                        feature_flags: feature_flags(),
+                        feature_flags,
+                        inline_vectors: vector_config.inline_vectors_in_graph(),
                         progress: progress_vector_index.running_subtask(vector_name),
                     },
                 )?;
 
-                if vector_storage.borrow().is_on_disk() {
+                if vector_storage.borrow().is_cold() {
                     // If vector storage is expected to be on-disk, we need to clear cache
                     // to avoid cache pollution
                     vector_storage.borrow().clear_cache()?;
@@ -685,6 +765,24 @@ impl SegmentBuilder {
                 // Index if always loaded on-disk=true from build function
                 // So we may clear unconditionally
                 index.clear_cache()?;
+
+                if feature_flags.combined_vector_storage && vector_config.inline_vectors_in_graph()
+                {
+                    // Reclaim the build storage from its other holders and
+                    // become the sole owner of it.
+                    drop(index);
+                    payload_index_arc
+                        .borrow_mut()
+                        .unregister_vector_storage(vector_name);
+                    let vector_storage = Arc::into_inner(vector_storage)
+                        .map(AtomicRefCell::into_inner)
+                        .ok_or(OperationError::service_error(
+                            "failed to reclaim vector storage for graph-inline finalization",
+                        ))?;
+
+                    graph_inline::finalize(&vector_storage_path, vector_storage)?;
+                    vector_config.storage_type = VectorStorageType::GraphInline;
+                }
             }
             drop(progress_vector_index);
 
@@ -694,7 +792,8 @@ impl SegmentBuilder {
 
                 let vector_storage_arc = vector_storages_arc.remove(vector_name).unwrap();
 
-                let index = create_sparse_vector_index(SparseVectorIndexOpenArgs {
+                let index = open_or_create_sparse_vector_index(SparseVectorIndexOpenArgs {
+                    fs: &MmapFs,
                     config: sparse_vector_config.index,
                     id_tracker: id_tracker_arc.clone(),
                     vector_storage: vector_storage_arc.clone(),
@@ -704,13 +803,13 @@ impl SegmentBuilder {
                     tick_progress: || (),
                 })?;
 
-                if sparse_vector_config.storage_type.is_on_disk() {
+                if vector_storage_arc.borrow().is_cold() {
                     // If vector storage is expected to be on-disk, we need to clear cache
                     // to avoid cache pollution
                     vector_storage_arc.borrow().clear_cache()?;
                 }
 
-                if sparse_vector_config.index.index_type.is_on_disk() {
+                if index.is_cold() {
                     index.clear_cache()?;
                 }
 
@@ -719,7 +818,7 @@ impl SegmentBuilder {
             }
             drop(progress_sparse_vector_index);
 
-            if segment_config.payload_storage_type.is_on_disk() {
+            if payload_storage_arc.borrow().is_cold() {
                 // If payload storage is expected to be on-disk, we need to clear cache
                 // to avoid cache pollution
                 payload_storage_arc.borrow().clear_cache()?;
@@ -750,8 +849,10 @@ impl SegmentBuilder {
                 temp_dir.path(),
             )?;
 
-            // After version is saved, segment can be loaded on restart
-            SegmentVersion::save(temp_dir.path())?;
+            // Postpone until ready: this segment may still be missing pending proxy changes
+            if ready {
+                SegmentVersion::save(temp_dir.path())?;
+            }
             // All temp data is evicted from RAM
             temp_dir
         };
@@ -766,6 +867,7 @@ impl SegmentBuilder {
             segment_uuid,
             deferred_internal_id,
             stopped,
+            true, // ignore_missing_version: reloaded here before the version save above, if postponed
         )
     }
 
@@ -778,12 +880,11 @@ impl SegmentBuilder {
         progress: ProgressTracker,
     ) -> OperationResult<HashMap<VectorNameBuf, QuantizedVectors>> {
         progress.start();
-        let config = segment_config.clone();
 
         let mut quantized_vectors_map = HashMap::new();
 
         for (vector_name, vector_info) in vector_storages {
-            let Some(vector_config) = config.vector_data.get(vector_name) else {
+            let Some(vector_config) = segment_config.vector_data.get(vector_name) else {
                 continue;
             };
 
@@ -796,7 +897,7 @@ impl SegmentBuilder {
 
             let max_threads = permit.num_cpus as usize;
 
-            if let Some(quantization_config) = config.quantization_config(vector_name) {
+            if let Some(quantization_config) = segment_config.quantization_config(vector_name) {
                 // Don't build quantization for appendable vectors if quantization method does not support it
                 if is_appendable && !quantization_config.supports_appendable() {
                     continue;

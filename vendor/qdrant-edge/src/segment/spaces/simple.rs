@@ -8,7 +8,7 @@ use super::simple_neon::*;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 use super::simple_sse::*;
 use super::tools::is_length_zero_or_normalized;
-use crate::segment::data_types::vectors::{DenseVector, TypedDenseVector, VectorElementType};
+use crate::segment::data_types::vectors::{DenseVector, VectorElementType};
 use crate::segment::types::Distance;
 
 #[cfg(target_arch = "x86_64")]
@@ -66,13 +66,6 @@ impl Metric<VectorElementType> for EuclidMetric {
         euclid_similarity(v1, v2)
     }
 
-    fn query_similarity(
-        query: &TypedDenseVector<VectorElementType>,
-        vector: &[VectorElementType],
-    ) -> ScoreType {
-        Self::similarity(query, vector)
-    }
-
     fn preprocess(vector: DenseVector) -> DenseVector {
         vector
     }
@@ -115,13 +108,6 @@ impl Metric<VectorElementType> for ManhattanMetric {
         }
 
         manhattan_similarity(v1, v2)
-    }
-
-    fn query_similarity(
-        query: &TypedDenseVector<VectorElementType>,
-        vector: &[VectorElementType],
-    ) -> ScoreType {
-        Self::similarity(query, vector)
     }
 
     fn preprocess(vector: DenseVector) -> DenseVector {
@@ -168,13 +154,6 @@ impl Metric<VectorElementType> for DotProductMetric {
         dot_similarity(v1, v2)
     }
 
-    fn query_similarity(
-        query: &TypedDenseVector<VectorElementType>,
-        vector: &[VectorElementType],
-    ) -> ScoreType {
-        Self::similarity(query, vector)
-    }
-
     fn preprocess(vector: DenseVector) -> DenseVector {
         vector
     }
@@ -194,13 +173,6 @@ impl Metric<VectorElementType> for CosineMetric {
 
     fn similarity(v1: &[VectorElementType], v2: &[VectorElementType]) -> ScoreType {
         DotProductMetric::similarity(v1, v2)
-    }
-
-    fn query_similarity(
-        query: &TypedDenseVector<VectorElementType>,
-        vector: &[VectorElementType],
-    ) -> ScoreType {
-        Self::similarity(query, vector)
     }
 
     fn preprocess(vector: DenseVector) -> DenseVector {

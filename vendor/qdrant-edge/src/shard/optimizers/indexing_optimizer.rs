@@ -31,7 +31,6 @@ pub struct IndexingOptimizer {
 }
 
 impl IndexingOptimizer {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         default_segments_number: usize,
         thresholds_config: OptimizerThresholds,
@@ -64,10 +63,9 @@ impl IndexingOptimizer {
 
         let has_deferred_points = segment.has_deferred_points();
 
-        for (vector_name, vector_cfg) in &self.segment_optimizer_config.dense_vector {
+        for (vector_name, vector_cfg) in &self.segment_optimizer_config.dense_vectors {
             if let Some(vector_data) = segment_data_config.vector_data.get(vector_name) {
                 let is_indexed = vector_data.index.is_indexed();
-                let is_on_disk = vector_data.storage_type.is_on_disk();
                 let storage_size_bytes = segment
                     .available_vectors_size_in_bytes(vector_name)
                     .unwrap_or_default();
@@ -76,10 +74,15 @@ impl IndexingOptimizer {
                 let is_big_for_mmap = storage_size_bytes >= mmap_threshold_bytes;
 
                 let optimize_for_index = is_big_for_index && !is_indexed;
-                let optimize_for_mmap = if let Some(on_disk_config) = vector_cfg.on_disk {
-                    on_disk_config && !is_on_disk
-                } else {
-                    is_big_for_mmap && !is_on_disk
+                let optimize_for_mmap = match vector_data.storage_type.memory() {
+                    Some(memory) => {
+                        let is_cold = memory.is_cold();
+                        match vector_cfg.memory_placement() {
+                            Some(required) => required.is_cold() && !is_cold,
+                            None => is_big_for_mmap && !is_cold,
+                        }
+                    }
+                    None => false,
                 };
 
                 if optimize_for_index || optimize_for_mmap || has_deferred_points {
@@ -88,7 +91,7 @@ impl IndexingOptimizer {
             }
         }
 
-        for sparse_vector_name in self.segment_optimizer_config.sparse_vector.keys() {
+        for sparse_vector_name in self.segment_optimizer_config.sparse_vectors.keys() {
             if let Some(sparse_vector_data) = segment_data_config
                 .sparse_vector_data
                 .get(sparse_vector_name)

@@ -52,7 +52,6 @@ pub struct MergeOptimizer {
 }
 
 impl MergeOptimizer {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         default_segments_number: usize,
         thresholds_config: OptimizerThresholds,

@@ -1,9 +1,10 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::common::budget::{ResourceBudget, ResourcePermit};
+use crate::common::flags::feature_flags;
 use crate::common::progress_tracker::ProgressTracker;
 #[cfg(any(test, feature = "testing"))]
 use itertools::Itertools;
@@ -16,7 +17,7 @@ use crate::segment::index::sparse_index::sparse_index_config::SparseIndexType;
 use crate::segment::segment::Segment;
 use crate::segment::segment_constructor::build_segment;
 use crate::segment::segment_constructor::segment_builder::SegmentBuilder;
-use crate::segment::types::{HnswGlobalConfig, Indexes, VectorStorageType};
+use crate::segment::types::{HnswGlobalConfig, Memory, VectorNameBuf, VectorStorageType};
 use uuid::Uuid;
 
 use super::config::SegmentOptimizerConfig;
@@ -25,13 +26,14 @@ use crate::shard::operations::optimization::OptimizerThresholds;
 use crate::shard::optimize::{OptimizationPaths, OptimizationStrategy, execute_optimization};
 use crate::shard::segment_holder::locked::LockedSegmentHolder;
 use crate::shard::segment_holder::{SegmentHolder, SegmentId};
+use crate::shard::segment_manifest::NewSegmentToken;
 
 const BYTES_IN_KB: usize = 1024;
 
 /// Resolves per-vector HNSW max_indexing_threads (0 = auto) and returns the actual thread count.
 pub fn max_num_indexing_threads(segment_optimizer_config: &SegmentOptimizerConfig) -> usize {
     let segment_resolution = segment_optimizer_config
-        .dense_vector
+        .dense_vectors
         .values()
         .map(|cfg| get_num_indexing_threads(cfg.hnsw_config.max_indexing_threads))
         .max();
@@ -57,8 +59,14 @@ impl<O: SegmentOptimizer + ?Sized> OptimizationStrategy for ShardOptimizationStr
         self.optimizer.optimized_segment_builder(input_segments)
     }
 
-    fn create_temp_segment(&self) -> OperationResult<LockedSegment> {
+    fn create_temp_segment(&self) -> OperationResult<(LockedSegment, NewSegmentToken)> {
         self.optimizer.temp_segment(false)
+    }
+
+    fn live_vector_names(&self) -> Option<HashSet<VectorNameBuf>> {
+        self.optimizer
+            .segment_optimizer_config()
+            .live_vector_names()
     }
 }
 
@@ -137,14 +145,19 @@ pub trait SegmentOptimizer: Sync {
     fn get_telemetry_counter(&self) -> &Mutex<OperationDurationsAggregator>;
 
     /// Build temp segment
-    fn temp_segment(&self, save_version: bool) -> OperationResult<LockedSegment> {
+    fn temp_segment(
+        &self,
+        save_version: bool,
+    ) -> OperationResult<(LockedSegment, NewSegmentToken)> {
         let config = self.segment_optimizer_config().plain_segment_config();
-        Ok(LockedSegment::new(build_segment(
+        let (segment, token) = build_segment(
             self.segments_path(),
             &config,
             self.threshold_config().deferred_internal_id,
             save_version,
-        )?))
+        )?;
+        let segment = LockedSegment::new(segment);
+        Ok((segment, token))
     }
 
     /// Build optimized segment
@@ -169,6 +182,8 @@ pub trait SegmentOptimizer: Sync {
         // }
         let mut bytes_count_by_vector_name = HashMap::new();
 
+        let mut any_has_deferred = false;
+
         for segment in optimizing_segments {
             let segment = match segment {
                 LockedSegment::Original(segment) => segment,
@@ -179,6 +194,8 @@ pub trait SegmentOptimizer: Sync {
                 }
             };
             let locked_segment = segment.read();
+
+            any_has_deferred |= locked_segment.has_deferred_points();
 
             for vector_name in locked_segment.vector_names() {
                 let vector_size = locked_segment.available_vectors_size_in_bytes(&vector_name)?;
@@ -203,92 +220,122 @@ pub trait SegmentOptimizer: Sync {
         let threshold_is_on_disk = maximal_vector_store_size_bytes
             >= thresholds.memmap_threshold_kb.saturating_mul(BYTES_IN_KB);
 
-        let mut vector_data = segment_optimizer_config.plain_dense_vector_config.clone();
-        let mut sparse_vector_data = segment_optimizer_config.plain_sparse_vector_config.clone();
-
         // If indexing, change to HNSW index and quantization
-        if threshold_is_indexed {
-            vector_data.iter_mut().for_each(|(vector_name, config)| {
-                if let Some(vector_cfg) = segment_optimizer_config.dense_vector.get(vector_name) {
-                    // Assign HNSW index
-                    config.index = Indexes::Hnsw(vector_cfg.hnsw_config);
-                    // Assign quantization config
-                    config.quantization_config = vector_cfg.quantization_config.clone();
-                }
-            });
+        // We must always create an HNSW index if we have deferred points to be able to promote them
+        let indexed = threshold_is_indexed || any_has_deferred;
+        if indexed && !threshold_is_indexed {
+            log::info!(
+                "Segment has deferred points, but doesn't exceed indexing threshold. It will be optimized with HNSW index and quantization."
+            );
         }
+        let mut vector_data: HashMap<_, _> = segment_optimizer_config
+            .dense_vectors
+            .iter()
+            .map(|(vector_name, config)| {
+                let config = if indexed {
+                    config.indexed()
+                } else {
+                    config.plain()
+                };
+                (vector_name.clone(), config)
+            })
+            .collect();
 
         // We want to use single-file mmap in the following cases:
         // - It is explicitly configured by `mmap_threshold` -> threshold_is_on_disk=true
-        // - The segment is indexed and configured on disk -> threshold_is_indexed=true && config_on_disk=Some(true)
+        // - The segment is indexed and configured on disk
+        //   -> threshold_is_indexed=true && requested placement is cold
         if threshold_is_on_disk || threshold_is_indexed {
             vector_data.iter_mut().for_each(|(vector_name, config)| {
-                // Check whether on_disk is explicitly configured, if not, set it to true
-                let config_on_disk = segment_optimizer_config
-                    .dense_vector
+                // Requested memory placement: explicit `memory`, or the deprecated `on_disk`
+                let config_memory = segment_optimizer_config
+                    .dense_vectors
                     .get(vector_name)
-                    .and_then(|cfg| cfg.on_disk);
+                    .and_then(|cfg| {
+                        Memory::resolve_or_warn(
+                            cfg.memory,
+                            cfg.on_disk.map(Memory::from_on_disk),
+                            &format_args!("dense vector `{vector_name}`"),
+                        )
+                    });
 
-                match config_on_disk {
-                    Some(true) => config.storage_type = VectorStorageType::Mmap, // Both agree, but prefer mmap storage type
-                    Some(false) => {
+                match config_memory {
+                    // Both agree, but prefer mmap storage type
+                    Some(Memory::Cold) => config.storage_type = VectorStorageType::Mmap,
+                    // `pinned` is not supported for dense vector storage (rejected by API
+                    // validation); defensively treated as the closest supported placement
+                    Some(Memory::Cached) | Some(Memory::Pinned) => {
                         if crate::common::flags::feature_flags().single_file_mmap_vector_storage {
                             config.storage_type = VectorStorageType::InRamMmap;
                         }
-                    } // on_disk=false wins, do nothing
+                        // requested in-RAM placement wins, do nothing
+                    }
                     None => {
                         if threshold_is_on_disk {
+                            // Mmap threshold wins
                             config.storage_type = VectorStorageType::Mmap
                         } else if crate::common::flags::feature_flags().single_file_mmap_vector_storage {
                             config.storage_type = VectorStorageType::InRamMmap;
                         }
-                    } // Mmap threshold wins
+                    }
                 }
 
-                // If we explicitly configure on_disk, but the segment storage type uses something
-                // that doesn't match, warn about it
-                if let Some(config_on_disk) = config_on_disk
-                    && config_on_disk != config.storage_type.is_on_disk()
+                // If we explicitly configure the placement, but the segment storage type uses
+                // something that doesn't match, warn about it
+                if let Some(config_memory) = config_memory
+                    && config_memory.is_cold() != config.is_cold()
                 {
                     log::warn!(
-                        "Collection config for vector {vector_name} has on_disk={config_on_disk:?} configured, but storage type for segment doesn't match it"
+                        "Collection config for vector {vector_name} has memory placement {config_memory:?} configured, but storage type for segment doesn't match it"
                     );
                 }
             });
         }
 
-        sparse_vector_data
-            .iter_mut()
-            .for_each(|(vector_name, config)| {
-                // Assign sparse index on disk
-                let config_on_disk = segment_optimizer_config
-                    .sparse_vector
-                    .get(vector_name)
-                    .and_then(|cfg| cfg.on_disk)
-                    .unwrap_or(threshold_is_on_disk);
+        let sparse_vector_data = segment_optimizer_config
+            .sparse_vectors
+            .iter()
+            .map(|(vector_name, cfg)| {
+                // Requested memory placement: explicit `memory`, or the deprecated `on_disk`
+                let config_memory = Memory::resolve_or_warn(
+                    cfg.memory,
+                    cfg.on_disk.map(Memory::from_on_disk_heap),
+                    &format_args!("sparse vector `{vector_name}`"),
+                );
+
+                let requested_memory = config_memory
+                    .unwrap_or_else(|| Memory::from_on_disk_heap(threshold_is_on_disk));
 
                 // If mmap OR index is exceeded
                 let is_big = threshold_is_on_disk || threshold_is_indexed;
 
-                let index_type = match (is_big, config_on_disk) {
-                    (true, true) => SparseIndexType::Mmap,
-                    (true, false) => SparseIndexType::ImmutableRam,
-                    (false, _) => SparseIndexType::MutableRam,
+                let index_type = if is_big {
+                    match requested_memory {
+                        // Both cold and cached are backed by the mmap index; the requested
+                        // placement is kept in the index config to drive cache population
+                        Memory::Cold | Memory::Cached => SparseIndexType::Mmap,
+                        Memory::Pinned => SparseIndexType::ImmutableRam,
+                    }
+                } else {
+                    SparseIndexType::MutableRam
                 };
 
-                config.index.index_type = index_type;
-            });
+                (vector_name.clone(), cfg.with_index_type(index_type))
+            })
+            .collect();
 
         let optimized_config = crate::segment::types::SegmentConfig {
             vector_data,
             sparse_vector_data,
             payload_storage_type: segment_optimizer_config.payload_storage_type,
+            id_tracker_memory: segment_optimizer_config.id_tracker_memory,
         };
 
         SegmentBuilder::new(
             self.temp_path(),
             &optimized_config,
             self.hnsw_global_config(),
+            feature_flags(),
         )
     }
 

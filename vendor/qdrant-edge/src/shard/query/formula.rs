@@ -60,6 +60,8 @@ pub enum ExpressionInternal {
     DatetimeKey(JsonPath),
     Mult(Vec<ExpressionInternal>),
     Sum(Vec<ExpressionInternal>),
+    Max(Vec<ExpressionInternal>),
+    Min(Vec<ExpressionInternal>),
     Neg(Box<ExpressionInternal>),
     Div {
         left: Box<ExpressionInternal>,
@@ -74,6 +76,7 @@ pub enum ExpressionInternal {
     Exp(Box<ExpressionInternal>),
     Log10(Box<ExpressionInternal>),
     Ln(Box<ExpressionInternal>),
+    Acosh(Box<ExpressionInternal>),
     Abs(Box<ExpressionInternal>),
     Decay {
         kind: DecayKind,
@@ -135,6 +138,12 @@ impl ExpressionInternal {
                     .map(|expr| expr.parse_and_convert(payload_vars, conditions))
                     .try_collect()?,
             ),
+            ExpressionInternal::Max(expression_internals) => ParsedExpression::Max(
+                parse_non_empty_operands("max", expression_internals, payload_vars, conditions)?,
+            ),
+            ExpressionInternal::Min(expression_internals) => ParsedExpression::Min(
+                parse_non_empty_operands("min", expression_internals, payload_vars, conditions)?,
+            ),
             ExpressionInternal::Neg(expression_internal) => ParsedExpression::new_neg(
                 expression_internal.parse_and_convert(payload_vars, conditions)?,
             ),
@@ -161,6 +170,9 @@ impl ExpressionInternal {
                 expression_internal.parse_and_convert(payload_vars, conditions)?,
             )),
             ExpressionInternal::Ln(expression_internal) => ParsedExpression::Ln(Box::new(
+                expression_internal.parse_and_convert(payload_vars, conditions)?,
+            )),
+            ExpressionInternal::Acosh(expression_internal) => ParsedExpression::Acosh(Box::new(
                 expression_internal.parse_and_convert(payload_vars, conditions)?,
             )),
             ExpressionInternal::Abs(expression_internal) => ParsedExpression::Abs(Box::new(
@@ -195,6 +207,130 @@ impl ExpressionInternal {
     }
 }
 
+/// Parses the operands of a variadic operator which has no identity element to fall back on when
+/// given nothing. `sum` and `mult` can define the empty case as `0` and `1`, but `max` and `min`
+/// cannot: folding over no operands would yield -inf or +inf, and score every point with a
+/// non-finite value instead of reporting the mistake.
+fn parse_non_empty_operands(
+    operator: &str,
+    operands: Vec<ExpressionInternal>,
+    payload_vars: &mut HashSet<JsonPath>,
+    conditions: &mut Vec<Condition>,
+) -> OperationResult<Vec<ParsedExpression>> {
+    if operands.is_empty() {
+        return Err(OperationError::validation_error(format!(
+            "`{operator}` needs at least one operand"
+        )));
+    }
+
+    operands
+        .into_iter()
+        .map(|expr| expr.parse_and_convert(payload_vars, conditions))
+        .try_collect()
+}
+
 fn failed_to_parse(what: &str, value: &str, message: impl fmt::Display) -> OperationError {
     OperationError::validation_error(format!("failed to parse {what} {value}: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(expression: ExpressionInternal) -> OperationResult<ParsedFormula> {
+        FormulaInternal {
+            formula: expression,
+            defaults: HashMap::new(),
+        }
+        .try_into()
+    }
+
+    /// `sum` and `mult` have identity elements for the empty case (0 and 1), but `max` and `min`
+    /// do not: folding over nothing would silently yield ±infinity. Reject it at parse time
+    /// instead, which covers every entry point (REST, gRPC and the Edge FFI).
+    #[test]
+    fn empty_max_is_rejected() {
+        let err = parse(ExpressionInternal::Max(vec![])).unwrap_err();
+        assert!(
+            matches!(err, OperationError::ValidationError { .. }),
+            "expected a validation error, got {err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("max"),
+            "error should name the operator, got {message:?}"
+        );
+    }
+
+    #[test]
+    fn empty_min_is_rejected() {
+        let err = parse(ExpressionInternal::Min(vec![])).unwrap_err();
+        assert!(
+            matches!(err, OperationError::ValidationError { .. }),
+            "expected a validation error, got {err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("min"),
+            "error should name the operator, got {message:?}"
+        );
+    }
+
+    #[test]
+    fn single_operand_min_is_accepted() {
+        let parsed = parse(ExpressionInternal::Min(vec![ExpressionInternal::Constant(
+            1.0,
+        )]))
+        .unwrap();
+        assert_eq!(
+            parsed.formula,
+            ParsedExpression::Min(vec![ParsedExpression::Constant(PreciseScoreOrdered::from(
+                1.0
+            ))])
+        );
+    }
+
+    /// Payload variables and conditions nested inside `min` must still be collected, otherwise
+    /// the scorer would have no retriever for them.
+    #[test]
+    fn min_collects_nested_payload_vars() {
+        let parsed = parse(ExpressionInternal::Min(vec![
+            ExpressionInternal::Variable("popularity".to_string()),
+            ExpressionInternal::Variable("$score".to_string()),
+        ]))
+        .unwrap();
+        assert_eq!(
+            parsed.payload_vars,
+            HashSet::from([JsonPath::new("popularity")])
+        );
+    }
+
+    #[test]
+    fn single_operand_max_is_accepted() {
+        let parsed = parse(ExpressionInternal::Max(vec![ExpressionInternal::Constant(
+            1.0,
+        )]))
+        .unwrap();
+        assert_eq!(
+            parsed.formula,
+            ParsedExpression::Max(vec![ParsedExpression::Constant(PreciseScoreOrdered::from(
+                1.0
+            ))])
+        );
+    }
+
+    /// Payload variables and conditions nested inside `max` must still be collected, otherwise
+    /// the scorer would have no retriever for them.
+    #[test]
+    fn max_collects_nested_payload_vars() {
+        let parsed = parse(ExpressionInternal::Max(vec![
+            ExpressionInternal::Variable("popularity".to_string()),
+            ExpressionInternal::Variable("$score".to_string()),
+        ]))
+        .unwrap();
+        assert_eq!(
+            parsed.payload_vars,
+            HashSet::from([JsonPath::new("popularity")])
+        );
+    }
 }

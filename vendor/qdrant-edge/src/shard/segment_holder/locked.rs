@@ -12,7 +12,7 @@ use crate::shard::segment_holder::SegmentHolder;
 /// This is used during critical sections like segment optimization finalization and snapshot
 /// operations to ensure consistency.
 #[must_use = "dropping this guard immediately releases the updates lock"]
-#[allow(dead_code)] // Field is held for its RAII Drop behavior, not for reading
+#[expect(dead_code)] // Field is held for its RAII Drop behavior, not for reading
 pub struct UpdatesGuard<'a>(parking_lot::MutexGuard<'a, ()>);
 
 #[derive(Clone, Debug)]

@@ -1,8 +1,9 @@
 use std::borrow::Cow;
 use std::hash::Hash;
 
+use crate::blobstore::Blob;
+use crate::blobstore::error::BlobstoreError;
 use crate::common::types::ScoreType;
-use crate::gridstore::Blob;
 use itertools::Itertools;
 use ordered_float::OrderedFloat;
 use schemars::JsonSchema;
@@ -268,8 +269,10 @@ impl Blob for SparseVector {
         bincode::serialize(&self).expect("Sparse vector serialization should not fail")
     }
 
-    fn from_bytes(data: &[u8]) -> Self {
-        bincode::deserialize(data).expect("Sparse vector deserialization should not fail")
+    fn from_bytes(data: &[u8]) -> Result<Self, BlobstoreError> {
+        bincode::deserialize(data).map_err(|err| {
+            BlobstoreError::decode_error(format!("Failed to deserialize sparse vector: {err}"))
+        })
     }
 }
 

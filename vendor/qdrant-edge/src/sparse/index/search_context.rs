@@ -2,10 +2,10 @@ use std::cmp::{Ordering, max, min};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::common::ambient::hw::HwMetric;
 use crate::common::top_k::TopK;
 use crate::common::types::{PointOffsetType, ScoreType, ScoredPointOffset};
-use crate::common::universal_io::Result;
+use crate::common::universal_io::UioResult;
 
 use super::posting_list_common::PostingListIter;
 use crate::sparse::SearchScratch;
@@ -35,7 +35,6 @@ pub struct SearchContext<'a, T: PostingListIter = PostingListIterator<'a>> {
     /// Scores buffer from [`SearchScratch`].
     scores: &'a mut Vec<ScoreType>,
     use_pruning: bool,
-    hardware_counter: &'a HardwareCounterCell,
 }
 
 impl<'a, T: PostingListIter> SearchContext<'a, T> {
@@ -45,35 +44,28 @@ impl<'a, T: PostingListIter> SearchContext<'a, T> {
         inverted_index: &'a impl InvertedIndex<Iter<'a> = T>,
         scratch: &'a mut SearchScratch<'_>,
         is_stopped: &'a AtomicBool,
-        hardware_counter: &'a HardwareCounterCell,
-    ) -> Result<SearchContext<'a, T>> {
+        vector_io_read_unit: usize,
+    ) -> UioResult<SearchContext<'a, T>> {
         let mut postings_iterators = Vec::new();
         // track min and max record ids across all posting lists
         let mut max_record_id = 0;
         let mut min_record_id = u32::MAX;
         // iterate over query indices
-        for (query_weight_offset, id) in query.indices.iter().enumerate() {
-            let mut it = inverted_index.get(*id, &scratch.arena, hardware_counter)?;
+        let ids = query.indices.iter().copied().enumerate();
+        inverted_index.get_batch(ids, &scratch.arena, |offset, mut it| {
+            it.set_vector_io_read_unit(vector_io_read_unit);
             if let (Some(first), Some(last_id)) = (it.peek(), it.last_id()) {
-                // check if new min
-                let min_record_id_posting = first.record_id;
-                min_record_id = min(min_record_id, min_record_id_posting);
-
-                // check if new max
-                let max_record_id_posting = last_id;
-                max_record_id = max(max_record_id, max_record_id_posting);
-
-                // capture query info
-                let query_index = *id;
-                let query_weight = query.values[query_weight_offset];
+                min_record_id = min(min_record_id, first.record_id);
+                max_record_id = max(max_record_id, last_id);
 
                 postings_iterators.push(IndexedPostingListIterator {
                     posting_list_iterator: it,
-                    query_index,
-                    query_weight,
+                    query_index: query.indices[offset],
+                    query_weight: query.values[offset],
                 });
             }
-        }
+            Ok(())
+        })?;
         let top_results = TopK::new(top);
         // Query vectors with negative values can NOT use the pruning mechanism which relies on the pre-computed `max_next_weight`.
         // The max contribution per posting list that we calculate is not made to compute the max value of two negative numbers.
@@ -90,7 +82,6 @@ impl<'a, T: PostingListIter> SearchContext<'a, T> {
             max_record_id,
             scores: &mut scratch.scores,
             use_pruning,
-            hardware_counter,
         })
     }
 
@@ -101,8 +92,6 @@ impl<'a, T: PostingListIter> SearchContext<'a, T> {
         // sort ids to fully leverage posting list iterator traversal
         let mut sorted_ids = ids.to_vec();
         sorted_ids.sort_unstable();
-
-        let cpu_counter = self.hardware_counter.cpu_counter();
 
         let mut indices = Vec::with_capacity(self.query.indices.len());
         let mut values = Vec::with_capacity(self.query.values.len());
@@ -133,8 +122,7 @@ impl<'a, T: PostingListIter> SearchContext<'a, T> {
 
             // Accumulate the sum of the length of the retrieved sparse vector and the query vector length
             // as measurement for CPU usage of plain search.
-            cpu_counter
-                .incr_delta(self.query.indices.len() + values.len() * size_of::<DimWeight>());
+            HwMetric::Cpu.bump(self.query.indices.len() + values.len() * size_of::<DimWeight>());
 
             // reconstruct sparse vector and score against query
             let sparse_score =
@@ -286,7 +274,7 @@ impl<'a, T: PostingListIter> SearchContext<'a, T> {
                 cpu_cost += posting.posting_list_iterator.len_to_end()
                     * posting.posting_list_iterator.element_size();
             }
-            self.hardware_counter.cpu_counter().incr_delta(cpu_cost);
+            HwMetric::Cpu.bump(cpu_cost);
         }
 
         let mut best_min_score = f32::MIN;

@@ -9,7 +9,7 @@ mod tests;
 use std::io::{self, Read as _, Seek as _};
 use std::ops::Range;
 use std::os::fd::AsRawFd as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use ::io_uring::types::Fd;
@@ -18,13 +18,22 @@ use fs_err as fs;
 use fs_err::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 
 use self::error::*;
-use self::pipeline::{BorrowedIoUringPipeline, OwnedIoUringPipeline};
+use self::pipeline::IoUringPipeline;
 use self::pool::*;
 use self::runtime::*;
-use super::traits::{OpenExtra, UniversalReadFileOps, UniversalReadFs};
+use super::traits::{OpenExtra, UniversalReadFs, UniversalWriteFs};
 use super::*;
 use crate::common::ext::aligned_vec::ACow;
 use crate::common::generic_consts::AccessPattern;
+
+/// Required alignment for `O_DIRECT` reads (both file offset and buffer).
+pub const KERNEL_PAGE_SIZE: usize = 4096; // 4 KB
+
+/// Whether this kernel supports the io_uring operations [`IoUringFile`] issues, so callers can
+/// pick a backend without opening a file first. Cached per thread after the first probe.
+pub fn is_io_uring_supported() -> bool {
+    pool::check_io_uring_support().is_ok()
+}
 
 #[derive(Debug, Clone)]
 pub struct IoUringFile {
@@ -52,47 +61,29 @@ pub struct IoUringFs;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IoUringContextConfig;
 
-impl UniversalReadFileOps for IoUringFs {
-    type ContextConfig = IoUringContextConfig;
-
-    fn from_context(_ctx: Self::ContextConfig) -> Result<Self> {
-        Ok(Self)
-    }
-
-    fn list_files(&self, prefix_path: &Path) -> Result<Vec<PathBuf>> {
-        local_file_ops::local_list_files(prefix_path)
-    }
-
-    fn exists(&self, path: &Path) -> Result<bool> {
-        fs::exists(path).map_err(UniversalIoError::from)
-    }
-}
-
-/// Per-open backend extras for [`IoUringFs::open`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct IoUringOpenExtra {
-    /// Open with `O_DIRECT` to bypass the OS page cache. Requires
-    /// block-aligned reads at runtime.
-    pub prevent_caching: bool,
-}
-
-impl OpenExtra for IoUringOpenExtra {
-    fn with_prevent_caching(self, prevent_caching: bool) -> Self {
-        let Self { prevent_caching: _ } = self;
-        Self { prevent_caching }
-    }
-}
-
 impl UniversalReadFs for IoUringFs {
     type File = IoUringFile;
     type OpenExtra = IoUringOpenExtra;
+    type ContextConfig = IoUringContextConfig;
+
+    fn from_context(_ctx: Self::ContextConfig) -> UioResult<Self> {
+        Ok(Self)
+    }
+
+    fn list_files(&self, prefix_path: &Path) -> UioResult<Vec<ListedFile>> {
+        local_file_ops::local_list_files(prefix_path)
+    }
+
+    fn exists(&self, path: &Path) -> UioResult<bool> {
+        fs::exists(path).map_err(UniversalIoError::from)
+    }
 
     fn open(
         &self,
         path: impl AsRef<Path>,
         options: OpenOptions,
         extra: IoUringOpenExtra,
-    ) -> Result<IoUringFile> {
+    ) -> UioResult<IoUringFile> {
         // Check that io_uring is supported on this system.
         pool::check_io_uring_support()?;
 
@@ -122,28 +113,87 @@ impl UniversalReadFs for IoUringFs {
     }
 }
 
+impl UniversalWriteFs for IoUringFs {
+    type AppendFile = IoUringFile;
+
+    fn create(&self, path: &Path, expected_length: usize) -> UioResult<()> {
+        local_file_ops::local_create(path, expected_length)
+    }
+
+    fn create_dir(&self, path: &Path) -> UioResult<()> {
+        local_file_ops::local_create_dir(path)
+    }
+
+    fn remove(&self, path: &Path) -> UioResult<()> {
+        local_file_ops::local_remove(path)
+    }
+
+    fn remove_dir(&self, path: &Path) -> UioResult<()> {
+        local_file_ops::local_remove_dir(path)
+    }
+
+    fn atomic_save(&self, path: &Path, bytes: &[u8]) -> UioResult<()> {
+        local_file_ops::local_atomic_save(path, bytes)
+    }
+
+    /// The very handle [`UniversalReadFs::open`] hands out, opened with the
+    /// default extras: an `O_DIRECT` handle cannot append (its block-aligned
+    /// I/O requirements rule out appends of arbitrary sizes).
+    fn open_append(&self, path: impl AsRef<Path>, options: OpenOptions) -> UioResult<IoUringFile> {
+        self.open(path, options.for_append(), IoUringOpenExtra::default())
+    }
+}
+
+/// Per-open backend extras for [`IoUringFs::open`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IoUringOpenExtra {
+    /// Open with `O_DIRECT` to bypass the OS page cache. Requires
+    /// block-aligned reads at runtime.
+    pub prevent_caching: bool,
+}
+
+impl OpenExtra for IoUringOpenExtra {
+    fn with_prevent_caching(self, prevent_caching: bool) -> Self {
+        let Self { prevent_caching: _ } = self;
+        Self { prevent_caching }
+    }
+
+    fn with_known_len(self, _known_len: u64) -> Self {
+        self
+    }
+
+    fn with_known_etag(self, _known_etag: Option<String>) -> Self {
+        self
+    }
+}
+
+// Deliberately no `UniversalReadFsAsync`/`UniversalReadAsync` impls: io_uring
+// is not used as a read-only-segment backend, and its previous async surface
+// (a dedicated `tokio_uring` bridge thread) was a stopgap. A real async path,
+// if ever needed, belongs on the submission pool.
+
 impl UniversalRead for IoUringFile {
     type Fs = IoUringFs;
 
-    type BorrowedReadPipeline<'a, U>
-        = BorrowedIoUringPipeline<'a, U>
+    type ReadPipeline<'a, U>
+        = IoUringPipeline<'a, U>
     where
         Self: 'a,
         U: UserData;
 
-    type OwnedReadPipeline<U>
-        = OwnedIoUringPipeline<U>
-    where
-        U: UserData;
-
-    fn reopen(&mut self) -> Result<()> {
+    fn live_reload(&mut self) -> UioResult<()> {
         Ok(())
     }
 
-    fn read_bytes<P: AccessPattern>(&self, range: Range<u64>, align: usize) -> Result<ACow<'_>> {
+    fn read_bytes<P: AccessPattern>(
+        &self,
+        range: Range<u64>,
+        _access_pattern: P,
+        align: usize,
+    ) -> UioResult<ACow<'_>> {
         if self.direct_io {
             // direct_io needs special handling
-            let mut pipeline = BorrowedIoUringPipeline::<()>::new()?;
+            let mut pipeline = IoUringPipeline::<()>::new()?;
             pipeline.schedule::<P>((), self, range, align)?;
             let (_, bytes) = pipeline.wait()?.expect("there's exactly one read");
             return Ok(bytes);
@@ -155,7 +205,7 @@ impl UniversalRead for IoUringFile {
         Ok(ACow::Owned(bytes))
     }
 
-    fn len<T>(&self) -> Result<u64> {
+    fn len<T>(&self) -> UioResult<u64> {
         let byte_len = self.file.metadata()?.len();
 
         let items_len = byte_len / size_of::<T>() as u64;
@@ -164,7 +214,7 @@ impl UniversalRead for IoUringFile {
         Ok(items_len)
     }
 
-    fn populate(&self) -> Result<()> {
+    fn populate(&self) -> UioResult<()> {
         if crate::common::low_memory::low_memory_mode().skip_populate() {
             return Ok(());
         }
@@ -184,7 +234,15 @@ impl UniversalRead for IoUringFile {
         Ok(())
     }
 
-    fn clear_ram_cache(&self) -> Result<()> {
+    fn populate_auto() -> bool {
+        false
+    }
+
+    fn will_need(&self, _byte_ranges: impl Iterator<Item = Range<u64>>) {
+        // io_uring reads in parallel already, so no point for this hint.
+    }
+
+    fn clear_ram_cache(&self) -> UioResult<()> {
         crate::common::fs::clear_disk_cache(self.file.path())?;
         Ok(())
     }
@@ -193,9 +251,25 @@ impl UniversalRead for IoUringFile {
         UniversalKind::IoUring
     }
 }
+/// Reject positioned writes reaching beyond `file_len`: growth is reserved
+/// for [`UniversalAppend`] on every backend — without this check, `pwrite`
+/// would silently extend the file with a zero-filled hole.
+fn check_write_bounds<T>(file_len: u64, byte_offset: ByteOffset, bytes: &[u8]) -> UioResult<()> {
+    let end = byte_offset.checked_add(bytes.len() as u64);
+    if end.is_none_or(|end| end > file_len) {
+        return Err(UniversalIoError::OutOfBounds {
+            start: byte_offset,
+            end: end.unwrap_or(u64::MAX),
+            elements: file_len as usize / size_of::<T>(),
+        });
+    }
+    Ok(())
+}
+
 impl UniversalWrite for IoUringFile {
-    fn write<T: bytemuck::Pod>(&mut self, byte_offset: ByteOffset, items: &[T]) -> Result<()> {
+    fn write<T: bytemuck::Pod>(&mut self, byte_offset: ByteOffset, items: &[T]) -> UioResult<()> {
         let bytes = bytemuck::cast_slice(items);
+        check_write_bounds::<T>(self.file.metadata()?.len(), byte_offset, bytes)?;
         self.file.write_all_at(bytes, byte_offset)?;
         Ok(())
     }
@@ -203,25 +277,29 @@ impl UniversalWrite for IoUringFile {
     fn write_batch<'a, T: bytemuck::Pod>(
         &mut self,
         items: impl IntoIterator<Item = (ByteOffset, &'a [T])>,
-    ) -> Result<()> {
-        let mut rt = IoUringRuntime::new()?;
+    ) -> UioResult<()> {
+        let file_len = self.file.metadata()?.len();
+
+        let mut rt = IoUringWriteRuntime::new()?;
         let mut items = items.into_iter().peekable();
 
-        while items.peek().is_some() || rt.in_progress > 0 {
+        while items.peek().is_some() || rt.in_progress() > 0 {
             rt.enqueue_while(|state| {
                 let Some((byte_offset, items)) = items.next() else {
                     return Ok(None);
                 };
 
-                let entry = state.write((), self.fd(), byte_offset, bytemuck::cast_slice(items));
+                let bytes = bytemuck::cast_slice(items);
+                check_write_bounds::<T>(file_len, byte_offset, bytes)?;
+
+                let entry = state.write((), self.fd(), byte_offset, bytes);
                 Ok(Some(entry))
             })?;
 
             rt.submit_and_wait(1)?;
 
             for result in rt.completed() {
-                let (_, resp) = result?;
-                resp.expect_write();
+                result?;
             }
         }
 
@@ -231,11 +309,16 @@ impl UniversalWrite for IoUringFile {
     fn write_multi<'a, T: bytemuck::Pod>(
         files: &mut [Self],
         writes: impl IntoIterator<Item = (FileIndex, ByteOffset, &'a [T])>,
-    ) -> Result<()> {
-        let mut rt = IoUringRuntime::new()?;
+    ) -> UioResult<()> {
+        let file_lens = files
+            .iter()
+            .map(|file| Ok(file.file.metadata()?.len()))
+            .collect::<UioResult<Vec<_>>>()?;
+
+        let mut rt = IoUringWriteRuntime::new()?;
         let mut writes = writes.into_iter().peekable();
 
-        while writes.peek().is_some() || rt.in_progress > 0 {
+        while writes.peek().is_some() || rt.in_progress() > 0 {
             rt.enqueue_while(|state| {
                 let Some((file_index, byte_offset, items)) = writes.next() else {
                     return Ok(None);
@@ -248,23 +331,130 @@ impl UniversalWrite for IoUringFile {
                     }
                 })?;
 
-                let entry = state.write((), file.fd(), byte_offset, bytemuck::cast_slice(items));
+                let bytes = bytemuck::cast_slice(items);
+                check_write_bounds::<T>(file_lens[file_index], byte_offset, bytes)?;
+
+                let entry = state.write((), file.fd(), byte_offset, bytes);
                 Ok(Some(entry))
             })?;
 
             rt.submit_and_wait(1)?;
 
             for result in rt.completed() {
-                let (_, resp) = result?;
-                resp.expect_write();
+                result?;
             }
         }
 
         Ok(())
     }
+}
 
+impl UniversalFlush for IoUringFile {
     fn flusher(&self) -> Flusher {
         let file = self.file.clone();
         Box::new(move || Ok(file.sync_all()?))
+    }
+}
+
+impl UniversalAppend for IoUringFile {
+    fn append<T: bytemuck::Pod>(&mut self, offset: ByteOffset, data: &[T]) -> UioResult<()> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let mut slices = [io::IoSlice::new(bytes)];
+        self.append_slices(offset, &mut slices, bytes.len())
+    }
+
+    fn append_batch<'a, T: bytemuck::Pod>(
+        &mut self,
+        offset: ByteOffset,
+        items: impl IntoIterator<Item = &'a [T]>,
+    ) -> UioResult<()> {
+        let (mut slices, total) = local_file_ops::collect_append_slices(items);
+        self.append_slices(offset, &mut slices, total)
+    }
+}
+
+/// [`io::Write`] adapter issuing `pwritev2(2)` with `RWF_APPEND`: every
+/// write is an atomic grow+write at the file's current end, regardless of
+/// the fd's offset or flags. Lets appends reuse
+/// [`local_file_ops::write_all_vectored`].
+struct AppendWriter<'a> {
+    file: &'a fs::File,
+}
+
+impl io::Write for AppendWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        // SAFETY: `IoSlice` is guaranteed ABI-compatible with `iovec`, and
+        // `bufs` outlives the call. The caller keeps `bufs.len()` within
+        // `IOV_MAX`.
+        let written = unsafe {
+            nix::libc::pwritev2(
+                self.file.as_raw_fd(),
+                bufs.as_ptr().cast(),
+                bufs.len() as i32,
+                0,
+                nix::libc::RWF_APPEND,
+            )
+        };
+
+        usize::try_from(written).map_err(|_| io::Error::last_os_error())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl IoUringFile {
+    /// Vectored atomic append via `pwritev2(2)` with `RWF_APPEND`: each call
+    /// atomically grows the file at its current end in a single syscall.
+    ///
+    /// Not `O_APPEND` on the shared fd: on Linux, `pwrite(2)` on an
+    /// `O_APPEND` fd appends regardless of the given offset, which would
+    /// break the positioned writes of [`UniversalWrite`] on clones sharing
+    /// this fd. `RWF_APPEND` gives the same atomic-append semantics per call
+    /// without touching the fd's flags.
+    ///
+    /// A future io_uring-batched variant could set `.rw_flags(RWF_APPEND)`
+    /// on `Write` SQEs, but concurrent SQE completion order makes per-record
+    /// offsets unknowable — the sync syscall is the right primitive here.
+    ///
+    /// `slices` must not contain empty slices (an all-empty head would
+    /// report a spurious `WriteZero` error); their bytes land at exactly
+    /// `offset`, which must equal the current end of file.
+    fn append_slices(
+        &self,
+        offset: ByteOffset,
+        slices: &mut [io::IoSlice<'_>],
+        total: usize,
+    ) -> UioResult<()> {
+        if total == 0 {
+            return Ok(());
+        }
+
+        if self.direct_io {
+            return Err(UniversalIoError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "append is not supported on O_DIRECT (prevent_caching) handles",
+            )));
+        }
+
+        // The append precondition: the file must currently end at `offset`.
+        // Exact under the single-writer contract: nothing else grows the
+        // file between this fstat and the writes below.
+        let file_len = self.file.metadata()?.len();
+        if file_len != offset {
+            return Err(UniversalIoError::AppendOffsetConflict {
+                path: self.file.path().to_path_buf(),
+                offset,
+            });
+        }
+
+        local_file_ops::write_all_vectored(AppendWriter { file: &self.file }, slices)?;
+
+        Ok(())
     }
 }

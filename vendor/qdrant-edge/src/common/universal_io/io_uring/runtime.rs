@@ -3,28 +3,25 @@ use std::ops::Range;
 
 use ::io_uring::types::Fd;
 use ::io_uring::{opcode, squeue};
-use aligned_vec::{AVec, ConstAlign, RuntimeAlign};
+use aligned_vec::{AVec, RuntimeAlign};
 use slab::Slab;
 
 use super::*;
-use crate::common::universal_io::UserData;
 
-/// Required alignment for `O_DIRECT` reads (both file offset and buffer).
-const KERNEL_PAGE_SIZE: usize = 4096; // 4 kB
+pub type IoUringReadRuntime<U> = IoUringRuntime<Read, U>;
+pub type IoUringWriteRuntime<'data, U> = IoUringRuntime<Write<'data>, U>;
 
-pub struct IoUringRuntime<'data, U: UserData> {
-    pub io_uring: IoUringGuard,
-    pub state: IoUringState<'data, U>,
-    pub in_progress: usize,
+pub struct IoUringRuntime<Req, U> {
+    io_uring: IoUringGuard,
+    state: IoUringState<Req, U>,
+    in_progress: usize,
 }
 
-impl<'data, U> IoUringRuntime<'data, U>
-where
-    U: UserData,
-{
-    pub fn new() -> Result<Self> {
+impl<Req, U> IoUringRuntime<Req, U> {
+    pub fn new() -> UioResult<Self> {
         let mut io_uring = pool::get_io_uring()?;
         let capacity = io_uring.submission().capacity();
+
         let rt = Self {
             io_uring,
             state: IoUringState::with_capacity(capacity),
@@ -34,22 +31,54 @@ where
         Ok(rt)
     }
 
+    pub fn can_schedule(&mut self) -> bool {
+        self.enqueued() + self.in_progress < IO_URING_QUEUE_LENGTH as _
+    }
+
+    pub fn enqueued(&mut self) -> usize {
+        self.io_uring.submission().len()
+    }
+
+    pub fn in_progress(&self) -> usize {
+        self.in_progress
+    }
+
+    /// Submitted operations the kernel has not completed yet, i.e. `in_progress`
+    /// minus the completions already sitting in the queue waiting to be reaped.
+    pub fn outstanding(&mut self) -> usize {
+        let ready = self.io_uring.completion().len();
+        self.in_progress.saturating_sub(ready)
+    }
+
+    pub fn state(&mut self) -> &mut IoUringState<Req, U> {
+        &mut self.state
+    }
+
+    pub fn enqueue(&mut self, entry: squeue::Entry) -> UioResult<()> {
+        unsafe {
+            self.io_uring
+                .submission()
+                .push(&entry)
+                .map_err(|_| UniversalIoError::QueueIsFull)
+        }
+    }
+
     /// Push entries into Submission Queue while `entries` returns `Ok(Something)`
     /// or the queue is full.
-    pub fn enqueue_while<F>(&mut self, mut entries: F) -> Result<()>
+    pub fn enqueue_while<F>(&mut self, mut entries: F) -> UioResult<()>
     where
-        F: FnMut(&mut IoUringState<'data, U>) -> Result<Option<squeue::Entry>>,
+        F: FnMut(&mut IoUringState<Req, U>) -> UioResult<Option<squeue::Entry>>,
     {
         let mut squeue = self.io_uring.submission();
 
-        if self.in_progress + squeue.len() >= IO_URING_QUEUE_LENGTH as _ {
+        if squeue.len() + self.in_progress >= IO_URING_QUEUE_LENGTH as _ {
             return Ok(());
         }
 
         while let Some(entry) = entries(&mut self.state)? {
             unsafe { squeue.push(&entry).expect("submission queue is not full") };
 
-            if self.in_progress + squeue.len() >= IO_URING_QUEUE_LENGTH as _ {
+            if squeue.len() + self.in_progress >= IO_URING_QUEUE_LENGTH as _ {
                 break;
             }
         }
@@ -57,12 +86,8 @@ where
         Ok(())
     }
 
-    pub fn enqueued(&mut self) -> usize {
-        self.io_uring.submission().len()
-    }
-
     pub fn submit_and_wait(&mut self, want: usize) -> io::Result<()> {
-        let enqueued = self.io_uring.submission().len();
+        let enqueued = self.enqueued();
 
         debug_assert!(
             want == 0 || enqueued + self.in_progress >= want,
@@ -73,7 +98,7 @@ where
 
         self.submit_and_wait_retry_early_wakeup(want)?;
 
-        let remaining = self.io_uring.submission().len();
+        let remaining = self.enqueued();
         debug_assert!(enqueued == 0 || enqueued > remaining);
         debug_assert_eq!(remaining, 0);
 
@@ -104,45 +129,49 @@ where
         Ok(())
     }
 
-    pub fn completed(&mut self) -> impl Iterator<Item = io::Result<(U, IoUringResponse)>> {
+    pub fn completed(&mut self) -> impl Iterator<Item = io::Result<(U, Req::Resp)>> + '_
+    where
+        Req: Finalize,
+    {
+        self.completions().map(|result| {
+            let (user_data, request, length) = result?;
+            let response = request.finalize(length);
+            Ok((user_data, response))
+        })
+    }
+
+    fn completions(&mut self) -> impl Iterator<Item = io::Result<(U, Req, u32)>> + '_ {
         self.io_uring.completion().map(|entry| {
             self.in_progress -= 1;
 
             let slot = entry.user_data() as usize;
             let result = entry.result();
 
-            if result < 0 {
-                self.state.abort(slot);
+            let (user_data, request) = self.state.complete(slot)?;
 
-                return Err(io_error_context(
+            if result >= 0 {
+                Ok((user_data, request, result as _))
+            } else {
+                Err(io_error_context(
                     io::Error::from_raw_os_error(-result),
                     format!("io_uring operation in slot {slot} failed"),
-                ));
+                ))
             }
-
-            let length = result as _;
-            let (user_data, resp) = self.state.finalize(slot, length)?;
-            Ok((user_data, resp))
         })
     }
 }
 
-impl<'data, U> Drop for IoUringRuntime<'data, U>
-where
-    U: UserData,
-{
+impl<Req, U> Drop for IoUringRuntime<Req, U> {
     fn drop(&mut self) {
-        while self.in_progress > 0 || !self.io_uring.submission().is_empty() {
-            // TODO: Cancel operations with `io_uring::Submitter::register_sync_cancel`?
+        // TODO: Cancel operations with `io_uring::Submitter::register_sync_cancel`?
 
-            // TODO: Implement `wait` (without submit) based on `io_uring::Submitter::enter`?
+        while self.enqueued() > 0 || self.in_progress > 0 {
             self.submit_and_wait(self.in_progress)
-                .expect("operations submitted");
+                .expect("pending operations submitted");
 
-            for result in self.completed() {
-                match result {
-                    Ok(_) => (),
-                    Err(err) => log::debug!("{err}"),
+            for result in self.completions() {
+                if let Err(err) = result {
+                    log::debug!("{err}");
                 }
             }
         }
@@ -150,242 +179,154 @@ where
 }
 
 #[derive(Debug)]
-pub struct IoUringState<'data, U> {
-    requests: Slab<PendingRequest<'data, U>>,
+pub struct IoUringState<Req, U> {
+    requests: Slab<Pending<Req, U>>,
 }
 
 #[derive(Debug)]
-struct PendingRequest<'data, U> {
+struct Pending<Req, U> {
+    request: Req,
     user_data: U,
-    request: IoUringRequest<'data>,
 }
 
-impl<'data, U> IoUringState<'data, U>
-where
-    U: UserData,
-{
+impl<Req, U> IoUringState<Req, U> {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             requests: Slab::with_capacity(capacity),
         }
     }
+}
 
-    /// Prepare the buffer for storing the read with correct alignment, and returns the queue entry.
+impl<U> IoUringState<Read, U> {
     pub fn read(
         &mut self,
         user_data: U,
         fd: Fd,
+        direct_io: bool,
         range: Range<u64>,
         align: usize,
-        o_direct: bool,
     ) -> squeue::Entry {
-        if o_direct {
-            self.read_o_direct(user_data, fd, range, align)
+        let Range { start, end } = range;
+
+        let offset = start;
+        let length = u32::try_from(end - start).expect("read length fit within u32");
+
+        // Extend read range to next KERNEL_PAGE_SIZE boundary
+        let kernel_length = if direct_io {
+            assert!(
+                align.is_multiple_of(KERNEL_PAGE_SIZE),
+                "O_DIRECT read buffer must be aligned to {KERNEL_PAGE_SIZE} bytes (alignment: {align})",
+            );
+
+            assert!(
+                offset.is_multiple_of(KERNEL_PAGE_SIZE as _),
+                "O_DIRECT read offset must be aligned to {KERNEL_PAGE_SIZE} bytes (offset: {offset})",
+            );
+
+            // O_DIRECT read length must be aligned to KERNEL_PAGE_SIZE bytes
+            length
+                .checked_next_multiple_of(KERNEL_PAGE_SIZE as _)
+                .expect("read length fit within u32")
         } else {
-            self.read_exact(user_data, fd, range, align)
-        }
-    }
+            length
+        };
 
-    /// Allocates an `align`-aligned [`AlignedBuf`] sized exactly to the request,
-    /// so the kernel writes into a buffer that is already correctly aligned for
-    /// the caller's downstream cast.
-    fn read_exact(
-        &mut self,
-        user_data: U,
-        fd: Fd,
-        range: Range<u64>,
-        align: usize,
-    ) -> squeue::Entry {
-        let size =
-            u32::try_from(range.end - range.start).expect("read buffer length fit within u32");
-        let buffer = AVec::with_capacity(align, size as usize);
-        let (slot, req) = self.init(user_data, IoUringRequest::Read { buffer });
+        let read = Read {
+            buffer: AVec::with_capacity(align, kernel_length as _),
+            expected_length: length,
+        };
 
-        opcode::Read::new(fd, req.expect_read().as_mut_ptr(), size)
+        let (slot, read) = self.init(user_data, read);
+        opcode::Read::new(fd, read.buffer.as_mut_ptr(), kernel_length)
             .offset(range.start)
             .build()
             .user_data(slot as u64)
     }
+}
 
-    /// Allocates a page-aligned scratch byte buffer rounded up to whole pages.
-    fn read_o_direct(
-        &mut self,
-        user_data: U,
-        fd: Fd,
-        range: Range<u64>,
-        align: usize,
-    ) -> squeue::Entry {
-        // Make sure read buffer is kernel-page aligned
-        let pages_start = range.start & !(KERNEL_PAGE_SIZE as u64 - 1);
-        let pages_end = range.end.next_multiple_of(KERNEL_PAGE_SIZE as u64);
-
-        let buffer = AVec::with_capacity(KERNEL_PAGE_SIZE, (pages_end - pages_start) as usize);
-
-        // Range within the page-aligned buffer
-        let inner_range = (range.start - pages_start) as usize..(range.end - pages_start) as usize;
-
-        let (slot, req) = self.init(
-            user_data,
-            IoUringRequest::ODirectRead {
-                buffer,
-                inner_range,
-                align,
-            },
-        );
-        let buffer = req.expect_o_direct_read();
-
-        let pages_len_bytes =
-            u32::try_from(pages_end - pages_start).expect("read buffer length fit within u32");
-
-        opcode::Read::new(fd, buffer.as_mut_ptr(), pages_len_bytes)
-            .offset(pages_start)
-            .build()
-            .user_data(slot as u64)
-    }
-
+impl<'data, U> IoUringState<Write<'data>, U> {
     pub fn write(
         &mut self,
         user_data: U,
         fd: Fd,
-        byte_offset: u64,
+        offset: u64,
         bytes: &'data [u8],
     ) -> squeue::Entry {
-        let (slot, _) = self.init(user_data, IoUringRequest::Write(bytes));
-
-        let byte_length = u32::try_from(bytes.len()).expect("write buffer length fit within u32");
-        opcode::Write::new(fd, bytes.as_ptr(), byte_length)
-            .offset(byte_offset)
+        let length = u32::try_from(bytes.len()).expect("write length fit within u32");
+        let (slot, _) = self.init(user_data, Write { bytes });
+        opcode::Write::new(fd, bytes.as_ptr(), length)
+            .offset(offset)
             .build()
             .user_data(slot as u64)
     }
+}
 
-    fn init(
-        &mut self,
-        user_data: U,
-        request: IoUringRequest<'data>,
-    ) -> (usize, &mut IoUringRequest<'data>) {
+impl<Req, U> IoUringState<Req, U> {
+    fn init(&mut self, user_data: U, request: Req) -> (usize, &mut Req) {
         let entry = self.requests.vacant_entry();
         let slot = entry.key();
-        let pending = entry.insert(PendingRequest { user_data, request });
+        let pending = entry.insert(Pending { request, user_data });
         (slot, &mut pending.request)
     }
 
-    pub fn finalize(&mut self, slot: usize, byte_length: u32) -> io::Result<(U, IoUringResponse)> {
-        let PendingRequest { user_data, request } = self
-            .requests
-            .try_remove(slot)
-            .ok_or_else(|| io::Error::other(format!("request in slot {slot} does not exist")))?;
+    fn complete(&mut self, slot: usize) -> io::Result<(U, Req)> {
+        let pending = self.requests.try_remove(slot).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("request slot {slot} is empty"),
+            )
+        })?;
 
-        let byte_length = byte_length as usize;
-
-        let resp = match request {
-            IoUringRequest::Read { mut buffer } => {
-                assert!(buffer.capacity() >= byte_length);
-                // SAFETY: the kernel wrote `byte_length` into the buffer.
-                unsafe { buffer.set_len(byte_length) };
-                IoUringResponse::Read(buffer)
-            }
-            IoUringRequest::ODirectRead {
-                mut buffer,
-                inner_range,
-                align,
-            } => {
-                // SAFETY: the kernel wrote `byte_length` into the buffer.
-                unsafe { buffer.set_len(byte_length) };
-
-                // We need to return an `align`-aligned buffer
-
-                // TODO(perf): Currently, we are allocating 2 Vecs: a page-aligned vec, and then the `align`-aligned one.
-                //             In theory we can use `opcode::ReadFixed` to use preregistered buffers so that we only
-                //             allocate one extra buffer per read. Not done for now since it complicates implementation.
-
-                //
-                // buffer_bytes
-                // │     ┌────┬────items┬────┬────┐      byte_length    │
-                // ├─────┤ 1  │ 2  │ 3  │ 4  │ 5  ├───────────>|────────┤
-                // │     └────┴────┴────┴────┴────┘                     │
-                //       ^
-                //   inner_range.start
-
-                let result = AVec::from_slice(align, &buffer[inner_range]);
-                IoUringResponse::Read(result)
-            }
-
-            IoUringRequest::Write(bytes) => {
-                assert_eq!(bytes.len(), byte_length);
-                IoUringResponse::Write
-            }
-        };
-
-        Ok((user_data, resp))
-    }
-
-    pub fn abort(&mut self, slot: usize) {
-        self.requests.try_remove(slot);
+        let Pending { request, user_data } = pending;
+        Ok((user_data, request))
     }
 }
 
-impl<'data, U> Drop for IoUringState<'data, U> {
+impl<Req, U> Drop for IoUringState<Req, U> {
     fn drop(&mut self) {
         debug_assert!(self.requests.is_empty());
     }
 }
 
-#[derive(Debug)]
-pub enum IoUringRequest<'data> {
-    Read {
-        buffer: AVec<u8, RuntimeAlign>,
-    },
-
-    ODirectRead {
-        buffer: AVec<u8, ConstAlign<KERNEL_PAGE_SIZE>>,
-        inner_range: Range<usize>,
-        align: usize,
-    },
-
-    Write(&'data [u8]),
+/// Validate that io_uring request completed successfully and extract response to return
+pub trait Finalize {
+    type Resp;
+    fn finalize(self, result: u32) -> Self::Resp;
 }
 
-#[expect(
-    clippy::wildcard_enum_match_arm,
-    reason = "matchers for individual variants"
-)]
-impl<'data> IoUringRequest<'data> {
-    pub fn expect_read(&mut self) -> &mut AVec<u8, RuntimeAlign> {
-        match self {
-            IoUringRequest::Read { buffer } => buffer,
-            _ => panic!(),
-        }
-    }
+#[derive(Clone, Debug)]
+pub struct Read {
+    buffer: AVec<u8, RuntimeAlign>,
+    expected_length: u32,
+}
 
-    pub fn expect_o_direct_read(&mut self) -> &mut AVec<u8, ConstAlign<KERNEL_PAGE_SIZE>> {
-        match self {
-            IoUringRequest::ODirectRead { buffer, .. } => buffer,
-            _ => panic!(),
-        }
+impl Finalize for Read {
+    type Resp = AVec<u8, RuntimeAlign>;
+
+    fn finalize(self, bytes_read: u32) -> Self::Resp {
+        let Self {
+            mut buffer,
+            expected_length,
+        } = self;
+
+        assert_eq!(expected_length, bytes_read);
+
+        assert!(buffer.capacity() >= bytes_read as _);
+        unsafe { buffer.set_len(bytes_read as _) };
+        buffer
     }
 }
 
-#[derive(Debug)]
-pub enum IoUringResponse {
-    Read(AVec<u8, RuntimeAlign>),
-    Write,
+#[derive(Copy, Clone, Debug)]
+pub struct Write<'data> {
+    bytes: &'data [u8],
 }
 
-impl IoUringResponse {
-    pub fn expect_read(self) -> AVec<u8, RuntimeAlign> {
-        #[expect(clippy::match_wildcard_for_single_variants)]
-        match self {
-            Self::Read(buffer) => buffer,
-            _ => panic!(),
-        }
-    }
+impl<'data> Finalize for Write<'data> {
+    type Resp = ();
 
-    pub fn expect_write(self) {
-        #[expect(clippy::match_wildcard_for_single_variants)]
-        match self {
-            Self::Write => (),
-            _ => panic!(),
-        }
+    fn finalize(self, bytes_written: u32) {
+        let Self { bytes } = self;
+        assert_eq!(bytes.len(), bytes_written as usize);
     }
 }

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use fs_err as fs;
 
-use crate::common::universal_io::{Result, UniversalIoError};
+use crate::common::universal_io::{UioResult, UniversalIoError};
 
 /// Suffix appended to every local cache file so local mirrors can't be
 /// mistaken for the "real" (remote) copy.
@@ -19,13 +19,14 @@ pub struct DiskCacheConfig {
 }
 
 impl DiskCacheConfig {
-    pub fn new(remote_dir: PathBuf, local_dir: PathBuf) -> Result<Self> {
-        let remote_dir = fs::canonicalize(&remote_dir)
-            .map_err(|err| UniversalIoError::extract_not_found(err, &remote_dir))?;
+    /// Initialize the config for [`DiskCacheConfig`]
+    ///
+    /// The `remote_dir` may be a network store, but `local_dir` must be a local path.
+    pub fn new(remote_dir: PathBuf, local_dir: PathBuf) -> UioResult<Self> {
         let local_dir = fs::canonicalize(&local_dir)
             .map_err(|err| UniversalIoError::extract_not_found(err, &local_dir))?;
         Ok(Self {
-            remote_dir,
+            remote_dir: canonicalize_remote(&remote_dir),
             local_dir,
         })
     }
@@ -34,13 +35,12 @@ impl DiskCacheConfig {
         &self.local_dir
     }
 
-    /// Canonicalises `remote_path` (does filesystem I/O); returns
-    /// [`UniversalIoError::NotFound`] if the result isn't under `remote_dir`.
-    pub fn local_path_for(&self, remote_path: &Path) -> Result<PathBuf> {
-        let canonical = fs::canonicalize(remote_path)
-            .map_err(|err| UniversalIoError::extract_not_found(err, remote_path))?;
+    /// Maps a remote path to its local mirror (`<local_dir>/<rel>` + `.partial`);
+    /// `NotFound` if `remote_path` isn't under `remote_dir`.
+    pub fn local_path_for(&self, remote_path: &Path) -> UioResult<PathBuf> {
+        let resolved = canonicalize_remote(remote_path);
         let rel =
-            canonical
+            resolved
                 .strip_prefix(&self.remote_dir)
                 .map_err(|_| UniversalIoError::NotFound {
                     path: remote_path.to_path_buf(),
@@ -52,8 +52,16 @@ impl DiskCacheConfig {
     }
 }
 
+/// Canonicalise `path` if it's a real local path; otherwise keep it verbatim
+/// (network/remote keys don't exist locally).
+fn canonicalize_remote(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
+    use std::assert_matches;
+
     use fs_err as fs;
 
     use super::DiskCacheConfig;
@@ -99,9 +107,24 @@ mod tests {
         let cfg = DiskCacheConfig::new(remote_dir, local_dir).unwrap();
         let err = cfg.local_path_for(&outside).unwrap_err();
 
-        assert!(
-            matches!(err, crate::common::universal_io::UniversalIoError::NotFound { .. }),
-            "expected NotFound, got {err:?}",
-        );
+        assert_matches!(err, crate::common::universal_io::UniversalIoError::NotFound { .. });
+    }
+
+    #[test]
+    fn maps_logical_remote_key_without_local_canonicalize() {
+        let tmp = tempfile::Builder::new()
+            .prefix("simplediskcache-tests")
+            .tempdir()
+            .unwrap();
+        let local_dir = tmp.path().join("local");
+        fs::create_dir_all(&local_dir).unwrap();
+
+        let cfg =
+            DiskCacheConfig::new(std::path::PathBuf::from("bucket/segments"), local_dir).unwrap();
+        let local = cfg
+            .local_path_for(std::path::Path::new("bucket/segments/seg/abc/page_0.dat"))
+            .unwrap();
+
+        assert_eq!(local, cfg.local_dir().join("seg/abc/page_0.dat.partial"));
     }
 }

@@ -1,14 +1,21 @@
+mod append;
+mod async_io;
 mod file_ops;
 mod open_extra;
 mod pipeline;
 mod read;
 mod write;
 
-pub use file_ops::{UniversalReadFileOps, UniversalReadFs};
+use std::fmt;
+
+pub use append::{UniversalAppend, UniversalAppendFs};
+pub(crate) use async_io::read_from_via_read_bytes;
+pub use async_io::{ChunkSink, UniversalReadAsync, UniversalReadFsAsync, UniversalWriteFsAsync};
+pub use file_ops::{CachedReadFs, UniversalReadFs, UniversalWriteFs};
 pub use open_extra::OpenExtra;
-pub use pipeline::{BorrowedReadPipeline, OwnedReadPipeline};
+pub use pipeline::{OwnedPipeline, ReadPipeline};
 pub use read::UniversalRead;
-pub use write::UniversalWrite;
+pub use write::{UniversalFlush, UniversalWrite};
 
 /// An arbitrary value to distinguish requests.
 ///
@@ -20,8 +27,8 @@ pub use write::UniversalWrite;
 /// `u64`.
 ///
 /// This trait exists for documentation/code navigation purposes only.
-pub trait UserData {}
-impl<T> UserData for T {}
+pub trait UserData: fmt::Debug {}
+impl<T: fmt::Debug> UserData for T {}
 
 /// Element type read from or written to a universal I/O storage.
 ///

@@ -5,27 +5,26 @@ use bytemuck::TransparentWrapper;
 
 use crate::common::ext::aligned_vec::ACow;
 use crate::common::generic_consts::AccessPattern;
-use crate::common::universal_io::{BorrowedReadPipeline, OwnedReadPipeline, Result, UserData};
+use crate::common::universal_io::{ReadPipeline, UioResult, UserData};
 
-/// Default implementation of [`BorrowedReadPipeline`] for wrappers.
-pub struct BorrowedWrappedReadPipeline<'a, File, Inner> {
+/// Default [`ReadPipeline`] implementation for transparent wrappers
+pub struct WrappedReadPipeline<File, Inner> {
     inner: Inner,
-    _phantom: PhantomData<&'a File>,
+    _phantom: PhantomData<fn() -> File>,
 }
 
-impl<'a, File, Inner, U> BorrowedReadPipeline<'a, U>
-    for BorrowedWrappedReadPipeline<'a, File, Inner>
+impl<'file, File, Inner, U> ReadPipeline<'file, U> for WrappedReadPipeline<File, Inner>
 where
-    File: TransparentWrapper<Inner::File> + 'a,
-    Inner: BorrowedReadPipeline<'a, U>,
+    File: TransparentWrapper<Inner::File> + 'file,
+    Inner: ReadPipeline<'file, U>,
     U: UserData,
 {
     type File = File;
 
     #[inline]
-    fn new() -> Result<Self> {
+    fn new() -> UioResult<Self> {
         let wrapper = Self {
-            inner: BorrowedReadPipeline::new()?,
+            inner: Inner::new()?,
             _phantom: PhantomData,
         };
 
@@ -41,66 +40,26 @@ where
     fn schedule<P: AccessPattern>(
         &mut self,
         user_data: U,
-        file: &'a File,
+        file: &'file File,
         range: Range<u64>,
         align: usize,
-    ) -> Result<()> {
+    ) -> UioResult<()> {
         self.inner
             .schedule::<P>(user_data, File::peel_ref(file), range, align)
     }
 
-    #[inline]
-    fn wait(&mut self) -> Result<Option<(U, ACow<'a>)>> {
-        self.inner.wait()
-    }
-}
-
-/// Default implementation of [`OwnedReadPipeline`] for wrappers.
-pub struct OwnedWrappedReadPipeline<File, Inner> {
-    inner: Inner,
-    _phantom: PhantomData<File>,
-}
-
-impl<File, Inner, U> OwnedReadPipeline<U> for OwnedWrappedReadPipeline<File, Inner>
-where
-    File: TransparentWrapper<Inner::File>,
-    Inner: OwnedReadPipeline<U>,
-    U: UserData,
-{
-    type File = File;
-
-    #[inline]
-    fn new(file: File) -> Result<Self> {
-        let wrapper = Self {
-            inner: OwnedReadPipeline::new(File::peel(file))?,
-            _phantom: PhantomData,
-        };
-
-        Ok(wrapper)
-    }
-
-    #[inline]
-    fn can_schedule(&mut self) -> bool {
-        self.inner.can_schedule()
-    }
-
-    #[inline]
-    fn schedule<P: AccessPattern>(
+    fn schedule_whole(
         &mut self,
         user_data: U,
-        range: Range<u64>,
-        align: usize,
-    ) -> Result<()> {
-        self.inner.schedule::<P>(user_data, range, align)
+        file: &'file Self::File,
+        from: u64,
+    ) -> UioResult<()> {
+        self.inner
+            .schedule_whole(user_data, File::peel_ref(file), from)
     }
 
     #[inline]
-    fn schedule_whole(&mut self, user_data: U) -> Result<()> {
-        self.inner.schedule_whole(user_data)
-    }
-
-    #[inline]
-    fn wait(&mut self) -> Result<Option<(U, ACow<'_>)>> {
+    fn wait(&mut self) -> UioResult<Option<(U, ACow<'file>)>> {
         self.inner.wait()
     }
 }

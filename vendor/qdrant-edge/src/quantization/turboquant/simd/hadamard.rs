@@ -102,11 +102,17 @@ pub mod simd_x86 {
     /// vs 4–7 and `(r0..r1, r2..r3)` is 0–7 vs 8–15) — bit-equal output to
     /// the scalar reference.
     ///
+    /// With `SCALED`, every output is multiplied by `scale` before the store.
+    /// Only valid when h=8 is the transform's final stage (n = 16): fusing
+    /// the external normalization multiply into the final-stage store keeps
+    /// the same per-element op sequence (single add/sub, then one multiply),
+    /// so the result stays bit-equal to WHT-then-normalize.
+    ///
     /// # Safety
     /// `p` must point to ≥ 16 writable f64. CPU must support `avx,avx2`.
     #[inline]
     #[target_feature(enable = "avx,avx2")]
-    unsafe fn radix16_block(p: *mut f64) {
+    unsafe fn radix16_block<const SCALED: bool>(p: *mut f64, scale: __m256d) {
         unsafe {
             let r0 = _mm256_loadu_pd(p);
             let r1 = _mm256_loadu_pd(p.add(4));
@@ -130,10 +136,17 @@ pub mod simd_x86 {
             // Stage h=8: register-to-register butterflies between (s0,s2) and
             // (s1,s3). Maintains scalar pair order: positions [0..7] paired
             // with [8..15].
-            let t0 = _mm256_add_pd(s0, s2);
-            let t1 = _mm256_add_pd(s1, s3);
-            let t2 = _mm256_sub_pd(s0, s2);
-            let t3 = _mm256_sub_pd(s1, s3);
+            let mut t0 = _mm256_add_pd(s0, s2);
+            let mut t1 = _mm256_add_pd(s1, s3);
+            let mut t2 = _mm256_sub_pd(s0, s2);
+            let mut t3 = _mm256_sub_pd(s1, s3);
+
+            if SCALED {
+                t0 = _mm256_mul_pd(t0, scale);
+                t1 = _mm256_mul_pd(t1, scale);
+                t2 = _mm256_mul_pd(t2, scale);
+                t3 = _mm256_mul_pd(t3, scale);
+            }
 
             _mm256_storeu_pd(p, t0);
             _mm256_storeu_pd(p.add(4), t1);
@@ -176,55 +189,275 @@ pub mod simd_x86 {
         }
     }
 
-    /// 4× hand-unrolled outer butterfly loop. Inner iteration processes 16
-    /// doubles (4 YMM pairs) — 8 in-flight loads, 4 adds, 4 subs, 8 stores per
-    /// iteration. At `h = 16` the unrolled body covers the whole stage in one
-    /// iteration with no loop. At larger h it improves ILP by giving the OoO
-    /// engine four independent dep chains.
+    /// One 4×-unrolled butterfly pass for a single stage `h`. Inner iteration
+    /// processes 16 doubles (4 YMM pairs): 8 in-flight loads, 4 adds, 4
+    /// subs, 8 stores per iteration. At `h = 16` the unrolled body covers a
+    /// whole block in one iteration with no loop. At larger h it improves ILP
+    /// by giving the OoO engine four independent dep chains.
+    ///
+    /// With `SCALED`, every output is multiplied by `scale` before the store.
+    /// Only valid when `h` is the transform's final stage (h = n/2): fusing
+    /// the external normalization multiply into the final-stage store keeps
+    /// the same per-element op sequence, so the result stays bit-equal to
+    /// WHT-then-normalize.
     ///
     /// # Safety
-    /// CPU must support `avx,avx2`. `start_h` must be ≥ 16 and a power of two,
-    /// `x.len()` must be a power of two ≥ 2·`start_h`. Caller guarantees h is
-    /// always a multiple of 16 inside the inner loop, so no scalar tail.
+    /// CPU must support `avx,avx2`. `h` must be ≥ 16 and a power of two (so
+    /// always a multiple of 16, no scalar tail), `x.len()` must be a power of
+    /// two ≥ 2·`h`.
     #[inline]
     #[target_feature(enable = "avx,avx2")]
-    unsafe fn outer_butterfly_stages_4x(x: &mut [f64], start_h: usize) {
+    unsafe fn outer_stage_pass_4x<const SCALED: bool>(x: &mut [f64], h: usize, scale: __m256d) {
         unsafe {
             let n = x.len();
-            let mut h = start_h;
-            while h < n {
-                let stride = 2 * h;
-                let mut block = 0;
-                while block < n {
-                    let mut j = 0;
-                    while j < h {
-                        let p = x.as_mut_ptr().add(block + j);
-                        let q = p.add(h);
+            let stride = 2 * h;
+            let mut block = 0;
+            while block < n {
+                let mut j = 0;
+                while j < h {
+                    let p = x.as_mut_ptr().add(block + j);
+                    let q = p.add(h);
 
-                        let a0 = _mm256_loadu_pd(p);
-                        let a1 = _mm256_loadu_pd(p.add(4));
-                        let a2 = _mm256_loadu_pd(p.add(8));
-                        let a3 = _mm256_loadu_pd(p.add(12));
-                        let b0 = _mm256_loadu_pd(q);
-                        let b1 = _mm256_loadu_pd(q.add(4));
-                        let b2 = _mm256_loadu_pd(q.add(8));
-                        let b3 = _mm256_loadu_pd(q.add(12));
+                    let a0 = _mm256_loadu_pd(p);
+                    let a1 = _mm256_loadu_pd(p.add(4));
+                    let a2 = _mm256_loadu_pd(p.add(8));
+                    let a3 = _mm256_loadu_pd(p.add(12));
+                    let b0 = _mm256_loadu_pd(q);
+                    let b1 = _mm256_loadu_pd(q.add(4));
+                    let b2 = _mm256_loadu_pd(q.add(8));
+                    let b3 = _mm256_loadu_pd(q.add(12));
 
-                        _mm256_storeu_pd(p, _mm256_add_pd(a0, b0));
-                        _mm256_storeu_pd(p.add(4), _mm256_add_pd(a1, b1));
-                        _mm256_storeu_pd(p.add(8), _mm256_add_pd(a2, b2));
-                        _mm256_storeu_pd(p.add(12), _mm256_add_pd(a3, b3));
-                        _mm256_storeu_pd(q, _mm256_sub_pd(a0, b0));
-                        _mm256_storeu_pd(q.add(4), _mm256_sub_pd(a1, b1));
-                        _mm256_storeu_pd(q.add(8), _mm256_sub_pd(a2, b2));
-                        _mm256_storeu_pd(q.add(12), _mm256_sub_pd(a3, b3));
+                    let mut s0 = _mm256_add_pd(a0, b0);
+                    let mut s1 = _mm256_add_pd(a1, b1);
+                    let mut s2 = _mm256_add_pd(a2, b2);
+                    let mut s3 = _mm256_add_pd(a3, b3);
+                    let mut d0 = _mm256_sub_pd(a0, b0);
+                    let mut d1 = _mm256_sub_pd(a1, b1);
+                    let mut d2 = _mm256_sub_pd(a2, b2);
+                    let mut d3 = _mm256_sub_pd(a3, b3);
 
-                        j += 16;
+                    if SCALED {
+                        s0 = _mm256_mul_pd(s0, scale);
+                        s1 = _mm256_mul_pd(s1, scale);
+                        s2 = _mm256_mul_pd(s2, scale);
+                        s3 = _mm256_mul_pd(s3, scale);
+                        d0 = _mm256_mul_pd(d0, scale);
+                        d1 = _mm256_mul_pd(d1, scale);
+                        d2 = _mm256_mul_pd(d2, scale);
+                        d3 = _mm256_mul_pd(d3, scale);
                     }
-                    block += stride;
+
+                    _mm256_storeu_pd(p, s0);
+                    _mm256_storeu_pd(p.add(4), s1);
+                    _mm256_storeu_pd(p.add(8), s2);
+                    _mm256_storeu_pd(p.add(12), s3);
+                    _mm256_storeu_pd(q, d0);
+                    _mm256_storeu_pd(q.add(4), d1);
+                    _mm256_storeu_pd(q.add(8), d2);
+                    _mm256_storeu_pd(q.add(12), d3);
+
+                    j += 16;
                 }
-                h *= 2;
+                block += stride;
             }
+        }
+    }
+
+    /// One fused double-stage outer butterfly pass: applies stages h and 2h
+    /// in a single pass over the array, halving memory traffic versus two
+    /// separate stage passes. Each inner iteration loads the 4 stripes `(j,
+    /// j+h, j+2h, j+3h)`, applies the stage-h butterflies `(a,b)` and
+    /// `(c,d)`, then the stage-2h butterflies `(u,w)` and `(v,z)` on the
+    /// results, and stores. Every butterfly is still a single add/sub on the
+    /// same operands in the same direction as the scalar reference, so the
+    /// output is bit-equal.
+    ///
+    /// With `SCALED`, every output is multiplied by `scale` before the store.
+    /// Only valid when 2h is the transform's final stage (2h = n/2); see
+    /// [`outer_stage_pass_4x`].
+    ///
+    /// # Safety
+    /// CPU must support `avx,avx2`. `h` must be ≥ 16 and a power of two,
+    /// `x.len()` must be a power of two ≥ 4·`h`.
+    #[inline]
+    #[target_feature(enable = "avx,avx2")]
+    unsafe fn outer_stage_pass_fused_4x<const SCALED: bool>(
+        x: &mut [f64],
+        h: usize,
+        scale: __m256d,
+    ) {
+        unsafe {
+            let n = x.len();
+            let stride = 4 * h;
+            let mut block = 0;
+            while block < n {
+                let mut j = 0;
+                while j < h {
+                    let pa = x.as_mut_ptr().add(block + j);
+                    let pb = pa.add(h);
+                    let pc = pa.add(2 * h);
+                    let pd = pa.add(3 * h);
+
+                    let a0 = _mm256_loadu_pd(pa);
+                    let a1 = _mm256_loadu_pd(pa.add(4));
+                    let b0 = _mm256_loadu_pd(pb);
+                    let b1 = _mm256_loadu_pd(pb.add(4));
+                    let c0 = _mm256_loadu_pd(pc);
+                    let c1 = _mm256_loadu_pd(pc.add(4));
+                    let d0 = _mm256_loadu_pd(pd);
+                    let d1 = _mm256_loadu_pd(pd.add(4));
+
+                    // Stage h: butterflies (a,b) and (c,d).
+                    let u0 = _mm256_add_pd(a0, b0);
+                    let u1 = _mm256_add_pd(a1, b1);
+                    let v0 = _mm256_sub_pd(a0, b0);
+                    let v1 = _mm256_sub_pd(a1, b1);
+                    let w0 = _mm256_add_pd(c0, d0);
+                    let w1 = _mm256_add_pd(c1, d1);
+                    let z0 = _mm256_sub_pd(c0, d0);
+                    let z1 = _mm256_sub_pd(c1, d1);
+
+                    // Stage 2h: butterflies (u,w) and (v,z).
+                    let mut r0 = _mm256_add_pd(u0, w0);
+                    let mut r1 = _mm256_add_pd(u1, w1);
+                    let mut r2 = _mm256_add_pd(v0, z0);
+                    let mut r3 = _mm256_add_pd(v1, z1);
+                    let mut r4 = _mm256_sub_pd(u0, w0);
+                    let mut r5 = _mm256_sub_pd(u1, w1);
+                    let mut r6 = _mm256_sub_pd(v0, z0);
+                    let mut r7 = _mm256_sub_pd(v1, z1);
+
+                    if SCALED {
+                        r0 = _mm256_mul_pd(r0, scale);
+                        r1 = _mm256_mul_pd(r1, scale);
+                        r2 = _mm256_mul_pd(r2, scale);
+                        r3 = _mm256_mul_pd(r3, scale);
+                        r4 = _mm256_mul_pd(r4, scale);
+                        r5 = _mm256_mul_pd(r5, scale);
+                        r6 = _mm256_mul_pd(r6, scale);
+                        r7 = _mm256_mul_pd(r7, scale);
+                    }
+
+                    _mm256_storeu_pd(pa, r0);
+                    _mm256_storeu_pd(pa.add(4), r1);
+                    _mm256_storeu_pd(pb, r2);
+                    _mm256_storeu_pd(pb.add(4), r3);
+                    _mm256_storeu_pd(pc, r4);
+                    _mm256_storeu_pd(pc.add(4), r5);
+                    _mm256_storeu_pd(pd, r6);
+                    _mm256_storeu_pd(pd.add(4), r7);
+
+                    j += 8;
+                }
+                block += stride;
+            }
+        }
+    }
+
+    /// Run all outer butterfly stages h = `start_h`, 2·`start_h`, …, n/2,
+    /// fusing stage pairs into single passes via [`outer_stage_pass_fused_4x`].
+    /// An odd stage count leaves the final (largest-h) stage unfused; it is
+    /// handled by one [`outer_stage_pass_4x`] pass.
+    ///
+    /// With `SCALED`, whichever pass writes the final stage multiplies its
+    /// outputs by `scale`, fusing the external normalization pass into the
+    /// transform. Bit-equal to WHT-then-normalize (same per-element op
+    /// sequence). Callers must ensure at least one stage fires (n > start_h),
+    /// otherwise the scale would be silently skipped.
+    ///
+    /// # Safety
+    /// CPU must support `avx,avx2`. `start_h` must be ≥ 16 and a power of
+    /// two, `x.len()` must be a power of two ≥ 2·`start_h`.
+    #[inline]
+    #[target_feature(enable = "avx,avx2")]
+    unsafe fn outer_butterfly_stages_fused_4x<const SCALED: bool>(
+        x: &mut [f64],
+        start_h: usize,
+        scale: __m256d,
+    ) {
+        unsafe {
+            let n = x.len();
+            debug_assert!(!SCALED || n > start_h);
+            let mut h = start_h;
+            // Both stage h and stage 2h must exist to fuse them. This fused
+            // pass writes the final stage iff 4h = n.
+            while 2 * h < n {
+                if SCALED && 4 * h == n {
+                    outer_stage_pass_fused_4x::<true>(x, h, scale);
+                } else {
+                    outer_stage_pass_fused_4x::<false>(x, h, scale);
+                }
+                h *= 4;
+            }
+
+            // Leftover unfused final stage (no-op when h ≥ n).
+            if h < n {
+                if SCALED {
+                    outer_stage_pass_4x::<true>(x, h, scale);
+                } else {
+                    outer_stage_pass_4x::<false>(x, h, scale);
+                }
+            }
+        }
+    }
+
+    /// Shared body of [`wht_avx2_radix16_4x`] / [`wht_avx2_radix16_4x_scaled`].
+    /// With `SCALED`, the pass writing each element's final value multiplies
+    /// it by `scale` before the store, fusing the external normalization pass
+    /// into the transform at zero extra memory traffic. Bit-equal to
+    /// WHT-then-normalize: every element still sees the same op sequence
+    /// (single add/sub per butterfly, then one multiply).
+    ///
+    /// # Safety
+    /// CPU must support `avx` and `avx2`. Length must be a power of two.
+    #[target_feature(enable = "avx,avx2")]
+    unsafe fn wht_avx2_radix16_4x_impl<const SCALED: bool>(x: &mut [f64], scale: f64) {
+        let n = x.len();
+        debug_assert!(n.is_power_of_two(), "WHT requires power-of-2 length");
+
+        if n < 8 {
+            scalar_wht(x);
+            if SCALED {
+                for v in x.iter_mut() {
+                    *v *= scale;
+                }
+            }
+            return;
+        }
+
+        unsafe {
+            let vscale = _mm256_set1_pd(scale);
+
+            if n == 8 {
+                let p = x.as_mut_ptr();
+                let v0 = wht_h1h2_in_ymm(_mm256_loadu_pd(p));
+                let v1 = wht_h1h2_in_ymm(_mm256_loadu_pd(p.add(4)));
+                let mut lo = _mm256_add_pd(v0, v1);
+                let mut hi = _mm256_sub_pd(v0, v1);
+                if SCALED {
+                    lo = _mm256_mul_pd(lo, vscale);
+                    hi = _mm256_mul_pd(hi, vscale);
+                }
+                _mm256_storeu_pd(p, lo);
+                _mm256_storeu_pd(p.add(4), hi);
+                return;
+            }
+
+            if n == 16 {
+                // h=8 is the final stage: the radix-16 block applies the scale.
+                radix16_block::<SCALED>(x.as_mut_ptr(), vscale);
+                return;
+            }
+
+            let mut i = 0;
+            while i + 16 <= n {
+                radix16_block::<false>(x.as_mut_ptr().add(i), vscale);
+                i += 16;
+            }
+
+            // n ≥ 32: outer stages start at h=16, always a multiple of 16,
+            // and at least one fires, so the scale is always applied.
+            outer_butterfly_stages_fused_4x::<SCALED>(x, 16, vscale);
         }
     }
 
@@ -235,34 +468,19 @@ pub mod simd_x86 {
     /// CPU must support `avx` and `avx2`. Length must be a power of two.
     #[target_feature(enable = "avx,avx2")]
     pub unsafe fn wht_avx2_radix16_4x(x: &mut [f64]) {
-        let n = x.len();
-        debug_assert!(n.is_power_of_two(), "WHT requires power-of-2 length");
+        unsafe { wht_avx2_radix16_4x_impl::<false>(x, 1.0) }
+    }
 
-        if n < 8 {
-            scalar_wht(x);
-            return;
-        }
-
-        unsafe {
-            if n == 8 {
-                let p = x.as_mut_ptr();
-                let v0 = wht_h1h2_in_ymm(_mm256_loadu_pd(p));
-                let v1 = wht_h1h2_in_ymm(_mm256_loadu_pd(p.add(4)));
-                _mm256_storeu_pd(p, _mm256_add_pd(v0, v1));
-                _mm256_storeu_pd(p.add(4), _mm256_sub_pd(v0, v1));
-                return;
-            }
-
-            let mut i = 0;
-            while i + 16 <= n {
-                radix16_block(x.as_mut_ptr().add(i));
-                i += 16;
-            }
-
-            // n ≥ 16: outer stages start at h=16, always a multiple of 16.
-            // n=16 has no outer stages (h=16 is == n, loop doesn't fire).
-            outer_butterfly_stages_4x(x, 16);
-        }
+    /// [`wht_avx2_radix16_4x`] followed by an elementwise multiply by
+    /// `scale`, with the multiply fused into the final-stage stores.
+    /// Bit-equal to running the WHT and then multiplying each element by
+    /// `scale` as a separate pass.
+    ///
+    /// # Safety
+    /// CPU must support `avx` and `avx2`. Length must be a power of two.
+    #[target_feature(enable = "avx,avx2")]
+    pub unsafe fn wht_avx2_radix16_4x_scaled(x: &mut [f64], scale: f64) {
+        unsafe { wht_avx2_radix16_4x_impl::<true>(x, scale) }
     }
 }
 
@@ -604,6 +822,27 @@ pub fn wht_dispatch(x: &mut [f64]) {
     scalar_wht(x);
 }
 
+/// Safe in-place WHT followed by an elementwise multiply by `scale`, with the
+/// multiply fused into the transform's final-stage stores where a fused SIMD
+/// path exists (currently AVX2). Bit-equal on every path to [`wht_dispatch`]
+/// plus a separate `*v *= scale` pass: each element still sees the same op
+/// sequence (single add/sub per butterfly, then one multiply).
+#[inline]
+pub fn wht_dispatch_scaled(x: &mut [f64], scale: f64) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 confirmed by runtime detection above.
+        unsafe { simd_x86::wht_avx2_radix16_4x_scaled(x, scale) };
+        return;
+    }
+
+    // Fallbacks (scalar, NEON) keep the separate multiply pass.
+    wht_dispatch(x);
+    for v in x.iter_mut() {
+        *v *= scale;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::prelude::StdRng;
@@ -769,6 +1008,38 @@ mod tests {
             wht_dispatch(&mut dispatched);
 
             assert_bit_equal(&scalar, &dispatched, &format!("wht_dispatch at n={n}"));
+        }
+    }
+
+    /// Scaled-WHT parity: `wht_dispatch_scaled` (and through it the fused
+    /// AVX2 final-stage multiply) must be bit-equal to the scalar reference
+    /// followed by a separate elementwise multiply, for every size and for
+    /// scales of different magnitudes. Covers every dispatch path: n < 8
+    /// scalar fallback, n = 8, n = 16 (radix-16 block applies the scale),
+    /// n = 32 (unfused leftover stage applies it), n ≥ 64 (fused or leftover
+    /// pass depending on stage-count parity).
+    #[test]
+    fn wht_dispatch_scaled_matches_scalar_then_multiply() {
+        for &scale in &[1.0, 0.5, 1.0 / 3.0_f64.sqrt(), 1e-160, 1e160] {
+            let mut rng = StdRng::seed_from_u64(0xA5CA1E);
+            for &n in SIZES {
+                let input: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0f64..1.0)).collect();
+
+                let mut reference = input.clone();
+                in_place_walsh_hadamard_transform(&mut reference);
+                for v in reference.iter_mut() {
+                    *v *= scale;
+                }
+
+                let mut fused = input.clone();
+                wht_dispatch_scaled(&mut fused, scale);
+
+                assert_bit_equal(
+                    &reference,
+                    &fused,
+                    &format!("wht_dispatch_scaled at n={n}, scale={scale:e}"),
+                );
+            }
         }
     }
 

@@ -8,17 +8,18 @@ use super::point_mappings_ref::PointMappingsRefEnum;
 use super::trait_def::{IdTracker, IdTrackerRead};
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::OperationResult;
+use crate::segment::id_tracker::disk_id_tracker::DiskIdTracker;
 use crate::segment::id_tracker::immutable_id_tracker::ImmutableIdTracker;
 use crate::segment::id_tracker::in_memory_id_tracker::InMemoryIdTracker;
 use crate::segment::id_tracker::mutable_id_tracker::MutableIdTracker;
 use crate::segment::types::{PointIdType, SeqNumberType};
 
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
 pub enum IdTrackerEnum {
     MutableIdTracker(MutableIdTracker),
     ImmutableIdTracker(ImmutableIdTracker<MmapFile>),
     InMemoryIdTracker(InMemoryIdTracker),
+    DiskIdTracker(DiskIdTracker<MmapFile>),
 }
 
 impl IdTrackerRead for IdTrackerEnum {
@@ -31,14 +32,28 @@ impl IdTrackerRead for IdTrackerEnum {
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => {
                 id_tracker.internal_version(internal_id)
             }
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.internal_version(internal_id),
         }
     }
 
-    fn internal_id(&self, external_id: PointIdType) -> Option<PointOffsetType> {
+    fn internal_id_with_behavior(
+        &self,
+        external_id: PointIdType,
+        deferred_behavior: crate::common::types::DeferredBehavior,
+    ) -> Option<PointOffsetType> {
         match self {
-            IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.internal_id(external_id),
-            IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.internal_id(external_id),
-            IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.internal_id(external_id),
+            IdTrackerEnum::MutableIdTracker(t) => {
+                t.internal_id_with_behavior(external_id, deferred_behavior)
+            }
+            IdTrackerEnum::ImmutableIdTracker(t) => {
+                t.internal_id_with_behavior(external_id, deferred_behavior)
+            }
+            IdTrackerEnum::InMemoryIdTracker(t) => {
+                t.internal_id_with_behavior(external_id, deferred_behavior)
+            }
+            IdTrackerEnum::DiskIdTracker(t) => {
+                t.internal_id_with_behavior(external_id, deferred_behavior)
+            }
         }
     }
 
@@ -47,14 +62,70 @@ impl IdTrackerRead for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.external_id(internal_id),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.external_id(internal_id),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.external_id(internal_id),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.external_id(internal_id),
         }
     }
 
-    fn point_mappings(&self) -> PointMappingsRefEnum<'_> {
+    fn internal_versions_batch(
+        &self,
+        internal_ids: impl IntoIterator<Item = PointOffsetType>,
+        callback: impl FnMut(PointOffsetType, SeqNumberType),
+    ) -> OperationResult<()> {
+        match self {
+            IdTrackerEnum::MutableIdTracker(t) => t.internal_versions_batch(internal_ids, callback),
+            IdTrackerEnum::ImmutableIdTracker(t) => {
+                t.internal_versions_batch(internal_ids, callback)
+            }
+            IdTrackerEnum::InMemoryIdTracker(t) => {
+                t.internal_versions_batch(internal_ids, callback)
+            }
+            IdTrackerEnum::DiskIdTracker(t) => t.internal_versions_batch(internal_ids, callback),
+        }
+    }
+
+    fn external_ids_batch(
+        &self,
+        internal_ids: impl IntoIterator<Item = PointOffsetType>,
+        callback: impl FnMut(PointOffsetType, PointIdType),
+    ) -> OperationResult<()> {
+        match self {
+            IdTrackerEnum::MutableIdTracker(t) => t.external_ids_batch(internal_ids, callback),
+            IdTrackerEnum::ImmutableIdTracker(t) => t.external_ids_batch(internal_ids, callback),
+            IdTrackerEnum::InMemoryIdTracker(t) => t.external_ids_batch(internal_ids, callback),
+            IdTrackerEnum::DiskIdTracker(t) => t.external_ids_batch(internal_ids, callback),
+        }
+    }
+
+    fn resolve_external_ids(
+        &self,
+        point_ids: impl IntoIterator<Item = PointIdType>,
+        deferred_behavior: crate::common::types::DeferredBehavior,
+        callback: impl FnMut(PointIdType, PointOffsetType),
+    ) -> OperationResult<()> {
+        match self {
+            IdTrackerEnum::MutableIdTracker(t) => {
+                t.resolve_external_ids(point_ids, deferred_behavior, callback)
+            }
+            IdTrackerEnum::ImmutableIdTracker(t) => {
+                t.resolve_external_ids(point_ids, deferred_behavior, callback)
+            }
+            IdTrackerEnum::InMemoryIdTracker(t) => {
+                t.resolve_external_ids(point_ids, deferred_behavior, callback)
+            }
+            IdTrackerEnum::DiskIdTracker(t) => {
+                t.resolve_external_ids(point_ids, deferred_behavior, callback)
+            }
+        }
+    }
+
+    type Backend = MmapFile;
+
+    fn point_mappings(&self) -> PointMappingsRefEnum<'_, Self::Backend> {
         match self {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.point_mappings(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.point_mappings(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.point_mappings(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.point_mappings(),
         }
     }
 
@@ -63,6 +134,7 @@ impl IdTrackerRead for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.total_point_count(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.total_point_count(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.total_point_count(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.total_point_count(),
         }
     }
 
@@ -71,6 +143,7 @@ impl IdTrackerRead for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.deleted_point_count(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.deleted_point_count(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.deleted_point_count(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.deleted_point_count(),
         }
     }
 
@@ -79,6 +152,7 @@ impl IdTrackerRead for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.deleted_point_bitslice(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.deleted_point_bitslice(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.deleted_point_bitslice(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.deleted_point_bitslice(),
         }
     }
 
@@ -91,6 +165,7 @@ impl IdTrackerRead for IdTrackerEnum {
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => {
                 id_tracker.is_deleted_point(internal_id)
             }
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.is_deleted_point(internal_id),
         }
     }
 
@@ -99,16 +174,18 @@ impl IdTrackerRead for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.name(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.name(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.name(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.name(),
         }
     }
 
     fn iter_internal_versions(
         &self,
-    ) -> Box<dyn Iterator<Item = (PointOffsetType, SeqNumberType)> + '_> {
+    ) -> OperationResult<Box<dyn Iterator<Item = (PointOffsetType, SeqNumberType)> + '_>> {
         match self {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.iter_internal_versions(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.iter_internal_versions(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.iter_internal_versions(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.iter_internal_versions(),
         }
     }
 
@@ -117,6 +194,7 @@ impl IdTrackerRead for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.deferred_internal_id(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.deferred_internal_id(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.deferred_internal_id(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.deferred_internal_id(),
         }
     }
 
@@ -125,6 +203,7 @@ impl IdTrackerRead for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.deferred_deleted_count(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.deferred_deleted_count(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.deferred_deleted_count(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.deferred_deleted_count(),
         }
     }
 }
@@ -145,6 +224,9 @@ impl IdTracker for IdTrackerEnum {
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => {
                 id_tracker.set_internal_version(internal_id, version)
             }
+            IdTrackerEnum::DiskIdTracker(id_tracker) => {
+                id_tracker.set_internal_version(internal_id, version)
+            }
         }
     }
 
@@ -163,6 +245,9 @@ impl IdTracker for IdTrackerEnum {
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => {
                 id_tracker.set_link(external_id, internal_id)
             }
+            IdTrackerEnum::DiskIdTracker(id_tracker) => {
+                id_tracker.set_link(external_id, internal_id)
+            }
         }
     }
 
@@ -171,6 +256,7 @@ impl IdTracker for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.drop(external_id),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.drop(external_id),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.drop(external_id),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.drop(external_id),
         }
     }
 
@@ -179,6 +265,7 @@ impl IdTracker for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.drop_internal(internal_id),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.drop_internal(internal_id),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.drop_internal(internal_id),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.drop_internal(internal_id),
         }
     }
 
@@ -187,6 +274,7 @@ impl IdTracker for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.mapping_flusher(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.mapping_flusher(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.mapping_flusher(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.mapping_flusher(),
         }
     }
 
@@ -195,6 +283,7 @@ impl IdTracker for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.versions_flusher(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.versions_flusher(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.versions_flusher(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.versions_flusher(),
         }
     }
 
@@ -203,6 +292,7 @@ impl IdTracker for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.fix_inconsistencies(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.fix_inconsistencies(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.fix_inconsistencies(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.fix_inconsistencies(),
         }
     }
 
@@ -211,6 +301,7 @@ impl IdTracker for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.files(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.files(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.files(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.files(),
         }
     }
 
@@ -219,6 +310,7 @@ impl IdTracker for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.immutable_files(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.immutable_files(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.immutable_files(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.immutable_files(),
         }
     }
 
@@ -227,6 +319,7 @@ impl IdTracker for IdTrackerEnum {
             IdTrackerEnum::MutableIdTracker(id_tracker) => id_tracker.clear_cache(),
             IdTrackerEnum::ImmutableIdTracker(id_tracker) => id_tracker.clear_cache(),
             IdTrackerEnum::InMemoryIdTracker(id_tracker) => id_tracker.clear_cache(),
+            IdTrackerEnum::DiskIdTracker(id_tracker) => id_tracker.clear_cache(),
         }
     }
 }

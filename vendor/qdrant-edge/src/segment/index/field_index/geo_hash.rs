@@ -14,7 +14,7 @@ use crate::segment::types::{GeoBoundingBox, GeoPoint, GeoPolygon, GeoRadius};
 ///
 /// Geohash string is a base32 encoded string.
 /// It means that each character can be represented with 5 bits.
-/// Also, the length of the string is encoded as 4 bits (because max size is [`GeoHash::MAX_LENGTH`] = 12).
+/// Also, the length of the string is encoded as 4 bits (because max size is `GeoHash::MAX_LEN` = 12).
 /// So, the packed representation is 64 bits long: 5bits * 12chars + 4bits = 64 bits.
 ///
 /// Characters are stored in reverse order to keep lexicographical order.
@@ -35,7 +35,7 @@ pub struct GeoHash(u64);
 
 /// Variation of [`GeoHash`] to serialize/deserialize without validation.
 ///
-/// Unlike [`GeoHash`], it might contain invalid bit patterns, e.g. `length > GeoHash::MAX_LENGTH`,
+/// Unlike [`GeoHash`], it might contain invalid bit patterns, e.g. `length > GeoHash::MAX_LEN`,
 /// or non-zeroed unused bits in characters.
 #[derive(Copy, Clone, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
@@ -288,7 +288,7 @@ pub fn geo_hash_to_box(geo_hash: GeoHash) -> GeoBoundingBox {
 struct GeohashBoundingBox {
     north_west: GeoHash,
     south_west: GeoHash,
-    #[allow(dead_code)]
+    #[cfg_attr(not(test), expect(dead_code))]
     south_east: GeoHash, // field is not involved in the calculations, but is kept for symmetry
     north_east: GeoHash,
 }
@@ -625,6 +625,7 @@ mod tests {
     use rand::{RngExt, SeedableRng};
 
     use super::*;
+    use crate::segment::types::CheckGeoPoint;
     use crate::segment::types::test_utils::{build_polygon, build_polygon_with_interiors};
 
     const BERLIN: GeoPoint = GeoPoint {

@@ -5,7 +5,7 @@ use crate::common::types::PointOffsetType;
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq)]
 pub struct EntryPoint {
     pub point_id: PointOffsetType,
     pub level: usize,
@@ -38,6 +38,27 @@ impl EntryPoints {
             extra_entry_points: FixedLengthPriorityQueue::new(extra_entry_points),
         }
     }
+    /// Move every entry point out, leaving this list empty with the same capacity.
+    pub fn take(&mut self) -> EntryPoints {
+        let taken = EntryPoints {
+            entry_points: std::mem::take(&mut self.entry_points),
+            extra_entry_points: self.extra_entry_points.clone(),
+        };
+        self.extra_entry_points.retain(|_| false);
+        taken
+    }
+
+    /// Like [`Self::merge_from_other`], for entry points of a graph built in its own id space;
+    /// `to_global` maps its ids to segment ids.
+    pub fn merge_translated(&mut self, other: EntryPoints, to_global: &[PointOffsetType]) {
+        self.entry_points
+            .extend(other.entry_points.into_iter().map(|entry| EntryPoint {
+                point_id: to_global[entry.point_id as usize],
+                level: entry.level,
+            }));
+        // Do not merge `extra_entry_points` to prevent duplications
+    }
+
     pub fn merge_from_other(&mut self, mut other: EntryPoints) {
         self.entry_points.append(&mut other.entry_points);
         // Do not merge `extra_entry_points` to prevent duplications
@@ -71,15 +92,15 @@ impl EntryPoints {
                     point_id: new_point,
                     level,
                 });
-                Some(candidate.clone())
+                Some(*candidate)
             } else {
                 // The current point is better than existing
-                let entry = self.entry_points[i].clone();
+                let entry = self.entry_points[i];
                 self.entry_points[i] = EntryPoint {
                     point_id: new_point,
                     level,
                 };
-                self.extra_entry_points.push(entry.clone());
+                self.extra_entry_points.push(entry);
                 Some(entry)
             };
         }
@@ -128,7 +149,7 @@ impl EntryPoints {
 
         if !filtered_entry_points.is_empty() {
             let random_index = rnd.random_range(0..filtered_entry_points.len());
-            return Some(filtered_entry_points[random_index].clone());
+            return Some(filtered_entry_points[random_index]);
         }
 
         let filtered_extra_entry_points: Vec<_> = self
@@ -140,7 +161,7 @@ impl EntryPoints {
 
         if !filtered_extra_entry_points.is_empty() {
             let random_index = rnd.random_range(0..filtered_extra_entry_points.len());
-            return Some(filtered_extra_entry_points[random_index].clone());
+            return Some(filtered_extra_entry_points[random_index]);
         }
 
         None

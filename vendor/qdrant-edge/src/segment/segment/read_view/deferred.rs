@@ -1,4 +1,4 @@
-use crate::common::types::PointOffsetType;
+use crate::common::types::{DeferredBehavior, PointOffsetType};
 
 use crate::segment::id_tracker::IdTrackerRead;
 use crate::segment::index::PayloadIndexRead;
@@ -41,7 +41,9 @@ where
 
     pub fn point_is_deferred(&self, point_id: PointIdType) -> bool {
         if let Some(deferred_from) = self.deferred_internal_id()
-            && let Some(internal_id) = self.id_tracker.internal_id(point_id)
+            && let Some(internal_id) = self
+                .id_tracker
+                .internal_id_with_behavior(point_id, DeferredBehavior::WithDeferred)
         {
             return self.appendable_flag && internal_id >= deferred_from;
         };
@@ -49,17 +51,13 @@ where
     }
 
     pub fn deferred_point_ids(&self) -> Vec<PointIdType> {
-        let Some(deferred_from) = self.deferred_internal_id() else {
-            return vec![];
-        };
         if self.deferred_point_count() == 0 {
             return vec![];
         }
 
-        let mappings = self.id_tracker.point_mappings();
-        mappings
-            .iter_internal()
-            .skip_while(|&internal_id| internal_id < deferred_from)
+        self.id_tracker
+            .point_mappings()
+            .iter_deferred()
             .filter_map(|internal_id| self.id_tracker.external_id(internal_id))
             .collect()
     }

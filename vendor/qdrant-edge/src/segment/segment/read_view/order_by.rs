@@ -1,10 +1,10 @@
 use std::cmp::Reverse;
 use std::sync::atomic::AtomicBool;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::common::condition_checker::ConditionChecker;
 use crate::common::iterator_ext::IteratorExt;
 use crate::common::types::{DeferredBehavior, PointOffsetType};
-use itertools::Either;
+use itertools::{Either, Itertools};
 
 use crate::segment::common::operation_error::{OperationError, OperationResult};
 use crate::segment::data_types::order_by::{Direction, OrderBy, OrderValue};
@@ -30,7 +30,6 @@ where
         limit: Option<usize>,
         condition: &Filter,
         is_stopped: &AtomicBool,
-        hw_counter: &HardwareCounterCell,
         deferred_behavior: DeferredBehavior,
     ) -> OperationResult<Vec<(OrderValue, PointIdType)>> {
         let numeric_index = self
@@ -40,9 +39,7 @@ where
                 key: order_by.key.to_string(),
             })?;
 
-        let cardinality_estimation = self
-            .payload_index
-            .estimate_cardinality(condition, hw_counter)?;
+        let cardinality_estimation = self.payload_index.estimate_cardinality(condition)?;
 
         let start_from = order_by.start_from();
 
@@ -51,7 +48,6 @@ where
             .iter_filtered_points(
                 condition,
                 &cardinality_estimation,
-                hw_counter,
                 is_stopped,
                 deferred_behavior,
             )?
@@ -98,7 +94,6 @@ where
         limit: Option<usize>,
         filter: Option<&Filter>,
         is_stopped: &AtomicBool,
-        hw_counter: &HardwareCounterCell,
         deferred_behavior: DeferredBehavior,
     ) -> OperationResult<Vec<(OrderValue, PointIdType)>> {
         let numeric_index = self
@@ -113,7 +108,7 @@ where
             // We can't early-stop the iterator for deferred points because the items are sorted
             // lexicographically by type `(T, internalID)`.
             .filter(|&(_, internal_id)| {
-                deferred_behavior.include_all_points()
+                deferred_behavior.with_deferred_points()
                     || internal_id < self.deferred_internal_id().unwrap_or(PointOffsetType::MAX)
             });
 
@@ -123,27 +118,26 @@ where
         };
 
         let filtered_iter = match filter {
-            None => Either::Left(directed_range_iter),
+            None => Either::Left(directed_range_iter.map(Ok)),
             Some(filter) => {
-                let filter_context = self.payload_index.filter_context(filter, hw_counter)?;
+                let filter_context = self.payload_index.filter_context(filter)?;
 
                 Either::Right(
                     directed_range_iter
-                        .filter(move |(_, internal_id)| filter_context.check(*internal_id)),
+                        .try_filter(move |(_, internal_id)| filter_context.check(*internal_id)),
                 )
             }
         };
 
-        let reads = filtered_iter
-            .stop_if(is_stopped)
-            .filter_map(|(value, internal_id)| {
+        filtered_iter.stop_if(is_stopped).process_results(|it| {
+            it.filter_map(|(value, internal_id)| {
                 self.id_tracker
                     .external_id(internal_id)
                     .map(|external_id| (value, external_id))
             })
             .take(limit.unwrap_or(usize::MAX))
-            .collect();
-        Ok(reads)
+            .collect()
+        })
     }
 
     pub fn read_ordered_filtered<'a>(
@@ -152,7 +146,6 @@ where
         filter: Option<&'a Filter>,
         order_by: &'a OrderBy,
         is_stopped: &AtomicBool,
-        hw_counter: &HardwareCounterCell,
         deferred_behavior: DeferredBehavior,
     ) -> OperationResult<Vec<(OrderValue, PointIdType)>> {
         match filter {
@@ -161,17 +154,15 @@ where
                 limit,
                 None,
                 is_stopped,
-                hw_counter,
                 deferred_behavior,
             ),
             Some(filter) => {
-                if self.should_pre_filter(filter, limit, hw_counter)? {
+                if self.should_pre_filter(filter, limit)? {
                     self.filtered_read_by_index_ordered(
                         order_by,
                         limit,
                         filter,
                         is_stopped,
-                        hw_counter,
                         deferred_behavior,
                     )
                 } else {
@@ -180,7 +171,6 @@ where
                         limit,
                         Some(filter),
                         is_stopped,
-                        hw_counter,
                         deferred_behavior,
                     )
                 }

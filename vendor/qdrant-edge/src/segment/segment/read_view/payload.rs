@@ -1,5 +1,5 @@
-use crate::common::counter::hardware_counter::HardwareCounterCell;
-use crate::common::types::PointOffsetType;
+use crate::common::generic_consts::AccessPattern;
+use crate::common::types::{DeferredBehavior, PointOffsetType};
 
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::id_tracker::IdTrackerRead;
@@ -18,31 +18,56 @@ where
     TPS: PayloadStorageRead,
     TVD: VectorDataRead,
 {
+    pub fn read_payloads<P: AccessPattern, U: crate::common::universal_io::UserData>(
+        &self,
+        point_offsets: impl Iterator<Item = (U, PointOffsetType)>,
+        callback: impl FnMut(U, Payload) -> OperationResult<()>,
+    ) -> OperationResult<()> {
+        self.payload_index
+            .read_payloads::<P, _>(point_offsets, callback)
+    }
+
+    /// Raw analogue of [`Self::read_payloads`], see
+    /// [`PayloadStorageRead::read_payloads_raw`](crate::payload_storage::PayloadStorageRead::read_payloads_raw).
+    pub fn read_payloads_raw<P: AccessPattern, U: crate::common::universal_io::UserData>(
+        &self,
+        point_offsets: impl Iterator<Item = (U, PointOffsetType)>,
+        callback: impl FnMut(U, Option<&[u8]>) -> OperationResult<()>,
+    ) -> OperationResult<()> {
+        self.payload_index
+            .read_payloads_raw::<P, _>(point_offsets, callback)
+    }
+
     /// Retrieve payload by internal ID.
     #[inline]
-    pub fn payload_by_offset(
-        &self,
-        point_offset: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<Payload> {
-        self.payload_index.get_payload(point_offset, hw_counter)
+    pub fn payload_by_offset(&self, point_offset: PointOffsetType) -> OperationResult<Payload> {
+        self.payload_index.get_payload(point_offset)
     }
 
     /// Retrieve payload by external point ID.
-    pub fn payload(
+    pub fn payload(&self, point_id: PointIdType) -> OperationResult<Payload> {
+        // Single-point retrieval observes the visible snapshot; deferred
+        // mutations stay hidden until the optimizer rolls a fresh segment.
+        self.payload_with_behavior(point_id, DeferredBehavior::VisibleOnly)
+    }
+
+    /// Retrieve payload by external point ID with explicit deferred semantics.
+    /// With [`DeferredBehavior::WithDeferred`] this also resolves points whose
+    /// only head is a deferred mutation (invisible to reads) — used by the
+    /// copy-on-write move path which must relocate deferred points.
+    pub fn payload_with_behavior(
         &self,
         point_id: PointIdType,
-        hw_counter: &HardwareCounterCell,
+        deferred_behavior: DeferredBehavior,
     ) -> OperationResult<Payload> {
-        let internal_id = self.lookup_internal_id(point_id)?;
-        self.payload_by_offset(internal_id, hw_counter)
+        let internal_id = self.lookup_internal_id(point_id, deferred_behavior)?;
+        self.payload_by_offset(internal_id)
     }
 
     /// Estimate the number of available points matching the filter.
     pub fn estimate_point_count<'a>(
         &'a self,
         filter: Option<&'a Filter>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<CardinalityEstimation> {
         Ok(match filter {
             None => {
@@ -55,9 +80,7 @@ where
                 }
             }
             Some(filter) => {
-                let cardinality = self
-                    .payload_index
-                    .estimate_cardinality(filter, hw_counter)?;
+                let cardinality = self.payload_index.estimate_cardinality(filter)?;
 
                 let total_points = self.id_tracker.available_point_count();
                 let available_points = self.available_point_count_without_deferred();

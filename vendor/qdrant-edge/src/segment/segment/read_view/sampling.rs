@@ -1,8 +1,9 @@
 use std::sync::atomic::AtomicBool;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::common::condition_checker::ConditionChecker;
 use crate::common::iterator_ext::IteratorExt;
 use crate::common::types::DeferredBehavior;
+use itertools::Itertools;
 use rand::seq::{IteratorRandom, SliceRandom};
 
 use crate::segment::common::operation_error::OperationResult;
@@ -34,19 +35,15 @@ where
         limit: usize,
         condition: &Filter,
         is_stopped: &AtomicBool,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Vec<PointIdType>> {
-        let cardinality_estimation = self
-            .payload_index
-            .estimate_cardinality(condition, hw_counter)?;
+        let cardinality_estimation = self.payload_index.estimate_cardinality(condition)?;
         let ids_iterator = self
             .payload_index
             .iter_filtered_points(
                 condition,
                 &cardinality_estimation,
-                hw_counter,
                 is_stopped,
-                DeferredBehavior::Exclude,
+                DeferredBehavior::VisibleOnly,
             )?
             .filter_map(|internal_id| self.id_tracker.external_id(internal_id));
 
@@ -61,18 +58,16 @@ where
         limit: usize,
         condition: &Filter,
         is_stopped: &AtomicBool,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Vec<PointIdType>> {
-        let filter_context = self.payload_index.filter_context(condition, hw_counter)?;
-        Ok(self
-            .id_tracker
+        let filter_context = self.payload_index.filter_context(condition)?;
+        self.id_tracker
             .point_mappings()
             .iter_random_visible()
             .stop_if(is_stopped)
-            .filter(move |(_, internal_id)| filter_context.check(*internal_id))
-            .map(|(external_id, _)| external_id)
+            .try_filter(move |(_, internal_id)| filter_context.check(*internal_id))
+            .map_ok(|(external_id, _)| external_id)
             .take(limit)
-            .collect())
+            .collect()
     }
 
     pub fn read_random_filtered(
@@ -80,15 +75,14 @@ where
         limit: usize,
         filter: Option<&Filter>,
         is_stopped: &AtomicBool,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Vec<PointIdType>> {
         match filter {
             None => Ok(self.read_by_random_id(limit)),
             Some(condition) => {
-                if self.should_pre_filter(condition, Some(limit), hw_counter)? {
-                    self.filtered_read_by_index_shuffled(limit, condition, is_stopped, hw_counter)
+                if self.should_pre_filter(condition, Some(limit))? {
+                    self.filtered_read_by_index_shuffled(limit, condition, is_stopped)
                 } else {
-                    self.filtered_read_by_random_stream(limit, condition, is_stopped, hw_counter)
+                    self.filtered_read_by_random_stream(limit, condition, is_stopped)
                 }
             }
         }

@@ -1,7 +1,7 @@
 use crate::common::types::ScoreType;
 
 use super::simple_dot::dot_similarity_half;
-use crate::segment::data_types::vectors::{DenseVector, TypedDenseVector, VectorElementTypeHalf};
+use crate::segment::data_types::vectors::{DenseVector, VectorElementTypeHalf};
 use crate::segment::spaces::metric::Metric;
 #[cfg(target_arch = "x86_64")]
 use crate::segment::spaces::metric_f16::avx::dot::avx_dot_similarity_half;
@@ -55,13 +55,6 @@ impl Metric<VectorElementTypeHalf> for CosineMetric {
         }
 
         dot_similarity_half(v1, v2)
-    }
-
-    fn query_similarity(
-        query: &TypedDenseVector<VectorElementTypeHalf>,
-        vector: &[VectorElementTypeHalf],
-    ) -> ScoreType {
-        Self::similarity(query, vector)
     }
 
     fn preprocess(vector: DenseVector) -> DenseVector {

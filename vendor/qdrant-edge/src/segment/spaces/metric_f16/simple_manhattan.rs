@@ -1,8 +1,7 @@
 use crate::common::types::ScoreType;
 use half::f16;
-use num_traits::Float;
 
-use crate::segment::data_types::vectors::{DenseVector, TypedDenseVector, VectorElementTypeHalf};
+use crate::segment::data_types::vectors::{DenseVector, VectorElementTypeHalf};
 use crate::segment::spaces::metric::Metric;
 #[cfg(target_arch = "x86_64")]
 use crate::segment::spaces::metric_f16::avx::manhattan::avx_manhattan_similarity_half;
@@ -52,13 +51,6 @@ impl Metric<VectorElementTypeHalf> for ManhattanMetric {
         manhattan_similarity_half(v1, v2)
     }
 
-    fn query_similarity(
-        query: &TypedDenseVector<VectorElementTypeHalf>,
-        vector: &[VectorElementTypeHalf],
-    ) -> ScoreType {
-        Self::similarity(query, vector)
-    }
-
     fn preprocess(vector: DenseVector) -> DenseVector {
         vector
     }
@@ -70,6 +62,6 @@ pub fn manhattan_similarity_half(
 ) -> ScoreType {
     -v1.iter()
         .zip(v2)
-        .map(|(a, b)| f16::to_f32((a - b).abs()))
+        .map(|(a, b)| (f16::to_f32(*a) - f16::to_f32(*b)).abs())
         .sum::<f32>()
 }

@@ -3,63 +3,97 @@ use std::path::{Path, PathBuf};
 use ahash::AHashMap;
 use crate::common::mmap::{AdviceSetting, MULTI_MMAP_IS_SUPPORTED, create_and_ensure_length};
 use crate::common::universal_io::{
-    OpenOptions, Populate, TypedStorage, UniversalIoError, UniversalRead, UniversalWrite,
+    ListedFile, OpenOptions, Populate, TypedStorage, UniversalIoError, UniversalRead,
+    UniversalReadFs, UniversalWrite,
 };
-use fs_err as fs;
 
 use super::config::{MMAP_CHUNKS_PATTERN_END, MMAP_CHUNKS_PATTERN_START};
 
+/// Path prefix every chunk file shares. Listing by it keeps unrelated files in
+/// the directory from being enumerated at all.
+pub(super) fn chunks_prefix(directory: &Path) -> PathBuf {
+    directory.join(MMAP_CHUNKS_PATTERN_START)
+}
+
 /// Checks if the file name matches the pattern for mmap chunks
 /// Return ID from the file name if it matches, None otherwise
-fn check_mmap_file_name_pattern(file_name: &str) -> Option<usize> {
+pub(super) fn check_mmap_file_name_pattern(file_name: &str) -> Option<usize> {
     file_name
         .strip_prefix(MMAP_CHUNKS_PATTERN_START)
         .and_then(|file_name| file_name.strip_suffix(MMAP_CHUNKS_PATTERN_END))
         .and_then(|file_name| file_name.parse::<usize>().ok())
 }
 
+pub fn chunk_open_options(
+    advice: AdviceSetting,
+    populate: Populate,
+    writeable: bool,
+) -> OpenOptions {
+    OpenOptions {
+        writeable,
+        need_sequential: *MULTI_MMAP_IS_SUPPORTED,
+        populate,
+        advice,
+    }
+}
+
 pub fn read_chunks<T: bytemuck::Pod + Send, S: UniversalRead>(
-    fs: &S::Fs,
+    fs: &impl UniversalReadFs<File = S>,
     directory: &Path,
     advice: AdviceSetting,
-    populate: bool,
+    populate: Populate,
     writeable: bool,
 ) -> Result<Vec<TypedStorage<S, T>>, UniversalIoError> {
-    let mut chunks_files: AHashMap<usize, _> = AHashMap::new();
-    for entry in fs::read_dir(directory)? {
-        let entry = entry?;
-        let path = entry.path();
-        if path.is_file() {
-            let chunk_id = path
-                .file_name()
-                .and_then(|file_name| file_name.to_str())
-                .and_then(check_mmap_file_name_pattern);
+    read_chunks_from(fs, directory, 0, advice, populate, writeable)
+}
 
-            if let Some(chunk_id) = chunk_id {
-                chunks_files.insert(chunk_id, path);
-            }
+/// List the chunk files under `directory`, keyed by chunk id.
+pub(super) fn list_chunk_files(
+    fs: &impl UniversalReadFs,
+    directory: &Path,
+) -> Result<AHashMap<usize, ListedFile>, UniversalIoError> {
+    let mut chunks_files = AHashMap::new();
+    for listed in fs.list_files(&chunks_prefix(directory))? {
+        let chunk_id = listed
+            .path
+            .file_name()
+            .and_then(|file_name| file_name.to_str())
+            .and_then(check_mmap_file_name_pattern);
+
+        if let Some(chunk_id) = chunk_id {
+            chunks_files.insert(chunk_id, listed);
         }
     }
+    Ok(chunks_files)
+}
 
+/// Open chunk files with id `>= start_chunk_id`, in ascending order.
+pub fn read_chunks_from<T: bytemuck::Pod + Send, S: UniversalRead>(
+    fs: &impl UniversalReadFs<File = S>,
+    directory: &Path,
+    start_chunk_id: usize,
+    advice: AdviceSetting,
+    populate: Populate,
+    writeable: bool,
+) -> Result<Vec<TypedStorage<S, T>>, UniversalIoError> {
+    let mut chunks_files = list_chunk_files(fs, directory)?;
     let num_chunks = chunks_files.len();
-    let mut result = Vec::with_capacity(num_chunks);
-    for chunk_id in 0..num_chunks {
-        let chunk_path = chunks_files.remove(&chunk_id).ok_or_else(|| {
-            UniversalIoError::Io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("Missing chunk {chunk_id} in {}", directory.display(),),
-            ))
-        })?;
+    let mut result = Vec::with_capacity(num_chunks.saturating_sub(start_chunk_id));
+    for chunk_id in start_chunk_id..num_chunks {
+        let chunk_path = chunks_files
+            .remove(&chunk_id)
+            .ok_or_else(|| {
+                UniversalIoError::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("Missing chunk {chunk_id} in {}", directory.display(),),
+                ))
+            })?
+            .path;
 
         let chunk = TypedStorage::open(
             fs,
             &chunk_path,
-            OpenOptions {
-                writeable,
-                need_sequential: *MULTI_MMAP_IS_SUPPORTED,
-                populate: Populate::from(populate),
-                advice,
-            },
+            chunk_open_options(advice, populate, writeable),
             Default::default(),
         )?;
 

@@ -4,17 +4,21 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use crate::common::bitvec::{BitSlice, BitVec};
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::generic_consts::AccessPattern;
 use crate::common::types::PointOffsetType;
+use crate::common::universal_io::UserData;
 
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::{OperationError, OperationResult};
-use crate::segment::data_types::named_vectors::CowVector;
-use crate::segment::data_types::vectors::{VectorElementType, VectorRef};
+use crate::segment::data_types::named_vectors::{CowMultiVector, CowVector};
+use crate::segment::data_types::vectors::{
+    TypedMultiDenseVector, TypedMultiDenseVectorRef, VectorElementType, VectorRef,
+};
 use crate::segment::types::{Distance, MultiVectorConfig, VectorStorageDatatype};
 use crate::segment::vector_storage::{
-    DenseVectorStorage, VectorStorage, VectorStorageEnum, VectorStorageRead,
+    DenseVectorStorage, DenseVectorStorageRead, MultiVectorStorageRead, VectorStorage,
+    VectorStorageEnum, VectorStorageRead, default_for_each_in_dense_batch,
+    default_read_vector_bytes_impl,
 };
 
 /// Placeholder vector storage that contains no data.
@@ -27,7 +31,7 @@ pub struct EmptyDenseVectorStorage {
     distance: Distance,
     dim: usize,
     datatype: VectorStorageDatatype,
-    is_on_disk: bool,
+    cold: bool,
     multi_vector_config: Option<MultiVectorConfig>,
     /// Number of points in this storage (all reported as deleted)
     num_points: usize,
@@ -40,7 +44,7 @@ impl EmptyDenseVectorStorage {
         dim: usize,
         distance: Distance,
         datatype: VectorStorageDatatype,
-        is_on_disk: bool,
+        cold: bool,
         multi_vector_config: Option<MultiVectorConfig>,
         num_points: usize,
     ) -> Self {
@@ -48,7 +52,7 @@ impl EmptyDenseVectorStorage {
             distance,
             dim,
             datatype,
-            is_on_disk,
+            cold,
             multi_vector_config,
             num_points,
             deleted_bitvec: BitVec::repeat(true, num_points),
@@ -70,7 +74,7 @@ pub fn new_empty_dense_vector_storage(
     dim: usize,
     distance: Distance,
     datatype: VectorStorageDatatype,
-    is_on_disk: bool,
+    cold: bool,
     multi_vector_config: Option<MultiVectorConfig>,
     num_points: usize,
 ) -> VectorStorageEnum {
@@ -78,13 +82,13 @@ pub fn new_empty_dense_vector_storage(
         dim,
         distance,
         datatype,
-        is_on_disk,
+        cold,
         multi_vector_config,
         num_points,
     ))
 }
 
-impl DenseVectorStorage<VectorElementType> for EmptyDenseVectorStorage {
+impl DenseVectorStorageRead<VectorElementType> for EmptyDenseVectorStorage {
     fn vector_dim(&self) -> usize {
         self.dim
     }
@@ -96,9 +100,85 @@ impl DenseVectorStorage<VectorElementType> for EmptyDenseVectorStorage {
         // flag from `is_deleted_vector` keeps the placeholder from being read.
         Cow::Owned(vec![0.0; self.dim])
     }
+
+    fn for_each_in_dense_batch<F: FnMut(usize, &[VectorElementType])>(
+        &self,
+        keys: &[PointOffsetType],
+        f: F,
+    ) -> OperationResult<()> {
+        default_for_each_in_dense_batch(self, keys, f)
+    }
+}
+
+impl DenseVectorStorage<VectorElementType> for EmptyDenseVectorStorage {
+    fn update_from<'a>(
+        &mut self,
+        _other_vectors: &mut impl Iterator<Item = (Cow<'a, [VectorElementType]>, bool)>,
+        _stopped: &AtomicBool,
+    ) -> OperationResult<Range<PointOffsetType>> {
+        Err(OperationError::service_error(
+            "Cannot update empty vector storage",
+        ))
+    }
+}
+
+/// Multivector view of the placeholder, used when it was created with a
+/// multivector config. Every slot is deleted and holds one zero inner vector,
+/// so scoring stays well-defined and the results are discarded as deleted.
+impl MultiVectorStorageRead<VectorElementType> for EmptyDenseVectorStorage {
+    fn vector_dim(&self) -> usize {
+        self.dim
+    }
+
+    fn get_multi<P: AccessPattern>(
+        &self,
+        _key: PointOffsetType,
+    ) -> CowMultiVector<'_, VectorElementType> {
+        CowMultiVector::Owned(TypedMultiDenseVector::placeholder(self.dim))
+    }
+
+    fn get_multi_opt<P: AccessPattern>(
+        &self,
+        key: PointOffsetType,
+    ) -> Option<CowMultiVector<'_, VectorElementType>> {
+        ((key as usize) < self.num_points).then(|| self.get_multi::<P>(key))
+    }
+
+    fn for_each_in_batch_multi<F>(
+        &self,
+        keys: &[PointOffsetType],
+        mut callback: F,
+    ) -> OperationResult<()>
+    where
+        F: FnMut(usize, TypedMultiDenseVectorRef<'_, VectorElementType>),
+    {
+        let zeros = vec![0.0; self.dim];
+        for idx in 0..keys.len() {
+            callback(idx, TypedMultiDenseVectorRef::new(&zeros, self.dim));
+        }
+        Ok(())
+    }
+
+    fn iterate_inner_vectors(
+        &self,
+    ) -> impl Iterator<Item = Cow<'_, [VectorElementType]>> + Clone + Send {
+        // All vectors are deleted, so there are no inner vectors to report.
+        std::iter::empty()
+    }
+
+    fn multi_vector_config(&self) -> &MultiVectorConfig {
+        self.multi_vector_config
+            .as_ref()
+            .expect("multivector view requires the placeholder to have a multivector config")
+    }
 }
 
 impl VectorStorageRead for EmptyDenseVectorStorage {
+    fn size_of_available_vectors_in_bytes(&self) -> usize {
+        // All vectors are deleted, so there are no available vectors.
+        0
+    }
+
     fn distance(&self) -> Distance {
         self.distance
     }
@@ -107,8 +187,8 @@ impl VectorStorageRead for EmptyDenseVectorStorage {
         self.datatype
     }
 
-    fn is_on_disk(&self) -> bool {
-        self.is_on_disk
+    fn is_cold(&self) -> bool {
+        self.cold
     }
 
     fn total_vector_count(&self) -> usize {
@@ -135,27 +215,20 @@ impl VectorStorageRead for EmptyDenseVectorStorage {
     fn deleted_vector_bitslice(&self) -> &BitSlice {
         self.deleted_bitvec.as_bitslice()
     }
+
+    fn read_vector_bytes<P: AccessPattern, U: Copy + UserData>(
+        &self,
+        keys: impl IntoIterator<Item = (U, PointOffsetType)>,
+        callback: impl FnMut(U, PointOffsetType, Vec<u8>),
+    ) -> OperationResult<()> {
+        default_read_vector_bytes_impl::<Self, P, U>(self, keys, callback)
+    }
 }
 
 impl VectorStorage for EmptyDenseVectorStorage {
-    fn insert_vector(
-        &mut self,
-        _key: PointOffsetType,
-        _vector: VectorRef,
-        _hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
+    fn insert_vector(&mut self, _key: PointOffsetType, _vector: VectorRef) -> OperationResult<()> {
         Err(OperationError::service_error(
             "Cannot insert into empty vector storage",
-        ))
-    }
-
-    fn update_from<'a>(
-        &mut self,
-        _other_vectors: &'a mut impl Iterator<Item = (CowVector<'a>, bool)>,
-        _stopped: &AtomicBool,
-    ) -> OperationResult<Range<PointOffsetType>> {
-        Err(OperationError::service_error(
-            "Cannot update empty vector storage",
         ))
     }
 
@@ -174,7 +247,13 @@ impl VectorStorage for EmptyDenseVectorStorage {
 
 #[cfg(test)]
 mod tests {
+    use crate::common::ambient;
+    use crate::common::generic_consts::Random;
+
     use super::*;
+    use crate::segment::data_types::vectors::{MultiDenseVectorInternal, QueryVector, VectorInternal};
+    use crate::segment::types::MultiVectorComparator;
+    use crate::segment::vector_storage::raw_scorer::new_raw_scorer;
 
     #[test]
     fn test_empty_dense_basic_contract() {
@@ -189,28 +268,20 @@ mod tests {
 
         assert_eq!(storage.distance(), Distance::Cosine);
         assert_eq!(storage.datatype(), VectorStorageDatatype::Float32);
-        assert!(storage.is_on_disk());
+        assert!(storage.is_cold());
         assert_eq!(storage.total_vector_count(), 1000);
         assert_eq!(storage.available_vector_count(), 0);
         assert_eq!(storage.deleted_vector_count(), 1000);
         assert_eq!(storage.deleted_vector_bitslice().len(), 1000);
         assert!(storage.is_deleted_vector(0));
         assert!(storage.is_deleted_vector(999));
-        assert_eq!(storage.vector_dim(), 128);
+        assert_eq!(DenseVectorStorageRead::vector_dim(&storage), 128);
         assert!(storage.files().is_empty());
         assert!(storage.multi_vector_config().is_none());
 
         // get_vector_opt always returns None
-        assert!(
-            storage
-                .get_vector_opt::<common::generic_consts::Random>(0)
-                .is_none()
-        );
-        assert!(
-            storage
-                .get_vector_opt::<common::generic_consts::Random>(500)
-                .is_none()
-        );
+        assert!(storage.get_vector_opt::<Random>(0).is_none());
+        assert!(storage.get_vector_opt::<Random>(500).is_none());
     }
 
     #[test]
@@ -223,7 +294,7 @@ mod tests {
             None,
             0,
         );
-        assert!(storage_on_disk.is_on_disk());
+        assert!(storage_on_disk.is_cold());
 
         let storage_in_ram = EmptyDenseVectorStorage::new(
             64,
@@ -233,7 +304,7 @@ mod tests {
             None,
             0,
         );
-        assert!(!storage_in_ram.is_on_disk());
+        assert!(!storage_in_ram.is_cold());
     }
 
     #[test]
@@ -282,11 +353,7 @@ mod tests {
             10,
         );
         let vector = vec![1.0, 2.0, 3.0, 4.0];
-        let result = storage.insert_vector(
-            0,
-            VectorRef::from(&vector),
-            &HardwareCounterCell::disposable(),
-        );
+        let result = ambient::test(|| storage.insert_vector(0, VectorRef::from(&vector)));
         assert!(result.is_err());
     }
 
@@ -302,5 +369,34 @@ mod tests {
         );
         // delete_vector returns false because it was already deleted
         assert!(!storage.delete_vector(0).unwrap());
+    }
+
+    /// Searching a multivector added to an already-indexed segment (backed by this
+    /// placeholder) must not fail with a multi/regular conversion error.
+    #[test]
+    fn test_empty_dense_multi_vector_raw_scorer() {
+        let multi_cfg = MultiVectorConfig {
+            comparator: MultiVectorComparator::MaxSim,
+        };
+        let storage = new_empty_dense_vector_storage(
+            4,
+            Distance::Cosine,
+            VectorStorageDatatype::Float32,
+            false,
+            Some(multi_cfg),
+            3,
+        );
+        let query = QueryVector::Nearest(VectorInternal::MultiDense(
+            MultiDenseVectorInternal::new(vec![1.0; 8], 4),
+        ));
+
+        let _scope = ambient::test_guard();
+        let scorer = new_raw_scorer(query, &storage)
+            .expect("multivector query on an empty placeholder must not fail");
+
+        // Slots are deleted zero placeholders: scoring them must not panic.
+        let mut scores = [0.0; 3];
+        scorer.score_points(&[0, 1, 2], &mut scores).unwrap();
+        assert!(scores.iter().all(|score| score.is_finite()));
     }
 }

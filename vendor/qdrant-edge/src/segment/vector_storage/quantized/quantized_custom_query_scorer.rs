@@ -1,9 +1,9 @@
 use std::borrow::Cow;
-use std::marker::PhantomData;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::common::ambient::hw::{self, HwScale};
 use crate::common::types::{PointOffsetType, ScoreType};
 
+use crate::segment::common::operation_error::OperationResult;
 use crate::segment::data_types::primitive::PrimitiveVectorElement;
 use crate::segment::data_types::vectors::{DenseVector, TypedDenseVector};
 use crate::segment::spaces::metric::Metric;
@@ -11,35 +11,29 @@ use crate::segment::types::QuantizationConfig;
 use crate::segment::vector_storage::query::{Query, TransformInto};
 use crate::segment::vector_storage::query_scorer::QueryScorer;
 
-pub struct QuantizedCustomQueryScorer<'a, TElement, TMetric, TEncodedVectors, TQuery>
+pub struct QuantizedCustomQueryScorer<'a, TEncodedVectors, TQuery>
 where
-    TElement: PrimitiveVectorElement,
-    TMetric: Metric<TElement>,
     TEncodedVectors: crate::quantization::EncodedVectors,
     TQuery: Query<TEncodedVectors::EncodedQuery>,
 {
+    hw: HwScale,
     query: TQuery,
     quantized_storage: &'a TEncodedVectors,
-    metric: PhantomData<TMetric>,
-    element: PhantomData<TElement>,
-    hardware_counter: HardwareCounterCell,
 }
 
-impl<'a, TElement, TMetric, TEncodedVectors, TQuery>
-    QuantizedCustomQueryScorer<'a, TElement, TMetric, TEncodedVectors, TQuery>
+impl<'a, TEncodedVectors, TQuery> QuantizedCustomQueryScorer<'a, TEncodedVectors, TQuery>
 where
-    TElement: PrimitiveVectorElement,
-    TMetric: Metric<TElement>,
     TEncodedVectors: crate::quantization::EncodedVectors,
     TQuery: Query<TEncodedVectors::EncodedQuery>,
 {
-    pub fn new<TOriginalQuery, TInputQuery>(
+    pub fn new<TElement, TMetric, TOriginalQuery, TInputQuery>(
         raw_query: TInputQuery,
         quantized_storage: &'a TEncodedVectors,
         quantization_config: &QuantizationConfig,
-        mut hardware_counter: HardwareCounterCell,
     ) -> Self
     where
+        TElement: PrimitiveVectorElement,
+        TMetric: Metric<TElement>,
         TOriginalQuery: Query<TypedDenseVector<TElement>>
             + TransformInto<TQuery, TypedDenseVector<TElement>, TEncodedVectors::EncodedQuery>
             + Clone,
@@ -47,7 +41,7 @@ where
             + TransformInto<TOriginalQuery, DenseVector, TypedDenseVector<TElement>>,
     {
         let original_query: TOriginalQuery = raw_query
-            .transform(|raw_vector| {
+            .transform(&|raw_vector| {
                 let preprocessed_vector = TMetric::preprocess(raw_vector);
                 let original_vector = TypedDenseVector::from(TElement::slice_from_float_cow(
                     Cow::Owned(preprocessed_vector),
@@ -56,7 +50,7 @@ where
             })
             .unwrap();
         let query: TQuery = original_query
-            .transform(|original_vector| {
+            .transform(&|original_vector| {
                 let original_vector_prequantized = TElement::quantization_preprocess(
                     quantization_config,
                     TMetric::distance(),
@@ -66,59 +60,43 @@ where
             })
             .unwrap();
 
-        hardware_counter.set_cpu_multiplier(size_of::<TElement>());
-
-        hardware_counter.set_vector_io_read_multiplier(usize::from(quantized_storage.is_on_disk()));
-
         Self {
+            hw: HwScale {
+                cpu: size_of::<TElement>(),
+                vector_io_read: usize::from(quantized_storage.is_cold()),
+            },
             query,
             quantized_storage,
-            metric: PhantomData,
-            element: PhantomData,
-            hardware_counter,
         }
     }
 }
 
-impl<TElement, TMetric, TEncodedVectors, TQuery> QueryScorer
-    for QuantizedCustomQueryScorer<'_, TElement, TMetric, TEncodedVectors, TQuery>
+impl<TEncodedVectors, TQuery> QueryScorer
+    for QuantizedCustomQueryScorer<'_, TEncodedVectors, TQuery>
 where
-    TElement: PrimitiveVectorElement,
-    TMetric: Metric<TElement>,
     TEncodedVectors: crate::quantization::EncodedVectors,
     TQuery: Query<TEncodedVectors::EncodedQuery>,
 {
-    type TVector = [TElement];
-
-    fn score_stored_batch(&self, ids: &[PointOffsetType], scores: &mut [ScoreType]) {
+    fn score_stored_batch(
+        &self,
+        ids: &[PointOffsetType],
+        scores: &mut [ScoreType],
+    ) -> OperationResult<()> {
         debug_assert_eq!(ids.len(), scores.len());
 
         let storage = self.quantized_storage;
 
-        self.hardware_counter
-            .vector_io_read()
-            .incr_delta(ids.len() * storage.quantized_vector_size());
+        self.hw
+            .vector_io_read(ids.len() * storage.quantized_vector_size());
 
-        for (idx, vector) in storage.iter_batch(ids) {
-            scores[idx] = self.query.score_by(|query| {
-                storage.score(query, &vector, &self.hardware_counter) // inhibit `rustfmt`
-            });
-        }
-    }
-
-    fn score_stored(&self, idx: PointOffsetType) -> ScoreType {
-        // account for read outside of `score_by` because the closure is called once per example
-        self.hardware_counter
-            .vector_io_read()
-            .incr_delta(self.quantized_storage.quantized_vector_size());
-        self.query.score_by(|this| {
-            self.quantized_storage
-                .score_point(this, idx, &self.hardware_counter)
-        })
-    }
-
-    fn score(&self, _v2: &[TElement]) -> ScoreType {
-        unimplemented!("This method is not expected to be called for quantized scorer");
+        hw::scale_cpu(self.hw.cpu, || {
+            storage.for_each_batch(ids, |idx, vector| {
+                scores[idx] = self.query.score_by(|query| {
+                    storage.score(query, &vector) // inhibit `rustfmt`
+                });
+            })
+        })?;
+        Ok(())
     }
 
     fn score_internal(&self, _point_a: PointOffsetType, _point_b: PointOffsetType) -> ScoreType {
@@ -127,9 +105,9 @@ where
 
     type SupportsBytes = TEncodedVectors::SupportsBytes;
     fn score_bytes(&self, enabled: Self::SupportsBytes, bytes: &[u8]) -> ScoreType {
-        self.query.score_by(|this| {
-            self.quantized_storage
-                .score_bytes(enabled, this, bytes, &self.hardware_counter)
+        hw::scale_cpu(self.hw.cpu, || {
+            self.query
+                .score_by(|this| self.quantized_storage.score_bytes(enabled, this, bytes))
         })
     }
 }

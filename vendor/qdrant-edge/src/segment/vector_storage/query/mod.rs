@@ -11,20 +11,20 @@ mod reco_query;
 pub use context_query::{ContextPair, ContextQuery};
 pub use discover_query::DiscoverQuery;
 pub use feedback_query::{FeedbackItem, NaiveFeedbackCoefficients, NaiveFeedbackQuery};
-pub use reco_query::{RecoBestScoreQuery, RecoQuery, RecoSumScoresQuery};
+pub use reco_query::{
+    RecoBestScoreQuery, RecoQuery, RecoSumScoresQuery, avg_vector_for_recommendation,
+};
 
 pub trait TransformInto<Output, T = DenseVector, U = DenseVector> {
     /// Change the underlying type of the query, or just process it in some way.
-    fn transform<F>(self, f: F) -> OperationResult<Output>
-    where
-        F: FnMut(T) -> OperationResult<U>;
+    fn transform(self, f: &dyn Fn(T) -> OperationResult<U>) -> OperationResult<Output>;
 
     fn transform_into(self) -> OperationResult<Output>
     where
         Self: Sized,
         T: TryInto<U, Error = OperationError>,
     {
-        self.transform(|v| v.try_into())
+        self.transform(&|v| v.try_into())
     }
 }
 

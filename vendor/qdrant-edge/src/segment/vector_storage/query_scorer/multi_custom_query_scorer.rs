@@ -1,18 +1,18 @@
 use std::marker::PhantomData;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
-use crate::common::generic_consts::Random;
+use crate::common::ambient::hw::HwScale;
 use crate::common::typelevel::False;
 use crate::common::types::{PointOffsetType, ScoreType};
 
 use super::score_multi;
+use crate::segment::common::operation_error::OperationResult;
 use crate::segment::data_types::named_vectors::CowMultiVector;
 use crate::segment::data_types::primitive::PrimitiveVectorElement;
 use crate::segment::data_types::vectors::{
     DenseVector, MultiDenseVectorInternal, TypedMultiDenseVector, TypedMultiDenseVectorRef,
 };
 use crate::segment::spaces::metric::Metric;
-use crate::segment::vector_storage::MultiVectorStorage;
+use crate::segment::vector_storage::MultiVectorStorageRead;
 use crate::segment::vector_storage::query::{Query, TransformInto};
 use crate::segment::vector_storage::query_scorer::QueryScorer;
 
@@ -20,37 +20,31 @@ pub struct MultiCustomQueryScorer<
     'a,
     TElement: PrimitiveVectorElement,
     TMetric: Metric<TElement>,
-    TVectorStorage: MultiVectorStorage<TElement>,
+    TVectorStorage: MultiVectorStorageRead<TElement>,
     TQuery: Query<TypedMultiDenseVector<TElement>>,
 > {
+    hw: HwScale,
     vector_storage: &'a TVectorStorage,
     query: TQuery,
     metric: PhantomData<TMetric>,
     element: PhantomData<TElement>,
-    hardware_counter: HardwareCounterCell,
 }
 
 impl<
     'a,
     TElement: PrimitiveVectorElement,
     TMetric: Metric<TElement>,
-    TVectorStorage: MultiVectorStorage<TElement>,
+    TVectorStorage: MultiVectorStorageRead<TElement>,
     TQuery: Query<TypedMultiDenseVector<TElement>>,
 > MultiCustomQueryScorer<'a, TElement, TMetric, TVectorStorage, TQuery>
 {
-    pub fn new<TInputQuery>(
-        query: TInputQuery,
-        vector_storage: &'a TVectorStorage,
-        mut hardware_counter: HardwareCounterCell,
-    ) -> Self
+    pub fn new<TInputQuery>(query: TInputQuery, vector_storage: &'a TVectorStorage) -> Self
     where
         TInputQuery: Query<MultiDenseVectorInternal>
             + TransformInto<TQuery, MultiDenseVectorInternal, TypedMultiDenseVector<TElement>>,
     {
-        let mut dim = 0;
         let query = query
-            .transform(|vector| {
-                dim = vector.dim;
+            .transform(&|vector| {
                 let mut preprocessed = DenseVector::new();
                 for slice in vector.multi_vectors() {
                     preprocessed.extend_from_slice(&TMetric::preprocess(slice.to_vec()));
@@ -63,19 +57,21 @@ impl<
             })
             .unwrap();
 
-        hardware_counter.set_cpu_multiplier(dim * size_of::<TElement>());
-        if vector_storage.is_on_disk() {
-            hardware_counter.set_vector_io_read_multiplier(dim * size_of::<TElement>());
-        } else {
-            hardware_counter.set_vector_io_read_multiplier(0);
-        }
+        let dim = vector_storage.vector_dim();
 
         Self {
+            hw: HwScale {
+                cpu: dim * size_of::<TElement>(),
+                vector_io_read: if vector_storage.is_cold() {
+                    dim * size_of::<TElement>()
+                } else {
+                    0
+                },
+            },
             query,
             vector_storage,
             metric: PhantomData,
             element: PhantomData,
-            hardware_counter,
         }
     }
 }
@@ -83,18 +79,16 @@ impl<
 impl<
     TElement: PrimitiveVectorElement,
     TMetric: Metric<TElement>,
-    TVectorStorage: MultiVectorStorage<TElement>,
+    TVectorStorage: MultiVectorStorageRead<TElement>,
     TQuery: Query<TypedMultiDenseVector<TElement>>,
 > MultiCustomQueryScorer<'_, TElement, TMetric, TVectorStorage, TQuery>
 {
     #[inline]
     fn score_ref(&self, against: TypedMultiDenseVectorRef<TElement>) -> ScoreType {
-        let cpu_counter = self.hardware_counter.cpu_counter();
-
         let against_vector_count = against.vectors_count();
 
         self.query.score_by(|example| {
-            cpu_counter.incr_delta(example.vectors_count() * against_vector_count);
+            self.hw.cpu(example.vectors_count() * against_vector_count);
 
             score_multi::<TElement, TMetric>(
                 self.vector_storage.multi_vector_config(),
@@ -108,36 +102,22 @@ impl<
 impl<
     TElement: PrimitiveVectorElement,
     TMetric: Metric<TElement>,
-    TVectorStorage: MultiVectorStorage<TElement>,
+    TVectorStorage: MultiVectorStorageRead<TElement>,
     TQuery: Query<TypedMultiDenseVector<TElement>>,
 > QueryScorer for MultiCustomQueryScorer<'_, TElement, TMetric, TVectorStorage, TQuery>
 {
-    type TVector = TypedMultiDenseVector<TElement>;
-
-    #[inline]
-    fn score_stored(&self, idx: PointOffsetType) -> ScoreType {
-        let stored = self.vector_storage.get_multi::<Random>(idx);
-        self.hardware_counter
-            .vector_io_read()
-            .incr_delta(stored.as_ref().vectors_count());
-
-        self.score_ref(stored.as_ref())
-    }
-
-    fn score_stored_batch(&self, ids: &[PointOffsetType], scores: &mut [ScoreType]) {
+    fn score_stored_batch(
+        &self,
+        ids: &[PointOffsetType],
+        scores: &mut [ScoreType],
+    ) -> OperationResult<()> {
         debug_assert_eq!(ids.len(), scores.len());
 
-        let vectors_read = self.hardware_counter.vector_io_read();
         self.vector_storage
             .for_each_in_batch_multi(ids, |idx, vector| {
-                vectors_read.incr_delta(vector.vectors_count());
+                self.hw.vector_io_read(vector.vectors_count());
                 scores[idx] = self.score_ref(vector);
-            });
-    }
-
-    #[inline]
-    fn score(&self, against: &TypedMultiDenseVector<TElement>) -> ScoreType {
-        self.score_ref(TypedMultiDenseVectorRef::from(against))
+            })
     }
 
     fn score_internal(&self, _point_a: PointOffsetType, _point_b: PointOffsetType) -> ScoreType {

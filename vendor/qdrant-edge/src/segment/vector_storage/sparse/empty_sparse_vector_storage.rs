@@ -1,11 +1,12 @@
+use std::borrow::Cow;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use crate::common::bitvec::{BitSlice, BitVec};
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::generic_consts::AccessPattern;
 use crate::common::types::PointOffsetType;
+use crate::common::universal_io::UserData;
 use crate::sparse::common::sparse_vector::SparseVector;
 
 use crate::segment::common::Flusher;
@@ -15,7 +16,8 @@ use crate::segment::data_types::vectors::VectorRef;
 use crate::segment::types::{Distance, VectorStorageDatatype};
 use crate::segment::vector_storage::sparse::SPARSE_VECTOR_DISTANCE;
 use crate::segment::vector_storage::{
-    SparseVectorStorage, VectorStorage, VectorStorageEnum, VectorStorageRead,
+    SparseVectorStorage, SparseVectorStorageRead, VectorStorage, VectorStorageEnum,
+    VectorStorageRead, default_read_vector_bytes_impl,
 };
 
 /// Placeholder sparse vector storage that contains no data.
@@ -50,7 +52,7 @@ pub fn new_empty_sparse_vector_storage(num_points: usize) -> VectorStorageEnum {
     VectorStorageEnum::EmptySparse(EmptySparseVectorStorage::new(num_points))
 }
 
-impl SparseVectorStorage for EmptySparseVectorStorage {
+impl SparseVectorStorageRead for EmptySparseVectorStorage {
     fn get_sparse<P: AccessPattern>(&self, _key: PointOffsetType) -> OperationResult<SparseVector> {
         Ok(SparseVector::default())
     }
@@ -74,7 +76,23 @@ impl SparseVectorStorage for EmptySparseVectorStorage {
     }
 }
 
+impl SparseVectorStorage for EmptySparseVectorStorage {
+    fn update_from<'a>(
+        &mut self,
+        _other_vectors: &mut impl Iterator<Item = (Cow<'a, SparseVector>, bool)>,
+        _stopped: &AtomicBool,
+    ) -> OperationResult<Range<PointOffsetType>> {
+        Err(OperationError::service_error(
+            "Cannot update empty sparse vector storage",
+        ))
+    }
+}
+
 impl VectorStorageRead for EmptySparseVectorStorage {
+    fn size_of_available_vectors_in_bytes(&self) -> usize {
+        0
+    }
+
     fn distance(&self) -> Distance {
         SPARSE_VECTOR_DISTANCE
     }
@@ -83,7 +101,7 @@ impl VectorStorageRead for EmptySparseVectorStorage {
         VectorStorageDatatype::Float32
     }
 
-    fn is_on_disk(&self) -> bool {
+    fn is_cold(&self) -> bool {
         true
     }
 
@@ -111,27 +129,20 @@ impl VectorStorageRead for EmptySparseVectorStorage {
     fn deleted_vector_bitslice(&self) -> &BitSlice {
         self.deleted_bitvec.as_bitslice()
     }
+
+    fn read_vector_bytes<P: AccessPattern, U: Copy + UserData>(
+        &self,
+        keys: impl IntoIterator<Item = (U, PointOffsetType)>,
+        callback: impl FnMut(U, PointOffsetType, Vec<u8>),
+    ) -> OperationResult<()> {
+        default_read_vector_bytes_impl::<Self, P, U>(self, keys, callback)
+    }
 }
 
 impl VectorStorage for EmptySparseVectorStorage {
-    fn insert_vector(
-        &mut self,
-        _key: PointOffsetType,
-        _vector: VectorRef,
-        _hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
+    fn insert_vector(&mut self, _key: PointOffsetType, _vector: VectorRef) -> OperationResult<()> {
         Err(OperationError::service_error(
             "Cannot insert into empty sparse vector storage",
-        ))
-    }
-
-    fn update_from<'a>(
-        &mut self,
-        _other_vectors: &'a mut impl Iterator<Item = (CowVector<'a>, bool)>,
-        _stopped: &AtomicBool,
-    ) -> OperationResult<Range<PointOffsetType>> {
-        Err(OperationError::service_error(
-            "Cannot update empty sparse vector storage",
         ))
     }
 
@@ -150,6 +161,8 @@ impl VectorStorage for EmptySparseVectorStorage {
 
 #[cfg(test)]
 mod tests {
+    use crate::common::generic_consts::Random;
+
     use super::*;
 
     #[test]
@@ -158,7 +171,7 @@ mod tests {
 
         assert_eq!(storage.distance(), Distance::Dot);
         assert_eq!(storage.datatype(), VectorStorageDatatype::Float32);
-        assert!(storage.is_on_disk());
+        assert!(storage.is_cold());
         assert_eq!(storage.total_vector_count(), 500);
         assert_eq!(storage.available_vector_count(), 0);
         assert_eq!(storage.deleted_vector_count(), 500);
@@ -167,17 +180,8 @@ mod tests {
         assert!(storage.is_deleted_vector(499));
         assert!(storage.files().is_empty());
 
-        assert!(
-            storage
-                .get_vector_opt::<common::generic_consts::Random>(0)
-                .is_none()
-        );
-        assert!(
-            storage
-                .get_sparse_opt::<common::generic_consts::Random>(0)
-                .unwrap()
-                .is_none()
-        );
+        assert!(storage.get_vector_opt::<Random>(0).is_none());
+        assert!(storage.get_sparse_opt::<Random>(0).unwrap().is_none());
     }
 
     #[test]

@@ -1,10 +1,11 @@
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::atomic::AtomicBool;
 
 use crate::common::bitvec::{BitSlice, BitSliceExt as _, BitVec, bitvec_set_deleted};
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::generic_consts::{AccessPattern, Random};
 use crate::common::types::PointOffsetType;
+use crate::common::universal_io::UserData;
 use crate::sparse::common::sparse_vector::SparseVector;
 use crate::sparse::common::types::{DimId, DimWeight};
 
@@ -14,7 +15,8 @@ use crate::segment::data_types::named_vectors::CowVector;
 use crate::segment::data_types::vectors::VectorRef;
 use crate::segment::types::{Distance, VectorStorageDatatype};
 use crate::segment::vector_storage::{
-    SparseVectorStorage, VectorStorage, VectorStorageEnum, VectorStorageRead,
+    SparseVectorStorage, SparseVectorStorageRead, VectorStorage, VectorStorageEnum,
+    VectorStorageRead, default_read_vector_bytes_impl,
 };
 
 pub const SPARSE_VECTOR_DISTANCE: Distance = Distance::Dot;
@@ -87,19 +89,9 @@ impl VolatileSparseVectorStorage {
             *entry = vector.cloned();
         }
     }
-
-    pub fn size_of_available_vectors_in_bytes(&self) -> usize {
-        if self.total_vector_count == 0 {
-            return 0;
-        }
-        let available_fraction =
-            (self.total_vector_count - self.deleted_count) as f32 / self.total_vector_count as f32;
-        let available_size = (self.total_sparse_size as f32 * available_fraction) as usize;
-        available_size * (std::mem::size_of::<DimWeight>() + std::mem::size_of::<DimId>())
-    }
 }
 
-impl SparseVectorStorage for VolatileSparseVectorStorage {
+impl SparseVectorStorageRead for VolatileSparseVectorStorage {
     fn get_sparse<P: AccessPattern>(&self, key: PointOffsetType) -> OperationResult<SparseVector> {
         let vector = self
             .get_sparse_opt::<P>(key)?
@@ -133,7 +125,37 @@ impl SparseVectorStorage for VolatileSparseVectorStorage {
     }
 }
 
+impl SparseVectorStorage for VolatileSparseVectorStorage {
+    fn update_from<'a>(
+        &mut self,
+        other_vectors: &mut impl Iterator<Item = (Cow<'a, SparseVector>, bool)>,
+        stopped: &AtomicBool,
+    ) -> OperationResult<Range<PointOffsetType>> {
+        let start_index = self.total_vector_count as PointOffsetType;
+        for (other_vector, other_deleted) in other_vectors {
+            check_process_stopped(stopped)?;
+            // Do not perform preprocessing - vectors should be already processed
+            let other_vector = other_vector.as_ref();
+            let new_id = self.total_vector_count as PointOffsetType;
+            self.total_vector_count += 1;
+            self.set_deleted(new_id, other_deleted);
+            self.update_stored(new_id, other_deleted, Some(other_vector));
+        }
+        Ok(start_index..self.total_vector_count as PointOffsetType)
+    }
+}
+
 impl VectorStorageRead for VolatileSparseVectorStorage {
+    fn size_of_available_vectors_in_bytes(&self) -> usize {
+        if self.total_vector_count == 0 {
+            return 0;
+        }
+        let available_fraction =
+            (self.total_vector_count - self.deleted_count) as f32 / self.total_vector_count as f32;
+        let available_size = (self.total_sparse_size as f32 * available_fraction) as usize;
+        available_size * (std::mem::size_of::<DimWeight>() + std::mem::size_of::<DimId>())
+    }
+
     fn distance(&self) -> Distance {
         SPARSE_VECTOR_DISTANCE
     }
@@ -142,7 +164,7 @@ impl VectorStorageRead for VolatileSparseVectorStorage {
         VectorStorageDatatype::Float32
     }
 
-    fn is_on_disk(&self) -> bool {
+    fn is_cold(&self) -> bool {
         false
     }
 
@@ -177,39 +199,24 @@ impl VectorStorageRead for VolatileSparseVectorStorage {
     fn deleted_vector_bitslice(&self) -> &BitSlice {
         self.deleted.as_bitslice()
     }
+
+    fn read_vector_bytes<P: AccessPattern, U: Copy + UserData>(
+        &self,
+        keys: impl IntoIterator<Item = (U, PointOffsetType)>,
+        callback: impl FnMut(U, PointOffsetType, Vec<u8>),
+    ) -> OperationResult<()> {
+        default_read_vector_bytes_impl::<Self, P, U>(self, keys, callback)
+    }
 }
 
 impl VectorStorage for VolatileSparseVectorStorage {
-    fn insert_vector(
-        &mut self,
-        key: PointOffsetType,
-        vector: VectorRef,
-        _hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
+    fn insert_vector(&mut self, key: PointOffsetType, vector: VectorRef) -> OperationResult<()> {
         let vector: &SparseVector = vector.try_into()?;
         debug_assert!(vector.is_sorted());
         self.total_vector_count = std::cmp::max(self.total_vector_count, key as usize + 1);
         self.set_deleted(key, false);
         self.update_stored(key, false, Some(vector));
         Ok(())
-    }
-
-    fn update_from<'a>(
-        &mut self,
-        other_vectors: &'a mut impl Iterator<Item = (CowVector<'a>, bool)>,
-        stopped: &AtomicBool,
-    ) -> OperationResult<Range<PointOffsetType>> {
-        let start_index = self.total_vector_count as PointOffsetType;
-        for (other_vector, other_deleted) in other_vectors {
-            check_process_stopped(stopped)?;
-            // Do not perform preprocessing - vectors should be already processed
-            let other_vector = other_vector.as_vec_ref().try_into()?;
-            let new_id = self.total_vector_count as PointOffsetType;
-            self.total_vector_count += 1;
-            self.set_deleted(new_id, other_deleted);
-            self.update_stored(new_id, other_deleted, Some(other_vector));
-        }
-        Ok(start_index..self.total_vector_count as PointOffsetType)
     }
 
     fn flusher(&self) -> Flusher {

@@ -1,6 +1,5 @@
+use crate::common::ambient;
 use crate::common::bitvec::BitSlice;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
-use crate::common::generic_consts::Random;
 use crate::common::types::PointOffsetType;
 use itertools::Itertools;
 use rand::SeedableRng as _;
@@ -11,11 +10,13 @@ use crate::segment::data_types::vectors::QueryVector;
 use crate::segment::fixtures::payload_context_fixture::create_id_tracker_fixture;
 use crate::segment::id_tracker::IdTrackerRead;
 use crate::segment::index::hnsw_index::point_scorer::FilteredScorer;
+use crate::segment::segment_constructor::batched_reader::merge_from_single_source;
 use crate::segment::types::Distance;
 use crate::segment::vector_storage::VectorStorageEnum;
 use crate::segment::vector_storage::dense::dense_vector_storage::open_dense_vector_storage_with_uring;
 use crate::segment::vector_storage::dense::volatile_dense_vector_storage::new_volatile_dense_vector_storage;
-use crate::segment::vector_storage::vector_storage_base::{VectorStorage, VectorStorageRead};
+use crate::segment::vector_storage::quantized::quantized_vectors::QuantizedVectors;
+use crate::segment::vector_storage::vector_storage_base::VectorStorageRead;
 
 #[test]
 fn async_raw_scorer_cosine() -> Result<()> {
@@ -64,13 +65,7 @@ fn test_async_raw_scorer(
         insert_random_vectors(&mut rng, dim, &mut volatile_storage, points)?;
         delete_random_vectors(&mut rng, &mut volatile_storage, &mut id_tracker, delete)?;
 
-        let mut iter = (0..points).map(|i| {
-            let i = i as PointOffsetType;
-            let vec = volatile_storage.get_vector::<Random>(i);
-            let deleted = volatile_storage.is_deleted_vector(i);
-            (vec, deleted)
-        });
-        storage.update_from(&mut iter, &Default::default())?;
+        merge_from_single_source(&mut storage, &volatile_storage, points as PointOffsetType)?;
     }
 
     for _ in 0..score {
@@ -97,23 +92,27 @@ fn test_random_score(
 ) -> Result<()> {
     let query: QueryVector = sampler(&mut rng).take(dim).collect_vec().into();
 
+    let _scope = ambient::test_guard();
     let mut scorer = FilteredScorer::new_for_test(query.clone(), storage, deleted_points);
 
     let mut async_scorer = FilteredScorer::new(
         query,
         storage,
-        None,
+        None::<&QuantizedVectors>,
         None,
         deleted_points,
-        HardwareCounterCell::new(),
     )?;
 
     let points = rng.random_range(1..storage.total_vector_count());
     let points = (0..storage.total_vector_count() as _).sample(&mut rng, points);
 
-    let res = scorer.score_points(&mut points.clone(), 0).collect_vec();
+    let res = scorer
+        .score_points(&mut points.clone(), 0)
+        .unwrap()
+        .collect_vec();
     let async_res = async_scorer
         .score_points(&mut points.clone(), 0)
+        .unwrap()
         .collect_vec();
 
     assert_eq!(res, async_res);

@@ -1,10 +1,9 @@
 use std::path::Path;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::common::ambient;
 use crate::common::generic_consts::Random;
 use crate::common::mmap::AdviceSetting;
 use crate::common::types::PointOffsetType;
-use crate::common::validation::MAX_MULTIVECTOR_FLATTENED_LEN;
 use rstest::rstest;
 use tempfile::Builder;
 
@@ -14,12 +13,13 @@ use crate::segment::data_types::vectors::{
 use crate::segment::fixtures::payload_context_fixture::create_id_tracker_fixture;
 use crate::segment::id_tracker::IdTrackerRead;
 use crate::segment::index::hnsw_index::point_scorer::BatchFilteredSearcher;
+use crate::segment::segment_constructor::batched_reader::merge_from_single_source;
 use crate::segment::types::{Distance, MultiVectorConfig};
 use crate::segment::vector_storage::common::CHUNK_SIZE;
 use crate::segment::vector_storage::multi_dense::appendable_mmap_multi_dense_vector_storage::open_appendable_memmap_multi_vector_storage_full;
 use crate::segment::vector_storage::multi_dense::volatile_multi_dense_vector_storage::new_volatile_multi_dense_vector_storage;
 use crate::segment::vector_storage::{
-    DEFAULT_STOPPED, MultiVectorStorage, VectorStorage, VectorStorageEnum, VectorStorageRead,
+    DEFAULT_STOPPED, MultiVectorStorageRead, VectorStorage, VectorStorageEnum, VectorStorageRead,
 };
 
 #[derive(Clone, Copy)]
@@ -52,12 +52,12 @@ fn do_test_delete_points(vector_dim: usize, vec_count: usize, storage: &mut Vect
 
     let id_tracker = create_id_tracker_fixture(points.len());
 
-    let hw_counter = HardwareCounterCell::new();
+    let _scope = ambient::test_guard();
 
     // Insert all points
     for (i, vec) in points.iter().enumerate() {
         storage
-            .insert_vector(i as PointOffsetType, vec.into(), &hw_counter)
+            .insert_vector(i as PointOffsetType, vec.into())
             .unwrap();
     }
     // Check that all points are inserted
@@ -75,7 +75,10 @@ fn do_test_delete_points(vector_dim: usize, vec_count: usize, storage: &mut Vect
             | VectorStorageEnum::DenseVolatileByte(_)
             | VectorStorageEnum::DenseVolatileHalf(_) => unreachable!(),
             VectorStorageEnum::DenseMemmap(_)
+            | VectorStorageEnum::DenseGraphInline(_)
             | VectorStorageEnum::DenseMemmapByte(_)
+            | VectorStorageEnum::DenseGraphInlineByte(_)
+            | VectorStorageEnum::DenseGraphInlineHalf(_)
             | VectorStorageEnum::DenseMemmapHalf(_) => unreachable!(),
             #[cfg(target_os = "linux")]
             VectorStorageEnum::DenseUring(_)
@@ -83,7 +86,12 @@ fn do_test_delete_points(vector_dim: usize, vec_count: usize, storage: &mut Vect
             | VectorStorageEnum::DenseUringHalf(_) => unreachable!(),
             VectorStorageEnum::DenseAppendableMemmap(_)
             | VectorStorageEnum::DenseAppendableMemmapByte(_)
-            | VectorStorageEnum::DenseAppendableMemmapHalf(_) => unreachable!(),
+            | VectorStorageEnum::DenseAppendableMemmapHalf(_)
+            | VectorStorageEnum::DenseTurboMemmap(_)
+            | VectorStorageEnum::DenseTurboGraphInline(_)
+            | VectorStorageEnum::DenseTurboAppendableMemmap(_) => unreachable!(),
+            #[cfg(target_os = "linux")]
+            VectorStorageEnum::DenseTurboUring(_) => unreachable!(),
             VectorStorageEnum::SparseMmap(_) => unreachable!(),
             #[cfg(test)]
             VectorStorageEnum::SparseVolatile(_) => unreachable!(),
@@ -100,7 +108,8 @@ fn do_test_delete_points(vector_dim: usize, vec_count: usize, storage: &mut Vect
                 }
             }
             VectorStorageEnum::MultiDenseAppendableMemmapByte(_)
-            | VectorStorageEnum::MultiDenseAppendableMemmapHalf(_) => unreachable!(),
+            | VectorStorageEnum::MultiDenseAppendableMemmapHalf(_)
+            | VectorStorageEnum::MultiDenseTurbo(_) => unreachable!(),
             VectorStorageEnum::EmptyDense(_) | VectorStorageEnum::EmptySparse(_) => {
                 unreachable!()
             }
@@ -113,7 +122,8 @@ fn do_test_delete_points(vector_dim: usize, vec_count: usize, storage: &mut Vect
         .enumerate()
         .filter(|(_, d)| *d)
         .for_each(|(i, _)| {
-            storage.delete_vector(i as PointOffsetType).unwrap();
+            let was_deleted = storage.delete_vector(i as PointOffsetType).unwrap();
+            assert!(was_deleted, "deleting a live vector must return true");
         });
     assert_eq!(
         storage.deleted_vector_count(),
@@ -139,8 +149,14 @@ fn do_test_delete_points(vector_dim: usize, vec_count: usize, storage: &mut Vect
     assert_eq!(closest[2].idx, 0);
 
     // Delete 1, redelete 2
-    storage.delete_vector(1 as PointOffsetType).unwrap();
-    storage.delete_vector(2 as PointOffsetType).unwrap();
+    assert!(
+        storage.delete_vector(1 as PointOffsetType).unwrap(),
+        "deleting a live vector must return true"
+    );
+    assert!(
+        !storage.delete_vector(2 as PointOffsetType).unwrap(),
+        "redeleting a deleted vector must return false"
+    );
     assert_eq!(
         storage.deleted_vector_count(),
         3,
@@ -165,8 +181,8 @@ fn do_test_delete_points(vector_dim: usize, vec_count: usize, storage: &mut Vect
     assert_eq!(closest[1].idx, 0);
 
     // Delete all
-    storage.delete_vector(0 as PointOffsetType).unwrap();
-    storage.delete_vector(4 as PointOffsetType).unwrap();
+    assert!(storage.delete_vector(0 as PointOffsetType).unwrap());
+    assert!(storage.delete_vector(4 as PointOffsetType).unwrap());
     assert_eq!(
         storage.deleted_vector_count(),
         5,
@@ -200,7 +216,7 @@ fn do_test_update_from_delete_points(
 
     let id_tracker = create_id_tracker_fixture(points.len());
 
-    let hw_counter = HardwareCounterCell::new();
+    let _scope = ambient::test_guard();
 
     {
         let mut storage2 = new_volatile_multi_dense_vector_storage(
@@ -211,20 +227,14 @@ fn do_test_update_from_delete_points(
         {
             points.iter().enumerate().for_each(|(i, vec)| {
                 storage2
-                    .insert_vector(i as PointOffsetType, vec.into(), &hw_counter)
+                    .insert_vector(i as PointOffsetType, vec.into())
                     .unwrap();
                 if delete_mask[i] {
                     storage2.delete_vector(i as PointOffsetType).unwrap();
                 }
             });
         }
-        let mut iter = (0..points.len()).map(|i| {
-            let i = i as PointOffsetType;
-            let vec = storage2.get_vector::<Random>(i);
-            let deleted = storage2.is_deleted_vector(i);
-            (vec, deleted)
-        });
-        storage.update_from(&mut iter, &Default::default()).unwrap();
+        merge_from_single_source(storage, &storage2, points.len() as PointOffsetType).unwrap();
     }
 
     assert_eq!(
@@ -344,29 +354,29 @@ fn test_update_from_delete_points_multi_dense_vector_storage(
     }
 }
 
+/// An inner vector nearly fills a chunk, so the multivector spans several.
 #[rstest]
 #[case(MultiDenseStorageType::AppendableMmapFloat)]
 fn test_large_multi_dense_vector_storage(#[case] storage_type: MultiDenseStorageType) {
-    assert!(MAX_MULTIVECTOR_FLATTENED_LEN * std::mem::size_of::<VectorElementType>() < CHUNK_SIZE);
-
     let vec_dim = 100_000;
-    let vec_count = 100;
+    let vec_count = 10;
+    assert!(vec_dim * vec_count * std::mem::size_of::<VectorElementType>() > CHUNK_SIZE);
+
     let dir = Builder::new().prefix("storage_dir").tempdir().unwrap();
     let mut storage = create_vector_storage(storage_type, vec_dim, dir.path());
 
-    let vectors = vec![vec![0.0; vec_dim]; vec_count];
+    let vectors: Vec<Vec<VectorElementType>> = (0..vec_count)
+        .map(|i| vec![i as VectorElementType; vec_dim])
+        .collect();
     let multivec = MultiDenseVectorInternal::try_from(vectors).unwrap();
 
-    let hw_counter = HardwareCounterCell::new();
-    let result = storage.insert_vector(0, VectorRef::from(&multivec), &hw_counter);
-    match result {
-        Ok(_) => {
-            panic!("Inserting vector should fail");
-        }
-        Err(e) => {
-            assert!(e.to_string().contains("too large"));
-        }
-    }
+    let _scope = ambient::test_guard();
+    storage
+        .insert_vector(0, VectorRef::from(&multivec))
+        .unwrap();
+
+    let stored = storage.get_vector::<Random>(0);
+    assert_eq!(stored.as_vec_ref(), VectorRef::from(&multivec));
 }
 
 #[test]
@@ -411,29 +421,28 @@ fn test_update_from_delete_points_volatile_multi_dense_vector_storage() {
     }
 }
 
+/// An inner vector nearly fills a chunk, so the multivector spans several.
 #[test]
 fn test_large_volatile_multi_dense_vector_storage() {
-    assert!(MAX_MULTIVECTOR_FLATTENED_LEN * std::mem::size_of::<VectorElementType>() < CHUNK_SIZE);
-
     let vec_dim = 100_000;
-    let vec_count = 100;
+    let vec_count = 10;
+    assert!(vec_dim * vec_count * std::mem::size_of::<VectorElementType>() > CHUNK_SIZE);
+
     let mut storage = new_volatile_multi_dense_vector_storage(
         vec_dim,
         Distance::Dot,
         MultiVectorConfig::default(),
     );
 
-    let vectors = vec![vec![0.0; vec_dim]; vec_count];
+    let vectors: Vec<Vec<VectorElementType>> = (0..vec_count)
+        .map(|i| vec![i as VectorElementType; vec_dim])
+        .collect();
     let multivec = MultiDenseVectorInternal::try_from(vectors).unwrap();
 
-    let hw_counter = HardwareCounterCell::new();
-    let result = storage.insert_vector(0, VectorRef::from(&multivec), &hw_counter);
-    match result {
-        Ok(_) => {
-            panic!("Inserting vector should fail");
-        }
-        Err(e) => {
-            assert!(e.to_string().contains("too large"));
-        }
-    }
+    storage
+        .insert_vector(0, VectorRef::from(&multivec))
+        .unwrap();
+
+    let stored = storage.get_vector::<Random>(0);
+    assert_eq!(stored.as_vec_ref(), VectorRef::from(&multivec));
 }

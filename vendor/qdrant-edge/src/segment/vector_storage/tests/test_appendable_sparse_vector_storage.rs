@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::common::ambient;
 use crate::common::generic_consts::Random;
 use crate::common::types::PointOffsetType;
 use itertools::Itertools;
@@ -11,6 +11,7 @@ use crate::segment::data_types::vectors::QueryVector;
 use crate::segment::fixtures::payload_context_fixture::create_id_tracker_fixture;
 use crate::segment::id_tracker::IdTrackerRead;
 use crate::segment::index::hnsw_index::point_scorer::BatchFilteredSearcher;
+use crate::segment::segment_constructor::batched_reader::merge_from_single_source;
 use crate::segment::vector_storage::query::RecoQuery;
 use crate::segment::vector_storage::sparse::mmap_sparse_vector_storage::MmapSparseVectorStorage;
 use crate::segment::vector_storage::sparse::volatile_sparse_vector_storage::new_volatile_sparse_vector_storage;
@@ -31,12 +32,12 @@ fn do_test_delete_points(storage: &mut VectorStorageEnum) {
     let delete_mask = [false, false, true, true, false];
     let id_tracker = create_id_tracker_fixture(points.len());
 
-    let hw_counter = HardwareCounterCell::new();
+    let _scope = ambient::test_guard();
 
     // Insert all points
     for (i, vec) in points.iter().enumerate() {
         storage
-            .insert_vector(i as PointOffsetType, vec.into(), &hw_counter)
+            .insert_vector(i as PointOffsetType, vec.into())
             .unwrap();
     }
 
@@ -123,7 +124,7 @@ fn do_test_update_from_delete_points(storage: &mut VectorStorageEnum) {
     .map(|opt| opt.map(|v| v.try_into().unwrap()))
     .collect();
 
-    let hw_counter = HardwareCounterCell::new();
+    let _scope = ambient::test_guard();
 
     let id_tracker = create_id_tracker_fixture(points.len());
     {
@@ -132,20 +133,14 @@ fn do_test_update_from_delete_points(storage: &mut VectorStorageEnum) {
         points.iter().enumerate().for_each(|(i, opt_vec)| {
             if let Some(vec) = opt_vec {
                 storage2
-                    .insert_vector(i as PointOffsetType, vec.into(), &hw_counter)
+                    .insert_vector(i as PointOffsetType, vec.into())
                     .unwrap();
             } else {
                 storage2.delete_vector(i as PointOffsetType).unwrap();
             }
         });
 
-        let mut iter = (0..points.len()).map(|i| {
-            let i = i as PointOffsetType;
-            let vec = storage2.get_vector::<Random>(i);
-            let deleted = storage2.is_deleted_vector(i);
-            (vec, deleted)
-        });
-        storage.update_from(&mut iter, &Default::default()).unwrap();
+        merge_from_single_source(storage, &storage2, points.len() as PointOffsetType).unwrap();
     }
 
     assert_eq!(
@@ -214,11 +209,11 @@ fn do_test_persistence(open: impl Fn(&Path) -> VectorStorageEnum) {
     .map(|v| v.try_into().unwrap())
     .collect::<Vec<SparseVector>>();
 
-    let hw_counter = HardwareCounterCell::new();
+    let _scope = ambient::test_guard();
 
     points.iter().enumerate().for_each(|(i, vec)| {
         storage
-            .insert_vector(i as PointOffsetType, vec.into(), &hw_counter)
+            .insert_vector(i as PointOffsetType, vec.into())
             .unwrap();
     });
 

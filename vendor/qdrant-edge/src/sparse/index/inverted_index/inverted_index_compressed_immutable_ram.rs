@@ -1,20 +1,26 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use blink_alloc::Blink;
+use crate::common::ambient;
+use crate::common::ext::VecExt;
+use crate::common::reason::reason;
 use crate::common::types::PointOffsetType;
-use crate::common::universal_io::{MmapFs, Result};
+use crate::common::universal_io::{
+    MmapFs, UioResult, UniversalRead, UniversalReadFs, UniversalWrite, UserData,
+};
 
 use super::inverted_index_compressed_mmap::InvertedIndexCompressedMmap;
 use super::inverted_index_ram::InvertedIndexRam;
 use super::{InvertedIndex, out_of_bounds};
-use crate::sparse::SearchScratchArena;
 use crate::sparse::common::sparse_vector::RemappedSparseVector;
-use crate::sparse::common::types::{DimId, DimOffset, Weight};
+use crate::sparse::common::types::{DimOffset, Weight};
 use crate::sparse::index::compressed_posting_list::{
     CompressedPostingBuilder, CompressedPostingList, CompressedPostingListIterator,
     CompressedPostingListView,
 };
+use crate::sparse::index::inverted_index::inverted_index_compressed_mmap::Version;
+use crate::sparse::index::inverted_index::{InvertedIndexReadOnly, InvertedIndexReadWrite};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvertedIndexCompressedImmutableRam<W: Weight> {
@@ -25,57 +31,88 @@ pub struct InvertedIndexCompressedImmutableRam<W: Weight> {
 
 type Storage = crate::common::universal_io::MmapFile;
 
+impl<W: Weight, S: UniversalRead + 'static> InvertedIndexReadOnly<S>
+    for InvertedIndexCompressedImmutableRam<W>
+{
+    fn open_ro_impl<Fs: UniversalReadFs<File = S>>(fs: &Fs, path: &Path) -> UioResult<Self> {
+        let mmap_inverted_index = InvertedIndexCompressedMmap::<W, S>::open_ro(fs, path)?;
+        Self::from_mmap_index(mmap_inverted_index)
+    }
+}
+
+impl<W: Weight, S: UniversalWrite + 'static> InvertedIndexReadWrite<S>
+    for InvertedIndexCompressedImmutableRam<W>
+{
+    fn open_rw_impl(fs: &<S as UniversalRead>::Fs, path: &Path) -> UioResult<Self> {
+        let mmap_inverted_index = InvertedIndexCompressedMmap::<W, S>::open_rw(fs, path)?;
+        Self::from_mmap_index(mmap_inverted_index)
+    }
+
+    fn from_ram_index_impl<P: AsRef<Path>>(
+        _fs: &S::Fs,
+        ram_index: Cow<InvertedIndexRam>,
+        _path: P,
+    ) -> UioResult<Self> {
+        let mut postings = Vec::with_capacity(ram_index.postings.len());
+        for old_posting_list in &ram_index.postings {
+            let mut new_posting_list = CompressedPostingBuilder::new();
+            for elem in &old_posting_list.elements {
+                new_posting_list.add(elem.record_id, elem.weight);
+            }
+            postings.push(new_posting_list.build());
+        }
+
+        let _scope = ambient::unmeasured_guard(reason("Internal operation"));
+
+        let total_sparse_size = postings.iter().map(|p| p.view().store_size().total).sum();
+
+        Ok(InvertedIndexCompressedImmutableRam {
+            postings,
+            vector_count: ram_index.vector_count,
+            total_sparse_size,
+        })
+    }
+}
+
 impl<W: Weight> InvertedIndex for InvertedIndexCompressedImmutableRam<W> {
     type Iter<'a> = CompressedPostingListIterator<'a, W>;
 
-    type Version = <InvertedIndexCompressedMmap<W, Storage> as InvertedIndex>::Version;
+    type Version = Version;
 
-    fn is_on_disk(&self) -> bool {
+    fn is_cold(&self) -> bool {
         false
     }
 
-    fn open(path: &Path) -> Result<Self> {
-        let mmap_inverted_index = InvertedIndexCompressedMmap::<W, Storage>::load(&MmapFs, path)?;
-        let mut inverted_index = InvertedIndexCompressedImmutableRam {
-            postings: Vec::with_capacity(mmap_inverted_index.file_header.posting_count),
-            vector_count: mmap_inverted_index.file_header.vector_count,
-            total_sparse_size: mmap_inverted_index.total_sparse_vectors_size(),
-        };
-
-        let hw_counter = HardwareCounterCell::disposable();
-
-        let mut arena = SearchScratchArena::new_slow();
-        for i in 0..mmap_inverted_index.file_header.posting_count as DimId {
-            let posting_list = mmap_inverted_index.get(i, &arena, &hw_counter)?;
-            inverted_index.postings.push(posting_list.to_owned());
-            arena.gc();
-        }
-
-        mmap_inverted_index.clear_cache()?;
-
-        Ok(inverted_index)
-    }
-
-    fn save(&self, path: &Path) -> Result<()> {
+    fn save(&self, path: &Path) -> UioResult<()> {
         InvertedIndexCompressedMmap::<W, Storage>::convert_and_save(&MmapFs, self, path)?;
         Ok(())
     }
 
-    fn get<'a>(
+    fn get_batch<'a, U: UserData>(
         &'a self,
-        id: DimOffset,
-        _arena: &'a SearchScratchArena,
-        hw_counter: &'a HardwareCounterCell, // Ignored for in-ram index
-    ) -> Result<Self::Iter<'a>> {
-        Ok(self.get(id, hw_counter)?.iter())
+        ids: impl Iterator<Item = (U, DimOffset)>,
+        _arena: &'a Blink,
+        mut callback: impl FnMut(U, Self::Iter<'a>) -> UioResult<()>,
+    ) -> UioResult<()> {
+        for (user_data, id) in ids {
+            callback(user_data, self.get(id)?.iter())?;
+        }
+        Ok(())
     }
 
     fn len(&self) -> usize {
         self.postings.len()
     }
 
-    fn posting_list_len(&self, id: DimOffset, hw_counter: &HardwareCounterCell) -> Result<usize> {
-        Ok(self.get(id, hw_counter)?.len())
+    fn posting_list_len_batch<U: UserData>(
+        &self,
+        ids: impl Iterator<Item = (U, DimOffset)>,
+        mut callback: impl FnMut(U, usize) -> UioResult<()>,
+    ) -> UioResult<()> {
+        for (user_data, id) in ids {
+            callback(user_data, self.get(id)?.len())?;
+        }
+        Ok(())
     }
 
     fn files(path: &Path) -> Vec<std::path::PathBuf> {
@@ -100,30 +137,6 @@ impl<W: Weight> InvertedIndex for InvertedIndexCompressedImmutableRam<W> {
         panic!("Cannot upsert into a read-only RAM inverted index")
     }
 
-    fn from_ram_index<P: AsRef<Path>>(ram_index: Cow<InvertedIndexRam>, _path: P) -> Result<Self> {
-        let mut postings = Vec::with_capacity(ram_index.postings.len());
-        for old_posting_list in &ram_index.postings {
-            let mut new_posting_list = CompressedPostingBuilder::new();
-            for elem in &old_posting_list.elements {
-                new_posting_list.add(elem.record_id, elem.weight);
-            }
-            postings.push(new_posting_list.build());
-        }
-
-        let hw_counter = HardwareCounterCell::disposable();
-
-        let total_sparse_size = postings
-            .iter()
-            .map(|p| p.view(&hw_counter).store_size().total)
-            .sum();
-
-        Ok(InvertedIndexCompressedImmutableRam {
-            postings,
-            vector_count: ram_index.vector_count,
-            total_sparse_size,
-        })
-    }
-
     fn vector_count(&self) -> usize {
         self.vector_count
     }
@@ -141,16 +154,37 @@ impl<W: Weight> InvertedIndex for InvertedIndexCompressedImmutableRam<W> {
 }
 
 impl<W: Weight> InvertedIndexCompressedImmutableRam<W> {
+    /// Materialize an mmap-layout index into owned in-RAM postings.
+    fn from_mmap_index<S>(mmap_inverted_index: InvertedIndexCompressedMmap<W, S>) -> UioResult<Self>
+    where
+        S: UniversalRead + 'static,
+    {
+        let _scope = ambient::unmeasured_guard(reason("Internal operation"));
+        let mut postings = vec![None; mmap_inverted_index.file_header.posting_count];
+        mmap_inverted_index.for_each_view(|id, view| {
+            postings[id as usize] = Some(view.to_owned());
+            Ok(())
+        })?;
+
+        mmap_inverted_index.clear_cache()?;
+
+        Ok(InvertedIndexCompressedImmutableRam {
+            postings: postings.transform_in_place(Option::unwrap),
+            vector_count: mmap_inverted_index.file_header.vector_count,
+            // populated by `load`/`load_universal` when missing from a legacy header
+            total_sparse_size: mmap_inverted_index
+                .file_header
+                .total_sparse_size
+                .unwrap_or(0),
+        })
+    }
+
     #[inline]
-    fn get<'a>(
-        &'a self,
-        id: DimOffset,
-        hw_counter: &'a HardwareCounterCell,
-    ) -> Result<CompressedPostingListView<'a, W>> {
+    fn get<'a>(&'a self, id: DimOffset) -> UioResult<CompressedPostingListView<'a, W>> {
         let Some(posting) = self.postings.get(id as usize) else {
             return Err(out_of_bounds(id, self.len()));
         };
-        Ok(posting.view(hw_counter))
+        Ok(posting.view())
     }
 }
 
@@ -197,6 +231,7 @@ mod tests {
         let tmp_dir_path = Builder::new().prefix("test_index_dir").tempdir().unwrap();
         let inverted_index_immutable_ram =
             InvertedIndexCompressedImmutableRam::<W>::from_ram_index(
+                &MmapFs,
                 Cow::Borrowed(inverted_index_ram),
                 tmp_dir_path.path(),
             )
@@ -206,7 +241,8 @@ mod tests {
             .unwrap();
 
         let loaded_inverted_index =
-            InvertedIndexCompressedImmutableRam::<W>::open(tmp_dir_path.path()).unwrap();
+            InvertedIndexCompressedImmutableRam::<W>::open_ro(&MmapFs, tmp_dir_path.path())
+                .unwrap();
         assert_eq!(inverted_index_immutable_ram, loaded_inverted_index);
     }
 }

@@ -3,10 +3,10 @@ use std::borrow::Cow;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use blink_alloc::Blink;
 use crate::common::storage_version::StorageVersion;
 use crate::common::types::PointOffsetType;
-use crate::common::universal_io::Result;
+use crate::common::universal_io::{UioResult, UniversalRead, UniversalWrite, UserData};
 #[cfg(feature = "testing")]
 use fs_err as fs;
 #[cfg(feature = "testing")]
@@ -14,7 +14,7 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::sparse::common::sparse_vector::RemappedSparseVector;
 use crate::sparse::common::types::{DimId, DimOffset};
-use crate::sparse::index::inverted_index::{InvertedIndex, out_of_bounds};
+use crate::sparse::index::inverted_index::{InvertedIndex, InvertedIndexReadWrite, out_of_bounds};
 use crate::sparse::index::posting_list::{PostingList, PostingListIterator};
 use crate::sparse::index::posting_list_common::PostingElementEx;
 
@@ -39,38 +39,58 @@ pub struct InvertedIndexRam {
     pub total_sparse_size: usize,
 }
 
+impl<S: UniversalWrite> InvertedIndexReadWrite<S> for InvertedIndexRam {
+    fn open_rw_impl(_fs: &<S as UniversalRead>::Fs, _path: &Path) -> UioResult<Self> {
+        panic!("InvertedIndexRam is never persisted, so can't to be loaded");
+    }
+
+    fn from_ram_index_impl<P: AsRef<Path>>(
+        _fs: &<S as UniversalRead>::Fs,
+        ram_index: Cow<InvertedIndexRam>,
+        _path: P,
+    ) -> UioResult<Self> {
+        Ok(ram_index.into_owned())
+    }
+}
+
 impl InvertedIndex for InvertedIndexRam {
     type Iter<'a> = PostingListIterator<'a>;
 
     type Version = Version;
 
-    fn is_on_disk(&self) -> bool {
+    fn is_cold(&self) -> bool {
         false
     }
 
-    fn open(_path: &Path) -> Result<Self> {
-        panic!("InvertedIndexRam is not supposed to be loaded");
-    }
-
-    fn save(&self, _path: &Path) -> Result<()> {
+    fn save(&self, _path: &Path) -> UioResult<()> {
         panic!("InvertedIndexRam is not supposed to be saved");
     }
 
-    fn get<'a>(
+    fn get_batch<'a, U: UserData>(
         &'a self,
-        id: DimOffset,
-        _arena: &'a crate::sparse::SearchScratchArena,
-        _hw_counter: &'a HardwareCounterCell,
-    ) -> Result<PostingListIterator<'a>> {
-        Ok(self.get(id)?.iter())
+        ids: impl Iterator<Item = (U, DimOffset)>,
+        _arena: &'a Blink,
+        mut callback: impl FnMut(U, PostingListIterator<'a>) -> UioResult<()>,
+    ) -> UioResult<()> {
+        for (user_data, id) in ids {
+            callback(user_data, self.get(id)?.iter())?;
+        }
+        Ok(())
     }
 
     fn len(&self) -> usize {
         self.postings.len()
     }
 
-    fn posting_list_len(&self, id: DimOffset, _hw_counter: &HardwareCounterCell) -> Result<usize> {
-        Ok(self.get(id)?.elements.len())
+    fn posting_list_len_batch<U: UserData>(
+        &self,
+        ids: impl Iterator<Item = (U, DimOffset)>,
+        mut callback: impl FnMut(U, usize) -> UioResult<()>,
+    ) -> UioResult<()> {
+        for (user_data, id) in ids {
+            callback(user_data, self.get(id)?.elements.len())?;
+        }
+        Ok(())
     }
 
     fn files(_path: &Path) -> Vec<PathBuf> {
@@ -105,10 +125,6 @@ impl InvertedIndex for InvertedIndexRam {
         self.upsert(id, vector, old_vector);
     }
 
-    fn from_ram_index<P: AsRef<Path>>(ram_index: Cow<InvertedIndexRam>, _path: P) -> Result<Self> {
-        Ok(ram_index.into_owned())
-    }
-
     fn vector_count(&self) -> usize {
         self.vector_count
     }
@@ -135,10 +151,21 @@ impl InvertedIndexRam {
         }
     }
 
-    pub fn get(&self, id: DimOffset) -> Result<&PostingList> {
+    pub fn get(&self, id: DimOffset) -> UioResult<&PostingList> {
         self.postings
             .get(id as usize)
             .ok_or_else(|| out_of_bounds(id, self.len()))
+    }
+
+    /// Whether `vector` is already indexed under `id`. Checks only the posting
+    /// of the vector's first dimension: an indexed vector is present in all of
+    /// its dimensions' postings. An empty vector is never indexed.
+    pub fn contains(&self, id: PointOffsetType, vector: &RemappedSparseVector) -> bool {
+        vector.indices.first().is_some_and(|&dim_id| {
+            self.postings
+                .get(dim_id as usize)
+                .is_some_and(|posting| posting.contains(id))
+        })
     }
 
     /// Upsert a vector into the inverted index.
@@ -191,13 +218,6 @@ impl InvertedIndexRam {
         }
 
         self.total_sparse_size += new_vector_size
-    }
-
-    pub fn total_posting_elements_size(&self) -> usize {
-        self.postings
-            .iter()
-            .map(|posting| posting.elements.len() * size_of::<PostingElementEx>())
-            .sum()
     }
 }
 

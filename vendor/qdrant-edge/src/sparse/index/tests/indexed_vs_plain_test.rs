@@ -1,6 +1,6 @@
 use std::sync::atomic::AtomicBool;
 
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
+use crate::common::ambient;
 
 use crate::sparse::SearchScratch;
 use crate::sparse::common::sparse_vector::RemappedSparseVector;
@@ -10,33 +10,18 @@ use crate::sparse::index::tests::common::{build_index, match_all};
 
 fn query<I: InvertedIndex>(index: &I, query: RemappedSparseVector) {
     let is_stopped = AtomicBool::new(false);
-    let accumulator = HwMeasurementAcc::new();
-    let hardware_counter = accumulator.get_counter_cell();
+    let _scope = ambient::test_guard();
     let top = 10;
     let mut scratch = SearchScratch::new_for_test();
-    let mut search_context = SearchContext::new(
-        query.clone(),
-        top,
-        index,
-        &mut scratch,
-        &is_stopped,
-        &hardware_counter,
-    )
-    .unwrap();
+    let mut search_context =
+        SearchContext::new(query.clone(), top, index, &mut scratch, &is_stopped, 1).unwrap();
 
     let result = search_context.search(&match_all);
     let docs: Vec<_> = result.iter().map(|x| x.idx).collect();
     drop(search_context);
 
-    let mut search_context = SearchContext::new(
-        query,
-        top,
-        index,
-        &mut scratch,
-        &is_stopped,
-        &hardware_counter,
-    )
-    .unwrap();
+    let mut search_context =
+        SearchContext::new(query, top, index, &mut scratch, &is_stopped, 1).unwrap();
     let plain_result = search_context.plain_search(&docs);
 
     assert_eq!(result, plain_result);

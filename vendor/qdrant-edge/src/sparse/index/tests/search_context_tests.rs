@@ -1,108 +1,83 @@
-#[cfg(test)]
-#[generic_tests::define]
-mod tests {
-    use std::any::TypeId;
-    use std::borrow::Cow;
-    use std::sync::atomic::AtomicBool;
+use std::any::TypeId;
+use std::borrow::Cow;
+use std::sync::atomic::AtomicBool;
 
-    use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-    use crate::common::counter::hardware_counter::HardwareCounterCell;
-    use crate::common::types::{PointOffsetType, ScoredPointOffset};
-    #[cfg(target_os = "linux")]
-    use crate::common::universal_io::IoUringFile;
-    use crate::common::universal_io::MmapFile;
-    use tempfile::TempDir;
+use crate::common::ambient;
+use crate::common::ambient::AmbientContext;
+use crate::common::ambient::hw::HwMetric;
+use crate::common::types::{PointOffsetType, ScoredPointOffset};
+#[cfg(target_os = "linux")]
+use crate::common::universal_io::{IoUringFile, IoUringFs};
+use crate::common::universal_io::{MmapFile, MmapFs};
+use tempfile::TempDir;
 
-    use crate::sparse::SearchScratch;
-    use crate::sparse::common::sparse_vector::RemappedSparseVector;
-    use crate::sparse::common::types::QuantizedU8;
-    use crate::sparse::index::inverted_index::InvertedIndex;
-    use crate::sparse::index::inverted_index::inverted_index_compressed_immutable_ram::InvertedIndexCompressedImmutableRam;
-    use crate::sparse::index::inverted_index::inverted_index_compressed_mmap::InvertedIndexCompressedMmap;
-    use crate::sparse::index::inverted_index::inverted_index_ram::InvertedIndexRam;
-    use crate::sparse::index::inverted_index::inverted_index_ram_builder::InvertedIndexBuilder;
-    use crate::sparse::index::posting_list_common::PostingListIter;
-    use crate::sparse::index::search_context::SearchContext;
-    // ---- Test instantiations ----
+use crate::sparse::SearchScratch;
+use crate::sparse::common::sparse_vector::RemappedSparseVector;
+use crate::sparse::common::types::QuantizedU8;
+use crate::sparse::index::inverted_index::InvertedIndex;
+use crate::sparse::index::inverted_index::inverted_index_compressed_immutable_ram::InvertedIndexCompressedImmutableRam;
+use crate::sparse::index::inverted_index::inverted_index_compressed_mmap::InvertedIndexCompressedMmap;
+use crate::sparse::index::inverted_index::inverted_index_ram::InvertedIndexRam;
+use crate::sparse::index::inverted_index::inverted_index_ram_builder::InvertedIndexBuilder;
+use crate::sparse::index::posting_list_common::PostingListIter;
+use crate::sparse::index::search_context::SearchContext;
 
-    #[instantiate_tests(<InvertedIndexRam>)]
-    mod ram {}
+/// Match all filter condition for testing
+fn match_all(_p: PointOffsetType) -> bool {
+    true
+}
 
-    #[instantiate_tests(<InvertedIndexCompressedImmutableRam<f32>>)]
-    mod iram_f32 {}
-
-    #[instantiate_tests(<InvertedIndexCompressedImmutableRam<half::f16>>)]
-    mod iram_f16 {}
-
-    #[instantiate_tests(<InvertedIndexCompressedImmutableRam<u8>>)]
-    mod iram_u8 {}
-
-    #[instantiate_tests(<InvertedIndexCompressedImmutableRam<QuantizedU8>>)]
-    mod iram_q8 {}
-
-    #[instantiate_tests(<InvertedIndexCompressedMmap<f32, MmapFile>>)]
-    mod mmap_f32 {}
-
-    #[instantiate_tests(<InvertedIndexCompressedMmap<half::f16, MmapFile>>)]
-    mod mmap_f16 {}
-
-    #[instantiate_tests(<InvertedIndexCompressedMmap<u8, MmapFile>>)]
-    mod mmap_u8 {}
-
-    #[instantiate_tests(<InvertedIndexCompressedMmap<QuantizedU8, MmapFile>>)]
-    mod mmap_q8 {}
-
-    #[cfg(target_os = "linux")]
-    #[instantiate_tests(<InvertedIndexCompressedMmap<f32, IoUringFile>>)]
-    mod uring_f32 {}
-
-    #[cfg(target_os = "linux")]
-    #[instantiate_tests(<InvertedIndexCompressedMmap<half::f16, IoUringFile>>)]
-    mod uring_f16 {}
-
-    #[cfg(target_os = "linux")]
-    #[instantiate_tests(<InvertedIndexCompressedMmap<u8, IoUringFile>>)]
-    mod uring_u8 {}
-
-    #[cfg(target_os = "linux")]
-    #[instantiate_tests(<InvertedIndexCompressedMmap<QuantizedU8, IoUringFile>>)]
-    mod uring_q8 {}
-
-    // --- End of test instantiations ---
-
-    /// Match all filter condition for testing
-    fn match_all(_p: PointOffsetType) -> bool {
-        true
-    }
+#[duplicate::duplicate_item(
+     test_mod   Idx                                                      Fs         cfg_pred;
+    [ram      ][InvertedIndexRam                                       ][MmapFs   ][cfg(true)];
+    [iram_f32 ][InvertedIndexCompressedImmutableRam::<f32>             ][MmapFs   ][cfg(true)];
+    [iram_f16 ][InvertedIndexCompressedImmutableRam::<half::f16>       ][MmapFs   ][cfg(true)];
+    [iram_u8  ][InvertedIndexCompressedImmutableRam::<u8>              ][MmapFs   ][cfg(true)];
+    [iram_q8  ][InvertedIndexCompressedImmutableRam::<QuantizedU8>     ][MmapFs   ][cfg(true)];
+    [mmap_f32 ][InvertedIndexCompressedMmap::<f32, MmapFile>           ][MmapFs   ][cfg(true)];
+    [mmap_f16 ][InvertedIndexCompressedMmap::<half::f16, MmapFile>     ][MmapFs   ][cfg(true)];
+    [mmap_u8  ][InvertedIndexCompressedMmap::<u8, MmapFile>            ][MmapFs   ][cfg(true)];
+    [mmap_q8  ][InvertedIndexCompressedMmap::<QuantizedU8, MmapFile>   ][MmapFs   ][cfg(true)];
+    [uring_f32][InvertedIndexCompressedMmap::<f32, IoUringFile>        ][IoUringFs][cfg(target_os = "linux")];
+    [uring_f16][InvertedIndexCompressedMmap::<half::f16, IoUringFile>  ][IoUringFs][cfg(target_os = "linux")];
+    [uring_u8 ][InvertedIndexCompressedMmap::<u8, IoUringFile>         ][IoUringFs][cfg(target_os = "linux")];
+    [uring_q8 ][InvertedIndexCompressedMmap::<QuantizedU8, IoUringFile>][IoUringFs][cfg(target_os = "linux")];
+)]
+#[cfg_pred]
+mod test_mod {
+    use super::*;
 
     /// Helper struct to store both an index and a temporary directory
-    struct TestIndex<I: InvertedIndex> {
-        index: I,
+    struct TestIndex {
+        index: Idx,
         _temp_dir: TempDir,
     }
 
-    impl<I: InvertedIndex> TestIndex<I> {
+    impl TestIndex {
         fn from_ram(ram_index: InvertedIndexRam) -> Self {
             let temp_dir = tempfile::Builder::new()
                 .prefix("test_index_dir")
                 .tempdir()
                 .unwrap();
+
+            #[expect(clippy::default_constructed_unit_structs, reason = "macroexpanded")]
+            let fs = Fs::default();
             TestIndex {
-                index: I::from_ram_index(Cow::Owned(ram_index), &temp_dir).unwrap(),
+                index: Idx::from_ram_index(&fs, Cow::Owned(ram_index), temp_dir.path()).unwrap(),
                 _temp_dir: temp_dir,
             }
         }
     }
 
     /// Round scores to allow some quantization errors
-    fn round_scores<I: 'static>(mut scores: Vec<ScoredPointOffset>) -> Vec<ScoredPointOffset> {
+    fn round_scores(mut scores: Vec<ScoredPointOffset>) -> Vec<ScoredPointOffset> {
         let errors_allowed_for = [
             TypeId::of::<InvertedIndexCompressedImmutableRam<QuantizedU8>>(),
             TypeId::of::<InvertedIndexCompressedMmap<QuantizedU8, MmapFile>>(),
             #[cfg(target_os = "linux")]
             TypeId::of::<InvertedIndexCompressedMmap<QuantizedU8, IoUringFile>>(),
         ];
-        if errors_allowed_for.contains(&TypeId::of::<I>()) {
+        if errors_allowed_for.contains(&TypeId::of::<Idx>()) {
             let precision = 0.25;
             scores.iter_mut().for_each(|score| {
                 score.score = (score.score / precision).round() * precision;
@@ -112,12 +87,11 @@ mod tests {
             scores
         }
     }
-
     #[test]
-    fn test_empty_query<I: InvertedIndex>() {
-        let index = TestIndex::<I>::from_ram(InvertedIndexRam::empty());
+    fn test_empty_query() {
+        let index = TestIndex::from_ram(InvertedIndexRam::empty());
 
-        let hw_counter = HardwareCounterCell::disposable();
+        let _scope = ambient::test_guard();
 
         let is_stopped = AtomicBool::new(false);
         let mut scratch = SearchScratch::new_for_test();
@@ -127,15 +101,15 @@ mod tests {
             &index.index,
             &mut scratch,
             &is_stopped,
-            &hw_counter,
+            1,
         )
         .unwrap();
         assert_eq!(search_context.search(&match_all), Vec::new());
     }
 
     #[test]
-    fn search_test<I: InvertedIndex>() {
-        let index = TestIndex::<I>::from_ram({
+    fn search_test() {
+        let index = TestIndex::from_ram({
             let mut builder = InvertedIndexBuilder::new();
             builder.add(1, [(1, 10.0), (2, 10.0), (3, 10.0)].into());
             builder.add(2, [(1, 20.0), (2, 20.0), (3, 20.0)].into());
@@ -144,8 +118,8 @@ mod tests {
         });
 
         let is_stopped = AtomicBool::new(false);
-        let accumulator = HwMeasurementAcc::new();
-        let hardware_counter = accumulator.get_counter_cell();
+        let ctx = AmbientContext::new();
+        let hw_scope = ctx.measure_guard();
         let mut scratch = SearchScratch::new_for_test();
         let mut search_context = SearchContext::new(
             RemappedSparseVector {
@@ -156,12 +130,12 @@ mod tests {
             &index.index,
             &mut scratch,
             &is_stopped,
-            &hardware_counter,
+            1,
         )
         .unwrap();
 
         assert_eq!(
-            round_scores::<I>(search_context.search(&match_all)),
+            round_scores(search_context.search(&match_all)),
             vec![
                 ScoredPointOffset {
                     score: 90.0,
@@ -179,23 +153,23 @@ mod tests {
         );
 
         drop(search_context);
-        drop(hardware_counter);
 
         // len(QueryVector)=3 * len(vector)=3 => 3*3 => 9
-        assert!(accumulator.get_cpu() > 0);
-        if index.index.is_on_disk() {
-            assert!(accumulator.get_vector_io_read() > 0);
+        drop(hw_scope);
+        assert!(ctx.hw_data()[HwMetric::Cpu] > 0);
+        if index.index.is_cold() {
+            assert!(ctx.hw_data()[HwMetric::VectorIoRead] > 0);
         }
     }
 
     #[test]
-    fn search_with_update_test<I: InvertedIndex + 'static>() {
-        if TypeId::of::<I>() != TypeId::of::<InvertedIndexRam>() {
+    fn search_with_update_test() {
+        if TypeId::of::<Idx>() != TypeId::of::<InvertedIndexRam>() {
             // Only InvertedIndexRam supports upserts
             return;
         }
 
-        let mut index = TestIndex::<I>::from_ram({
+        let mut index = TestIndex::from_ram({
             let mut builder = InvertedIndexBuilder::new();
             builder.add(1, [(1, 10.0), (2, 10.0), (3, 10.0)].into());
             builder.add(2, [(1, 20.0), (2, 20.0), (3, 20.0)].into());
@@ -204,8 +178,8 @@ mod tests {
         });
 
         let is_stopped = AtomicBool::new(false);
-        let accumulator = HwMeasurementAcc::new();
-        let hardware_counter = accumulator.get_counter_cell();
+        let ctx = AmbientContext::new();
+        let _scope = ctx.measure_guard();
         let mut scratch = SearchScratch::new_for_test();
         let mut search_context = SearchContext::new(
             RemappedSparseVector {
@@ -216,12 +190,12 @@ mod tests {
             &index.index,
             &mut scratch,
             &is_stopped,
-            &hardware_counter,
+            1,
         )
         .unwrap();
 
         assert_eq!(
-            round_scores::<I>(search_context.search(&match_all)),
+            round_scores(search_context.search(&match_all)),
             vec![
                 ScoredPointOffset {
                     score: 90.0,
@@ -238,7 +212,6 @@ mod tests {
             ]
         );
         drop(search_context);
-        drop(hardware_counter);
 
         // update index with new point
         index.index.upsert(
@@ -249,7 +222,7 @@ mod tests {
             },
             None,
         );
-        let hardware_counter = accumulator.get_counter_cell();
+        let _scope = ctx.measure_guard();
         let mut scratch = SearchScratch::new_for_test();
         let mut search_context = SearchContext::new(
             RemappedSparseVector {
@@ -260,7 +233,7 @@ mod tests {
             &index.index,
             &mut scratch,
             &is_stopped,
-            &hardware_counter,
+            1,
         )
         .unwrap();
 
@@ -288,8 +261,8 @@ mod tests {
     }
 
     #[test]
-    fn search_with_hot_key_test<I: InvertedIndex>() {
-        let index = TestIndex::<I>::from_ram({
+    fn search_with_hot_key_test() {
+        let index = TestIndex::from_ram({
             let mut builder = InvertedIndexBuilder::new();
             builder.add(1, [(1, 10.0), (2, 10.0), (3, 10.0)].into());
             builder.add(2, [(1, 20.0), (2, 20.0), (3, 20.0)].into());
@@ -304,8 +277,8 @@ mod tests {
         });
 
         let is_stopped = AtomicBool::new(false);
-        let accumulator = HwMeasurementAcc::new();
-        let hardware_counter = accumulator.get_counter_cell();
+        let ctx = AmbientContext::new();
+        let hw_scope = ctx.measure_guard();
         let mut scratch = SearchScratch::new_for_test();
         let mut search_context = SearchContext::new(
             RemappedSparseVector {
@@ -316,12 +289,12 @@ mod tests {
             &index.index,
             &mut scratch,
             &is_stopped,
-            &hardware_counter,
+            1,
         )
         .unwrap();
 
         assert_eq!(
-            round_scores::<I>(search_context.search(&match_all)),
+            round_scores(search_context.search(&match_all)),
             vec![
                 ScoredPointOffset {
                     score: 90.0,
@@ -339,16 +312,16 @@ mod tests {
         );
 
         drop(search_context);
-        drop(hardware_counter);
 
-        let cpu_cost = accumulator.get_cpu();
+        drop(hw_scope);
+        let cpu_cost = ctx.hw_data()[HwMetric::Cpu];
         assert!(cpu_cost > 0);
-        if index.index.is_on_disk() {
-            assert!(accumulator.get_vector_io_read() > 0);
+        if index.index.is_cold() {
+            assert!(ctx.hw_data()[HwMetric::VectorIoRead] > 0);
         }
 
-        let accumulator = HwMeasurementAcc::new();
-        let hardware_counter = accumulator.get_counter_cell();
+        let ctx = AmbientContext::new();
+        let hw_scope = ctx.measure_guard();
         let mut scratch = SearchScratch::new_for_test();
         let mut search_context = SearchContext::new(
             RemappedSparseVector {
@@ -359,12 +332,12 @@ mod tests {
             &index.index,
             &mut scratch,
             &is_stopped,
-            &hardware_counter,
+            1,
         )
         .unwrap();
 
         assert_eq!(
-            round_scores::<I>(search_context.search(&match_all)),
+            round_scores(search_context.search(&match_all)),
             vec![
                 ScoredPointOffset {
                     score: 90.0,
@@ -383,16 +356,16 @@ mod tests {
         );
 
         drop(search_context);
-        drop(hardware_counter);
 
         // No difference to previous calculation because it's the same amount of score
         // calculations when increasing the "top" parameter.
-        assert_eq!(accumulator.get_cpu(), cpu_cost);
+        drop(hw_scope);
+        assert_eq!(ctx.hw_data()[HwMetric::Cpu], cpu_cost);
     }
 
     #[test]
-    fn pruning_single_to_end_test<I: InvertedIndex>() {
-        let index = TestIndex::<I>::from_ram({
+    fn pruning_single_to_end_test() {
+        let index = TestIndex::from_ram({
             let mut builder = InvertedIndexBuilder::new();
             builder.add(1, [(1, 10.0)].into());
             builder.add(2, [(1, 20.0)].into());
@@ -401,8 +374,7 @@ mod tests {
         });
 
         let is_stopped = AtomicBool::new(false);
-        let accumulator = HwMeasurementAcc::new();
-        let hardware_counter = accumulator.get_counter_cell();
+        let _scope = ambient::test_guard();
         let mut scratch = SearchScratch::new_for_test();
         let mut search_context = SearchContext::new(
             RemappedSparseVector {
@@ -413,7 +385,7 @@ mod tests {
             &index.index,
             &mut scratch,
             &is_stopped,
-            &hardware_counter,
+            1,
         )
         .unwrap();
 
@@ -424,8 +396,8 @@ mod tests {
     }
 
     #[test]
-    fn pruning_multi_to_end_test<I: InvertedIndex>() {
-        let index = TestIndex::<I>::from_ram({
+    fn pruning_multi_to_end_test() {
+        let index = TestIndex::from_ram({
             let mut builder = InvertedIndexBuilder::new();
             builder.add(1, [(1, 10.0)].into());
             builder.add(2, [(1, 20.0)].into());
@@ -437,8 +409,7 @@ mod tests {
         });
 
         let is_stopped = AtomicBool::new(false);
-        let accumulator = HwMeasurementAcc::new();
-        let hardware_counter = accumulator.get_counter_cell();
+        let _scope = ambient::test_guard();
         let mut scratch = SearchScratch::new_for_test();
         let mut search_context = SearchContext::new(
             RemappedSparseVector {
@@ -449,7 +420,7 @@ mod tests {
             &index.index,
             &mut scratch,
             &is_stopped,
-            &hardware_counter,
+            1,
         )
         .unwrap();
 
@@ -460,12 +431,12 @@ mod tests {
     }
 
     #[test]
-    fn pruning_multi_under_prune_test<I: InvertedIndex>() {
-        if !I::Iter::reliable_max_next_weight() {
+    fn pruning_multi_under_prune_test() {
+        if !<Idx as InvertedIndex>::Iter::reliable_max_next_weight() {
             return;
         }
 
-        let index = TestIndex::<I>::from_ram({
+        let index = TestIndex::from_ram({
             let mut builder = InvertedIndexBuilder::new();
             builder.add(1, [(1, 10.0)].into());
             builder.add(2, [(1, 20.0)].into());
@@ -478,8 +449,7 @@ mod tests {
         });
 
         let is_stopped = AtomicBool::new(false);
-        let accumulator = HwMeasurementAcc::new();
-        let hardware_counter = accumulator.get_counter_cell();
+        let _scope = ambient::test_guard();
         let mut scratch = SearchScratch::new_for_test();
         let mut search_context = SearchContext::new(
             RemappedSparseVector {
@@ -490,7 +460,7 @@ mod tests {
             &index.index,
             &mut scratch,
             &is_stopped,
-            &hardware_counter,
+            1,
         )
         .unwrap();
 
@@ -507,8 +477,8 @@ mod tests {
     }
 
     #[test]
-    fn promote_longest_test<I: InvertedIndex>() {
-        let index = TestIndex::<I>::from_ram({
+    fn promote_longest_test() {
+        let index = TestIndex::from_ram({
             let mut builder = InvertedIndexBuilder::new();
             builder.add(1, [(1, 10.0), (2, 10.0), (3, 10.0)].into());
             builder.add(2, [(1, 20.0), (3, 20.0)].into());
@@ -517,8 +487,7 @@ mod tests {
         });
 
         let is_stopped = AtomicBool::new(false);
-        let accumulator = HwMeasurementAcc::new();
-        let hardware_counter = accumulator.get_counter_cell();
+        let _scope = ambient::test_guard();
         let mut scratch = SearchScratch::new_for_test();
         let mut search_context = SearchContext::new(
             RemappedSparseVector {
@@ -529,7 +498,7 @@ mod tests {
             &index.index,
             &mut scratch,
             &is_stopped,
-            &hardware_counter,
+            1,
         )
         .unwrap();
 
@@ -541,8 +510,8 @@ mod tests {
     }
 
     #[test]
-    fn plain_search_all_test<I: InvertedIndex>() {
-        let index = TestIndex::<I>::from_ram({
+    fn plain_search_all_test() {
+        let index = TestIndex::from_ram({
             let mut builder = InvertedIndexBuilder::new();
             builder.add(1, [(1, 10.0), (2, 10.0), (3, 10.0)].into());
             builder.add(2, [(1, 20.0), (3, 20.0)].into());
@@ -551,8 +520,8 @@ mod tests {
         });
 
         let is_stopped = AtomicBool::new(false);
-        let accumulator = HwMeasurementAcc::new();
-        let hardware_counter = accumulator.get_counter_cell();
+        let ctx = AmbientContext::new();
+        let hw_scope = ctx.measure_guard();
         let mut scratch = SearchScratch::new_for_test();
         let mut search_context = SearchContext::new(
             RemappedSparseVector {
@@ -563,13 +532,13 @@ mod tests {
             &index.index,
             &mut scratch,
             &is_stopped,
-            &hardware_counter,
+            1,
         )
         .unwrap();
 
         let scores = search_context.plain_search(&[1, 3, 2]);
         assert_eq!(
-            round_scores::<I>(scores),
+            round_scores(scores),
             vec![
                 ScoredPointOffset {
                     idx: 3,
@@ -587,17 +556,17 @@ mod tests {
         );
 
         drop(search_context);
-        drop(hardware_counter);
 
-        assert!(accumulator.get_cpu() > 0);
-        if index.index.is_on_disk() {
-            assert!(accumulator.get_vector_io_read() > 0);
+        drop(hw_scope);
+        assert!(ctx.hw_data()[HwMetric::Cpu] > 0);
+        if index.index.is_cold() {
+            assert!(ctx.hw_data()[HwMetric::VectorIoRead] > 0);
         }
     }
 
     #[test]
-    fn plain_search_gap_test<I: InvertedIndex>() {
-        let index = TestIndex::<I>::from_ram({
+    fn plain_search_gap_test() {
+        let index = TestIndex::from_ram({
             let mut builder = InvertedIndexBuilder::new();
             builder.add(1, [(1, 10.0), (2, 10.0), (3, 10.0)].into());
             builder.add(2, [(1, 20.0), (3, 20.0)].into());
@@ -607,8 +576,8 @@ mod tests {
 
         // query vector has a gap for dimension 2
         let is_stopped = AtomicBool::new(false);
-        let accumulator = HwMeasurementAcc::new();
-        let hardware_counter = accumulator.get_counter_cell();
+        let ctx = AmbientContext::new();
+        let hw_scope = ctx.measure_guard();
         let mut scratch = SearchScratch::new_for_test();
         let mut search_context = SearchContext::new(
             RemappedSparseVector {
@@ -619,13 +588,13 @@ mod tests {
             &index.index,
             &mut scratch,
             &is_stopped,
-            &hardware_counter,
+            1,
         )
         .unwrap();
 
         let scores = search_context.plain_search(&[1, 2, 3]);
         assert_eq!(
-            round_scores::<I>(scores),
+            round_scores(scores),
             vec![
                 ScoredPointOffset {
                     idx: 2,
@@ -643,11 +612,11 @@ mod tests {
         );
 
         drop(search_context);
-        drop(hardware_counter);
 
-        assert!(accumulator.get_cpu() > 0);
-        if index.index.is_on_disk() {
-            assert!(accumulator.get_vector_io_read() > 0);
+        drop(hw_scope);
+        assert!(ctx.hw_data()[HwMetric::Cpu] > 0);
+        if index.index.is_cold() {
+            assert!(ctx.hw_data()[HwMetric::VectorIoRead] > 0);
         }
     }
 }

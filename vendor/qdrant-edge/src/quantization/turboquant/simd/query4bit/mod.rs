@@ -1,33 +1,33 @@
 //! 4-bit product-quantization scoring.
 //!
-//! # Encoding strategy (arch-specific)
-//!
-//! Both architectures share the same storage layout for `query_data`
-//! (`Vec<[[i8; 16]; 2]>`) and the same `dot_raw` → float reconstruction formula
-//! (`postprocess_scale · (dot_raw − bias_correction)`), but the numerical
-//! encoding of the codebook and query differs to squeeze the most precision out
-//! of each SIMD instruction set:
-//!
-//! * **aarch64** — `vmull_s8` and `sdot` are true `i8 × i8 → i16/i32` signed
-//!   multiplies, so we can store the full `i8 ∈ [−127, 127]` codebook directly
-//!   with no offset.  Query halves are full `i8 ∈ [−128, 127]` combined as
-//!   `q_signed = 256 · high + low`, giving ~15.9-bit query precision.  The
-//!   reconstruction needs no bias correction.
-//!
-//! * **x86_64** — `_mm_maddubs_epi16` and `VPDPBUSD` consume one `u8` and one
-//!   `i8` operand.  To carry full 8-bit codebook magnitude we feed it unsigned
-//!   `c_u ∈ [0, 255]` (shifted from signed by `+128`) and keep the query halves
-//!   narrower to stay under i16 pair-sum saturation
-//!   (`c_u ≤ 255, q ∈ [−64, 63]` → `|pair| ≤ 2·255·64 = 32 640 < 32 767` ✓).
-//!   Query halves are 7-bit signed combined as `q_signed = 128 · high + low`,
-//!   giving ~13.9-bit query precision.  The shift contributes a per-query
-//!   bias `128 · Σ q_signed` that we subtract once in `dotprod`.
+//! Asymmetric scoring (query against packed codes) goes through the shared
+//! [`QuerySimd`] kernels with the 4-bit [`Encoding`] defined here; the
+//! symmetric paths (`score_4bit_internal*`, two packed vectors) have their
+//! own kernels in the `arm` / `x64` submodules.
 //!
 //! Both codebooks derive from `CENTROIDS_4BIT` (Lloyd-Max on N(0,1)); see
 //! `test_codebook_matches_lloyd_max` for the consistency check.
 
+use super::SimdBackend;
+use super::query::{Code, Encoding, QuerySimd};
+
 /// `max|c|` over `CENTROIDS_4BIT` — the extreme centroid.  Shared by both archs.
 const CODEBOOK_ABS_MAX: f32 = 2.733;
+
+/// Integer encoding of the 4-bit width for the shared asymmetric kernels
+/// ([`super::query::QuerySimd`]).
+pub(super) const ENCODING: Encoding = Encoding {
+    codebook: CODEBOOK,
+    offset: CODEBOOK_OFFSET,
+    scale: CODEBOOK_SCALE,
+    query_high_coef: QUERY_HIGH_COEF,
+    query_abs_max: QUERY_ABS_MAX,
+};
+
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+const CODEBOOK: [Code; 16] = CODEBOOK_I8;
+#[cfg(not(all(target_arch = "aarch64", target_feature = "neon")))]
+const CODEBOOK: [Code; 16] = CODEBOOK_U8;
 
 /// Full `i8` signed codebook for aarch64.  `c_scale = 127 / max|c|` so the
 /// extremes hit ±127.  `c_signed[k] = CODEBOOK_I8[k]` directly — no offset.
@@ -136,234 +136,9 @@ fn codebook_signed_i64(idx: u8) -> i64 {
     codebook_value_i64(idx) - CODEBOOK_OFFSET
 }
 
-/// Encoded query for asymmetric 4-bit PQ scoring.
-///
-/// # Encoding
-/// The f32 query is quantized to signed integers
-/// `q_signed ∈ [−QUERY_ABS_MAX, QUERY_ABS_MAX]` and split into two i8 halves
-/// combined as `q_signed = QUERY_HIGH_COEF · high + low` — see the module-level
-/// docs for the per-arch values of `QUERY_HIGH_COEF` (256 on aarch64, 128 on
-/// x86_64) and the reasoning behind the split.  Storage is 16-dim chunks of
-/// `[low, high]` plus a scalar-handled tail of up to 14 dims (`dim % 2 == 0`).
-/// A matryoshka-trimmed model at any even dim fits without re-encoding.
-///
-/// # Scoring
-/// `dotprod_raw = Σ_j q_signed[j] · c_raw[v[j]]`.  The float result is
-/// `postprocess_scale · (dot_raw − bias_correction)`, where `bias_correction`
-/// absorbs the `+OFFSET` shift in the x86 unsigned-codebook layout and is 0
-/// on aarch64 (signed codebook, no shift).
-pub struct Query4bitSimd {
-    /// Full 16-dim chunks of the query, each stored as `[low, high]` i8 halves.
-    query_data: Vec<[[i8; 16]; 2]>,
-    /// Trailing dims that don't fill a 16-dim chunk — up to 14 (since
-    /// `dim % 2 == 0`).  Arrays are sized to a full 16-lane SIMD register
-    /// (zero-padded beyond `tail_dims`) so arch backends can feed them
-    /// straight into one extra `maddubs` / `vmull_s8` iteration on top of a
-    /// zero-padded data chunk, replacing the scalar 14-iteration loop.
-    tail_low: [i8; 16],
-    tail_high: [i8; 16],
-    /// Number of meaningful entries in the tail arrays (`0..=14`, always even).
-    tail_dims: u8,
-    /// `1 / (q_scale · c_scale)` — prefactor from integer to float dot product.
-    postprocess_scale: f32,
-    /// `CODEBOOK_OFFSET · Σ q_signed[j]` — sums over **all** dims (full
-    /// chunks + tail).  Subtracted from `dot_raw` to recover the true signed
-    /// dot product.  `0` on aarch64, where the codebook is already signed.
-    bias_correction: i64,
-}
-
-impl Query4bitSimd {
-    /// Query dim must be a multiple of 2 (the 4-bit packing width: two codes
-    /// per byte).  Any such dim is accepted — dims that don't fill a full
-    /// 16-dim chunk produce up to a 14-dim tail handled scalar-wise in every
-    /// SIMD path.  This makes `Query4bitSimd` Matryoshka-friendly: a model
-    /// trimmed to 640 / 768 / 896 / 1024 dims all work with the same storage.
-    pub fn new(data: &[f32]) -> Self {
-        assert!(
-            data.len().is_multiple_of(2),
-            "Query4bitSimd requires query dim to be a multiple of 2 (got {})",
-            data.len(),
-        );
-
-        let q_abs_max = data
-            .iter()
-            .copied()
-            .map(f32::abs)
-            .fold(0.0_f32, f32::max)
-            .max(f32::EPSILON);
-        let q_scale = QUERY_ABS_MAX / q_abs_max;
-
-        let k = QUERY_HIGH_COEF as i32;
-        let half_k = k / 2;
-        let clamp_hi = QUERY_ABS_MAX;
-        let clamp_lo = -QUERY_ABS_MAX;
-
-        // Balanced signed split, same math for full chunks and tail.
-        let encode = |value: f32| -> (i8, i8, i64) {
-            let q_signed = (value * q_scale).round().clamp(clamp_lo, clamp_hi) as i32;
-            let l_mod = q_signed.rem_euclid(k);
-            let l = if l_mod >= half_k { l_mod - k } else { l_mod } as i8;
-            let h = ((q_signed - i32::from(l)) / k) as i8;
-            (l, h, i64::from(q_signed))
-        };
-
-        let num_chunks = data.len() / 16;
-        let full_dims = num_chunks * 16;
-        let tail_dims = data.len() - full_dims;
-        debug_assert!(tail_dims < 16 && tail_dims.is_multiple_of(2));
-
-        let mut query_data: Vec<[[i8; 16]; 2]> = Vec::with_capacity(num_chunks);
-        let mut sum_q_signed: i64 = 0;
-        for chunk_idx in 0..num_chunks {
-            let mut low = [0_i8; 16];
-            let mut high = [0_i8; 16];
-            for i in 0..16 {
-                let (l, h, q) = encode(data[chunk_idx * 16 + i]);
-                low[i] = l;
-                high[i] = h;
-                sum_q_signed += q;
-            }
-            query_data.push([low, high]);
-        }
-
-        let mut tail_low = [0_i8; 16];
-        let mut tail_high = [0_i8; 16];
-        for i in 0..tail_dims {
-            let (l, h, q) = encode(data[full_dims + i]);
-            tail_low[i] = l;
-            tail_high[i] = h;
-            sum_q_signed += q;
-        }
-
-        Self {
-            query_data,
-            tail_low,
-            tail_high,
-            tail_dims: tail_dims as u8,
-            postprocess_scale: 1.0 / (q_scale * CODEBOOK_SCALE),
-            bias_correction: CODEBOOK_OFFSET * sum_q_signed,
-        }
-    }
-
-    /// Number of `vector` bytes the encoded query expects: 8 bytes per full
-    /// 16-dim chunk plus the packed tail (two 4-bit codes per byte).
-    #[inline]
-    pub(crate) fn expected_vector_bytes(&self) -> usize {
-        self.query_data.len() * 8 + (self.tail_dims as usize).div_ceil(2)
-    }
-
-    /// Score the encoded query against a 4-bit PQ-encoded `vector`
-    /// (two centroid indices per byte; low nibble = even lane, high nibble
-    /// = odd lane).  `vector.len()` must equal `ceil(dim / 2)` — full chunks
-    /// first, then the tail bytes covering `tail_dims`.
-    ///
-    /// Dispatches at runtime to the best SIMD backend available on the host
-    /// CPU (AVX-512 VNNI → AVX2 → SSE → NEON + SDOT → NEON → scalar).
-    pub fn dotprod(&self, vector: &[u8]) -> f32 {
-        // No per-vector correction loop: `bias_correction` was baked in at `new()`.
-        let dot_raw = self.dotprod_raw_best(vector);
-        self.postprocess_scale * (dot_raw - self.bias_correction) as f32
-    }
-
-    #[inline]
-    fn dotprod_raw_best(&self, vector: &[u8]) -> i64 {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx512bw")
-                && std::is_x86_feature_detected!("avx512vnni")
-            {
-                return unsafe { self.dotprod_raw_avx512_vnni(vector) };
-            }
-            if std::is_x86_feature_detected!("avx2") {
-                return unsafe { self.dotprod_raw_avx2(vector) };
-            }
-            if std::is_x86_feature_detected!("sse4.1") && std::is_x86_feature_detected!("ssse3") {
-                return unsafe { self.dotprod_raw_sse(vector) };
-            }
-        }
-        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-        {
-            if std::arch::is_aarch64_feature_detected!("dotprod") {
-                return unsafe { self.dotprod_raw_neon_sdot(vector) };
-            }
-            return unsafe { self.dotprod_raw_neon(vector) };
-        }
-        #[allow(unreachable_code)]
-        self.dotprod_raw(vector)
-    }
-
-    /// Compute `Σ q_signed[j] · c_raw[v[j]]` over all dims — both the
-    /// full-chunk section (SIMD-friendly 16 lanes per chunk) and the tail.
-    /// Returns `acc_low + QUERY_HIGH_COEF · acc_high`.
-    ///
-    /// `vector` is PQ-encoded with two 4-bit codebook indices packed per byte:
-    /// the low nibble is the index for the even lane (j = 2k), the high nibble
-    /// for the odd lane (j = 2k + 1).
-    pub fn dotprod_raw(&self, vector: &[u8]) -> i64 {
-        assert_eq!(
-            vector.len(),
-            self.expected_vector_bytes(),
-            "Query4bitSimd::dotprod_raw: vector length mismatch ({} vs expected {})",
-            vector.len(),
-            self.expected_vector_bytes(),
-        );
-        let mut acc_low: i64 = 0;
-        let mut acc_high: i64 = 0;
-        for (chunk_idx, [low, high]) in self.query_data.iter().enumerate() {
-            let v = &vector[chunk_idx * 8..(chunk_idx + 1) * 8];
-            for i in 0..16 {
-                let byte = v[i / 2];
-                let idx = if i & 1 == 0 { byte & 0x0F } else { byte >> 4 };
-                let c = codebook_value_i64(idx);
-                acc_low += i64::from(low[i]) * c;
-                acc_high += i64::from(high[i]) * c;
-            }
-        }
-        acc_low + QUERY_HIGH_COEF * acc_high + self.dotprod_raw_tail(vector)
-    }
-
-    /// Scalar contribution from the `tail_dims` trailing query entries.
-    /// Used by the scalar [`Self::dotprod_raw`] reference.  SIMD backends
-    /// have their own tail helpers that feed one zero-padded chunk into the
-    /// same kernel used for full chunks.
-    #[inline]
-    pub(crate) fn dotprod_raw_tail(&self, vector: &[u8]) -> i64 {
-        if self.tail_dims == 0 {
-            return 0;
-        }
-        let tail_byte_start = self.query_data.len() * 8;
-        let mut acc_low: i64 = 0;
-        let mut acc_high: i64 = 0;
-        for i in 0..self.tail_dims as usize {
-            let byte = vector[tail_byte_start + i / 2];
-            let idx = if i & 1 == 0 { byte & 0x0F } else { byte >> 4 };
-            let c = codebook_value_i64(idx);
-            acc_low += i64::from(self.tail_low[i]) * c;
-            acc_high += i64::from(self.tail_high[i]) * c;
-        }
-        acc_low + QUERY_HIGH_COEF * acc_high
-    }
-
-    /// Prepare an 8-byte zero-padded scratch buffer with the packed tail data,
-    /// suitable for feeding into a single SSE / NEON chunk kernel.
-    /// Returns `None` when there is no tail.  The returned buffer has the
-    /// same nibble layout as any full chunk in `vector` — low nibble = even
-    /// lane, high nibble = odd lane.  Unused lanes are zero: with
-    /// `tail_low[tail_dims..] = tail_high[tail_dims..] = 0` they contribute
-    /// nothing to `maddubs` / `vmull` products.
-    #[inline]
-    pub(crate) fn tail_chunk_scratch(&self, vector: &[u8]) -> Option<[u8; 8]> {
-        if self.tail_dims == 0 {
-            return None;
-        }
-        let tail_byte_start = self.query_data.len() * 8;
-        let tail_bytes = (self.tail_dims as usize).div_ceil(2);
-        let mut buf = [0u8; 8];
-        buf[..tail_bytes].copy_from_slice(&vector[tail_byte_start..tail_byte_start + tail_bytes]);
-        Some(buf)
-    }
-}
+/// Encoded query for asymmetric 4-bit scoring: [`QuerySimd`] over two codes
+/// per byte (low nibble = even dim, high nibble = odd dim).
+pub type Query4bitSimd = QuerySimd<2, 2>;
 
 /// Dot product between two already-encoded 4-bit PQ vectors.  Both `a` and
 /// `b` are the packed-nibble format that [`Query4bitSimd::dotprod`] takes as
@@ -387,30 +162,19 @@ pub fn score_4bit_internal(a: &[u8], b: &[u8]) -> f32 {
         b.len(),
     );
 
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vnni")
-        {
-            return unsafe { x64::score_4bit_internal_avx512_vnni(a, b) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            return unsafe { x64::score_4bit_internal_avx2(a, b) };
-        }
-        if std::is_x86_feature_detected!("sse4.1") && std::is_x86_feature_detected!("ssse3") {
-            return unsafe { x64::score_4bit_internal_sse(a, b) };
-        }
+    match SimdBackend::detect() {
+        #[cfg(target_arch = "x86_64")]
+        SimdBackend::Avx512Vnni => unsafe { x64::score_4bit_internal_avx512_vnni(a, b) },
+        #[cfg(target_arch = "x86_64")]
+        SimdBackend::Avx2 => unsafe { x64::score_4bit_internal_avx2(a, b) },
+        #[cfg(target_arch = "x86_64")]
+        SimdBackend::Sse => unsafe { x64::score_4bit_internal_sse(a, b) },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        SimdBackend::NeonSdot => unsafe { arm::score_4bit_internal_neon_sdot(a, b) },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        SimdBackend::Neon => unsafe { arm::score_4bit_internal_neon(a, b) },
+        SimdBackend::Scalar => score_4bit_internal_scalar(a, b),
     }
-    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-    {
-        if std::arch::is_aarch64_feature_detected!("dotprod") {
-            return unsafe { arm::score_4bit_internal_neon_sdot(a, b) };
-        }
-        return unsafe { arm::score_4bit_internal_neon(a, b) };
-    }
-    #[allow(unreachable_code)]
-    score_4bit_internal_scalar(a, b)
 }
 
 /// Scalar reference implementation of [`score_4bit_internal`].  Exposed as
@@ -471,21 +235,19 @@ pub fn score_4bit_internal_weighted(a: &[u8], b: &[u8], weights: &[i16]) -> i64 
         2 * a.len(),
     );
 
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") {
-            return unsafe { x64::score_4bit_internal_weighted_avx2(a, b, weights) };
-        }
-        if std::is_x86_feature_detected!("sse4.1") && std::is_x86_feature_detected!("ssse3") {
-            return unsafe { x64::score_4bit_internal_weighted_sse(a, b, weights) };
-        }
+    match SimdBackend::detect() {
+        #[cfg(target_arch = "x86_64")]
+        SimdBackend::Avx512Vnni | SimdBackend::Avx2 => unsafe {
+            x64::score_4bit_internal_weighted_avx2(a, b, weights)
+        },
+        #[cfg(target_arch = "x86_64")]
+        SimdBackend::Sse => unsafe { x64::score_4bit_internal_weighted_sse(a, b, weights) },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        SimdBackend::NeonSdot | SimdBackend::Neon => unsafe {
+            arm::score_4bit_internal_weighted_neon(a, b, weights)
+        },
+        SimdBackend::Scalar => score_4bit_internal_weighted_scalar(a, b, weights),
     }
-    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-    {
-        return unsafe { arm::score_4bit_internal_weighted_neon(a, b, weights) };
-    }
-    #[allow(unreachable_code)]
-    score_4bit_internal_weighted_scalar(a, b, weights)
 }
 
 /// Scalar reference for [`score_4bit_internal_weighted`].
@@ -560,11 +322,9 @@ pub mod shared {
     }
 }
 
-/// Accuracy / precision tests for the public `Query4bitSimd` API.
-///
-/// Per-arch SIMD parity tests and the saturation-safety test live in the
-/// `arm` / `x64` submodules — they verify that each SIMD implementation
-/// matches the scalar reference `dotprod_raw`, not the float ground truth.
+/// Codebook and symmetric-scoring accuracy tests.  Per-arch parity tests of
+/// the symmetric kernels live in the `arm` / `x64` submodules; the
+/// asymmetric path is covered by `super::query`.
 #[cfg(test)]
 mod tests {
     // Anonymous `use _` brings the trait into scope for `StdRng::seed_from_u64`
@@ -573,7 +333,7 @@ mod tests {
     use rand::prelude::StdRng;
 
     use super::super::shared::{encode_to_nearest_centroid, pack_codes, sample_normal_vec};
-    use super::{CODEBOOK_ABS_MAX, Query4bitSimd};
+    use super::CODEBOOK_ABS_MAX;
     use crate::quantization::turboquant::TQBits;
 
     /// Whichever codebook representation the current arch uses (signed i8 on
@@ -620,102 +380,6 @@ mod tests {
                 "const CODEBOOK_U8 drifted from CENTROIDS_4BIT Lloyd-Max quantization",
             );
         }
-    }
-
-    /// Reconstruction accuracy on realistic PQ inputs: query ∼ N(0,1), vector
-    /// drawn from N(0,1) then mapped to its nearest centroid.  We compare
-    /// `simd.dotprod()` against the "ideal" PQ dot (sum of `q[j] · c[v[j]]`
-    /// with float-precision centroid lookup) — the error our SIMD path adds
-    /// over a hypothetical perfect-precision PQ should be tiny.
-    ///
-    /// Parameterized over matryoshka-style corner-case dims to exercise the
-    /// tail-handling logic end-to-end (not just bit-exact parity).
-    #[rstest::rstest]
-    #[case::full_chunks(256)]
-    #[case::small_tail(18)]
-    #[case::max_tail(30)]
-    #[case::odd_chunks_only(48)]
-    #[case::odd_chunks_plus_tail(62)]
-    #[case::matryoshka(270)]
-    #[case::large_with_tail(2046)]
-    fn test_dotprod_matches_float(#[case] dim: usize) {
-        let mut rng = StdRng::seed_from_u64(42);
-        let n_trials = 64;
-
-        let centroids = TQBits::Bits4.get_centroids();
-
-        for _ in 0..n_trials {
-            let query = sample_normal_vec(&mut rng, dim);
-            let v_raw = sample_normal_vec(&mut rng, dim);
-            let indices = encode_to_nearest_centroid(centroids, &v_raw);
-            let v_pq: Vec<f32> = indices.iter().map(|&k| centroids[k as usize]).collect();
-
-            let pq_dot: f32 = query.iter().zip(v_pq.iter()).map(|(a, b)| a * b).sum();
-            let simd_dot = Query4bitSimd::new(&query).dotprod(&pack_codes(&indices, 4));
-
-            // Error scales roughly like √dim · σ_q · ε_c.  Allow a tolerance
-            // that is comfortably above the 3σ tail for dim up to ~2K.
-            let tol = (0.5_f32).max(0.03 * (dim as f32).sqrt());
-            assert!(
-                (pq_dot - simd_dot).abs() < tol,
-                "dim={dim}: simd_dot {simd_dot} too far from ideal PQ dot {pq_dot} (tol={tol})",
-            );
-        }
-    }
-
-    /// Quantitative proof that our SIMD quantization is negligible next to PQ
-    /// centroid snapping: RMS error added by our encoding is at least 5×
-    /// smaller than the RMS error PQ itself introduces.  If this invariant
-    /// ever flips, something in the quantization pipeline lost precision.
-    #[test]
-    fn test_simd_noise_below_pq_noise() {
-        let mut rng = StdRng::seed_from_u64(123);
-        let dim = 256;
-        let n_trials = 256;
-
-        let centroids = TQBits::Bits4.get_centroids();
-
-        let mut sq_pq_noise = 0.0_f64;
-        let mut sq_simd_noise = 0.0_f64;
-
-        for _ in 0..n_trials {
-            let query = sample_normal_vec(&mut rng, dim);
-            let v_raw = sample_normal_vec(&mut rng, dim);
-            let indices = encode_to_nearest_centroid(centroids, &v_raw);
-            let v_pq: Vec<f32> = indices.iter().map(|&k| centroids[k as usize]).collect();
-
-            let true_dot: f64 = query
-                .iter()
-                .zip(v_raw.iter())
-                .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                .sum();
-            let pq_dot: f64 = query
-                .iter()
-                .zip(v_pq.iter())
-                .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                .sum();
-            let simd_dot = f64::from(Query4bitSimd::new(&query).dotprod(&pack_codes(&indices, 4)));
-
-            sq_pq_noise += (pq_dot - true_dot).powi(2);
-            sq_simd_noise += (simd_dot - pq_dot).powi(2);
-        }
-
-        let rms_pq_noise = (sq_pq_noise / f64::from(n_trials)).sqrt();
-        let rms_simd_noise = (sq_simd_noise / f64::from(n_trials)).sqrt();
-
-        // Print for easy comparison across encoding variants.
-        eprintln!(
-            "NOISE at dim={dim}: pq_rms={rms_pq_noise:.4} simd_rms={rms_simd_noise:.4} \
-             ratio={:.2}×",
-            rms_pq_noise / rms_simd_noise,
-        );
-
-        assert!(
-            rms_simd_noise * 5.0 < rms_pq_noise,
-            "SIMD noise RMS {rms_simd_noise:.4} should be << PQ noise RMS \
-             {rms_pq_noise:.4} (ratio {:.2}×)",
-            rms_pq_noise / rms_simd_noise,
-        );
     }
 
     /// `score_4bit_internal` should recover the pure centroid-space dot

@@ -2,12 +2,18 @@ use crate::common::bitvec::BitSlice;
 use crate::common::types::PointOffsetType;
 use crate::common::universal_io::UniversalRead;
 
+use crate::segment::common::operation_error::OperationResult;
 use crate::segment::id_tracker::immutable_id_tracker::read_only::ReadOnlyImmutableIdTracker;
-use crate::segment::id_tracker::{IdTrackerRead, PointMappingsRefEnum};
+use crate::segment::id_tracker::{
+    IdTrackerRead, PointMappingsRefEnum, default_external_ids_batch,
+    default_internal_versions_batch,
+};
 use crate::segment::types::{PointIdType, SeqNumberType};
 
 impl<S: UniversalRead> IdTrackerRead for ReadOnlyImmutableIdTracker<S> {
-    fn point_mappings(&self) -> PointMappingsRefEnum<'_> {
+    type Backend = S;
+
+    fn point_mappings(&self) -> PointMappingsRefEnum<'_, Self::Backend> {
         PointMappingsRefEnum::Compressed(&self.mappings)
     }
 
@@ -15,12 +21,33 @@ impl<S: UniversalRead> IdTrackerRead for ReadOnlyImmutableIdTracker<S> {
         self.internal_to_version.get(internal_id)
     }
 
-    fn internal_id(&self, external_id: PointIdType) -> Option<PointOffsetType> {
+    fn internal_versions_batch(
+        &self,
+        internal_ids: impl IntoIterator<Item = PointOffsetType>,
+        callback: impl FnMut(PointOffsetType, SeqNumberType),
+    ) -> OperationResult<()> {
+        default_internal_versions_batch(self, internal_ids, callback)
+    }
+
+    fn internal_id_with_behavior(
+        &self,
+        external_id: PointIdType,
+        _deferred_behavior: crate::common::types::DeferredBehavior,
+    ) -> Option<PointOffsetType> {
+        // Immutable mappings never carry deferred heads; behavior is moot.
         self.mappings.internal_id(&external_id)
     }
 
     fn external_id(&self, internal_id: PointOffsetType) -> Option<PointIdType> {
         self.mappings.external_id(internal_id)
+    }
+
+    fn external_ids_batch(
+        &self,
+        internal_ids: impl IntoIterator<Item = PointOffsetType>,
+        callback: impl FnMut(PointOffsetType, PointIdType),
+    ) -> OperationResult<()> {
+        default_external_ids_batch(self, internal_ids, callback)
     }
 
     fn total_point_count(&self) -> usize {
@@ -49,7 +76,7 @@ impl<S: UniversalRead> IdTrackerRead for ReadOnlyImmutableIdTracker<S> {
 
     fn iter_internal_versions(
         &self,
-    ) -> Box<dyn Iterator<Item = (PointOffsetType, SeqNumberType)> + '_> {
-        Box::new(self.internal_to_version.iter())
+    ) -> OperationResult<Box<dyn Iterator<Item = (PointOffsetType, SeqNumberType)> + '_>> {
+        Ok(Box::new(self.internal_to_version.iter()))
     }
 }

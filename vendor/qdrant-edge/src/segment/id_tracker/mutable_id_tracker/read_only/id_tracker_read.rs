@@ -1,12 +1,19 @@
 use crate::common::bitvec::BitSlice;
 use crate::common::types::PointOffsetType;
+use crate::common::universal_io::UniversalRead;
 
+use crate::segment::common::operation_error::OperationResult;
 use crate::segment::id_tracker::mutable_id_tracker::read_only::ReadOnlyAppendableIdTracker;
-use crate::segment::id_tracker::{IdTrackerRead, PointMappingsRefEnum};
+use crate::segment::id_tracker::{
+    IdTrackerRead, PointMappingsRefEnum, default_external_ids_batch,
+    default_internal_versions_batch,
+};
 use crate::segment::types::{PointIdType, SeqNumberType};
 
-impl IdTrackerRead for ReadOnlyAppendableIdTracker {
-    fn point_mappings(&self) -> PointMappingsRefEnum<'_> {
+impl<S: UniversalRead> IdTrackerRead for ReadOnlyAppendableIdTracker<S> {
+    type Backend = S;
+
+    fn point_mappings(&self) -> PointMappingsRefEnum<'_, Self::Backend> {
         PointMappingsRefEnum::Plain(&self.mappings)
     }
 
@@ -14,12 +21,33 @@ impl IdTrackerRead for ReadOnlyAppendableIdTracker {
         self.internal_to_version.get(internal_id as usize).copied()
     }
 
-    fn internal_id(&self, external_id: PointIdType) -> Option<PointOffsetType> {
-        self.mappings.internal_id(&external_id)
+    fn internal_versions_batch(
+        &self,
+        internal_ids: impl IntoIterator<Item = PointOffsetType>,
+        callback: impl FnMut(PointOffsetType, SeqNumberType),
+    ) -> OperationResult<()> {
+        default_internal_versions_batch(self, internal_ids, callback)
+    }
+
+    fn internal_id_with_behavior(
+        &self,
+        external_id: PointIdType,
+        deferred_behavior: crate::common::types::DeferredBehavior,
+    ) -> Option<PointOffsetType> {
+        self.mappings
+            .internal_id_with_behavior(&external_id, deferred_behavior)
     }
 
     fn external_id(&self, internal_id: PointOffsetType) -> Option<PointIdType> {
         self.mappings.external_id(internal_id)
+    }
+
+    fn external_ids_batch(
+        &self,
+        internal_ids: impl IntoIterator<Item = PointOffsetType>,
+        callback: impl FnMut(PointOffsetType, PointIdType),
+    ) -> OperationResult<()> {
+        default_external_ids_batch(self, internal_ids, callback)
     }
 
     fn total_point_count(&self) -> usize {
@@ -56,12 +84,12 @@ impl IdTrackerRead for ReadOnlyAppendableIdTracker {
 
     fn iter_internal_versions(
         &self,
-    ) -> Box<dyn Iterator<Item = (PointOffsetType, SeqNumberType)> + '_> {
-        Box::new(
+    ) -> OperationResult<Box<dyn Iterator<Item = (PointOffsetType, SeqNumberType)> + '_>> {
+        Ok(Box::new(
             self.internal_to_version
                 .iter()
                 .enumerate()
                 .map(|(i, version)| (i as PointOffsetType, *version)),
-        )
+        ))
     }
 }

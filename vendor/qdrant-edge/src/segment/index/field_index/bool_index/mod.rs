@@ -3,35 +3,33 @@ pub mod mutable_bool_index;
 pub mod read_only_bool_index;
 mod read_ops;
 
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use crate::common::universal_io::MmapFile;
 pub use immutable_bool_index::ImmutableBoolIndex;
 pub use mutable_bool_index::MutableBoolIndex;
 pub use read_only_bool_index::ReadOnlyBoolIndex;
-pub use read_ops::BoolIndexRead;
+pub use read_ops::{BoolConditionChecker, BoolIndexRead};
 use serde_json::Value as JsonValue;
 
 use super::facet_index::FacetIndex;
 use super::{PayloadFieldIndex, PayloadFieldIndexRead, ValueIndexer};
 use crate::segment::common::flags::roaring_flags::RoaringFlags;
 use crate::segment::common::operation_error::{OperationError, OperationResult};
-use crate::segment::data_types::facets::{FacetHit, FacetValueRef};
+use crate::segment::data_types::facets::{FacetHit, FacetValue, FacetValueRef};
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
 use crate::segment::index::payload_config::IndexMutability;
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::index::query_optimization::rescore_formula::value_retriever::VariableRetrieverFn;
 use crate::segment::types::FieldCondition;
 
 pub enum BoolIndex {
-    Mmap(MutableBoolIndex),
+    Mutable(MutableBoolIndex),
     Immutable(ImmutableBoolIndex),
 }
 
 impl From<MutableBoolIndex> for BoolIndex {
     #[inline]
     fn from(index: MutableBoolIndex) -> Self {
-        BoolIndex::Mmap(index)
+        BoolIndex::Mutable(index)
     }
 }
 
@@ -45,19 +43,15 @@ impl From<ImmutableBoolIndex> for BoolIndex {
 impl BoolIndex {
     pub fn get_mutability_type(&self) -> IndexMutability {
         match self {
-            // Mmap bool index can be both mutable and immutable, so we pick mutable
-            BoolIndex::Mmap(_) => IndexMutability::Mutable,
+            BoolIndex::Mutable(_) => IndexMutability::Mutable,
             BoolIndex::Immutable(_) => IndexMutability::Immutable,
         }
     }
 
     /// Produce a closure that maps a point id to its indexed bool
     /// values as JSON `Value`s. Used by `FieldIndex::value_retriever`.
-    pub fn value_retriever<'a>(
-        &'a self,
-        hw_counter: &'a HardwareCounterCell,
-    ) -> VariableRetrieverFn<'a> {
-        read_ops::value_retriever(self, hw_counter)
+    pub fn value_retriever<'a>(&'a self) -> OperationResult<VariableRetrieverFn<'a>> {
+        read_ops::value_retriever(self)
     }
 }
 
@@ -66,66 +60,71 @@ impl BoolIndexRead for BoolIndex {
 
     fn trues_flags(&self) -> &Self::Flags {
         match self {
-            BoolIndex::Mmap(index) => index.trues_flags(),
+            BoolIndex::Mutable(index) => index.trues_flags(),
             BoolIndex::Immutable(index) => index.trues_flags(),
         }
     }
 
     fn falses_flags(&self) -> &Self::Flags {
         match self {
-            BoolIndex::Mmap(index) => index.falses_flags(),
+            BoolIndex::Mutable(index) => index.falses_flags(),
             BoolIndex::Immutable(index) => index.falses_flags(),
         }
     }
 
-    fn indexed_count(&self) -> usize {
+    fn indexed_count(&self) -> OperationResult<usize> {
         match self {
-            BoolIndex::Mmap(index) => index.indexed_count(),
+            BoolIndex::Mutable(index) => index.indexed_count(),
             BoolIndex::Immutable(index) => index.indexed_count(),
         }
     }
 
     fn telemetry_index_type(&self) -> &'static str {
         match self {
-            BoolIndex::Mmap(index) => index.telemetry_index_type(),
+            BoolIndex::Mutable(index) => index.telemetry_index_type(),
             BoolIndex::Immutable(index) => index.telemetry_index_type(),
         }
     }
 
-    fn trues_count(&self) -> usize {
+    fn trues_count(&self) -> OperationResult<usize> {
         match self {
-            BoolIndex::Mmap(index) => index.trues_count(),
+            BoolIndex::Mutable(index) => index.trues_count(),
             BoolIndex::Immutable(index) => index.trues_count(),
         }
     }
 
-    fn falses_count(&self) -> usize {
+    fn falses_count(&self) -> OperationResult<usize> {
         match self {
-            BoolIndex::Mmap(index) => index.falses_count(),
+            BoolIndex::Mutable(index) => index.falses_count(),
             BoolIndex::Immutable(index) => index.falses_count(),
+        }
+    }
+
+    fn immutable_files(&self) -> Vec<std::path::PathBuf> {
+        match self {
+            BoolIndex::Mutable(_) => Vec::new(),
+            BoolIndex::Immutable(_) => BoolIndexRead::files(self),
         }
     }
 }
 
 impl PayloadFieldIndexRead for BoolIndex {
-    fn count_indexed_points(&self) -> usize {
+    fn count_indexed_points(&self) -> OperationResult<usize> {
         self.indexed_count()
     }
 
     fn filter<'a>(
         &'a self,
         condition: &'a FieldCondition,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
-        Ok(read_ops::filter(self, condition, hw_counter))
+        read_ops::filter(self, condition)
     }
 
     fn estimate_cardinality(
         &self,
         condition: &FieldCondition,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<super::CardinalityEstimation>> {
-        Ok(read_ops::estimate_cardinality(self, condition, hw_counter))
+        read_ops::estimate_cardinality(self, condition)
     }
 
     fn for_each_payload_block(
@@ -140,23 +139,25 @@ impl PayloadFieldIndexRead for BoolIndex {
     fn condition_checker<'a>(
         &'a self,
         condition: &FieldCondition,
-        hw_acc: HwMeasurementAcc,
-    ) -> Option<ConditionCheckerFn<'a>> {
-        read_ops::condition_checker(self, condition, hw_acc)
+    ) -> OperationResult<Option<ConditionCheckerEnum<'a>>> {
+        match self {
+            BoolIndex::Mutable(index) => index.condition_checker(condition),
+            BoolIndex::Immutable(index) => index.condition_checker(condition),
+        }
     }
 }
 
 impl PayloadFieldIndex for BoolIndex {
     fn wipe(self) -> OperationResult<()> {
         match self {
-            BoolIndex::Mmap(index) => index.wipe(),
+            BoolIndex::Mutable(index) => index.wipe(),
             BoolIndex::Immutable(index) => index.wipe(),
         }
     }
 
     fn flusher(&self) -> crate::segment::common::Flusher {
         match self {
-            BoolIndex::Mmap(index) => index.flusher(),
+            BoolIndex::Mutable(index) => index.flusher(),
             BoolIndex::Immutable(index) => index.flusher(),
         }
     }
@@ -166,24 +167,28 @@ impl PayloadFieldIndex for BoolIndex {
     }
 
     fn immutable_files(&self) -> Vec<std::path::PathBuf> {
-        match self {
-            BoolIndex::Mmap(index) => index.immutable_files(),
-            BoolIndex::Immutable(index) => index.immutable_files(),
-        }
+        BoolIndexRead::immutable_files(self)
     }
 }
 
 impl FacetIndex for BoolIndex {
+    fn unique_values_count(&self) -> usize {
+        // A boolean field has at most two distinct values (true/false).
+        // We could compute the actual number cheaply, but this upper bound is
+        // enough for the facet-strategy decision (which only checks whether
+        // the cardinality vastly exceeds the user limit).
+        2
+    }
+
     fn for_points_values(
         &self,
         points: impl Iterator<Item = PointOffsetType>,
-        _hw_counter: &HardwareCounterCell,
         mut f: impl FnMut(PointOffsetType, &mut dyn Iterator<Item = FacetValueRef<'_>>),
     ) -> OperationResult<()> {
-        points.for_each(|point_id| {
-            let values = self.get_point_values(point_id);
+        for point_id in points {
+            let values = self.get_point_values(point_id)?;
             f(point_id, &mut values.into_iter().map(FacetValueRef::Bool));
-        });
+        }
         Ok(())
     }
 
@@ -191,20 +196,29 @@ impl FacetIndex for BoolIndex {
         &self,
         mut f: impl FnMut(FacetValueRef<'_>) -> OperationResult<()>,
     ) -> OperationResult<()> {
-        BoolIndexRead::iter_values(self).try_for_each(|v| f(FacetValueRef::Bool(v)))
+        BoolIndexRead::iter_values(self)?.try_for_each(|v| f(FacetValueRef::Bool(v)))
     }
 
     fn for_each_value_map(
         &self,
-        hw_counter: &HardwareCounterCell,
         mut f: impl FnMut(
             FacetValueRef<'_>,
             &mut dyn Iterator<Item = PointOffsetType>,
         ) -> OperationResult<()>,
     ) -> OperationResult<()> {
-        BoolIndexRead::for_each_value_map(self, hw_counter, |value, iter| {
-            f(FacetValueRef::Bool(value), iter)
-        })
+        BoolIndexRead::for_each_value_map(self, |value, iter| f(FacetValueRef::Bool(value), iter))
+    }
+
+    fn for_values_map(
+        &self,
+        values: impl Iterator<Item = FacetValue>,
+        mut f: impl FnMut(FacetValue, &mut dyn Iterator<Item = PointOffsetType>) -> OperationResult<()>,
+    ) -> OperationResult<()> {
+        let bools = values.filter_map(|value| match value {
+            FacetValue::Bool(b) => Some(b),
+            FacetValue::Keyword(_) | FacetValue::Int(_) | FacetValue::Uuid(_) => None,
+        });
+        BoolIndexRead::for_values_map(self, bools, |b, iter| f(FacetValue::Bool(b), iter))
     }
 
     fn for_each_count_per_value(
@@ -228,10 +242,9 @@ impl ValueIndexer for BoolIndex {
         &mut self,
         id: PointOffsetType,
         values: Vec<Self::ValueType>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<()> {
         match self {
-            BoolIndex::Mmap(index) => index.add_many(id, values, hw_counter),
+            BoolIndex::Mutable(index) => index.add_many(id, values),
             BoolIndex::Immutable(_) => Err(OperationError::service_error(
                 "Can't add values to immutable bool index",
             )),
@@ -251,7 +264,7 @@ impl ValueIndexer for BoolIndex {
 
     fn remove_point(&mut self, id: PointOffsetType) -> OperationResult<()> {
         match self {
-            BoolIndex::Mmap(index) => index.remove_point(id),
+            BoolIndex::Mutable(index) => index.remove_point(id),
             BoolIndex::Immutable(index) => index.remove_point(id),
         }
     }
@@ -261,8 +274,7 @@ impl ValueIndexer for BoolIndex {
 mod tests {
     use std::path::Path;
 
-    use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-    use crate::common::counter::hardware_counter::HardwareCounterCell;
+    use crate::common::ambient;
     use itertools::Itertools;
     use rstest::rstest;
     use serde_json::json;
@@ -350,15 +362,12 @@ mod tests {
         let tmp_dir = Builder::new().prefix(DB_NAME).tempdir().unwrap();
         let mut builder = I::builder(tmp_dir.path());
 
-        let hw_counter = HardwareCounterCell::new();
+        builder.add_point(0, &[&given]).unwrap();
 
-        builder.add_point(0, &[&given], &hw_counter).unwrap();
-
-        let hw_acc = HwMeasurementAcc::new();
-        let hw_counter = hw_acc.get_counter_cell();
+        let _scope = ambient::test_guard();
         let index = builder.finalize().unwrap();
         let count = index
-            .filter(&match_bool(match_on), &hw_counter)
+            .filter(&match_bool(match_on))
             .unwrap()
             .unwrap()
             .count();
@@ -422,13 +431,11 @@ mod tests {
         let tmp_dir = Builder::new().prefix(DB_NAME).tempdir().unwrap();
         let mut builder = I::builder(tmp_dir.path());
 
-        let hw_counter = HardwareCounterCell::new();
-
         bools_fixture()
             .into_iter()
             .enumerate()
             .for_each(|(i, value)| {
-                builder.add_point(i as u32, &[&value], &hw_counter).unwrap();
+                builder.add_point(i as u32, &[&value]).unwrap();
             });
 
         let index = builder.finalize().unwrap();
@@ -437,23 +444,22 @@ mod tests {
 
         let new_index = I::open_at(tmp_dir.path());
 
-        let hw_acc = HwMeasurementAcc::new();
-        let hw_counter = hw_acc.get_counter_cell();
+        let _scope = ambient::test_guard();
         let point_offsets = new_index
-            .filter(&match_bool(false), &hw_counter)
+            .filter(&match_bool(false))
             .unwrap()
             .unwrap()
             .collect_vec();
         assert_eq!(point_offsets, vec![1, 2, 3, 5, 6, 10]);
 
         let point_offsets = new_index
-            .filter(&match_bool(true), &hw_counter)
+            .filter(&match_bool(true))
             .unwrap()
             .unwrap()
             .collect_vec();
         assert_eq!(point_offsets, vec![0, 2, 3, 4, 6, 11]);
 
-        assert_eq!(new_index.count_indexed_points(), 9);
+        assert_eq!(new_index.count_indexed_points().unwrap(), 9);
     }
 
     #[rstest]
@@ -471,31 +477,28 @@ mod tests {
         let tmp_dir = Builder::new().prefix(DB_NAME).tempdir().unwrap();
         let mut index = I::open_at(tmp_dir.path());
 
-        let hw_cell = HardwareCounterCell::new();
-
         let idx = 1000;
-        index.add_point(idx, &[&before], &hw_cell).unwrap();
+        index.add_point(idx, &[&before]).unwrap();
 
-        let hw_acc = HwMeasurementAcc::new();
-        let hw_counter = hw_acc.get_counter_cell();
+        let _scope = ambient::test_guard();
 
         let point_offsets = index
-            .filter(&match_bool(false), &hw_counter)
+            .filter(&match_bool(false))
             .unwrap()
             .unwrap()
             .collect_vec();
         assert_eq!(point_offsets, vec![idx]);
 
-        index.add_point(idx, &[&after], &hw_cell).unwrap();
+        index.add_point(idx, &[&after]).unwrap();
 
         let point_offsets = index
-            .filter(&match_bool(true), &hw_counter)
+            .filter(&match_bool(true))
             .unwrap()
             .unwrap()
             .collect_vec();
         assert_eq!(point_offsets, vec![idx]);
         let point_offsets = index
-            .filter(&match_bool(false), &hw_counter)
+            .filter(&match_bool(false))
             .unwrap()
             .unwrap()
             .collect_vec();
@@ -516,18 +519,16 @@ mod tests {
         let tmp_dir = Builder::new().prefix(DB_NAME).tempdir().unwrap();
         let mut builder = I::builder(tmp_dir.path());
 
-        let hw_counter = HardwareCounterCell::new();
-
         bools_fixture()
             .into_iter()
             .enumerate()
             .for_each(|(i, value)| {
-                builder.add_point(i as u32, &[&value], &hw_counter).unwrap();
+                builder.add_point(i as u32, &[&value]).unwrap();
             });
 
         let index = builder.finalize().unwrap();
 
-        assert_eq!(index.count_indexed_points(), 9);
+        assert_eq!(index.count_indexed_points().unwrap(), 9);
     }
 
     #[test]
@@ -539,13 +540,11 @@ mod tests {
         let tmp_dir = Builder::new().prefix(DB_NAME).tempdir().unwrap();
         let mut index = I::open_at(tmp_dir.path());
 
-        let hw_counter = HardwareCounterCell::new();
-
         bools_fixture()
             .into_iter()
             .enumerate()
             .for_each(|(i, value)| {
-                index.add_point(i as u32, &[&value], &hw_counter).unwrap();
+                index.add_point(i as u32, &[&value]).unwrap();
             });
 
         let mut blocks = Vec::new();
@@ -574,26 +573,24 @@ mod tests {
         let tmp_dir = Builder::new().prefix(DB_NAME).tempdir().unwrap();
         let mut builder = I::builder(tmp_dir.path());
 
-        let hw_counter = HardwareCounterCell::new();
+        let _scope = ambient::test_guard();
 
         bools_fixture()
             .into_iter()
             .enumerate()
             .for_each(|(i, value)| {
-                builder.add_point(i as u32, &[&value], &hw_counter).unwrap();
+                builder.add_point(i as u32, &[&value]).unwrap();
             });
-
-        let hw_counter = HardwareCounterCell::new();
 
         let index = builder.finalize().unwrap();
         let cardinality = index
-            .estimate_cardinality(&match_bool(true), &hw_counter)
+            .estimate_cardinality(&match_bool(true))
             .unwrap()
             .unwrap();
         assert_eq!(cardinality.exp, 6);
 
         let cardinality = index
-            .estimate_cardinality(&match_bool(false), &hw_counter)
+            .estimate_cardinality(&match_bool(false))
             .unwrap()
             .unwrap();
         assert_eq!(cardinality.exp, 6);

@@ -18,18 +18,16 @@
 
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
-use crate::common::counter::iterator_hw_measurement::HwMeasurementIteratorExt;
+use crate::common::ambient::hw::{HwMeasurementIteratorExt, HwMetric};
+use crate::common::condition_checker::{CheckItem, ConditionChecker, Rest, Select, default_check_batched};
 use crate::common::types::PointOffsetType;
 use serde_json::Value;
 
 use crate::segment::common::flags::roaring_flags::RoaringFlagsRead;
-use crate::segment::common::operation_error::OperationResult;
+use crate::segment::common::operation_error::{OperationError, OperationResult};
 use crate::segment::common::utils::MultiValue;
 use crate::segment::index::field_index::{CardinalityEstimation, PayloadBlockCondition, PrimaryCondition};
-use crate::segment::index::payload_config::StorageType;
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
+use crate::segment::index::payload_config::{ImmutableLayout, StorageType};
 use crate::segment::index::query_optimization::rescore_formula::value_retriever::VariableRetrieverFn;
 use crate::segment::telemetry::PayloadIndexTelemetry;
 use crate::segment::types::{
@@ -50,26 +48,25 @@ pub trait BoolIndexRead {
 
     /// Number of distinct points with at least one indexed bool value
     /// (i.e. `|trues ∪ falses|`).
-    fn indexed_count(&self) -> usize;
+    ///
+    /// Fallible: the read-only variant derives it from bitmaps it materializes
+    /// on demand. See [`RoaringFlagsRead::get_bitmap`].
+    fn indexed_count(&self) -> OperationResult<usize>;
 
     /// Per-variant telemetry tag (e.g. `"mmap_bool"`).
     fn telemetry_index_type(&self) -> &'static str;
 
-    fn trues_count(&self) -> usize {
-        self.trues_flags().count_trues()
+    fn trues_count(&self) -> OperationResult<usize>;
+
+    fn falses_count(&self) -> OperationResult<usize>;
+
+    fn values_count(&self, point_id: PointOffsetType) -> OperationResult<usize> {
+        let has_true = self.trues_flags().get(point_id)?;
+        let has_false = self.falses_flags().get(point_id)?;
+        Ok(usize::from(has_true) + usize::from(has_false))
     }
 
-    fn falses_count(&self) -> usize {
-        self.falses_flags().count_trues()
-    }
-
-    fn values_count(&self, point_id: PointOffsetType) -> usize {
-        let has_true = self.trues_flags().get(point_id);
-        let has_false = self.falses_flags().get(point_id);
-        usize::from(has_true) + usize::from(has_false)
-    }
-
-    fn check_values_any(&self, point_id: PointOffsetType, is_true: bool) -> bool {
+    fn check_values_any(&self, point_id: PointOffsetType, is_true: bool) -> OperationResult<bool> {
         if is_true {
             self.trues_flags().get(point_id)
         } else {
@@ -77,47 +74,52 @@ pub trait BoolIndexRead {
         }
     }
 
-    fn values_is_empty(&self, point_id: PointOffsetType) -> bool {
-        !self.trues_flags().get(point_id) && !self.falses_flags().get(point_id)
+    fn values_is_empty(&self, point_id: PointOffsetType) -> OperationResult<bool> {
+        Ok(!self.trues_flags().get(point_id)? && !self.falses_flags().get(point_id)?)
     }
 
-    fn get_point_values(&self, point_id: PointOffsetType) -> Vec<bool> {
-        [
-            self.trues_flags().get(point_id).then_some(true),
-            self.falses_flags().get(point_id).then_some(false),
+    fn get_point_values(&self, point_id: PointOffsetType) -> OperationResult<Vec<bool>> {
+        Ok([
+            self.trues_flags().get(point_id)?.then_some(true),
+            self.falses_flags().get(point_id)?.then_some(false),
         ]
         .into_iter()
         .flatten()
-        .collect()
+        .collect())
     }
 
-    fn iter_values(&self) -> Box<dyn Iterator<Item = bool> + '_> {
-        Box::new(
-            [
-                self.falses_flags().iter_trues().next().map(|_| false),
-                self.trues_flags().iter_trues().next().map(|_| true),
-            ]
-            .into_iter()
-            .flatten(),
-        )
+    fn iter_values(&self) -> OperationResult<Box<dyn Iterator<Item = bool> + '_>> {
+        let has_false = self.falses_flags().iter_trues()?.next().map(|_| false);
+        let has_true = self.trues_flags().iter_trues()?.next().map(|_| true);
+        Ok(Box::new([has_false, has_true].into_iter().flatten()))
     }
 
-    fn for_each_value_map<F>(
-        &self,
-        hw_counter: &HardwareCounterCell,
-        mut f: F,
-    ) -> OperationResult<()>
+    fn for_each_value_map<F>(&self, mut f: F) -> OperationResult<()>
     where
         F: FnMut(bool, &mut dyn Iterator<Item = PointOffsetType>) -> OperationResult<()>,
     {
-        f(false, &mut self.falses_flags().iter_trues())?;
-        hw_counter
-            .payload_index_io_read_counter()
-            .incr_delta(u8::BITS as usize);
-        f(true, &mut self.trues_flags().iter_trues())?;
-        hw_counter
-            .payload_index_io_read_counter()
-            .incr_delta(u8::BITS as usize);
+        f(false, &mut self.falses_flags().iter_trues()?)?;
+        HwMetric::PayloadIndexIoRead.bump(u8::BITS as usize);
+        f(true, &mut self.trues_flags().iter_trues()?)?;
+        HwMetric::PayloadIndexIoRead.bump(u8::BITS as usize);
+        Ok(())
+    }
+
+    /// Like [`Self::for_each_value_map`] but visits only the requested `values`.
+    /// Trivial here (≤2 values); exists only to back `FacetIndex::for_values_map`.
+    fn for_values_map<F>(&self, values: impl Iterator<Item = bool>, mut f: F) -> OperationResult<()>
+    where
+        F: FnMut(bool, &mut dyn Iterator<Item = PointOffsetType>) -> OperationResult<()>,
+    {
+        for is_true in values {
+            let mut ids = if is_true {
+                self.trues_flags().iter_trues()?
+            } else {
+                self.falses_flags().iter_trues()?
+            };
+            HwMetric::PayloadIndexIoRead.bump(u8::BITS as usize);
+            f(is_true, &mut ids)?;
+        }
         Ok(())
     }
 
@@ -133,28 +135,29 @@ pub trait BoolIndexRead {
             Some(deferred_internal_id) => {
                 let false_count =
                     self.falses_flags()
-                        .get_bitmap()
+                        .get_bitmap()?
                         .range_cardinality(..deferred_internal_id) as usize;
                 let true_count =
                     self.trues_flags()
-                        .get_bitmap()
+                        .get_bitmap()?
                         .range_cardinality(..deferred_internal_id) as usize;
                 (false_count, true_count)
             }
-            None => (self.falses_count(), self.trues_count()),
+            None => (self.falses_count()?, self.trues_count()?),
         };
         f(false, false_count)?;
         f(true, true_count)
     }
 
+    /// Zero while neither bitmap is materialized — nothing is held in RAM yet.
     fn ram_usage_bytes(&self) -> usize {
-        self.trues_flags().get_bitmap().serialized_size()
-            + self.falses_flags().get_bitmap().serialized_size()
+        self.trues_flags().ram_usage_bytes() + self.falses_flags().ram_usage_bytes()
     }
 
     /// Whether the index keeps its primary data on disk. Default `false` —
-    /// the bitmap is in RAM after open for every current variant.
-    fn is_on_disk(&self) -> bool {
+    /// every current variant serves reads from an in-RAM bitmap (the read-only
+    /// one materializes it on first use).
+    fn is_cold(&self) -> bool {
         false
     }
 
@@ -174,76 +177,79 @@ pub trait BoolIndexRead {
         files
     }
 
+    /// Files that never change after the index is built.
+    ///
+    /// Default returns [`Self::files`] — correct for immutable and read-only
+    /// variants where every backing file is immutable. Mutable variants
+    /// override this to return an empty list.
+    fn immutable_files(&self) -> Vec<PathBuf> {
+        self.files()
+    }
+
     fn get_storage_type(&self) -> StorageType {
         StorageType::Mmap {
-            is_on_disk: self.is_on_disk(),
+            layout: ImmutableLayout::Heap,
         }
     }
 
-    fn get_telemetry_data(&self) -> PayloadIndexTelemetry {
-        PayloadIndexTelemetry {
+    /// Materializes both bitmaps for its counts, unlike the null index's
+    /// length-driven telemetry.
+    fn get_telemetry_data(&self) -> OperationResult<PayloadIndexTelemetry> {
+        Ok(PayloadIndexTelemetry {
             field_name: None,
-            points_count: self.indexed_count(),
-            points_values_count: self.trues_count() + self.falses_count(),
+            points_count: self.indexed_count()?,
+            points_values_count: self.trues_count()? + self.falses_count()?,
             histogram_bucket_size: None,
             index_type: self.telemetry_index_type(),
-        }
+        })
     }
 }
 
 pub(super) fn filter<'a, N: BoolIndexRead>(
     idx: &'a N,
     condition: &'a FieldCondition,
-    hw_counter: &'a HardwareCounterCell,
-) -> Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>> {
+) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
     match &condition.r#match {
         Some(Match::Value(MatchValue {
             value: ValueVariants::Bool(value),
         })) => {
             let bitmap = if *value {
-                idx.trues_flags().get_bitmap()
+                idx.trues_flags().get_bitmap()?
             } else {
-                idx.falses_flags().get_bitmap()
+                idx.falses_flags().get_bitmap()?
             };
             let iter = bitmap
                 .iter()
                 .map(|x| x as PointOffsetType)
-                .measure_hw_with_acc_and_fraction(
-                    hw_counter.new_accumulator(),
-                    u8::BITS as usize,
-                    |i| i.payload_index_io_read_counter(),
-                );
-            Some(Box::new(iter))
+                .measure_hw_fraction(HwMetric::PayloadIndexIoRead, u8::BITS as usize);
+            Ok(Some(Box::new(iter)))
         }
-        _ => None,
+        _ => Ok(None),
     }
 }
 
 pub(super) fn estimate_cardinality<N: BoolIndexRead>(
     idx: &N,
     condition: &FieldCondition,
-    hw_counter: &HardwareCounterCell,
-) -> Option<CardinalityEstimation> {
+) -> OperationResult<Option<CardinalityEstimation>> {
     match &condition.r#match {
         Some(Match::Value(MatchValue {
             value: ValueVariants::Bool(value),
         })) => {
             let count = if *value {
-                idx.trues_count()
+                idx.trues_count()?
             } else {
-                idx.falses_count()
+                idx.falses_count()?
             };
 
-            hw_counter
-                .payload_index_io_read_counter()
-                .incr_delta(size_of::<usize>());
+            HwMetric::PayloadIndexIoRead.bump(size_of::<usize>());
 
-            Some(
+            Ok(Some(
                 CardinalityEstimation::exact(count)
                     .with_primary_clause(PrimaryCondition::Condition(Box::new(condition.clone()))),
-            )
+            ))
         }
-        _ => None,
+        _ => Ok(None),
     }
 }
 
@@ -264,15 +270,14 @@ pub(super) fn for_each_payload_block<N: BoolIndexRead>(
     };
 
     // just two possible blocks: true and false
-    handle_block(idx.trues_count(), true, key.clone())?;
-    handle_block(idx.falses_count(), false, key)
+    handle_block(idx.trues_count()?, true, key.clone())?;
+    handle_block(idx.falses_count()?, false, key)
 }
 
 pub(super) fn condition_checker<'a, N: BoolIndexRead>(
     idx: &'a N,
     condition: &FieldCondition,
-    _hw_acc: HwMeasurementAcc,
-) -> Option<ConditionCheckerFn<'a>> {
+) -> Option<BoolConditionChecker<'a, N>> {
     // Destructure explicitly (no `..`) so a new field added to
     // `FieldCondition` forces this method to be revisited.
     let FieldCondition {
@@ -291,12 +296,10 @@ pub(super) fn condition_checker<'a, N: BoolIndexRead>(
     match cond_match {
         Match::Value(MatchValue {
             value: ValueVariants::Bool(is_true),
-        }) => {
-            let is_true = *is_true;
-            Some(Box::new(move |point_id: PointOffsetType| {
-                idx.check_values_any(point_id, is_true)
-            }))
-        }
+        }) => Some(BoolConditionChecker {
+            idx,
+            is_true: *is_true,
+        }),
         Match::Value(MatchValue {
             value: ValueVariants::String(_) | ValueVariants::Integer(_),
         })
@@ -308,7 +311,29 @@ pub(super) fn condition_checker<'a, N: BoolIndexRead>(
         })
         | Match::Text(_)
         | Match::TextAny(_)
-        | Match::Phrase(_) => None,
+        | Match::Phrase(_)
+        | Match::Prefix(_)
+        | Match::Substring(_) => None,
+    }
+}
+
+pub struct BoolConditionChecker<'a, N> {
+    idx: &'a N,
+    is_true: bool,
+}
+
+impl<N: BoolIndexRead> ConditionChecker for BoolConditionChecker<'_, N> {
+    type Error = OperationError;
+
+    fn check(&self, point_id: PointOffsetType) -> OperationResult<bool> {
+        self.idx.check_values_any(point_id, self.is_true)
+    }
+
+    fn check_batched<K>(&self, ids: &mut [K], select: Select, rest: Rest) -> OperationResult<usize>
+    where
+        K: CheckItem,
+    {
+        default_check_batched(ids, select, rest, |id| self.check(id))
     }
 }
 
@@ -323,12 +348,23 @@ pub(super) fn condition_checker<'a, N: BoolIndexRead>(
 /// [`ReadOnlyFieldIndex::value_retriever`]: crate::index::field_index::field_index_base::read_only::ReadOnlyFieldIndex
 pub(super) fn value_retriever<'a, N: BoolIndexRead + ?Sized + 'a>(
     idx: &'a N,
-    _hw_counter: &'a HardwareCounterCell,
-) -> VariableRetrieverFn<'a> {
-    Box::new(move |point_id: PointOffsetType| -> MultiValue<Value> {
-        idx.get_point_values(point_id)
+) -> OperationResult<VariableRetrieverFn<'a>> {
+    // Materialize both bitmaps here rather than inside the closure: the
+    // retriever is invoked per point and must not fail, so the one scan that
+    // could fail is hoisted to construction time.
+    let trues = idx.trues_flags().get_bitmap()?;
+    let falses = idx.falses_flags().get_bitmap()?;
+
+    Ok(Box::new(
+        move |point_id: PointOffsetType| -> MultiValue<Value> {
+            [
+                trues.contains(point_id).then_some(true),
+                falses.contains(point_id).then_some(false),
+            ]
             .into_iter()
+            .flatten()
             .map(Value::Bool)
             .collect()
-    })
+        },
+    ))
 }

@@ -1,4 +1,3 @@
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use serde_json::Value;
 
@@ -8,15 +7,17 @@ use crate::segment::index::field_index::bool_index::BoolIndex;
 use crate::segment::index::field_index::bool_index::immutable_bool_index::ImmutableBoolIndexBuilder;
 use crate::segment::index::field_index::bool_index::mutable_bool_index::MutableBoolIndexBuilder;
 use crate::segment::index::field_index::full_text_index::FullTextGridstoreIndexBuilder;
-use crate::segment::index::field_index::full_text_index::mmap_text_index::FullTextMmapIndexBuilder;
-use crate::segment::index::field_index::geo_index::{GeoMapIndexGridstoreBuilder, GeoMapIndexMmapBuilder};
+use crate::segment::index::field_index::full_text_index::on_disk_text_index::FullTextMmapIndexBuilder;
+use crate::segment::index::field_index::geo_index::{GeoIndexGridstoreBuilder, GeoIndexMmapBuilder};
 use crate::segment::index::field_index::map_index::{MapIndexGridstoreBuilder, MapIndexMmapBuilder};
+use crate::segment::index::field_index::nested_index::NestedFieldIndexBuilder;
 use crate::segment::index::field_index::null_index::NullIndex;
 use crate::segment::index::field_index::null_index::immutable_null_index::ImmutableNullIndexBuilder;
 use crate::segment::index::field_index::null_index::mutable_null_index::MutableNullIndexBuilder;
 use crate::segment::index::field_index::numeric_index::{
     NumericIndexGridstoreBuilder, NumericIndexMmapBuilder,
 };
+use crate::segment::json_path::JsonPath;
 use crate::segment::types::{DateTimePayloadType, FloatPayloadType, IntPayloadType, UuidIntType};
 
 /// Common interface for all index builders.
@@ -28,12 +29,9 @@ pub trait FieldIndexBuilderTrait {
     /// Expected to be called exactly once before any other method.
     fn init(&mut self) -> OperationResult<()>;
 
-    fn add_point(
-        &mut self,
-        id: PointOffsetType,
-        payload: &[&Value],
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()>;
+    /// Index `payload` for `id`. Returns whether the payload holds a value of the
+    /// index's type.
+    fn add_point(&mut self, id: PointOffsetType, payload: &[&Value]) -> OperationResult<bool>;
 
     fn finalize(self) -> OperationResult<Self::FieldIndexType>;
 
@@ -60,16 +58,76 @@ pub enum FieldIndexBuilder {
     KeywordGridstoreIndex(MapIndexGridstoreBuilder<str>),
     FloatMmapIndex(NumericIndexMmapBuilder<FloatPayloadType, FloatPayloadType>),
     FloatGridstoreIndex(NumericIndexGridstoreBuilder<FloatPayloadType, FloatPayloadType>),
-    GeoMmapIndex(GeoMapIndexMmapBuilder),
-    GeoGridstoreIndex(GeoMapIndexGridstoreBuilder),
+    GeoMmapIndex(GeoIndexMmapBuilder),
+    GeoGridstoreIndex(GeoIndexGridstoreBuilder),
     FullTextMmapIndex(FullTextMmapIndexBuilder),
-    FullTextGridstoreIndex(FullTextGridstoreIndexBuilder),
+    // Boxed: the mutable index it builds in place is the largest variant.
+    FullTextGridstoreIndex(Box<FullTextGridstoreIndexBuilder>),
     BoolMmapIndex(ImmutableBoolIndexBuilder),
     BoolGridstoreIndex(MutableBoolIndexBuilder),
     UuidMmapIndex(MapIndexMmapBuilder<UuidIntType>),
     UuidGridstoreIndex(MapIndexGridstoreBuilder<UuidIntType>),
     MutableNullIndex(MutableNullIndexBuilder),
     ImmutableNullIndex(ImmutableNullIndexBuilder),
+    Nested(Box<NestedFieldIndexBuilder>),
+}
+
+impl FieldIndexBuilder {
+    /// Payload path to extract for [`Self::add_point`], like [`FieldIndex::input_path`].
+    pub fn input_path<'a>(&'a self, field: &'a JsonPath) -> &'a JsonPath {
+        match self {
+            Self::Nested(builder) => builder.input_path(),
+            Self::IntMmapIndex(_)
+            | Self::IntGridstoreIndex(_)
+            | Self::DatetimeMmapIndex(_)
+            | Self::DatetimeGridstoreIndex(_)
+            | Self::IntMapMmapIndex(_)
+            | Self::IntMapGridstoreIndex(_)
+            | Self::KeywordMmapIndex(_)
+            | Self::KeywordGridstoreIndex(_)
+            | Self::FloatMmapIndex(_)
+            | Self::FloatGridstoreIndex(_)
+            | Self::GeoMmapIndex(_)
+            | Self::GeoGridstoreIndex(_)
+            | Self::FullTextMmapIndex(_)
+            | Self::FullTextGridstoreIndex(_)
+            | Self::BoolMmapIndex(_)
+            | Self::BoolGridstoreIndex(_)
+            | Self::UuidMmapIndex(_)
+            | Self::UuidGridstoreIndex(_)
+            | Self::MutableNullIndex(_)
+            | Self::ImmutableNullIndex(_) => field,
+        }
+    }
+
+    /// Don't journal the value mappings of an index stored in a Gridstore, see
+    /// [`Blobstore::disable_journal`](blobstore::Blobstore::disable_journal). Call after `init`.
+    pub fn disable_journal(&mut self) {
+        match self {
+            Self::IntGridstoreIndex(builder) => builder.disable_journal(),
+            Self::DatetimeGridstoreIndex(builder) => builder.disable_journal(),
+            Self::IntMapGridstoreIndex(builder) => builder.disable_journal(),
+            Self::KeywordGridstoreIndex(builder) => builder.disable_journal(),
+            Self::FloatGridstoreIndex(builder) => builder.disable_journal(),
+            Self::GeoGridstoreIndex(builder) => builder.disable_journal(),
+            Self::FullTextGridstoreIndex(builder) => builder.disable_journal(),
+            Self::UuidGridstoreIndex(builder) => builder.disable_journal(),
+            Self::Nested(builder) => builder.disable_journal(),
+            // Not stored in a Gridstore, the mutable bool index uses flags despite its name
+            Self::IntMmapIndex(_)
+            | Self::DatetimeMmapIndex(_)
+            | Self::IntMapMmapIndex(_)
+            | Self::KeywordMmapIndex(_)
+            | Self::FloatMmapIndex(_)
+            | Self::GeoMmapIndex(_)
+            | Self::FullTextMmapIndex(_)
+            | Self::BoolMmapIndex(_)
+            | Self::BoolGridstoreIndex(_)
+            | Self::UuidMmapIndex(_)
+            | Self::MutableNullIndex(_)
+            | Self::ImmutableNullIndex(_) => {}
+        }
+    }
 }
 
 impl FieldIndexBuilderTrait for FieldIndexBuilder {
@@ -97,40 +155,37 @@ impl FieldIndexBuilderTrait for FieldIndexBuilder {
             Self::UuidGridstoreIndex(index) => index.init(),
             Self::MutableNullIndex(index) => index.init(),
             Self::ImmutableNullIndex(index) => index.init(),
+            Self::Nested(index) => index.init(),
         }
     }
 
-    fn add_point(
-        &mut self,
-        id: PointOffsetType,
-        payload: &[&Value],
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
+    fn add_point(&mut self, id: PointOffsetType, payload: &[&Value]) -> OperationResult<bool> {
         match self {
-            Self::IntMmapIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::IntGridstoreIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::DatetimeMmapIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::DatetimeGridstoreIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::IntMapMmapIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::IntMapGridstoreIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::KeywordMmapIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::KeywordGridstoreIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::FloatMmapIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::FloatGridstoreIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::GeoMmapIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::GeoGridstoreIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::BoolGridstoreIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::BoolMmapIndex(index) => index.add_point(id, payload, hw_counter),
+            Self::IntMmapIndex(index) => index.add_point(id, payload),
+            Self::IntGridstoreIndex(index) => index.add_point(id, payload),
+            Self::DatetimeMmapIndex(index) => index.add_point(id, payload),
+            Self::DatetimeGridstoreIndex(index) => index.add_point(id, payload),
+            Self::IntMapMmapIndex(index) => index.add_point(id, payload),
+            Self::IntMapGridstoreIndex(index) => index.add_point(id, payload),
+            Self::KeywordMmapIndex(index) => index.add_point(id, payload),
+            Self::KeywordGridstoreIndex(index) => index.add_point(id, payload),
+            Self::FloatMmapIndex(index) => index.add_point(id, payload),
+            Self::FloatGridstoreIndex(index) => index.add_point(id, payload),
+            Self::GeoMmapIndex(index) => index.add_point(id, payload),
+            Self::GeoGridstoreIndex(index) => index.add_point(id, payload),
+            Self::BoolGridstoreIndex(index) => index.add_point(id, payload),
+            Self::BoolMmapIndex(index) => index.add_point(id, payload),
             Self::FullTextMmapIndex(builder) => {
-                FieldIndexBuilderTrait::add_point(builder, id, payload, hw_counter)
+                FieldIndexBuilderTrait::add_point(builder, id, payload)
             }
             Self::FullTextGridstoreIndex(builder) => {
-                FieldIndexBuilderTrait::add_point(builder, id, payload, hw_counter)
+                FieldIndexBuilderTrait::add_point(builder.as_mut(), id, payload)
             }
-            Self::UuidMmapIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::UuidGridstoreIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::MutableNullIndex(index) => index.add_point(id, payload, hw_counter),
-            Self::ImmutableNullIndex(index) => index.add_point(id, payload, hw_counter),
+            Self::UuidMmapIndex(index) => index.add_point(id, payload),
+            Self::UuidGridstoreIndex(index) => index.add_point(id, payload),
+            Self::MutableNullIndex(index) => index.add_point(id, payload),
+            Self::ImmutableNullIndex(index) => index.add_point(id, payload),
+            Self::Nested(index) => index.add_point(id, payload),
         }
     }
 
@@ -153,7 +208,9 @@ impl FieldIndexBuilderTrait for FieldIndexBuilder {
             }
             Self::BoolMmapIndex(index) => FieldIndex::BoolIndex(BoolIndex::from(index.finalize()?)),
             Self::FullTextMmapIndex(builder) => FieldIndex::FullTextIndex(builder.finalize()?),
-            Self::FullTextGridstoreIndex(builder) => FieldIndex::FullTextIndex(builder.finalize()?),
+            Self::FullTextGridstoreIndex(builder) => {
+                FieldIndex::FullTextIndex((*builder).finalize()?)
+            }
             Self::UuidMmapIndex(index) => FieldIndex::UuidMapIndex(index.finalize()?),
             Self::UuidGridstoreIndex(index) => FieldIndex::UuidMapIndex(index.finalize()?),
             Self::MutableNullIndex(index) => {
@@ -162,6 +219,7 @@ impl FieldIndexBuilderTrait for FieldIndexBuilder {
             Self::ImmutableNullIndex(index) => {
                 FieldIndex::NullIndex(NullIndex::from(index.finalize()?))
             }
+            Self::Nested(index) => FieldIndex::Nested(Box::new((*index).finalize()?)),
         })
     }
 }

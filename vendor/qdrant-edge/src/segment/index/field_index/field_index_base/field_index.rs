@@ -1,7 +1,6 @@
 use std::fmt::Formatter;
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use serde_json::Value;
 
@@ -12,13 +11,15 @@ use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::bool_index::{BoolIndex, BoolIndexRead};
 use crate::segment::index::field_index::full_text_index::FullTextIndex;
 use crate::segment::index::field_index::full_text_index::full_text_index_read::FullTextIndexRead;
-use crate::segment::index::field_index::geo_index::{GeoMapIndex, GeoMapIndexRead};
+use crate::segment::index::field_index::geo_index::{GeoIndex, GeoIndexRead};
 use crate::segment::index::field_index::map_index::MapIndex;
+use crate::segment::index::field_index::nested_index::NestedFieldIndex;
 use crate::segment::index::field_index::null_index::{NullIndex, NullIndexRead};
 use crate::segment::index::field_index::numeric_index::{NumericIndex, NumericIndexRead};
 use crate::segment::index::payload_config::{
     FullPayloadIndexType, IndexMutability, PayloadIndexType, StorageType,
 };
+use crate::segment::json_path::JsonPath;
 use crate::segment::types::{
     DateTimePayloadType, FloatPayloadType, IntPayloadType, UuidIntType, UuidPayloadType,
 };
@@ -31,12 +32,14 @@ pub enum FieldIndex {
     IntMapIndex(MapIndex<IntPayloadType>),
     KeywordIndex(MapIndex<str>),
     FloatIndex(NumericIndex<FloatPayloadType, FloatPayloadType>),
-    GeoIndex(GeoMapIndex),
+    GeoIndex(GeoIndex),
     FullTextIndex(FullTextIndex),
     BoolIndex(BoolIndex),
     UuidIndex(NumericIndex<UuidIntType, UuidPayloadType>),
     UuidMapIndex(MapIndex<UuidIntType>),
     NullIndex(NullIndex),
+    /// Index of the elements of a nested array, see [`NestedFieldIndex`]
+    Nested(Box<NestedFieldIndex>),
 }
 
 impl std::fmt::Debug for FieldIndex {
@@ -53,6 +56,7 @@ impl std::fmt::Debug for FieldIndex {
             FieldIndex::UuidIndex(_index) => write!(f, "UuidIndex"),
             FieldIndex::UuidMapIndex(_index) => write!(f, "UuidMapIndex"),
             FieldIndex::NullIndex(_index) => write!(f, "NullIndex"),
+            FieldIndex::Nested(index) => write!(f, "Nested({:?})", index.inner()),
         }
     }
 }
@@ -74,7 +78,49 @@ impl FieldIndex {
             FieldIndex::UuidIndex(payload_field_index) => payload_field_index.inner(),
             FieldIndex::UuidMapIndex(payload_field_index) => payload_field_index,
             FieldIndex::NullIndex(payload_field_index) => payload_field_index,
+            FieldIndex::Nested(payload_field_index) => payload_field_index.as_ref(),
         }
+    }
+
+    /// The per-element index, if this is one.
+    pub fn as_nested(&self) -> Option<&NestedFieldIndex> {
+        match self {
+            FieldIndex::Nested(index) => Some(index),
+            FieldIndex::IntIndex(_)
+            | FieldIndex::DatetimeIndex(_)
+            | FieldIndex::IntMapIndex(_)
+            | FieldIndex::KeywordIndex(_)
+            | FieldIndex::FloatIndex(_)
+            | FieldIndex::GeoIndex(_)
+            | FieldIndex::FullTextIndex(_)
+            | FieldIndex::BoolIndex(_)
+            | FieldIndex::UuidIndex(_)
+            | FieldIndex::UuidMapIndex(_)
+            | FieldIndex::NullIndex(_) => None,
+        }
+    }
+
+    /// Payload path to extract for [`Self::add_point`] and watch for changes.
+    /// `field` is the registered field; a nested index consumes its array's elements.
+    pub fn input_path<'a>(&'a self, field: &'a JsonPath) -> &'a JsonPath {
+        match self {
+            FieldIndex::Nested(index) => index.array_key(),
+            FieldIndex::IntIndex(_)
+            | FieldIndex::DatetimeIndex(_)
+            | FieldIndex::IntMapIndex(_)
+            | FieldIndex::KeywordIndex(_)
+            | FieldIndex::FloatIndex(_)
+            | FieldIndex::GeoIndex(_)
+            | FieldIndex::FullTextIndex(_)
+            | FieldIndex::BoolIndex(_)
+            | FieldIndex::UuidIndex(_)
+            | FieldIndex::UuidMapIndex(_)
+            | FieldIndex::NullIndex(_) => field,
+        }
+    }
+
+    pub fn is_nested(&self) -> bool {
+        self.as_nested().is_some()
     }
 
     pub fn wipe(self) -> OperationResult<()> {
@@ -90,6 +136,7 @@ impl FieldIndex {
             FieldIndex::UuidIndex(index) => index.wipe(),
             FieldIndex::UuidMapIndex(index) => index.wipe(),
             FieldIndex::NullIndex(index) => index.wipe(),
+            FieldIndex::Nested(index) => index.wipe(),
         }
     }
 
@@ -105,46 +152,39 @@ impl FieldIndex {
         self.get_payload_field_index().immutable_files()
     }
 
-    pub fn add_point(
-        &mut self,
-        id: PointOffsetType,
-        payload: &[&Value],
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
+    /// Index values extracted at [`Self::input_path`].
+    pub fn add_point(&mut self, id: PointOffsetType, payload: &[&Value]) -> OperationResult<bool> {
         match self {
-            FieldIndex::IntIndex(payload_field_index) => {
-                payload_field_index.add_point(id, payload, hw_counter)
-            }
+            FieldIndex::IntIndex(payload_field_index) => payload_field_index.add_point(id, payload),
             FieldIndex::DatetimeIndex(payload_field_index) => {
-                payload_field_index.add_point(id, payload, hw_counter)
+                payload_field_index.add_point(id, payload)
             }
             FieldIndex::IntMapIndex(payload_field_index) => {
-                payload_field_index.add_point(id, payload, hw_counter)
+                payload_field_index.add_point(id, payload)
             }
             FieldIndex::KeywordIndex(payload_field_index) => {
-                payload_field_index.add_point(id, payload, hw_counter)
+                payload_field_index.add_point(id, payload)
             }
             FieldIndex::FloatIndex(payload_field_index) => {
-                payload_field_index.add_point(id, payload, hw_counter)
+                payload_field_index.add_point(id, payload)
             }
-            FieldIndex::GeoIndex(payload_field_index) => {
-                payload_field_index.add_point(id, payload, hw_counter)
-            }
+            FieldIndex::GeoIndex(payload_field_index) => payload_field_index.add_point(id, payload),
             FieldIndex::BoolIndex(payload_field_index) => {
-                payload_field_index.add_point(id, payload, hw_counter)
+                payload_field_index.add_point(id, payload)
             }
             FieldIndex::FullTextIndex(payload_field_index) => {
-                payload_field_index.add_point(id, payload, hw_counter)
+                payload_field_index.add_point(id, payload)
             }
             FieldIndex::UuidIndex(payload_field_index) => {
-                payload_field_index.add_point(id, payload, hw_counter)
+                payload_field_index.add_point(id, payload)
             }
             FieldIndex::UuidMapIndex(payload_field_index) => {
-                payload_field_index.add_point(id, payload, hw_counter)
+                payload_field_index.add_point(id, payload)
             }
             FieldIndex::NullIndex(payload_field_index) => {
-                payload_field_index.add_point(id, payload, hw_counter)
+                payload_field_index.add_point(id, payload)
             }
+            FieldIndex::Nested(index) => index.add_point(id, payload),
         }
     }
 
@@ -161,6 +201,7 @@ impl FieldIndex {
             FieldIndex::UuidIndex(index) => index.remove_point(point_id),
             FieldIndex::UuidMapIndex(index) => index.remove_point(point_id),
             FieldIndex::NullIndex(index) => index.remove_point(point_id),
+            FieldIndex::Nested(index) => index.remove_point(point_id),
         }
     }
 
@@ -178,22 +219,24 @@ impl FieldIndex {
             FieldIndex::UuidIndex(index) => index.inner().ram_usage_bytes(),
             FieldIndex::UuidMapIndex(index) => index.ram_usage_bytes(),
             FieldIndex::NullIndex(index) => index.ram_usage_bytes(),
+            FieldIndex::Nested(index) => index.ram_usage_bytes(),
         }
     }
 
-    pub fn is_on_disk(&self) -> bool {
+    pub fn is_cold(&self) -> bool {
         match self {
-            FieldIndex::IntIndex(index) => index.is_on_disk(),
-            FieldIndex::DatetimeIndex(index) => index.is_on_disk(),
-            FieldIndex::IntMapIndex(index) => index.is_on_disk(),
-            FieldIndex::KeywordIndex(index) => index.is_on_disk(),
-            FieldIndex::FloatIndex(index) => index.is_on_disk(),
-            FieldIndex::GeoIndex(index) => index.is_on_disk(),
-            FieldIndex::BoolIndex(index) => index.is_on_disk(),
-            FieldIndex::FullTextIndex(index) => index.is_on_disk(),
-            FieldIndex::UuidIndex(index) => index.is_on_disk(),
-            FieldIndex::UuidMapIndex(index) => index.is_on_disk(),
-            FieldIndex::NullIndex(index) => index.is_on_disk(),
+            FieldIndex::IntIndex(index) => index.is_cold(),
+            FieldIndex::DatetimeIndex(index) => index.is_cold(),
+            FieldIndex::IntMapIndex(index) => index.is_cold(),
+            FieldIndex::KeywordIndex(index) => index.is_cold(),
+            FieldIndex::FloatIndex(index) => index.is_cold(),
+            FieldIndex::GeoIndex(index) => index.is_cold(),
+            FieldIndex::BoolIndex(index) => index.is_cold(),
+            FieldIndex::FullTextIndex(index) => index.is_cold(),
+            FieldIndex::UuidIndex(index) => index.is_cold(),
+            FieldIndex::UuidMapIndex(index) => index.is_cold(),
+            FieldIndex::NullIndex(index) => index.is_cold(),
+            FieldIndex::Nested(index) => index.is_cold(),
         }
     }
 
@@ -212,6 +255,7 @@ impl FieldIndex {
             FieldIndex::UuidIndex(index) => index.populate(),
             FieldIndex::UuidMapIndex(index) => index.populate(),
             FieldIndex::NullIndex(index) => index.populate(),
+            FieldIndex::Nested(index) => index.populate(),
         }
     }
 
@@ -229,6 +273,7 @@ impl FieldIndex {
             FieldIndex::UuidIndex(index) => index.clear_cache(),
             FieldIndex::UuidMapIndex(index) => index.clear_cache(),
             FieldIndex::NullIndex(index) => index.clear_cache(),
+            FieldIndex::Nested(index) => index.clear_cache(),
         }
     }
 
@@ -245,6 +290,8 @@ impl FieldIndex {
             FieldIndex::UuidIndex(_) => PayloadIndexType::UuidIndex,
             FieldIndex::UuidMapIndex(_) => PayloadIndexType::UuidMapIndex,
             FieldIndex::NullIndex(_) => PayloadIndexType::NullIndex,
+            // Persisted as the inner type, the schema says the index is per element
+            FieldIndex::Nested(index) => return index.get_full_index_type(),
         };
 
         FullPayloadIndexType {
@@ -267,6 +314,7 @@ impl FieldIndex {
             FieldIndex::UuidIndex(index) => index.get_mutability_type(),
             FieldIndex::UuidMapIndex(index) => index.get_mutability_type(),
             FieldIndex::NullIndex(index) => index.get_mutability_type(),
+            FieldIndex::Nested(index) => index.get_full_index_type().mutability,
         }
     }
 
@@ -283,6 +331,7 @@ impl FieldIndex {
             FieldIndex::UuidIndex(index) => index.get_storage_type(),
             FieldIndex::UuidMapIndex(index) => index.get_storage_type(),
             FieldIndex::NullIndex(index) => index.get_storage_type(),
+            FieldIndex::Nested(index) => index.get_full_index_type().storage_type,
         }
     }
 }

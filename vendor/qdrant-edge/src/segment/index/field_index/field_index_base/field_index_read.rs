@@ -1,11 +1,18 @@
-use crate::common::counter::hardware_counter::HardwareCounterCell;
-use crate::common::types::PointOffsetType;
+use std::sync::atomic::AtomicBool;
+
+use crate::common::types::{PointOffsetType, ScoredPointOffset};
 
 use super::payload_field_index::PayloadFieldIndexRead;
+use crate::segment::common::operation_error::OperationResult;
+use crate::segment::data_types::query_context::{TextFieldStats, TextQueryContext};
 use crate::segment::index::field_index::facet_index::FacetIndex;
+use crate::segment::index::field_index::full_text_index::{Bm25Accept, Bm25Params};
+use crate::segment::index::field_index::nested_index::ElementConditionChecker;
 use crate::segment::index::field_index::numeric_index::NumericFieldIndexRead;
 use crate::segment::index::query_optimization::rescore_formula::value_retriever::VariableRetrieverFn;
+use crate::segment::json_path::JsonPath;
 use crate::segment::telemetry::PayloadIndexTelemetry;
+use crate::segment::types::FieldCondition;
 
 /// Read-only access surface of [`FieldIndex`](super::FieldIndex).
 ///
@@ -30,13 +37,18 @@ use crate::segment::telemetry::PayloadIndexTelemetry;
 /// [`StructPayloadIndexReadView`]: crate::index::struct_payload_index::StructPayloadIndexReadView
 pub trait FieldIndexRead: PayloadFieldIndexRead {
     /// Per-index telemetry snapshot.
-    fn get_telemetry_data(&self) -> PayloadIndexTelemetry;
+    ///
+    /// Fallible for the same reason as
+    /// [`count_indexed_points`](PayloadFieldIndexRead::count_indexed_points):
+    /// the read-only bool index derives its point counts from bitmaps it
+    /// materializes on demand.
+    fn get_telemetry_data(&self) -> OperationResult<PayloadIndexTelemetry>;
 
     /// Number of values for `point_id`.
-    fn values_count(&self, point_id: PointOffsetType) -> usize;
+    fn values_count(&self, point_id: PointOffsetType) -> OperationResult<usize>;
 
     /// True if `point_id` has zero values in this index.
-    fn values_is_empty(&self, point_id: PointOffsetType) -> bool;
+    fn values_is_empty(&self, point_id: PointOffsetType) -> OperationResult<bool>;
 
     /// Build a closure that extracts this index's values for a given
     /// point as a [`MultiValue<Value>`](crate::common::utils::MultiValue).
@@ -48,10 +60,7 @@ pub trait FieldIndexRead: PayloadFieldIndexRead {
     /// Used by rescore-formula value lookup; mirrors the shape of
     /// [`PayloadFieldIndexRead::condition_checker`] (build a closure
     /// once, invoke per point).
-    fn value_retriever<'a, 'q>(
-        &'a self,
-        hw_counter: &'q HardwareCounterCell,
-    ) -> Option<VariableRetrieverFn<'q>>
+    fn value_retriever<'a, 'q>(&'a self) -> OperationResult<Option<VariableRetrieverFn<'q>>>
     where
         'a: 'q;
 
@@ -63,6 +72,28 @@ pub trait FieldIndexRead: PayloadFieldIndexRead {
     /// [`PayloadIndexRead::numeric_index_for`]: crate::index::PayloadIndexRead::numeric_index_for
     fn as_numeric(&self) -> Option<impl NumericFieldIndexRead + '_>;
 
+    /// Add this index's text statistics to `stats`, counting only the
+    /// `corpus` points when given, and report whether it is a text index at
+    /// all.
+    fn fill_text_statistics(
+        &self,
+        stats: &mut TextFieldStats,
+        corpus: Option<&[PointOffsetType]>,
+        is_stopped: &AtomicBool,
+    ) -> OperationResult<bool>;
+
+    /// Score `terms` by BM25 against this index and return the `limit` best
+    /// documents, or `None` when it is not a text index. See
+    /// [`score_bm25`](crate::index::field_index::full_text_index::full_text_index_read::score_bm25).
+    fn score_bm25(
+        &self,
+        terms: &[String],
+        context: &TextQueryContext<'_>,
+        params: Bm25Params,
+        accept: &Bm25Accept<'_>,
+        limit: usize,
+    ) -> OperationResult<Option<Vec<ScoredPointOffset>>>;
+
     /// Borrowed facet view, if this index supports faceting.
     ///
     /// The concrete facet-index type is opaque per implementation —
@@ -70,4 +101,14 @@ pub trait FieldIndexRead: PayloadFieldIndexRead {
     ///
     /// [`PayloadIndexRead::facet_index_for`]: crate::index::PayloadIndexRead::facet_index_for
     fn as_facet_index(&self) -> Option<impl FacetIndex + '_>;
+
+    /// Checker of `condition` over the elements of the `array_key` array, if this is a
+    /// per-element index of it that can serve the condition.
+    ///
+    /// The condition key is the full path of the field, e.g. `offers[].price`.
+    fn element_condition_checker<'a>(
+        &'a self,
+        array_key: &JsonPath,
+        condition: &FieldCondition,
+    ) -> OperationResult<Option<ElementConditionChecker<'a>>>;
 }

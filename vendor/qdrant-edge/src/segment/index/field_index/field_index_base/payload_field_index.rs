@@ -1,14 +1,12 @@
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use serde_json::Value;
 
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::OperationResult;
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
 use crate::segment::index::field_index::{CardinalityEstimation, PayloadBlockCondition};
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::types::{FieldCondition, PayloadKeyType};
 
 /// Read-only operations available on every payload field index.
@@ -21,14 +19,17 @@ use crate::segment::types::{FieldCondition, PayloadKeyType};
 /// `F: FieldIndexRead` consumers get these methods directly.
 pub trait PayloadFieldIndexRead {
     /// Return number of points with at least one value indexed in here
-    fn count_indexed_points(&self) -> usize;
+    ///
+    /// Fallible: an index whose backing data is materialized on demand (the
+    /// read-only bool index) has to read it to count. See
+    /// [`RoaringFlagsRead::get_bitmap`](crate::common::flags::roaring_flags::RoaringFlagsRead::get_bitmap).
+    fn count_indexed_points(&self) -> OperationResult<usize>;
 
     /// Get iterator over points fitting given `condition`
     /// Return `None` if condition does not match the index type
     fn filter<'a>(
         &'a self,
         condition: &'a FieldCondition,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>>;
 
     /// Return estimation of amount of points which satisfy given condition.
@@ -36,7 +37,6 @@ pub trait PayloadFieldIndexRead {
     fn estimate_cardinality(
         &self,
         condition: &FieldCondition,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<CardinalityEstimation>>;
 
     /// Iterate conditions for payload blocks with minimum size of `threshold`
@@ -55,8 +55,7 @@ pub trait PayloadFieldIndexRead {
     fn condition_checker<'a>(
         &'a self,
         _condition: &FieldCondition,
-        _hw_acc: HwMeasurementAcc,
-    ) -> Option<ConditionCheckerFn<'a>>;
+    ) -> OperationResult<Option<ConditionCheckerEnum<'a>>>;
 
     /// Index-aware check for conditions that need parameters held by
     /// the index (today: full-text tokenizers).
@@ -68,7 +67,6 @@ pub trait PayloadFieldIndexRead {
         &self,
         _condition: &FieldCondition,
         _payload_value: &Value,
-        _hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<bool>> {
         Ok(None)
     }

@@ -1,4 +1,3 @@
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use serde_json::Value;
 
@@ -13,7 +12,6 @@ pub trait ValueIndexer {
         &mut self,
         id: PointOffsetType,
         values: Vec<Self::ValueType>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<()>;
 
     /// Extract index-able value from payload `Value`
@@ -31,14 +29,10 @@ pub trait ValueIndexer {
         }
     }
 
-    /// Add point with payload to index
-    fn add_point(
-        &mut self,
-        id: PointOffsetType,
-        payload: &[&Value],
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
-        self.remove_point(id)?;
+    /// All the index-able values a point's payload holds for this index's field,
+    /// flattened: an array contributes its elements, and a value this index
+    /// cannot accept contributes nothing.
+    fn flatten_values(payload: &[&Value]) -> Vec<Self::ValueType> {
         let mut flatten_values: Vec<_> = vec![];
         for value in payload {
             match value {
@@ -56,7 +50,17 @@ pub trait ValueIndexer {
                 }
             }
         }
-        self.add_many(id, flatten_values, hw_counter)
+        flatten_values
+    }
+
+    /// Add point with payload to index. Returns whether the payload holds a value of
+    /// this index's type.
+    fn add_point(&mut self, id: PointOffsetType, payload: &[&Value]) -> OperationResult<bool> {
+        self.remove_point(id)?;
+        let values = Self::flatten_values(payload);
+        let has_values = !values.is_empty();
+        self.add_many(id, values)?;
+        Ok(has_values)
     }
 
     /// remove a point from the index

@@ -1,6 +1,9 @@
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
-use crate::common::types::PointOffsetType;
+use std::sync::atomic::AtomicBool;
+
+use crate::common::condition_checker::{
+    CheckItem, ConditionChecker, ConstantConditionChecker, Partitioner, Rest, Select,
+};
+use crate::common::types::{PointOffsetType, ScoredPointOffset};
 use crate::common::universal_io::UserData;
 use serde_json::Value;
 
@@ -8,15 +11,16 @@ use super::FullTextIndex;
 use super::full_text_index_read::{FullTextIndexRead, PayloadMatchQueryType};
 use super::inverted_index::{ParsedQuery, TokenId};
 use super::tokenizers::Tokenizer;
-use crate::segment::common::operation_error::OperationResult;
+use crate::segment::common::operation_error::{OperationError, OperationResult};
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
+use crate::segment::index::field_index::full_text_index::inverted_index::bm25::{Bm25Accept, Bm25Query};
 use crate::segment::index::field_index::{
     CardinalityEstimation, PayloadBlockCondition, PayloadFieldIndexRead,
 };
 use crate::segment::index::payload_config::StorageType;
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::types::{
-    FieldCondition, Match, MatchAny, MatchExcept, MatchPhrase, MatchText, MatchTextAny, MatchValue,
-    PayloadKeyType,
+    FieldCondition, Match, MatchAny, MatchExcept, MatchPhrase, MatchPrefix, MatchSubstring,
+    MatchText, MatchTextAny, MatchValue, PayloadKeyType,
 };
 
 impl FullTextIndexRead for FullTextIndex {
@@ -24,7 +28,7 @@ impl FullTextIndexRead for FullTextIndex {
         match self {
             Self::Mutable(index) => index.tokenizer(),
             Self::Immutable(index) => index.tokenizer(),
-            Self::Mmap(index) => index.tokenizer(),
+            Self::OnDisk(index) => index.tokenizer(),
         }
     }
 
@@ -32,7 +36,7 @@ impl FullTextIndexRead for FullTextIndex {
         match self {
             Self::Mutable(index) => index.telemetry_index_type(),
             Self::Immutable(index) => index.telemetry_index_type(),
-            Self::Mmap(index) => index.telemetry_index_type(),
+            Self::OnDisk(index) => index.telemetry_index_type(),
         }
     }
 
@@ -40,7 +44,15 @@ impl FullTextIndexRead for FullTextIndex {
         match self {
             Self::Mutable(index) => index.points_count(),
             Self::Immutable(index) => index.points_count(),
-            Self::Mmap(index) => index.points_count(),
+            Self::OnDisk(index) => index.points_count(),
+        }
+    }
+
+    fn document_count(&self) -> usize {
+        match self {
+            Self::Mutable(index) => index.document_count(),
+            Self::Immutable(index) => index.document_count(),
+            Self::OnDisk(index) => index.document_count(),
         }
     }
 
@@ -48,7 +60,49 @@ impl FullTextIndexRead for FullTextIndex {
         match self {
             Self::Mutable(index) => index.values_count(point_id),
             Self::Immutable(index) => index.values_count(point_id),
-            Self::Mmap(index) => index.values_count(point_id),
+            Self::OnDisk(index) => index.values_count(point_id),
+        }
+    }
+
+    fn doc_len_batch(
+        &self,
+        point_ids: &[PointOffsetType],
+        f: impl FnMut(usize, Option<u32>),
+    ) -> OperationResult<()> {
+        match self {
+            Self::Mutable(index) => index.doc_len_batch(point_ids, f),
+            Self::Immutable(index) => index.doc_len_batch(point_ids, f),
+            Self::OnDisk(index) => index.doc_len_batch(point_ids, f),
+        }
+    }
+
+    fn posting_len(&self, token_id: TokenId) -> OperationResult<Option<usize>> {
+        match self {
+            Self::Mutable(index) => index.posting_len(token_id),
+            Self::Immutable(index) => index.posting_len(token_id),
+            Self::OnDisk(index) => index.posting_len(token_id),
+        }
+    }
+
+    fn score_bm25(
+        &self,
+        query: &Bm25Query,
+        accept: &Bm25Accept<'_>,
+        limit: usize,
+        is_stopped: &AtomicBool,
+    ) -> OperationResult<Vec<ScoredPointOffset>> {
+        match self {
+            Self::Mutable(index) => index.score_bm25(query, accept, limit, is_stopped),
+            Self::Immutable(index) => index.score_bm25(query, accept, limit, is_stopped),
+            Self::OnDisk(index) => index.score_bm25(query, accept, limit, is_stopped),
+        }
+    }
+
+    fn total_tokens(&self) -> Option<u64> {
+        match self {
+            Self::Mutable(index) => index.total_tokens(),
+            Self::Immutable(index) => index.total_tokens(),
+            Self::OnDisk(index) => index.total_tokens(),
         }
     }
 
@@ -56,32 +110,30 @@ impl FullTextIndexRead for FullTextIndex {
         match self {
             Self::Mutable(index) => index.values_is_empty(point_id),
             Self::Immutable(index) => index.values_is_empty(point_id),
-            Self::Mmap(index) => index.values_is_empty(point_id),
+            Self::OnDisk(index) => index.values_is_empty(point_id),
         }
     }
 
     fn for_each_token_id<'a, U: UserData>(
         &self,
         iter: impl Iterator<Item = (U, &'a str)>,
-        hw_counter: &HardwareCounterCell,
         f: impl FnMut(U, Option<TokenId>),
     ) -> OperationResult<()> {
         match self {
-            Self::Mutable(index) => index.for_each_token_id(iter, hw_counter, f),
-            Self::Immutable(index) => index.for_each_token_id(iter, hw_counter, f),
-            Self::Mmap(index) => index.for_each_token_id(iter, hw_counter, f),
+            Self::Mutable(index) => index.for_each_token_id(iter, f),
+            Self::Immutable(index) => index.for_each_token_id(iter, f),
+            Self::OnDisk(index) => index.for_each_token_id(iter, f),
         }
     }
 
     fn filter_query<'a>(
         &'a self,
         query: ParsedQuery,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Box<dyn Iterator<Item = PointOffsetType> + 'a>> {
         match self {
-            Self::Mutable(index) => index.filter_query(query, hw_counter),
-            Self::Immutable(index) => index.filter_query(query, hw_counter),
-            Self::Mmap(index) => index.filter_query(query, hw_counter),
+            Self::Mutable(index) => index.filter_query(query),
+            Self::Immutable(index) => index.filter_query(query),
+            Self::OnDisk(index) => index.filter_query(query),
         }
     }
 
@@ -89,14 +141,11 @@ impl FullTextIndexRead for FullTextIndex {
         &self,
         query: &ParsedQuery,
         condition: &FieldCondition,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<CardinalityEstimation> {
         match self {
-            Self::Mutable(index) => index.estimate_query_cardinality(query, condition, hw_counter),
-            Self::Immutable(index) => {
-                index.estimate_query_cardinality(query, condition, hw_counter)
-            }
-            Self::Mmap(index) => index.estimate_query_cardinality(query, condition, hw_counter),
+            Self::Mutable(index) => index.estimate_query_cardinality(query, condition),
+            Self::Immutable(index) => index.estimate_query_cardinality(query, condition),
+            Self::OnDisk(index) => index.estimate_query_cardinality(query, condition),
         }
     }
 
@@ -104,7 +153,20 @@ impl FullTextIndexRead for FullTextIndex {
         match self {
             Self::Mutable(index) => index.check_match(query, point_id),
             Self::Immutable(index) => index.check_match(query, point_id),
-            Self::Mmap(index) => index.check_match(query, point_id),
+            Self::OnDisk(index) => index.check_match(query, point_id),
+        }
+    }
+
+    fn check_match_batch<U: UserData>(
+        &self,
+        query: &ParsedQuery,
+        items: impl Iterator<Item = (U, PointOffsetType)>,
+        on_match: impl FnMut(U, bool),
+    ) -> OperationResult<()> {
+        match self {
+            Self::Mutable(index) => index.check_match_batch(query, items, on_match),
+            Self::Immutable(index) => index.check_match_batch(query, items, on_match),
+            Self::OnDisk(index) => index.check_match_batch(query, items, on_match),
         }
     }
 
@@ -117,7 +179,7 @@ impl FullTextIndexRead for FullTextIndex {
         match self {
             Self::Mutable(index) => index.for_each_payload_block_inner(threshold, key, f),
             Self::Immutable(index) => index.for_each_payload_block_inner(threshold, key, f),
-            Self::Mmap(index) => index.for_each_payload_block_inner(threshold, key, f),
+            Self::OnDisk(index) => index.for_each_payload_block_inner(threshold, key, f),
         }
     }
 
@@ -125,7 +187,7 @@ impl FullTextIndexRead for FullTextIndex {
         match self {
             Self::Mutable(index) => FullTextIndexRead::get_storage_type(index),
             Self::Immutable(index) => FullTextIndexRead::get_storage_type(index),
-            Self::Mmap(index) => FullTextIndexRead::get_storage_type(index.as_ref()),
+            Self::OnDisk(index) => FullTextIndexRead::get_storage_type(index),
         }
     }
 
@@ -133,38 +195,36 @@ impl FullTextIndexRead for FullTextIndex {
         match self {
             Self::Mutable(index) => FullTextIndexRead::ram_usage_bytes(index),
             Self::Immutable(index) => FullTextIndexRead::ram_usage_bytes(index),
-            Self::Mmap(index) => FullTextIndexRead::ram_usage_bytes(index.as_ref()),
+            Self::OnDisk(index) => FullTextIndexRead::ram_usage_bytes(index),
         }
     }
 
-    fn is_on_disk(&self) -> bool {
+    fn is_cold(&self) -> bool {
         match self {
-            Self::Mutable(index) => FullTextIndexRead::is_on_disk(index),
-            Self::Immutable(index) => FullTextIndexRead::is_on_disk(index),
-            Self::Mmap(index) => FullTextIndexRead::is_on_disk(index.as_ref()),
+            Self::Mutable(index) => FullTextIndexRead::is_cold(index),
+            Self::Immutable(index) => FullTextIndexRead::is_cold(index),
+            Self::OnDisk(index) => FullTextIndexRead::is_cold(index),
         }
     }
 }
 
 impl PayloadFieldIndexRead for FullTextIndex {
-    fn count_indexed_points(&self) -> usize {
-        FullTextIndexRead::points_count(self)
+    fn count_indexed_points(&self) -> OperationResult<usize> {
+        Ok(FullTextIndexRead::points_count(self))
     }
 
     fn filter<'a>(
         &'a self,
         condition: &'a FieldCondition,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
-        filter(self, condition, hw_counter)
+        filter(self, condition)
     }
 
     fn estimate_cardinality(
         &self,
         condition: &FieldCondition,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<CardinalityEstimation>> {
-        estimate_cardinality(self, condition, hw_counter)
+        estimate_cardinality(self, condition)
     }
 
     fn for_each_payload_block(
@@ -179,18 +239,16 @@ impl PayloadFieldIndexRead for FullTextIndex {
     fn condition_checker<'a>(
         &'a self,
         condition: &FieldCondition,
-        hw_acc: HwMeasurementAcc,
-    ) -> Option<ConditionCheckerFn<'a>> {
-        condition_checker(self, condition, hw_acc)
+    ) -> OperationResult<Option<ConditionCheckerEnum<'a>>> {
+        condition_checker(self, condition, ConditionCheckerEnum::FullTextWritable)
     }
 
     fn special_check_condition(
         &self,
         condition: &FieldCondition,
         payload_value: &Value,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<bool>> {
-        special_check_condition(self, condition, payload_value, hw_counter)
+        special_check_condition(self, condition, payload_value)
     }
 }
 
@@ -199,12 +257,11 @@ impl FullTextIndex {
     pub fn query<'a>(
         &'a self,
         query: &'a str,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Box<dyn Iterator<Item = PointOffsetType> + 'a>> {
-        let Some(parsed_query) = self.parse_text_query(query, hw_counter)? else {
+        let Some(parsed_query) = self.parse_text_query(query)? else {
             return Ok(Box::new(std::iter::empty()));
         };
-        self.filter_query(parsed_query, hw_counter)
+        self.filter_query(parsed_query)
     }
 }
 
@@ -213,56 +270,60 @@ impl FullTextIndex {
 pub fn filter<'a, T: FullTextIndexRead>(
     index: &'a T,
     condition: &FieldCondition,
-    hw_counter: &'a HardwareCounterCell,
 ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
     let Some(r#match) = &condition.r#match else {
         return Ok(None);
     };
 
     let parsed_query_opt = match r#match {
-        Match::Text(MatchText { text }) => index.parse_text_query(text, hw_counter),
-        Match::Phrase(MatchPhrase { phrase }) => index.parse_phrase_query(phrase, hw_counter),
-        Match::TextAny(MatchTextAny { text_any }) => {
-            index.parse_text_any_query(text_any, hw_counter)
+        Match::Text(MatchText { text }) => index.parse_text_query(text),
+        Match::Phrase(MatchPhrase { phrase }) => index.parse_phrase_query(phrase),
+        Match::TextAny(MatchTextAny { text_any }) => index.parse_text_any_query(text_any),
+        Match::Value(_)
+        | Match::Any(_)
+        | Match::Except(_)
+        | Match::Prefix(_)
+        | Match::Substring(_) => {
+            return Ok(None);
         }
-        Match::Value(_) | Match::Any(_) | Match::Except(_) => return Ok(None),
     }?;
 
     let Some(parsed_query) = parsed_query_opt else {
         return Ok(Some(Box::new(std::iter::empty())));
     };
 
-    Ok(Some(index.filter_query(parsed_query, hw_counter)?))
+    Ok(Some(index.filter_query(parsed_query)?))
 }
 
 /// Body for [`PayloadFieldIndexRead::estimate_cardinality`]. Shared.
 pub fn estimate_cardinality<T: FullTextIndexRead>(
     index: &T,
     condition: &FieldCondition,
-    hw_counter: &HardwareCounterCell,
 ) -> OperationResult<Option<CardinalityEstimation>> {
     let Some(r#match) = &condition.r#match else {
         return Ok(None);
     };
 
     let parsed_query_opt = match r#match {
-        Match::Text(MatchText { text }) => index.parse_text_query(text, hw_counter),
-        Match::Phrase(MatchPhrase { phrase }) => index.parse_phrase_query(phrase, hw_counter),
-        Match::TextAny(MatchTextAny { text_any }) => {
-            index.parse_text_any_query(text_any, hw_counter)
+        Match::Text(MatchText { text }) => index.parse_text_query(text),
+        Match::Phrase(MatchPhrase { phrase }) => index.parse_phrase_query(phrase),
+        Match::TextAny(MatchTextAny { text_any }) => index.parse_text_any_query(text_any),
+        Match::Value(_)
+        | Match::Any(_)
+        | Match::Except(_)
+        | Match::Prefix(_)
+        | Match::Substring(_) => {
+            return Ok(None);
         }
-        Match::Value(_) | Match::Any(_) | Match::Except(_) => return Ok(None),
     }?;
 
     let Some(parsed_query) = parsed_query_opt else {
         return Ok(Some(CardinalityEstimation::exact(0)));
     };
 
-    Ok(Some(index.estimate_query_cardinality(
-        &parsed_query,
-        condition,
-        hw_counter,
-    )?))
+    Ok(Some(
+        index.estimate_query_cardinality(&parsed_query, condition)?,
+    ))
 }
 
 /// Body for [`PayloadFieldIndexRead::for_each_payload_block`]. Shared.
@@ -279,8 +340,8 @@ pub fn for_each_payload_block<T: FullTextIndexRead>(
 pub fn condition_checker<'a, T: FullTextIndexRead>(
     index: &'a T,
     condition: &FieldCondition,
-    hw_acc: HwMeasurementAcc,
-) -> Option<ConditionCheckerFn<'a>> {
+    to_enum: impl FnOnce(FullTextConditionChecker<'a, T>) -> ConditionCheckerEnum<'a>,
+) -> OperationResult<Option<ConditionCheckerEnum<'a>>> {
     // Destructure explicitly (no `..`) so a new field added to
     // `FieldCondition` forces this method to be revisited.
     let FieldCondition {
@@ -295,8 +356,9 @@ pub fn condition_checker<'a, T: FullTextIndexRead>(
         is_null: _,
     } = condition;
 
-    let cond_match = r#match.as_ref()?;
-    let hw_counter = hw_acc.get_counter_cell();
+    let Some(cond_match) = r#match.as_ref() else {
+        return Ok(None);
+    };
 
     // FullTextIndex serves Text / TextAny / Phrase only. Other
     // Match variants are explicitly listed so a new `Match`
@@ -307,26 +369,55 @@ pub fn condition_checker<'a, T: FullTextIndexRead>(
         Match::Phrase(MatchPhrase { phrase }) => (phrase, PayloadMatchQueryType::Phrase),
         Match::Value(MatchValue { value: _ })
         | Match::Any(MatchAny { any: _ })
-        | Match::Except(MatchExcept { except: _ }) => return None,
+        | Match::Except(MatchExcept { except: _ })
+        | Match::Prefix(MatchPrefix { prefix: _ })
+        | Match::Substring(MatchSubstring { substring: _ }) => return Ok(None),
     };
 
     let query_opt = match query_type {
-        PayloadMatchQueryType::Phrase => index.parse_phrase_query(text, &hw_counter),
-        PayloadMatchQueryType::Text => index.parse_text_query(text, &hw_counter),
-        PayloadMatchQueryType::TextAny => index.parse_text_any_query(text, &hw_counter),
+        PayloadMatchQueryType::Phrase => index.parse_phrase_query(text),
+        PayloadMatchQueryType::Text => index.parse_text_query(text),
+        PayloadMatchQueryType::TextAny => index.parse_text_any_query(text),
+    }?;
+
+    let Some(parsed_query) = query_opt else {
+        return Ok(Some(ConditionCheckerEnum::Constant(
+            ConstantConditionChecker::MATCH_NONE,
+        )));
     };
 
-    // Empty query or parse error: legacy behaviour returns a checker
-    // that always says false. FIXME(uio): the error arm silently
-    // ignores errors — see the existing TODO on `check_match` below.
-    let Ok(Some(parsed_query)) = query_opt else {
-        return Some(Box::new(|_| false));
-    };
+    Ok(Some(to_enum(FullTextConditionChecker {
+        index,
+        parsed_query,
+    })))
+}
 
-    Some(Box::new(move |point_id: PointOffsetType| {
-        // FIXME(uio): don't silently ignore errors. Log error? Update ConditionCheckerFn?
-        index.check_match(&parsed_query, point_id).unwrap_or(false)
-    }))
+pub struct FullTextConditionChecker<'a, T> {
+    index: &'a T,
+    parsed_query: ParsedQuery,
+}
+
+impl<T: FullTextIndexRead> ConditionChecker for FullTextConditionChecker<'_, T> {
+    type Error = OperationError;
+
+    fn check(&self, point_id: PointOffsetType) -> OperationResult<bool> {
+        self.index.check_match(&self.parsed_query, point_id)
+    }
+
+    fn check_batched<K: CheckItem>(
+        &self,
+        ids: &mut [K],
+        select: Select,
+        _rest: Rest,
+    ) -> OperationResult<usize> {
+        let p = Partitioner::new(ids);
+        self.index.check_match_batch(
+            &self.parsed_query,
+            p.iter().map(|item| (item, item.point_id())),
+            |item, matched| p.write(item, matched == select.is_match()),
+        )?;
+        Ok(p.finish())
+    }
 }
 
 /// Body for [`PayloadFieldIndexRead::special_check_condition`]. Shared.
@@ -334,27 +425,26 @@ pub fn special_check_condition<T: FullTextIndexRead>(
     index: &T,
     condition: &FieldCondition,
     payload_value: &serde_json::Value,
-    hw_counter: &HardwareCounterCell,
 ) -> OperationResult<Option<bool>> {
     Ok(match &condition.r#match {
-        Some(Match::Text(MatchText { text })) => Some(index.check_payload_match(
-            payload_value,
-            text,
-            PayloadMatchQueryType::Text,
-            hw_counter,
-        )?),
-        Some(Match::Phrase(MatchPhrase { phrase })) => Some(index.check_payload_match(
-            payload_value,
-            phrase,
-            PayloadMatchQueryType::Phrase,
-            hw_counter,
-        )?),
+        Some(Match::Text(MatchText { text })) => {
+            Some(index.check_payload_match(payload_value, text, PayloadMatchQueryType::Text)?)
+        }
+        Some(Match::Phrase(MatchPhrase { phrase })) => {
+            Some(index.check_payload_match(payload_value, phrase, PayloadMatchQueryType::Phrase)?)
+        }
         Some(Match::TextAny(MatchTextAny { text_any })) => Some(index.check_payload_match(
             payload_value,
             text_any,
             PayloadMatchQueryType::TextAny,
-            hw_counter,
         )?),
-        Some(Match::Value(_) | Match::Any(_) | Match::Except(_)) | None => None,
+        Some(
+            Match::Value(_)
+            | Match::Any(_)
+            | Match::Except(_)
+            | Match::Prefix(_)
+            | Match::Substring(_),
+        )
+        | None => None,
     })
 }

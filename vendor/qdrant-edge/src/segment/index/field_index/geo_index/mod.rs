@@ -1,7 +1,7 @@
 mod builders;
 pub mod immutable_geo_index;
-pub mod mmap_geo_index;
 pub mod mutable_geo_index;
+pub mod on_disk_geo_index;
 mod payload_index;
 pub mod read_only;
 pub mod read_ops;
@@ -11,169 +11,156 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use crate::common::bitvec::BitSlice;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
-use crate::common::universal_io::{MmapFile, MmapFs};
-use mutable_geo_index::InMemoryGeoMapIndex;
+use crate::common::universal_io::{MmapFile, MmapFs, Populate};
+use mutable_geo_index::InMemoryGeoIndex;
 
-pub use self::builders::{GeoMapIndexGridstoreBuilder, GeoMapIndexMmapBuilder};
-use self::immutable_geo_index::ImmutableGeoMapIndex;
-use self::mmap_geo_index::StoredGeoMapIndex;
-use self::mutable_geo_index::MutableGeoMapIndex;
-pub use self::read_only::ReadOnlyGeoMapIndex;
-pub use self::read_ops::GeoMapIndexRead;
+pub use self::builders::{GeoIndexGridstoreBuilder, GeoIndexMmapBuilder};
+use self::immutable_geo_index::ImmutableGeoIndex;
+use self::mutable_geo_index::MutableGeoIndex;
+use self::on_disk_geo_index::OnDiskGeoIndex;
+pub use self::read_only::ReadOnlyGeoIndex;
+pub use self::read_ops::{GeoConditionChecker, GeoIndexRead};
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::geo_hash::GeoHash;
 use crate::segment::index::payload_config::{IndexMutability, StorageType};
-use crate::segment::types::GeoPoint;
+use crate::segment::types::{GeoPoint, Memory};
 
 /// Max number of sub-regions computed for an input geo query
 // TODO discuss value, should it be dynamically computed?
 const GEO_QUERY_MAX_REGION: usize = 12;
 
-pub enum GeoMapIndex {
-    Mutable(MutableGeoMapIndex),
-    Immutable(ImmutableGeoMapIndex),
-    Storage(Box<StoredGeoMapIndex<MmapFile>>),
+pub enum GeoIndex {
+    /// Loads into RAM from mutable Gridstore storage format.
+    Mutable(MutableGeoIndex),
+    /// Loads into RAM in immutable format.
+    Immutable(ImmutableGeoIndex),
+    /// Directly reads from mmap in immutable format.
+    OnDisk(OnDiskGeoIndex<MmapFile>),
 }
 
-impl GeoMapIndex {
-    pub fn new_mmap(
+impl GeoIndex {
+    pub fn new_immutable(
         path: &Path,
-        is_on_disk: bool,
+        memory: Memory,
         deleted_points: &BitSlice,
     ) -> OperationResult<Option<Self>> {
-        let effective_is_on_disk =
-            is_on_disk || crate::common::low_memory::low_memory_mode().prefer_disk();
+        // Low-memory mode degrades the placement at load time (pinned falls back to the
+        // pure-mmap variant). Files are shared between variants; the persisted
+        // configuration is untouched.
+        let memory = memory.clamp_to_low_memory();
 
-        let Some(mmap_index) =
-            StoredGeoMapIndex::open(&MmapFs, path, effective_is_on_disk, deleted_points)?
+        let populate = Populate::from(memory.populate_on_open());
+        let Some(on_disk_index) = OnDiskGeoIndex::open(&MmapFs, path, populate, deleted_points)?
         else {
             return Ok(None);
         };
 
-        let index = if effective_is_on_disk {
-            GeoMapIndex::Storage(Box::new(mmap_index))
+        let index = if memory.is_heap() {
+            GeoIndex::Immutable(ImmutableGeoIndex::load_from_on_disk(on_disk_index)?)
         } else {
-            GeoMapIndex::Immutable(ImmutableGeoMapIndex::open_mmap(mmap_index)?)
+            GeoIndex::OnDisk(on_disk_index)
         };
 
         Ok(Some(index))
     }
 
-    pub fn new_gridstore(dir: PathBuf, create_if_missing: bool) -> OperationResult<Option<Self>> {
-        Ok(MutableGeoMapIndex::open_gridstore(dir, create_if_missing)?.map(GeoMapIndex::Mutable))
+    pub fn new_mutable(dir: PathBuf, create_if_missing: bool) -> OperationResult<Option<Self>> {
+        Ok(MutableGeoIndex::open(dir, create_if_missing)?.map(GeoIndex::Mutable))
     }
 
     pub fn builder_mmap(
         path: &Path,
-        is_on_disk: bool,
+        memory: Memory,
         deleted_points: &BitSlice,
-    ) -> GeoMapIndexMmapBuilder {
-        GeoMapIndexMmapBuilder {
+    ) -> GeoIndexMmapBuilder {
+        GeoIndexMmapBuilder {
             path: path.to_owned(),
-            in_memory_index: InMemoryGeoMapIndex::new(),
-            is_on_disk,
+            in_memory_index: InMemoryGeoIndex::new(),
+            memory,
             deleted_points: deleted_points.to_owned(),
         }
     }
 
-    pub fn builder_gridstore(dir: PathBuf) -> GeoMapIndexGridstoreBuilder {
-        GeoMapIndexGridstoreBuilder::new(dir)
+    pub fn builder_gridstore(dir: PathBuf) -> GeoIndexGridstoreBuilder {
+        GeoIndexGridstoreBuilder::new(dir)
     }
 
     pub fn get_mutability_type(&self) -> IndexMutability {
         match self {
             Self::Mutable(_) => IndexMutability::Mutable,
             Self::Immutable(_) => IndexMutability::Immutable,
-            Self::Storage(_) => IndexMutability::Immutable,
+            Self::OnDisk(_) => IndexMutability::Immutable,
         }
     }
 }
 
-impl GeoMapIndexRead for GeoMapIndex {
+impl GeoIndexRead for GeoIndex {
     fn points_count(&self) -> usize {
         match self {
-            GeoMapIndex::Mutable(index) => index.points_count(),
-            GeoMapIndex::Immutable(index) => index.points_count(),
-            GeoMapIndex::Storage(index) => index.points_count(),
+            GeoIndex::Mutable(index) => index.points_count(),
+            GeoIndex::Immutable(index) => index.points_count(),
+            GeoIndex::OnDisk(index) => index.points_count(),
         }
     }
 
     fn points_values_count(&self) -> usize {
         match self {
-            GeoMapIndex::Mutable(index) => index.points_values_count(),
-            GeoMapIndex::Immutable(index) => index.points_values_count(),
-            GeoMapIndex::Storage(index) => index.points_values_count(),
+            GeoIndex::Mutable(index) => index.points_values_count(),
+            GeoIndex::Immutable(index) => index.points_values_count(),
+            GeoIndex::OnDisk(index) => index.points_values_count(),
         }
     }
 
     fn max_values_per_point(&self) -> usize {
         match self {
-            GeoMapIndex::Mutable(index) => index.max_values_per_point(),
-            GeoMapIndex::Immutable(index) => index.max_values_per_point(),
-            GeoMapIndex::Storage(index) => index.max_values_per_point(),
+            GeoIndex::Mutable(index) => index.max_values_per_point(),
+            GeoIndex::Immutable(index) => index.max_values_per_point(),
+            GeoIndex::OnDisk(index) => index.max_values_per_point(),
         }
     }
 
-    fn points_of_hash(
-        &self,
-        hash: GeoHash,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<usize> {
+    fn points_of_hash(&self, hash: GeoHash) -> OperationResult<usize> {
         match self {
-            GeoMapIndex::Mutable(index) => GeoMapIndexRead::points_of_hash(index, hash, hw_counter),
-            GeoMapIndex::Immutable(index) => {
-                GeoMapIndexRead::points_of_hash(index, hash, hw_counter)
-            }
-            GeoMapIndex::Storage(index) => index.points_of_hash(hash, hw_counter),
+            GeoIndex::Mutable(index) => GeoIndexRead::points_of_hash(index, hash),
+            GeoIndex::Immutable(index) => GeoIndexRead::points_of_hash(index, hash),
+            GeoIndex::OnDisk(index) => index.points_of_hash(hash),
         }
     }
 
-    fn values_of_hash(
-        &self,
-        hash: GeoHash,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<usize> {
+    fn values_of_hash(&self, hash: GeoHash) -> OperationResult<usize> {
         match self {
-            GeoMapIndex::Mutable(index) => GeoMapIndexRead::values_of_hash(index, hash, hw_counter),
-            GeoMapIndex::Immutable(index) => {
-                GeoMapIndexRead::values_of_hash(index, hash, hw_counter)
-            }
-            GeoMapIndex::Storage(index) => index.values_of_hash(hash, hw_counter),
+            GeoIndex::Mutable(index) => GeoIndexRead::values_of_hash(index, hash),
+            GeoIndex::Immutable(index) => GeoIndexRead::values_of_hash(index, hash),
+            GeoIndex::OnDisk(index) => index.values_of_hash(hash),
         }
     }
 
     fn check_values_any(
         &self,
         idx: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
         check_fn: &dyn Fn(&GeoPoint) -> bool,
-    ) -> bool {
+    ) -> OperationResult<bool> {
         match self {
-            GeoMapIndex::Mutable(index) => {
-                GeoMapIndexRead::check_values_any(index, idx, hw_counter, check_fn)
-            }
-            GeoMapIndex::Immutable(index) => {
-                GeoMapIndexRead::check_values_any(index, idx, hw_counter, check_fn)
-            }
-            GeoMapIndex::Storage(index) => index.check_values_any(idx, hw_counter, check_fn),
+            GeoIndex::Mutable(index) => GeoIndexRead::check_values_any(index, idx, check_fn),
+            GeoIndex::Immutable(index) => GeoIndexRead::check_values_any(index, idx, check_fn),
+            GeoIndex::OnDisk(index) => index.check_values_any(idx, check_fn),
         }
     }
 
     fn values_count(&self, idx: PointOffsetType) -> usize {
         match self {
-            GeoMapIndex::Mutable(index) => GeoMapIndexRead::values_count(index, idx),
-            GeoMapIndex::Immutable(index) => GeoMapIndexRead::values_count(index, idx),
-            GeoMapIndex::Storage(index) => index.values_count(idx),
+            GeoIndex::Mutable(index) => GeoIndexRead::values_count(index, idx),
+            GeoIndex::Immutable(index) => GeoIndexRead::values_count(index, idx),
+            GeoIndex::OnDisk(index) => index.values_count(idx),
         }
     }
 
     fn get_values(&self, idx: PointOffsetType) -> Option<Box<dyn Iterator<Item = GeoPoint> + '_>> {
         match self {
-            GeoMapIndex::Mutable(index) => GeoMapIndexRead::get_values(index, idx),
-            GeoMapIndex::Immutable(index) => GeoMapIndexRead::get_values(index, idx),
-            GeoMapIndex::Storage(index) => GeoMapIndexRead::get_values(index.as_ref(), idx),
+            GeoIndex::Mutable(index) => GeoIndexRead::get_values(index, idx),
+            GeoIndex::Immutable(index) => GeoIndexRead::get_values(index, idx),
+            GeoIndex::OnDisk(index) => GeoIndexRead::get_values(index, idx),
         }
     }
 
@@ -182,9 +169,9 @@ impl GeoMapIndexRead for GeoMapIndex {
         values: Vec<GeoHash>,
     ) -> OperationResult<Box<dyn Iterator<Item = PointOffsetType> + '_>> {
         match self {
-            GeoMapIndex::Mutable(index) => GeoMapIndexRead::iterator(index, values),
-            GeoMapIndex::Immutable(index) => GeoMapIndexRead::iterator(index, values),
-            GeoMapIndex::Storage(index) => GeoMapIndexRead::iterator(index.as_ref(), values),
+            GeoIndex::Mutable(index) => GeoIndexRead::iterator(index, values),
+            GeoIndex::Immutable(index) => GeoIndexRead::iterator(index, values),
+            GeoIndex::OnDisk(index) => GeoIndexRead::iterator(index, values),
         }
     }
 
@@ -193,72 +180,72 @@ impl GeoMapIndexRead for GeoMapIndex {
         filter: &dyn Fn(&(GeoHash, usize)) -> bool,
     ) -> OperationResult<Vec<(GeoHash, usize)>> {
         match self {
-            GeoMapIndex::Mutable(index) => index.points_per_hash_filtered(filter),
-            GeoMapIndex::Immutable(index) => index.points_per_hash_filtered(filter),
-            GeoMapIndex::Storage(index) => index.points_per_hash_filtered(filter),
+            GeoIndex::Mutable(index) => index.points_per_hash_filtered(filter),
+            GeoIndex::Immutable(index) => index.points_per_hash_filtered(filter),
+            GeoIndex::OnDisk(index) => index.points_per_hash_filtered(filter),
         }
     }
 
     fn get_storage_type(&self) -> StorageType {
         match self {
-            GeoMapIndex::Mutable(index) => GeoMapIndexRead::get_storage_type(index),
-            GeoMapIndex::Immutable(index) => GeoMapIndexRead::get_storage_type(index),
-            GeoMapIndex::Storage(index) => GeoMapIndexRead::get_storage_type(index.as_ref()),
+            GeoIndex::Mutable(index) => GeoIndexRead::get_storage_type(index),
+            GeoIndex::Immutable(index) => GeoIndexRead::get_storage_type(index),
+            GeoIndex::OnDisk(index) => GeoIndexRead::get_storage_type(index),
         }
     }
 
     fn ram_usage_bytes(&self) -> usize {
         match self {
-            GeoMapIndex::Mutable(index) => GeoMapIndexRead::ram_usage_bytes(index),
-            GeoMapIndex::Immutable(index) => GeoMapIndexRead::ram_usage_bytes(index),
-            GeoMapIndex::Storage(index) => GeoMapIndexRead::ram_usage_bytes(index.as_ref()),
+            GeoIndex::Mutable(index) => GeoIndexRead::ram_usage_bytes(index),
+            GeoIndex::Immutable(index) => GeoIndexRead::ram_usage_bytes(index),
+            GeoIndex::OnDisk(index) => GeoIndexRead::ram_usage_bytes(index),
         }
     }
 
-    fn is_on_disk(&self) -> bool {
+    fn is_cold(&self) -> bool {
         match self {
-            GeoMapIndex::Mutable(_) => false,
-            GeoMapIndex::Immutable(_) => false,
-            GeoMapIndex::Storage(index) => index.is_on_disk(),
+            GeoIndex::Mutable(_) => false,
+            GeoIndex::Immutable(_) => false,
+            GeoIndex::OnDisk(index) => index.is_cold(),
         }
     }
 
     fn populate(&self) -> OperationResult<()> {
         match self {
-            GeoMapIndex::Mutable(_) | GeoMapIndex::Immutable(_) => Ok(()),
-            GeoMapIndex::Storage(index) => index.populate(),
+            GeoIndex::Mutable(_) | GeoIndex::Immutable(_) => Ok(()),
+            GeoIndex::OnDisk(index) => index.populate(),
         }
     }
 
     fn clear_cache(&self) -> OperationResult<()> {
         match self {
-            GeoMapIndex::Mutable(index) => GeoMapIndexRead::clear_cache(index),
-            GeoMapIndex::Immutable(index) => GeoMapIndexRead::clear_cache(index),
-            GeoMapIndex::Storage(index) => index.clear_cache(),
+            GeoIndex::Mutable(index) => GeoIndexRead::clear_cache(index),
+            GeoIndex::Immutable(index) => GeoIndexRead::clear_cache(index),
+            GeoIndex::OnDisk(index) => index.clear_cache(),
         }
     }
 
     fn files(&self) -> Vec<PathBuf> {
         match self {
-            GeoMapIndex::Mutable(index) => GeoMapIndexRead::files(index),
-            GeoMapIndex::Immutable(index) => GeoMapIndexRead::files(index),
-            GeoMapIndex::Storage(index) => GeoMapIndexRead::files(index.as_ref()),
+            GeoIndex::Mutable(index) => GeoIndexRead::files(index),
+            GeoIndex::Immutable(index) => GeoIndexRead::files(index),
+            GeoIndex::OnDisk(index) => GeoIndexRead::files(index),
         }
     }
 
     fn immutable_files(&self) -> Vec<PathBuf> {
         match self {
-            GeoMapIndex::Mutable(_) => vec![],
-            GeoMapIndex::Immutable(index) => GeoMapIndexRead::immutable_files(index),
-            GeoMapIndex::Storage(index) => GeoMapIndexRead::immutable_files(index.as_ref()),
+            GeoIndex::Mutable(_) => vec![],
+            GeoIndex::Immutable(index) => GeoIndexRead::immutable_files(index),
+            GeoIndex::OnDisk(index) => GeoIndexRead::immutable_files(index),
         }
     }
 
     fn telemetry_index_type(&self) -> &'static str {
         match self {
-            GeoMapIndex::Mutable(_) => "mutable_geo",
-            GeoMapIndex::Immutable(_) => "immutable_geo",
-            GeoMapIndex::Storage(_) => "mmap_geo",
+            GeoIndex::Mutable(_) => "mutable_geo",
+            GeoIndex::Immutable(_) => "immutable_geo",
+            GeoIndex::OnDisk(_) => "mmap_geo",
         }
     }
 }

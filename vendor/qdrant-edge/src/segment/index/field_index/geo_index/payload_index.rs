@@ -1,38 +1,31 @@
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use serde_json::Value;
 
-use super::GeoMapIndex;
-use super::read_ops::{self, GeoMapIndexRead};
+use super::GeoIndex;
+use super::read_ops::{self, GeoConditionChecker, GeoIndexRead};
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::{OperationError, OperationResult};
 use crate::segment::common::utils::MultiValue;
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
 use crate::segment::index::field_index::{
     CardinalityEstimation, PayloadBlockCondition, PayloadFieldIndex, PayloadFieldIndexRead,
     ValueIndexer,
 };
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::index::query_optimization::rescore_formula::value_retriever::VariableRetrieverFn;
 use crate::segment::types::{FieldCondition, GeoPoint, PayloadKeyType};
 
-impl ValueIndexer for GeoMapIndex {
+impl ValueIndexer for GeoIndex {
     type ValueType = GeoPoint;
 
-    fn add_many(
-        &mut self,
-        id: PointOffsetType,
-        values: Vec<GeoPoint>,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
+    fn add_many(&mut self, id: PointOffsetType, values: Vec<GeoPoint>) -> OperationResult<()> {
         match self {
-            GeoMapIndex::Mutable(index) => index.add_many_geo_points(id, &values, hw_counter),
-            GeoMapIndex::Immutable(_) => Err(OperationError::service_error(
+            GeoIndex::Mutable(index) => index.add_many_geo_points(id, values),
+            GeoIndex::Immutable(_) => Err(OperationError::service_error(
                 "Can't add values to immutable geo index",
             )),
-            GeoMapIndex::Storage(_) => Err(OperationError::service_error(
+            GeoIndex::OnDisk(_) => Err(OperationError::service_error(
                 "Can't add values to mmap geo index",
             )),
         }
@@ -59,9 +52,9 @@ impl ValueIndexer for GeoMapIndex {
 
     fn remove_point(&mut self, id: PointOffsetType) -> OperationResult<()> {
         match self {
-            GeoMapIndex::Mutable(index) => index.remove_point(id),
-            GeoMapIndex::Immutable(index) => index.remove_point(id),
-            GeoMapIndex::Storage(index) => {
+            GeoIndex::Mutable(index) => index.remove_point(id),
+            GeoIndex::Immutable(index) => index.remove_point(id),
+            GeoIndex::OnDisk(index) => {
                 index.remove_point(id);
                 Ok(())
             }
@@ -69,13 +62,10 @@ impl ValueIndexer for GeoMapIndex {
     }
 }
 
-impl GeoMapIndex {
-    pub fn value_retriever<'a>(
-        &'a self,
-        _hw_counter: &'a HardwareCounterCell,
-    ) -> VariableRetrieverFn<'a> {
+impl GeoIndex {
+    pub fn value_retriever<'a>(&'a self) -> VariableRetrieverFn<'a> {
         Box::new(move |point_id: PointOffsetType| -> MultiValue<Value> {
-            GeoMapIndexRead::get_values(self, point_id)
+            GeoIndexRead::get_values(self, point_id)
                 .into_iter()
                 .flatten()
                 .filter_map(|v| serde_json::to_value(v).ok())
@@ -84,51 +74,49 @@ impl GeoMapIndex {
     }
 }
 
-impl PayloadFieldIndex for GeoMapIndex {
+impl PayloadFieldIndex for GeoIndex {
     fn wipe(self) -> OperationResult<()> {
         match self {
-            GeoMapIndex::Mutable(index) => index.wipe(),
-            GeoMapIndex::Immutable(index) => index.wipe(),
-            GeoMapIndex::Storage(index) => index.wipe(),
+            GeoIndex::Mutable(index) => index.wipe(),
+            GeoIndex::Immutable(index) => index.wipe(),
+            GeoIndex::OnDisk(index) => index.wipe(),
         }
     }
 
     fn flusher(&self) -> Flusher {
         match self {
-            GeoMapIndex::Mutable(index) => index.flusher(),
-            GeoMapIndex::Immutable(index) => index.flusher(),
-            GeoMapIndex::Storage(index) => index.flusher(),
+            GeoIndex::Mutable(index) => index.flusher(),
+            GeoIndex::Immutable(index) => index.flusher(),
+            GeoIndex::OnDisk(index) => index.flusher(),
         }
     }
 
     fn files(&self) -> Vec<PathBuf> {
-        GeoMapIndexRead::files(self)
+        GeoIndexRead::files(self)
     }
 
     fn immutable_files(&self) -> Vec<PathBuf> {
-        GeoMapIndexRead::immutable_files(self)
+        GeoIndexRead::immutable_files(self)
     }
 }
 
-impl PayloadFieldIndexRead for GeoMapIndex {
-    fn count_indexed_points(&self) -> usize {
-        self.points_count()
+impl PayloadFieldIndexRead for GeoIndex {
+    fn count_indexed_points(&self) -> OperationResult<usize> {
+        Ok(self.points_count())
     }
 
     fn filter<'a>(
         &'a self,
         condition: &FieldCondition,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
-        read_ops::filter(self, condition, hw_counter)
+        read_ops::filter(self, condition)
     }
 
     fn estimate_cardinality(
         &self,
         condition: &FieldCondition,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<CardinalityEstimation>> {
-        read_ops::estimate_cardinality(self, condition, hw_counter)
+        read_ops::estimate_cardinality(self, condition)
     }
 
     fn for_each_payload_block(
@@ -143,8 +131,30 @@ impl PayloadFieldIndexRead for GeoMapIndex {
     fn condition_checker<'a>(
         &'a self,
         condition: &FieldCondition,
-        hw_acc: HwMeasurementAcc,
-    ) -> Option<ConditionCheckerFn<'a>> {
-        read_ops::condition_checker(self, condition, hw_acc)
+    ) -> OperationResult<Option<ConditionCheckerEnum<'a>>> {
+        let FieldCondition {
+            key: _,
+            r#match: _,
+            range: _,
+            geo_radius,
+            geo_bounding_box,
+            geo_polygon,
+            values_count: _,
+            is_empty: _,
+            is_null: _,
+        } = condition;
+        if let Some(filter) = *geo_radius {
+            let checker = GeoConditionChecker::new(self, filter);
+            return Ok(Some(ConditionCheckerEnum::GeoRadiusWritable(checker)));
+        }
+        if let Some(filter) = *geo_bounding_box {
+            let checker = GeoConditionChecker::new(self, filter);
+            return Ok(Some(ConditionCheckerEnum::GeoBoundingBoxWritable(checker)));
+        }
+        if let Some(polygon) = geo_polygon.as_ref() {
+            let checker = GeoConditionChecker::new(self, polygon.convert());
+            return Ok(Some(ConditionCheckerEnum::GeoPolygonWritable(checker)));
+        }
+        Ok(None)
     }
 }

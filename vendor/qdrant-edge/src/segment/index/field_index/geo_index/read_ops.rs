@@ -1,29 +1,29 @@
 //! Read operations shared by all geo index variants.
 //!
-//! The three concrete geo index types ([`MutableGeoMapIndex`],
-//! [`ImmutableGeoMapIndex`], [`StoredGeoMapIndex`]) — and the upcoming
-//! [`ReadOnlyGeoMapIndex`] — all expose the same read API on top of the same
-//! geohash-bucket layout. The [`GeoMapIndexRead`] trait captures that layout
+//! The three concrete geo index types ([`MutableGeoIndex`],
+//! [`ImmutableGeoIndex`], [`OnDiskGeoIndex`]) — and the upcoming
+//! [`ReadOnlyGeoIndex`] — all expose the same read API on top of the same
+//! geohash-bucket layout. The [`GeoIndexRead`] trait captures that layout
 //! via per-variant accessors; query / cardinality / payload-block logic lives
-//! as free functions over `&impl GeoMapIndexRead`, matching the
+//! as free functions over `&impl GeoIndexRead`, matching the
 //! [`NullIndexRead`] / [`BoolIndexRead`] pattern.
 //!
-//! [`MutableGeoMapIndex`]: super::mutable_geo_index::MutableGeoMapIndex
-//! [`ImmutableGeoMapIndex`]: super::immutable_geo_index::ImmutableGeoMapIndex
-//! [`StoredGeoMapIndex`]: super::mmap_geo_index::StoredGeoMapIndex
-//! [`ReadOnlyGeoMapIndex`]: super::read_only_geo_index::ReadOnlyGeoMapIndex
+//! [`MutableGeoIndex`]: super::mutable_geo_index::MutableGeoIndex
+//! [`ImmutableGeoIndex`]: super::immutable_geo_index::ImmutableGeoIndex
+//! [`OnDiskGeoIndex`]: super::mmap_geo_index::OnDiskGeoIndex
+//! [`ReadOnlyGeoIndex`]: super::read_only_geo_index::ReadOnlyGeoIndex
 //! [`NullIndexRead`]: super::super::null_index::NullIndexRead
 //! [`BoolIndexRead`]: super::super::bool_index::BoolIndexRead
 
 use std::cmp::{max, min};
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::common::condition_checker::{CheckItem, ConditionChecker, Partitioner, Rest, Select};
 use crate::common::types::PointOffsetType;
+use crate::common::universal_io::UserData;
 
 use super::GEO_QUERY_MAX_REGION;
-use crate::segment::common::operation_error::OperationResult;
+use crate::segment::common::operation_error::{OperationError, OperationResult};
 use crate::segment::index::field_index::geo_hash::{
     GeoHash, circle_hashes, common_hash_prefix, geo_hash_to_box, polygon_hashes,
     polygon_hashes_estimation, rectangle_hashes,
@@ -31,9 +31,8 @@ use crate::segment::index::field_index::geo_hash::{
 use crate::segment::index::field_index::stat_tools::estimate_multi_value_selection_cardinality;
 use crate::segment::index::field_index::{CardinalityEstimation, PayloadBlockCondition, PrimaryCondition};
 use crate::segment::index::payload_config::StorageType;
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::telemetry::PayloadIndexTelemetry;
-use crate::segment::types::{FieldCondition, GeoPoint, PayloadKeyType};
+use crate::segment::types::{CheckGeoPoint, FieldCondition, GeoPoint, PayloadKeyType};
 
 /// Shared read-only surface over the geo index variants.
 ///
@@ -41,7 +40,7 @@ use crate::segment::types::{FieldCondition, GeoPoint, PayloadKeyType};
 /// retrieval, iteration over hash regions); every higher-level read operation
 /// (`match_cardinality`, `large_hashes`, telemetry, populate / clear_cache /
 /// files) is a default impl derived from those.
-pub trait GeoMapIndexRead {
+pub trait GeoIndexRead {
     fn points_count(&self) -> usize;
 
     fn points_values_count(&self) -> usize;
@@ -49,24 +48,34 @@ pub trait GeoMapIndexRead {
     /// Maximum number of values per point. Zero if the index is empty.
     fn max_values_per_point(&self) -> usize;
 
-    fn points_of_hash(
-        &self,
-        hash: GeoHash,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<usize>;
+    fn points_of_hash(&self, hash: GeoHash) -> OperationResult<usize>;
 
-    fn values_of_hash(
-        &self,
-        hash: GeoHash,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<usize>;
+    fn values_of_hash(&self, hash: GeoHash) -> OperationResult<usize>;
 
     fn check_values_any(
         &self,
         idx: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
         check_fn: &dyn Fn(&GeoPoint) -> bool,
-    ) -> bool;
+    ) -> OperationResult<bool>;
+
+    /// Batched counterpart of [`Self::check_values_any`].
+    fn for_each_matching_value<I, F, M, U>(
+        &self,
+        items: I,
+        check_fn: F,
+        mut on_match: M,
+    ) -> OperationResult<()>
+    where
+        U: UserData,
+        I: Iterator<Item = (U, PointOffsetType)>,
+        F: Fn(&GeoPoint) -> bool,
+        M: FnMut(U, bool),
+    {
+        for (tag, idx) in items {
+            on_match(tag, self.check_values_any(idx, &check_fn)?);
+        }
+        Ok(())
+    }
 
     fn values_count(&self, idx: PointOffsetType) -> usize;
 
@@ -92,7 +101,7 @@ pub trait GeoMapIndexRead {
 
     fn ram_usage_bytes(&self) -> usize;
 
-    fn is_on_disk(&self) -> bool;
+    fn is_cold(&self) -> bool;
 
     fn populate(&self) -> OperationResult<()>;
 
@@ -110,13 +119,9 @@ pub trait GeoMapIndexRead {
     }
 
     /// Cardinality estimation for a set of geo-hash regions. Mirrors the
-    /// previous inherent method on `GeoMapIndex`; depends only on the trait's
+    /// previous inherent method on `GeoIndex`; depends only on the trait's
     /// required accessors so every variant gets the same estimation logic.
-    fn match_cardinality(
-        &self,
-        values: &[GeoHash],
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<CardinalityEstimation> {
+    fn match_cardinality(&self, values: &[GeoHash]) -> OperationResult<CardinalityEstimation> {
         let max_values_per_point = self.max_values_per_point();
         if max_values_per_point == 0 {
             return Ok(CardinalityEstimation::exact(0));
@@ -126,12 +131,12 @@ pub trait GeoMapIndexRead {
             return Ok(CardinalityEstimation::exact(0));
         };
 
-        let total_points = self.points_of_hash(common_hash, hw_counter)?;
-        let total_values = self.values_of_hash(common_hash, hw_counter)?;
+        let total_points = self.points_of_hash(common_hash)?;
+        let total_values = self.values_of_hash(common_hash)?;
 
         let (sum, maximum_per_hash) = values
             .iter()
-            .map(|&region| self.points_of_hash(region, hw_counter))
+            .map(|&region| self.points_of_hash(region))
             .try_fold((0, 0), |(sum, maximum), count| {
                 let count = count?;
                 OperationResult::Ok((sum + count, max(maximum, count)))
@@ -199,19 +204,19 @@ pub trait GeoMapIndexRead {
     }
 }
 
-pub(super) fn filter<'a, G: GeoMapIndexRead + ?Sized>(
+pub(super) fn filter<'a, G: GeoIndexRead + ?Sized>(
     geo: &'a G,
     condition: &FieldCondition,
-    hw_counter: &'a HardwareCounterCell,
 ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
     if let Some(geo_bounding_box) = &condition.geo_bounding_box {
         let geo_hashes = rectangle_hashes(geo_bounding_box, GEO_QUERY_MAX_REGION)?;
         let geo_condition_copy = *geo_bounding_box;
         return Ok(Some(Box::new(geo.iterator(geo_hashes)?.filter(
             move |&point| {
-                geo.check_values_any(point, hw_counter, &|geo_point| {
+                geo.check_values_any(point, &|geo_point| {
                     geo_condition_copy.check_point(geo_point)
                 })
+                .unwrap_or(false) // TODO(uio): handle errors
             },
         ))));
     }
@@ -221,9 +226,10 @@ pub(super) fn filter<'a, G: GeoMapIndexRead + ?Sized>(
         let geo_condition_copy = *geo_radius;
         return Ok(Some(Box::new(geo.iterator(geo_hashes)?.filter(
             move |&point| {
-                geo.check_values_any(point, hw_counter, &|geo_point| {
+                geo.check_values_any(point, &|geo_point| {
                     geo_condition_copy.check_point(geo_point)
                 })
+                .unwrap_or(false) // TODO(uio): handle errors
             },
         ))));
     }
@@ -233,9 +239,10 @@ pub(super) fn filter<'a, G: GeoMapIndexRead + ?Sized>(
         let geo_condition_copy = geo_polygon.convert();
         return Ok(Some(Box::new(geo.iterator(geo_hashes)?.filter(
             move |&point| {
-                geo.check_values_any(point, hw_counter, &|geo_point| {
+                geo.check_values_any(point, &|geo_point| {
                     geo_condition_copy.check_point(geo_point)
                 })
+                .unwrap_or(false) // TODO(uio): handle errors
             },
         ))));
     }
@@ -243,16 +250,15 @@ pub(super) fn filter<'a, G: GeoMapIndexRead + ?Sized>(
     Ok(None)
 }
 
-pub(super) fn estimate_cardinality<G: GeoMapIndexRead + ?Sized>(
+pub(super) fn estimate_cardinality<G: GeoIndexRead + ?Sized>(
     geo: &G,
     condition: &FieldCondition,
-    hw_counter: &HardwareCounterCell,
 ) -> OperationResult<Option<CardinalityEstimation>> {
     if let Some(geo_bounding_box) = &condition.geo_bounding_box {
         let Some(geo_hashes) = rectangle_hashes(geo_bounding_box, GEO_QUERY_MAX_REGION).ok() else {
             return Ok(None);
         };
-        let mut estimation = geo.match_cardinality(&geo_hashes, hw_counter)?;
+        let mut estimation = geo.match_cardinality(&geo_hashes)?;
         estimation
             .primary_clauses
             .push(PrimaryCondition::Condition(Box::new(condition.clone())));
@@ -263,7 +269,7 @@ pub(super) fn estimate_cardinality<G: GeoMapIndexRead + ?Sized>(
         let Some(geo_hashes) = circle_hashes(geo_radius, GEO_QUERY_MAX_REGION).ok() else {
             return Ok(None);
         };
-        let mut estimation = geo.match_cardinality(&geo_hashes, hw_counter)?;
+        let mut estimation = geo.match_cardinality(&geo_hashes)?;
         estimation
             .primary_clauses
             .push(PrimaryCondition::Condition(Box::new(condition.clone())));
@@ -273,17 +279,23 @@ pub(super) fn estimate_cardinality<G: GeoMapIndexRead + ?Sized>(
     if let Some(geo_polygon) = &condition.geo_polygon {
         let (exterior_hashes, interior_hashes) =
             polygon_hashes_estimation(geo_polygon, GEO_QUERY_MAX_REGION);
-        let mut exterior_estimation = geo.match_cardinality(&exterior_hashes, hw_counter)?;
+        let mut exterior_estimation = geo.match_cardinality(&exterior_hashes)?;
 
         for interior in &interior_hashes {
-            let interior_estimation = geo.match_cardinality(interior, hw_counter)?;
-            exterior_estimation.min = max(0, exterior_estimation.min - interior_estimation.max);
+            let interior_estimation = geo.match_cardinality(interior)?;
+            exterior_estimation.min = exterior_estimation
+                .min
+                .saturating_sub(interior_estimation.max);
             exterior_estimation.max = max(
                 exterior_estimation.min,
-                exterior_estimation.max - interior_estimation.min,
+                exterior_estimation
+                    .max
+                    .saturating_sub(interior_estimation.min),
             );
             exterior_estimation.exp = max(
-                exterior_estimation.exp - interior_estimation.exp,
+                exterior_estimation
+                    .exp
+                    .saturating_sub(interior_estimation.exp),
                 exterior_estimation.min,
             );
         }
@@ -297,7 +309,7 @@ pub(super) fn estimate_cardinality<G: GeoMapIndexRead + ?Sized>(
     Ok(None)
 }
 
-pub(super) fn for_each_payload_block<G: GeoMapIndexRead + ?Sized>(
+pub(super) fn for_each_payload_block<G: GeoIndexRead + ?Sized>(
     geo: &G,
     threshold: usize,
     key: PayloadKeyType,
@@ -315,48 +327,41 @@ pub(super) fn for_each_payload_block<G: GeoMapIndexRead + ?Sized>(
         })
 }
 
-pub(super) fn condition_checker<'a, G: GeoMapIndexRead + ?Sized>(
+pub struct GeoConditionChecker<'a, G: ?Sized, F> {
     geo: &'a G,
-    condition: &FieldCondition,
-    hw_acc: HwMeasurementAcc,
-) -> Option<ConditionCheckerFn<'a>> {
-    // Destructure explicitly (no `..`) so a new field added to
-    // `FieldCondition` forces this method to be revisited.
-    let FieldCondition {
-        key: _,
-        r#match: _,
-        range: _,
-        geo_radius,
-        geo_bounding_box,
-        geo_polygon,
-        values_count: _,
-        is_empty: _,
-        is_null: _,
-    } = condition;
+    filter: F,
+}
 
-    let hw_counter = hw_acc.get_counter_cell();
+impl<'a, G: ?Sized, F> GeoConditionChecker<'a, G, F> {
+    pub(super) fn new(geo: &'a G, filter: F) -> Self {
+        Self { geo, filter }
+    }
+}
 
-    if let Some(geo_radius) = *geo_radius {
-        return Some(Box::new(move |point_id: PointOffsetType| {
-            geo.check_values_any(point_id, &hw_counter, &|value| {
-                geo_radius.check_point(value)
-            })
-        }));
+impl<G, P> ConditionChecker for GeoConditionChecker<'_, G, P>
+where
+    G: GeoIndexRead + ?Sized,
+    P: CheckGeoPoint,
+{
+    type Error = OperationError;
+
+    fn check(&self, point_id: PointOffsetType) -> OperationResult<bool> {
+        self.geo
+            .check_values_any(point_id, &|value| self.filter.check_point(value))
     }
-    if let Some(geo_bounding_box) = *geo_bounding_box {
-        return Some(Box::new(move |point_id: PointOffsetType| {
-            geo.check_values_any(point_id, &hw_counter, &|value| {
-                geo_bounding_box.check_point(value)
-            })
-        }));
+
+    fn check_batched<K: CheckItem>(
+        &self,
+        ids: &mut [K],
+        select: Select,
+        _rest: Rest,
+    ) -> OperationResult<usize> {
+        let p = Partitioner::new(ids);
+        self.geo.for_each_matching_value(
+            p.iter().map(|item| (item, item.point_id())),
+            |value| self.filter.check_point(value),
+            |item, matched| p.write(item, matched == select.is_match()),
+        )?;
+        Ok(p.finish())
     }
-    if let Some(geo_polygon) = geo_polygon.as_ref() {
-        let polygon_wrapper = geo_polygon.convert();
-        return Some(Box::new(move |point_id: PointOffsetType| {
-            geo.check_values_any(point_id, &hw_counter, &|value| {
-                polygon_wrapper.check_point(value)
-            })
-        }));
-    }
-    None
 }

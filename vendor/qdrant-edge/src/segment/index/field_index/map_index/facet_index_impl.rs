@@ -1,16 +1,15 @@
 use std::borrow::{Borrow, Cow};
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
 use crate::common::types::PointOffsetType;
 use crate::common::universal_io::UniversalRead;
-use crate::gridstore::Blob;
 
 use super::MapIndex;
 use super::key::MapIndexKey;
 use super::read_only::ReadOnlyMapIndex;
 use super::read_ops::MapIndexRead;
 use crate::segment::common::operation_error::OperationResult;
-use crate::segment::data_types::facets::{FacetHit, FacetValueRef};
+use crate::segment::data_types::facets::{FacetHit, FacetValue, FacetValueRef};
 use crate::segment::index::field_index::facet_index::FacetIndex;
 
 impl<N: MapIndexKey + ?Sized> FacetIndex for MapIndex<N>
@@ -19,10 +18,13 @@ where
     for<'a> Cow<'a, N>: Into<FacetValueRef<'a>>,
     for<'a> &'a N: Into<FacetValueRef<'a>>,
 {
+    fn unique_values_count(&self) -> usize {
+        MapIndexRead::get_unique_values_count(self)
+    }
+
     fn for_points_values(
         &self,
         points: impl Iterator<Item = PointOffsetType>,
-        hw_counter: &HardwareCounterCell,
         mut f: impl FnMut(PointOffsetType, &mut dyn Iterator<Item = FacetValueRef<'_>>),
     ) -> OperationResult<()> {
         match self {
@@ -32,7 +34,7 @@ where
             MapIndex::Immutable(index) => index.for_points_values(points, |idx, slice| {
                 f(idx, &mut slice.iter().map(|v| v.borrow().into()));
             }),
-            MapIndex::Mmap(index) => index.for_points_values(points, hw_counter, |idx, vals| {
+            MapIndex::OnDisk(index) => index.for_points_values(points, |idx, vals| {
                 f(idx, &mut vals.map(|v| v.into()));
             })?,
         }
@@ -51,13 +53,23 @@ where
 
     fn for_each_value_map(
         &self,
-        hw_counter: &HardwareCounterCell,
         mut f: impl FnMut(
             FacetValueRef<'_>,
             &mut dyn Iterator<Item = PointOffsetType>,
         ) -> OperationResult<()>,
     ) -> OperationResult<()> {
-        MapIndexRead::for_each_value_map(self, hw_counter, |value, iter| f(value.into(), iter))
+        MapIndexRead::for_each_value_map(self, |value, iter| f(value.into(), iter))
+    }
+
+    fn for_values_map(
+        &self,
+        values: impl Iterator<Item = FacetValue>,
+        mut f: impl FnMut(FacetValue, &mut dyn Iterator<Item = PointOffsetType>) -> OperationResult<()>,
+    ) -> OperationResult<()> {
+        let keys = values.filter_map(N::from_facet_value);
+        MapIndexRead::for_values_map(self, keys, |key, ids| {
+            f(Into::<FacetValueRef>::into(key).to_owned(), ids)
+        })
     }
 
     fn for_each_count_per_value(
@@ -76,8 +88,7 @@ where
 
 /// Faceting over the read-only enum mirrors [`FacetIndex for MapIndex<N>`]:
 /// the three iteration methods come from the shared [`MapIndexRead`] surface,
-/// and `for_points_values` dispatches to the inner variant's inherent method
-/// (the two variants differ in whether they need a `HardwareCounterCell`).
+/// and `for_points_values` dispatches to the inner variant's inherent method.
 impl<N: MapIndexKey + crate::common::persisted_hashmap::Key + ?Sized, S: UniversalRead> FacetIndex
     for ReadOnlyMapIndex<N, S>
 where
@@ -85,10 +96,13 @@ where
     for<'a> Cow<'a, N>: Into<FacetValueRef<'a>>,
     for<'a> &'a N: Into<FacetValueRef<'a>>,
 {
+    fn unique_values_count(&self) -> usize {
+        MapIndexRead::get_unique_values_count(self)
+    }
+
     fn for_points_values(
         &self,
         points: impl Iterator<Item = PointOffsetType>,
-        hw_counter: &HardwareCounterCell,
         mut f: impl FnMut(PointOffsetType, &mut dyn Iterator<Item = FacetValueRef<'_>>),
     ) -> OperationResult<()> {
         match self {
@@ -99,10 +113,14 @@ where
                 Ok(())
             }
             ReadOnlyMapIndex::Immutable(index) => {
-                index.for_points_values(points, hw_counter, |idx, vals| {
-                    f(idx, &mut vals.map(|v| v.into()));
-                })
+                index.for_points_values(points, |idx, slice| {
+                    f(idx, &mut slice.iter().map(|v| v.borrow().into()));
+                });
+                Ok(())
             }
+            ReadOnlyMapIndex::OnDisk(index) => index.for_points_values(points, |idx, vals| {
+                f(idx, &mut vals.map(|v| v.into()));
+            }),
         }
     }
 
@@ -115,13 +133,23 @@ where
 
     fn for_each_value_map(
         &self,
-        hw_counter: &HardwareCounterCell,
         mut f: impl FnMut(
             FacetValueRef<'_>,
             &mut dyn Iterator<Item = PointOffsetType>,
         ) -> OperationResult<()>,
     ) -> OperationResult<()> {
-        MapIndexRead::for_each_value_map(self, hw_counter, |value, iter| f(value.into(), iter))
+        MapIndexRead::for_each_value_map(self, |value, iter| f(value.into(), iter))
+    }
+
+    fn for_values_map(
+        &self,
+        values: impl Iterator<Item = FacetValue>,
+        mut f: impl FnMut(FacetValue, &mut dyn Iterator<Item = PointOffsetType>) -> OperationResult<()>,
+    ) -> OperationResult<()> {
+        let keys = values.filter_map(N::from_facet_value);
+        MapIndexRead::for_values_map(self, keys, |key, ids| {
+            f(Into::<FacetValueRef>::into(key).to_owned(), ids)
+        })
     }
 
     fn for_each_count_per_value(

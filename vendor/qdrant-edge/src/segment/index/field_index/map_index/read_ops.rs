@@ -1,43 +1,57 @@
 use std::borrow::{Borrow, Cow};
 use std::hash::{BuildHasher, Hash};
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
+use crate::common::condition_checker::{CheckItem, ConditionChecker, Partitioner, Rest, Select};
 use crate::common::types::PointOffsetType;
-use crate::gridstore::Blob;
+use crate::common::universal_io::UserData;
+use fnv::FnvBuildHasher;
 use indexmap::IndexSet;
+use itertools::Itertools;
 
 use super::key::MapIndexKey;
 use super::{IdIter, MapIndex};
-use crate::segment::common::operation_error::OperationResult;
+use crate::segment::common::operation_error::{OperationError, OperationResult};
 use crate::segment::index::field_index::CardinalityEstimation;
 use crate::segment::index::field_index::stat_tools::number_of_selected_points;
 use crate::segment::index::payload_config::{IndexMutability, StorageType};
+use crate::segment::payload_storage::condition_checker::INDEXSET_ITER_THRESHOLD;
 use crate::segment::telemetry::PayloadIndexTelemetry;
 
 /// Read-only operations supported by every map-index storage variant
 /// ([`super::mutable_map_index::MutableMapIndex`],
 /// [`super::immutable_map_index::ImmutableMapIndex`],
-/// [`super::universal_map_index::UniversalMapIndex`]).
+/// [`super::on_disk_map_index::OnDiskMapIndex`]).
 ///
 /// Signatures are unified across variants so the enum-level dispatcher in
-/// [`MapIndex`] can call them generically. Variants that don't need
-/// `hw_counter` (`Mutable` / `Immutable`) accept and ignore it; the
-/// storage-backed `Universal` variant uses it to track payload-index IO.
-pub trait MapIndexRead<N: MapIndexKey + ?Sized> {
+/// [`MapIndex`] can call them generically.
+pub trait MapIndexRead<'a, N: MapIndexKey + ?Sized + 'a>: Sized {
     fn check_values_any(
         &self,
         idx: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
         check_fn: impl Fn(&N) -> bool,
-    ) -> bool;
+    ) -> OperationResult<bool>;
 
-    fn get_values<'a>(
-        &'a self,
-        idx: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
-    ) -> Option<impl Iterator<Item = Cow<'a, N>> + 'a>
+    /// Batched counterpart of [`Self::check_values_any`].
+    fn for_each_matching_value<I, F, M, U>(
+        &self,
+        items: I,
+        check_fn: F,
+        mut on_match: M,
+    ) -> OperationResult<()>
     where
-        N: 'a;
+        U: UserData,
+        I: Iterator<Item = (U, PointOffsetType)>,
+        F: Fn(&N) -> bool,
+        M: FnMut(U, bool),
+    {
+        for (tag, idx) in items {
+            on_match(tag, self.check_values_any(idx, &check_fn)?);
+        }
+        Ok(())
+    }
+
+    fn get_values(&'a self, idx: PointOffsetType) -> Option<impl Iterator<Item = Cow<'a, N>> + 'a>;
 
     fn values_count(&self, idx: PointOffsetType) -> Option<usize>;
 
@@ -47,9 +61,9 @@ pub trait MapIndexRead<N: MapIndexKey + ?Sized> {
 
     fn get_unique_values_count(&self) -> usize;
 
-    fn get_count_for_value(&self, value: &N, hw_counter: &HardwareCounterCell) -> Option<usize>;
+    fn get_count_for_value(&self, value: &N) -> Option<usize>;
 
-    fn get_iterator(&self, value: &N, hw_counter: &HardwareCounterCell) -> IdIter<'_>;
+    fn get_iterator(&self, value: &N) -> IdIter<'_>;
 
     fn for_each_value(&self, f: impl FnMut(&N) -> OperationResult<()>) -> OperationResult<()>;
 
@@ -66,7 +80,6 @@ pub trait MapIndexRead<N: MapIndexKey + ?Sized> {
 
     fn for_each_value_map(
         &self,
-        hw_counter: &HardwareCounterCell,
         f: impl FnMut(&N, &mut dyn Iterator<Item = PointOffsetType>) -> OperationResult<()>,
     ) -> OperationResult<()>;
 
@@ -102,12 +115,36 @@ pub trait MapIndexRead<N: MapIndexKey + ?Sized> {
         self.values_count(idx).unwrap_or(0) == 0
     }
 
-    fn match_cardinality(
+    /// Use each value's posting of point ids, invoking `f` once per value.
+    ///
+    /// Order of invocations is not guaranteed.
+    fn for_values_map<V: Borrow<N>>(
         &self,
-        value: &N,
-        hw_counter: &HardwareCounterCell,
-    ) -> CardinalityEstimation {
-        let values_count = self.get_count_for_value(value, hw_counter).unwrap_or(0);
+        values: impl Iterator<Item = V>,
+        mut f: impl FnMut(&N, &mut dyn Iterator<Item = PointOffsetType>) -> OperationResult<()>,
+    ) -> OperationResult<()> {
+        for value in values {
+            let value = value.borrow();
+            let mut ids = self.get_iterator(value);
+            f(value, &mut ids)?;
+        }
+        Ok(())
+    }
+
+    /// Iterator over deduplicated points matching **any** of the given `values`.
+    fn iter_for_values<V: Borrow<N> + 'a>(
+        &'a self,
+        values: impl Iterator<Item = V> + 'a,
+    ) -> OperationResult<IdIter<'a>> {
+        Ok(Box::new(
+            values
+                .flat_map(move |value| self.get_iterator(value.borrow()))
+                .unique(),
+        ))
+    }
+
+    fn match_cardinality(&self, value: &N) -> CardinalityEstimation {
+        let values_count = self.get_count_for_value(value).unwrap_or(0);
         CardinalityEstimation::exact(values_count)
     }
 
@@ -120,17 +157,13 @@ pub trait MapIndexRead<N: MapIndexKey + ?Sized> {
     /// # Returns
     ///
     /// * `CardinalityEstimation` - estimation of cardinality
-    fn except_cardinality<'a>(
-        &'a self,
-        excluded: impl Iterator<Item = &'a N>,
-        hw_counter: &HardwareCounterCell,
-    ) -> CardinalityEstimation
+    fn except_cardinality<'b>(&self, excluded: impl Iterator<Item = &'b N>) -> CardinalityEstimation
     where
-        N: 'a,
+        N: 'b,
     {
         // Minimal case: we exclude as many points as possible.
         let excluded_value_counts: Vec<_> = excluded
-            .map(|val| self.get_count_for_value(val, hw_counter).unwrap_or(0))
+            .map(|val| self.get_count_for_value(val).unwrap_or(0))
             .collect();
         let total_excluded_value_count: usize = excluded_value_counts.iter().sum();
 
@@ -174,10 +207,9 @@ pub trait MapIndexRead<N: MapIndexKey + ?Sized> {
         }
     }
 
-    fn except_set<'a, K, A>(
+    fn except_set<K, A>(
         &'a self,
         excluded: &'a IndexSet<K, A>,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Box<dyn Iterator<Item = PointOffsetType> + 'a>>
     where
         A: BuildHasher,
@@ -186,7 +218,7 @@ pub trait MapIndexRead<N: MapIndexKey + ?Sized> {
         let mut points = IndexSet::<PointOffsetType>::new();
         self.for_each_value(|key| {
             if !excluded.contains(key.borrow()) {
-                self.get_iterator(key.borrow(), hw_counter).for_each(|p| {
+                self.get_iterator(key.borrow()).for_each(|p| {
                     points.insert(p);
                 });
             }
@@ -194,37 +226,90 @@ pub trait MapIndexRead<N: MapIndexKey + ?Sized> {
         })?;
         Ok(Box::new(points.into_iter()))
     }
+
+    /// Condition checker for [`crate::types::Match::Value`].
+    fn match_value_checker(&'a self, value: impl Borrow<N>) -> MapConditionChecker<'a, N, Self> {
+        MapConditionChecker {
+            index: self,
+
+            predicate: MapPredicate::Value(<N as MapIndexKey>::to_owned(value.borrow())),
+        }
+    }
+
+    /// Condition checker for [`crate::types::Match::Prefix`].
+    ///
+    /// Checks a point's values through the forward index, so it works in
+    /// every variant regardless of whether prefix structures were built.
+    fn match_prefix_checker(&'a self, prefix: impl Borrow<N>) -> MapConditionChecker<'a, N, Self> {
+        MapConditionChecker {
+            index: self,
+
+            predicate: MapPredicate::Prefix(<N as MapIndexKey>::to_owned(prefix.borrow())),
+        }
+    }
+
+    /// Condition checker for [`crate::types::Match::Substring`].
+    fn match_substring_checker(
+        &'a self,
+        substring: impl Borrow<N>,
+    ) -> MapConditionChecker<'a, N, Self> {
+        MapConditionChecker {
+            index: self,
+
+            predicate: MapPredicate::Substring(<N as MapIndexKey>::to_owned(substring.borrow())),
+        }
+    }
+
+    /// Condition checker for
+    /// - [`crate::types::Match::Any`] (when `negate` is `false`),
+    /// - [`crate::types::Match::Except`] (when `negate` is `true`).
+    fn match_any_checker<K, A>(
+        &'a self,
+        list: IndexSet<K, A>,
+        negate: bool,
+    ) -> MapConditionChecker<'a, N, Self>
+    where
+        A: BuildHasher,
+        K: Borrow<N> + Hash + Eq,
+    {
+        let scan = list.len() < INDEXSET_ITER_THRESHOLD;
+        let list = list
+            .iter()
+            .map(|key| <N as MapIndexKey>::to_owned(key.borrow()))
+            .collect();
+        MapConditionChecker {
+            index: self,
+
+            predicate: if scan {
+                MapPredicate::AnyScan { list, negate }
+            } else {
+                MapPredicate::AnyProbe { list, negate }
+            },
+        }
+    }
 }
 
-impl<N: MapIndexKey + ?Sized> MapIndexRead<N> for MapIndex<N>
+impl<'a, N: MapIndexKey + ?Sized + 'a> MapIndexRead<'a, N> for MapIndex<N>
 where
     Vec<<N as MapIndexKey>::Owned>: Blob + Send + Sync,
 {
     fn check_values_any(
         &self,
         idx: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
         check_fn: impl Fn(&N) -> bool,
-    ) -> bool {
+    ) -> OperationResult<bool> {
         match self {
-            MapIndex::Mutable(index) => index.check_values_any(idx, hw_counter, check_fn),
-            MapIndex::Immutable(index) => index.check_values_any(idx, hw_counter, check_fn),
-            MapIndex::Mmap(index) => index.check_values_any(idx, hw_counter, check_fn),
+            MapIndex::Mutable(index) => index.check_values_any(idx, check_fn),
+            MapIndex::Immutable(index) => index.check_values_any(idx, check_fn),
+            MapIndex::OnDisk(index) => index.check_values_any(idx, check_fn),
         }
     }
 
-    fn get_values<'a>(
-        &'a self,
-        idx: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
-    ) -> Option<impl Iterator<Item = Cow<'a, N>> + 'a>
-    where
-        N: 'a,
-    {
+    fn get_values(&'a self, idx: PointOffsetType) -> Option<impl Iterator<Item = Cow<'a, N>> + 'a> {
         let boxed: Box<dyn Iterator<Item = Cow<'a, N>> + 'a> = match self {
-            MapIndex::Mutable(index) => Box::new(index.get_values(idx, hw_counter)?),
-            MapIndex::Immutable(index) => Box::new(index.get_values(idx, hw_counter)?),
-            MapIndex::Mmap(index) => Box::new(index.get_values(idx, hw_counter)?),
+            MapIndex::Mutable(index) => Box::new(index.get_values(idx)?),
+            MapIndex::Immutable(index) => Box::new(index.get_values(idx)?),
+            MapIndex::OnDisk(index) => Box::new(index.get_values(idx)?),
         };
         Some(boxed)
     }
@@ -233,7 +318,7 @@ where
         match self {
             MapIndex::Mutable(index) => index.values_count(idx),
             MapIndex::Immutable(index) => index.values_count(idx),
-            MapIndex::Mmap(index) => index.values_count(idx),
+            MapIndex::OnDisk(index) => index.values_count(idx),
         }
     }
 
@@ -241,7 +326,7 @@ where
         match self {
             MapIndex::Mutable(index) => index.get_indexed_points(),
             MapIndex::Immutable(index) => index.get_indexed_points(),
-            MapIndex::Mmap(index) => index.get_indexed_points(),
+            MapIndex::OnDisk(index) => index.get_indexed_points(),
         }
     }
 
@@ -249,7 +334,7 @@ where
         match self {
             MapIndex::Mutable(index) => index.get_values_count(),
             MapIndex::Immutable(index) => index.get_values_count(),
-            MapIndex::Mmap(index) => index.get_values_count(),
+            MapIndex::OnDisk(index) => index.get_values_count(),
         }
     }
 
@@ -257,23 +342,23 @@ where
         match self {
             MapIndex::Mutable(index) => index.get_unique_values_count(),
             MapIndex::Immutable(index) => index.get_unique_values_count(),
-            MapIndex::Mmap(index) => index.get_unique_values_count(),
+            MapIndex::OnDisk(index) => index.get_unique_values_count(),
         }
     }
 
-    fn get_count_for_value(&self, value: &N, hw_counter: &HardwareCounterCell) -> Option<usize> {
+    fn get_count_for_value(&self, value: &N) -> Option<usize> {
         match self {
-            MapIndex::Mutable(index) => index.get_count_for_value(value, hw_counter),
-            MapIndex::Immutable(index) => index.get_count_for_value(value, hw_counter),
-            MapIndex::Mmap(index) => index.get_count_for_value(value, hw_counter),
+            MapIndex::Mutable(index) => index.get_count_for_value(value),
+            MapIndex::Immutable(index) => index.get_count_for_value(value),
+            MapIndex::OnDisk(index) => index.get_count_for_value(value),
         }
     }
 
-    fn get_iterator(&self, value: &N, hw_counter: &HardwareCounterCell) -> IdIter<'_> {
+    fn get_iterator(&self, value: &N) -> IdIter<'_> {
         match self {
-            MapIndex::Mutable(index) => index.get_iterator(value, hw_counter),
-            MapIndex::Immutable(index) => index.get_iterator(value, hw_counter),
-            MapIndex::Mmap(index) => index.get_iterator(value, hw_counter),
+            MapIndex::Mutable(index) => index.get_iterator(value),
+            MapIndex::Immutable(index) => index.get_iterator(value),
+            MapIndex::OnDisk(index) => index.get_iterator(value),
         }
     }
 
@@ -281,7 +366,7 @@ where
         match self {
             MapIndex::Mutable(index) => index.for_each_value(f),
             MapIndex::Immutable(index) => index.for_each_value(f),
-            MapIndex::Mmap(index) => index.for_each_value(f),
+            MapIndex::OnDisk(index) => index.for_each_value(f),
         }
     }
 
@@ -299,19 +384,43 @@ where
         match self {
             MapIndex::Mutable(index) => index.for_each_count_per_value(deferred_internal_id, f),
             MapIndex::Immutable(index) => index.for_each_count_per_value(deferred_internal_id, f),
-            MapIndex::Mmap(index) => index.for_each_count_per_value(deferred_internal_id, f),
+            MapIndex::OnDisk(index) => index.for_each_count_per_value(deferred_internal_id, f),
         }
     }
 
     fn for_each_value_map(
         &self,
-        hw_counter: &HardwareCounterCell,
         f: impl FnMut(&N, &mut dyn Iterator<Item = PointOffsetType>) -> OperationResult<()>,
     ) -> OperationResult<()> {
         match self {
-            MapIndex::Mutable(index) => index.for_each_value_map(hw_counter, f),
-            MapIndex::Immutable(index) => index.for_each_value_map(hw_counter, f),
-            MapIndex::Mmap(index) => index.for_each_value_map(hw_counter, f),
+            MapIndex::Mutable(index) => index.for_each_value_map(f),
+            MapIndex::Immutable(index) => index.for_each_value_map(f),
+            MapIndex::OnDisk(index) => index.for_each_value_map(f),
+        }
+    }
+
+    // Dispatch instead of using default impl, for on-disk impl to use batched reads
+    fn for_values_map<V: Borrow<N>>(
+        &self,
+        values: impl Iterator<Item = V>,
+        f: impl FnMut(&N, &mut dyn Iterator<Item = PointOffsetType>) -> OperationResult<()>,
+    ) -> OperationResult<()> {
+        match self {
+            MapIndex::Mutable(index) => index.for_values_map(values, f),
+            MapIndex::Immutable(index) => index.for_values_map(values, f),
+            MapIndex::OnDisk(index) => index.for_values_map(values, f),
+        }
+    }
+
+    // Dispatch instead of using default impl, for on-disk impl to use batched reads
+    fn iter_for_values<V: Borrow<N> + 'a>(
+        &'a self,
+        values: impl Iterator<Item = V> + 'a,
+    ) -> OperationResult<IdIter<'a>> {
+        match self {
+            MapIndex::Mutable(index) => index.iter_for_values(values),
+            MapIndex::Immutable(index) => index.iter_for_values(values),
+            MapIndex::OnDisk(index) => index.iter_for_values(values),
         }
     }
 
@@ -319,7 +428,7 @@ where
         match self {
             MapIndex::Mutable(index) => index.storage_type(),
             MapIndex::Immutable(index) => index.storage_type(),
-            MapIndex::Mmap(index) => index.storage_type(),
+            MapIndex::OnDisk(index) => index.storage_type(),
         }
     }
 
@@ -327,7 +436,7 @@ where
         match self {
             MapIndex::Mutable(index) => index.ram_usage_bytes(),
             MapIndex::Immutable(index) => index.ram_usage_bytes(),
-            MapIndex::Mmap(index) => index.ram_usage_bytes(),
+            MapIndex::OnDisk(index) => index.ram_usage_bytes(),
         }
     }
 
@@ -335,7 +444,7 @@ where
         match self {
             MapIndex::Mutable(_) => "mutable_map",
             MapIndex::Immutable(_) => "immutable_map",
-            MapIndex::Mmap(_) => "mmap_map",
+            MapIndex::OnDisk(_) => "mmap_map",
         }
     }
 }
@@ -347,13 +456,13 @@ where
     pub fn get_telemetry_data(&self) -> PayloadIndexTelemetry {
         PayloadIndexTelemetry {
             field_name: None,
-            points_count: <Self as MapIndexRead<N>>::get_indexed_points(self),
-            points_values_count: <Self as MapIndexRead<N>>::get_values_count(self),
+            points_count: <Self as MapIndexRead<'_, N>>::get_indexed_points(self),
+            points_values_count: <Self as MapIndexRead<'_, N>>::get_values_count(self),
             histogram_bucket_size: None,
             index_type: match self {
                 MapIndex::Mutable(_) => "mutable_map",
                 MapIndex::Immutable(_) => "immutable_map",
-                MapIndex::Mmap(_) => "mmap_map",
+                MapIndex::OnDisk(_) => "mmap_map",
             },
         }
     }
@@ -362,13 +471,13 @@ where
     /// [`MapIndexRead::values_count`] for callers outside this module who
     /// don't have the (`pub(super)`) trait in scope.
     pub fn values_count(&self, idx: PointOffsetType) -> usize {
-        <Self as MapIndexRead<N>>::values_count(self, idx).unwrap_or(0)
+        <Self as MapIndexRead<'_, N>>::values_count(self, idx).unwrap_or(0)
     }
 
     /// `bool`-returning convenience wrapper around
     /// [`MapIndexRead::values_is_empty`]; see [`Self::values_count`] for why.
     pub fn values_is_empty(&self, idx: PointOffsetType) -> bool {
-        <Self as MapIndexRead<N>>::values_is_empty(self, idx)
+        <Self as MapIndexRead<'_, N>>::values_is_empty(self, idx)
     }
 
     /// Convenience wrapper around [`MapIndexRead::get_values`] that boxes the
@@ -377,23 +486,22 @@ where
     pub fn get_values(
         &self,
         idx: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
     ) -> Option<Box<dyn Iterator<Item = Cow<'_, N>> + '_>> {
-        let iter = <Self as MapIndexRead<N>>::get_values(self, idx, hw_counter)?;
+        let iter = <Self as MapIndexRead<'_, N>>::get_values(self, idx)?;
         Some(Box::new(iter))
     }
 
     /// Convenience wrapper around [`MapIndexRead::ram_usage_bytes`]; see
     /// [`Self::values_count`] for why.
     pub fn ram_usage_bytes(&self) -> usize {
-        <Self as MapIndexRead<N>>::ram_usage_bytes(self)
+        <Self as MapIndexRead<'_, N>>::ram_usage_bytes(self)
     }
 
-    pub fn is_on_disk(&self) -> bool {
+    pub fn is_cold(&self) -> bool {
         match self {
             MapIndex::Mutable(_) => false,
             MapIndex::Immutable(_) => false,
-            MapIndex::Mmap(index) => index.is_on_disk(),
+            MapIndex::OnDisk(index) => index.is_cold(),
         }
     }
 
@@ -401,7 +509,7 @@ where
         match self {
             Self::Mutable(_) => IndexMutability::Mutable,
             Self::Immutable(_) => IndexMutability::Immutable,
-            Self::Mmap(_) => IndexMutability::Immutable,
+            Self::OnDisk(_) => IndexMutability::Immutable,
         }
     }
 
@@ -409,7 +517,78 @@ where
         match self {
             Self::Mutable(index) => index.storage_type(),
             Self::Immutable(index) => index.storage_type(),
-            Self::Mmap(index) => index.storage_type(),
+            Self::OnDisk(index) => index.storage_type(),
+        }
+    }
+}
+
+pub struct MapConditionChecker<'a, N: MapIndexKey + ?Sized, T> {
+    index: &'a T,
+    predicate: MapPredicate<N>,
+}
+
+enum MapPredicate<N: MapIndexKey + ?Sized> {
+    /// For [`crate::types::Match::Value`].
+    Value(<N as MapIndexKey>::Owned),
+    /// For [`crate::types::Match::Prefix`]; meaningful for string keys only
+    /// ([`MapIndexKey::starts_with`] is constant `false` elsewhere).
+    Prefix(<N as MapIndexKey>::Owned),
+    /// For [`crate::types::Match::Substring`]; meaningful for string keys only
+    /// ([`MapIndexKey::contains`] is constant `false` elsewhere).
+    Substring(<N as MapIndexKey>::Owned),
+    /// For [`crate::types::Match::Any`] and [`crate::types::Match::Except`],
+    /// Linear scan version.
+    AnyScan {
+        list: IndexSet<<N as MapIndexKey>::Owned, FnvBuildHasher>,
+        negate: bool,
+    },
+    /// For [`crate::types::Match::Any`] and [`crate::types::Match::Except`],
+    /// hash-probe version.
+    AnyProbe {
+        list: IndexSet<<N as MapIndexKey>::Owned, FnvBuildHasher>,
+        negate: bool,
+    },
+}
+
+impl<'a, N, T> ConditionChecker for MapConditionChecker<'a, N, T>
+where
+    N: MapIndexKey + ?Sized + 'a,
+    T: MapIndexRead<'a, N>,
+{
+    type Error = OperationError;
+
+    fn check(&self, point_id: PointOffsetType) -> OperationResult<bool> {
+        self.index
+            .check_values_any(point_id, |value| self.matches(value))
+    }
+
+    fn check_batched<K: CheckItem>(
+        &self,
+        ids: &mut [K],
+        select: Select,
+        _rest: Rest,
+    ) -> OperationResult<usize> {
+        let p = Partitioner::new(ids);
+        self.index.for_each_matching_value(
+            p.iter().map(|item| (item, item.point_id())),
+            |value| self.matches(value),
+            |item, matched| p.write(item, matched == select.is_match()),
+        )?;
+        Ok(p.finish())
+    }
+}
+
+impl<'a, N: MapIndexKey + ?Sized + 'a, T> MapConditionChecker<'a, N, T> {
+    /// Whether a single indexed `value` satisfies this checker's predicate.
+    fn matches(&self, value: &N) -> bool {
+        match &self.predicate {
+            MapPredicate::Value(expected) => value == expected.borrow(),
+            MapPredicate::Prefix(prefix) => N::starts_with(value, prefix.borrow()),
+            MapPredicate::Substring(substring) => N::contains(value, substring.borrow()),
+            MapPredicate::AnyScan { list, negate } => {
+                list.iter().any(|key| key.borrow() == value) != *negate
+            }
+            MapPredicate::AnyProbe { list, negate } => list.contains(value) != *negate,
         }
     }
 }

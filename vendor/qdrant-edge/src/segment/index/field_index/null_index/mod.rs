@@ -3,21 +3,19 @@ pub mod mutable_null_index;
 pub mod read_only_null_index;
 mod read_ops;
 
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use crate::common::universal_io::MmapFile;
 pub use immutable_null_index::ImmutableNullIndex;
 pub use mutable_null_index::MutableNullIndex;
 pub use read_only_null_index::ReadOnlyNullIndex;
-pub use read_ops::NullIndexRead;
+pub use read_ops::{NullConditionChecker, NullIndexRead};
 use serde_json::Value;
 
 use super::{PayloadFieldIndex, PayloadFieldIndexRead};
 use crate::segment::common::flags::roaring_flags::RoaringFlags;
 use crate::segment::common::operation_error::{OperationError, OperationResult};
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
 use crate::segment::index::payload_config::IndexMutability;
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::types::FieldCondition;
 
 pub enum NullIndex {
@@ -38,14 +36,9 @@ impl From<ImmutableNullIndex> for NullIndex {
 }
 
 impl NullIndex {
-    pub fn add_point(
-        &mut self,
-        id: PointOffsetType,
-        payload: &[&Value],
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
+    pub fn add_point(&mut self, id: PointOffsetType, payload: &[&Value]) -> OperationResult<bool> {
         match self {
-            NullIndex::Mutable(mutable) => mutable.add_point(id, payload, hw_counter),
+            NullIndex::Mutable(mutable) => mutable.add_point(id, payload),
             NullIndex::Immutable(_immutable) => Err(OperationError::service_error(
                 "Can't add values to immutable null index",
             )),
@@ -97,27 +90,32 @@ impl NullIndexRead for NullIndex {
             NullIndex::Immutable(i) => i.telemetry_index_type(),
         }
     }
+
+    fn immutable_files(&self) -> Vec<std::path::PathBuf> {
+        match self {
+            NullIndex::Mutable(_) => Vec::new(),
+            NullIndex::Immutable(_) => NullIndexRead::files(self),
+        }
+    }
 }
 
 impl PayloadFieldIndexRead for NullIndex {
-    fn count_indexed_points(&self) -> usize {
-        self.indexed_points_count()
+    fn count_indexed_points(&self) -> OperationResult<usize> {
+        Ok(self.indexed_points_count())
     }
 
     fn filter<'a>(
         &'a self,
         condition: &'a FieldCondition,
-        _hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
-        Ok(read_ops::filter(self, condition))
+        read_ops::filter(self, condition)
     }
 
     fn estimate_cardinality(
         &self,
         condition: &FieldCondition,
-        _hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<super::CardinalityEstimation>> {
-        Ok(read_ops::estimate_cardinality(self, condition))
+        read_ops::estimate_cardinality(self, condition)
     }
 
     fn for_each_payload_block(
@@ -133,9 +131,11 @@ impl PayloadFieldIndexRead for NullIndex {
     fn condition_checker<'a>(
         &'a self,
         condition: &FieldCondition,
-        hw_acc: HwMeasurementAcc,
-    ) -> Option<ConditionCheckerFn<'a>> {
-        read_ops::condition_checker(self, condition, hw_acc)
+    ) -> OperationResult<Option<ConditionCheckerEnum<'a>>> {
+        match self {
+            NullIndex::Mutable(idx) => idx.condition_checker(condition),
+            NullIndex::Immutable(idx) => idx.condition_checker(condition),
+        }
     }
 }
 
@@ -159,9 +159,6 @@ impl PayloadFieldIndex for NullIndex {
     }
 
     fn immutable_files(&self) -> Vec<std::path::PathBuf> {
-        match self {
-            NullIndex::Mutable(_) => Vec::new(),
-            NullIndex::Immutable(immutable) => immutable.immutable_files(),
-        }
+        NullIndexRead::immutable_files(self)
     }
 }

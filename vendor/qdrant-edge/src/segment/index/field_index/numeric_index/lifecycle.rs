@@ -4,38 +4,36 @@
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
+use crate::blobstore::Blob;
 use crate::common::bitvec::BitSlice;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
-use crate::gridstore::Blob;
 
 use super::numeric_index_read::NumericIndexRead;
 use super::storage::NumericIndexInner;
 use super::{
-    Encodable, NumericIndex, NumericIndexGridstoreBuilder, NumericIndexIntoInnerValue,
-    NumericIndexMmapBuilder,
+    NumericIndex, NumericIndexGridstoreBuilder, NumericIndexIntoInnerValue,
+    NumericIndexMmapBuilder, NumericIndexValue,
 };
 use crate::segment::common::operation_error::OperationResult;
-use crate::segment::index::field_index::numeric_point::Numericable;
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
 use crate::segment::index::field_index::{PayloadFieldIndex, ValueIndexer};
-use crate::segment::index::payload_config::{IndexMutability, StorageType};
+use crate::segment::index::payload_config::{ImmutableLayout, IndexMutability, StorageType};
 use crate::segment::telemetry::PayloadIndexTelemetry;
+use crate::segment::types::Memory;
 
 pub(super) const HISTOGRAM_MAX_BUCKET_SIZE: usize = 10_000;
 pub(super) const HISTOGRAM_PRECISION: f64 = 0.01;
 
-impl<T: Encodable + Numericable + StoredValue + Send + Sync + Default, P> NumericIndex<T, P>
+impl<T: NumericIndexValue, P> NumericIndex<T, P>
 where
     Vec<T>: Blob,
 {
     /// Load immutable mmap based index, either in RAM or on disk
-    pub fn new_mmap(
+    pub fn new_immutable(
         path: &Path,
-        is_on_disk: bool,
+        memory: Memory,
         deleted_points: &BitSlice,
     ) -> OperationResult<Option<Self>> {
-        let index = NumericIndexInner::new_mmap(path, is_on_disk, deleted_points)?;
+        let index = NumericIndexInner::new_mmap(path, memory, deleted_points)?;
 
         Ok(index.map(|inner| Self {
             inner,
@@ -43,7 +41,7 @@ where
         }))
     }
 
-    pub fn new_gridstore(dir: PathBuf, create_if_missing: bool) -> OperationResult<Option<Self>> {
+    pub fn new_mutable(dir: PathBuf, create_if_missing: bool) -> OperationResult<Option<Self>> {
         let index = NumericIndexInner::new_gridstore(dir, create_if_missing)?;
 
         Ok(index.map(|inner| Self {
@@ -54,13 +52,13 @@ where
 
     pub fn builder_mmap(
         path: &Path,
-        is_on_disk: bool,
+        memory: Memory,
         deleted_points: &BitSlice,
     ) -> NumericIndexMmapBuilder<T, P>
     where
         Self: ValueIndexer<ValueType = P> + NumericIndexIntoInnerValue<T, P>,
     {
-        NumericIndexMmapBuilder::new(path.to_owned(), is_on_disk, deleted_points.to_owned())
+        NumericIndexMmapBuilder::new(path.to_owned(), memory, deleted_points.to_owned())
     }
 
     pub fn builder_gridstore(dir: PathBuf) -> NumericIndexGridstoreBuilder<T, P>
@@ -82,7 +80,7 @@ where
         match &self.inner {
             NumericIndexInner::Mutable(_) => IndexMutability::Mutable,
             NumericIndexInner::Immutable(_) => IndexMutability::Immutable,
-            NumericIndexInner::Mmap(_) => IndexMutability::Immutable,
+            NumericIndexInner::OnDisk(_) => IndexMutability::Immutable,
         }
     }
 
@@ -90,8 +88,8 @@ where
         match &self.inner {
             NumericIndexInner::Mutable(index) => index.storage_type(),
             NumericIndexInner::Immutable(index) => index.storage_type(),
-            NumericIndexInner::Mmap(index) => StorageType::Mmap {
-                is_on_disk: index.is_on_disk(),
+            NumericIndexInner::OnDisk(_) => StorageType::Mmap {
+                layout: ImmutableLayout::Mmap,
             },
         }
     }
@@ -100,9 +98,8 @@ where
         &self,
         idx: PointOffsetType,
         check_fn: impl Fn(&T) -> bool,
-        hw_counter: &HardwareCounterCell,
-    ) -> bool {
-        self.inner.check_values_any(idx, check_fn, hw_counter)
+    ) -> OperationResult<bool> {
+        self.inner.check_values_any(idx, check_fn)
     }
 
     pub fn wipe(self) -> OperationResult<()> {
@@ -125,8 +122,8 @@ where
         self.inner.values_is_empty(idx)
     }
 
-    pub fn is_on_disk(&self) -> bool {
-        self.inner.is_on_disk()
+    pub fn is_cold(&self) -> bool {
+        self.inner.is_cold()
     }
 
     pub fn populate(&self) -> OperationResult<()> {

@@ -1,13 +1,13 @@
 use std::ops::Bound;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
+use crate::common::universal_io::UserData;
 
 use super::Encodable;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::histogram::Histogram;
 use crate::segment::index::field_index::numeric_point::{Numericable, Point};
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 use crate::segment::index::payload_config::StorageType;
 use crate::segment::telemetry::PayloadIndexTelemetry;
 
@@ -17,22 +17,37 @@ use crate::segment::telemetry::PayloadIndexTelemetry;
 /// [`super::mmap_numeric_index::UniversalNumericIndex`]).
 ///
 /// Signatures are unified across variants so the enum-level dispatcher in
-/// [`NumericIndexInner`] can call them generically. Variants that don't
-/// need `hw_counter` (`Mutable` / `Immutable`) accept and ignore it; the
-/// storage-backed `Mmap` variant uses it to track payload-index IO.
+/// [`NumericIndexInner`] can call them generically.
 ///
 /// [`NumericIndexInner`]: super::NumericIndexInner
 pub trait NumericIndexRead<T: Encodable + Numericable + Default + StoredValue> {
-    /// Hardware counter is used only by the mmap-backed variant; in-memory
-    /// variants ignore it. Returns `false` if the mmap read fails (matches
-    /// the legacy enum dispatcher behavior — see the FIXME on
-    /// [`super::NumericIndexInner::check_values_any`]).
+    /// Returns an error if the underlying mmap read fails, so a transient IO
+    /// failure surfaces to the caller instead of being silently reported as
+    /// "no match".
     fn check_values_any(
         &self,
         idx: PointOffsetType,
         check_fn: impl Fn(&T) -> bool,
-        hw_counter: &HardwareCounterCell,
-    ) -> bool;
+    ) -> OperationResult<bool>;
+
+    /// Batched counterpart of [`Self::check_values_any`].
+    fn for_each_matching_value<I, F, M, U>(
+        &self,
+        items: I,
+        check_fn: F,
+        mut on_match: M,
+    ) -> OperationResult<()>
+    where
+        U: UserData,
+        I: Iterator<Item = (U, PointOffsetType)>,
+        F: Fn(&T) -> bool,
+        M: FnMut(U, bool),
+    {
+        for (tag, idx) in items {
+            on_match(tag, self.check_values_any(idx, &check_fn)?);
+        }
+        Ok(())
+    }
 
     fn get_values(&self, idx: PointOffsetType) -> Option<Box<dyn Iterator<Item = T> + '_>>;
 
@@ -44,7 +59,6 @@ pub trait NumericIndexRead<T: Encodable + Numericable + Default + StoredValue> {
         &'a self,
         start_bound: Bound<Point<T>>,
         end_bound: Bound<Point<T>>,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<impl Iterator<Item = PointOffsetType> + 'a>;
 
     fn orderable_values_range(
@@ -62,11 +76,8 @@ pub trait NumericIndexRead<T: Encodable + Numericable + Default + StoredValue> {
         &self,
         start_bound: Bound<Point<T>>,
         end_bound: Bound<Point<T>>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<usize> {
-        Ok(self
-            .values_range(start_bound, end_bound, hw_counter)?
-            .count())
+        Ok(self.values_range(start_bound, end_bound)?.count())
     }
 
     fn get_histogram(&self) -> &Histogram<T>;

@@ -12,24 +12,27 @@ use std::ops::Bound;
 use std::ops::Bound::{Excluded, Included, Unbounded};
 use std::str::FromStr;
 
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
+use crate::common::ambient::hw::HwMetric;
+use crate::common::condition_checker::{CheckItem, ConditionChecker, Partitioner, Rest, Select};
 use crate::common::types::PointOffsetType;
 use itertools::Either;
 use ordered_float::OrderedFloat;
 use uuid::Uuid;
 
-use super::Encodable;
 use super::numeric_index_read::NumericIndexRead;
-use crate::segment::common::operation_error::OperationResult;
+use super::{Encodable, NumericIndexInner, ReadOnlyNumericIndexInner};
+use crate::segment::common::operation_error::{OperationError, OperationResult};
+use crate::segment::index::UniversalReadExt;
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
 use crate::segment::index::field_index::numeric_point::{Numericable, Point};
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 use crate::segment::index::field_index::stat_tools::estimate_multi_value_selection_cardinality;
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
 use crate::segment::index::field_index::utils::check_boundaries;
 use crate::segment::index::field_index::{CardinalityEstimation, PayloadBlockCondition, PrimaryCondition};
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::types::{
-    FieldCondition, Match, MatchValue, PayloadKeyType, Range, RangeInterface, ValueVariants,
+    FieldCondition, FloatPayloadType, IntPayloadType, Match, MatchValue, PayloadKeyType, Range,
+    RangeInterface, UuidIntType, ValueVariants,
 };
 
 /// Histogram-driven cardinality estimation for a range condition.
@@ -100,11 +103,7 @@ where
 }
 
 /// Estimate the number of points carrying exactly `value`.
-pub(super) fn estimate_points<T, I>(
-    index: &I,
-    value: &T,
-    hw_counter: &HardwareCounterCell,
-) -> OperationResult<usize>
+pub(super) fn estimate_points<T, I>(index: &I, value: &T) -> OperationResult<usize>
 where
     T: Encodable + Numericable + StoredValue + Send + Sync + Default,
     I: NumericIndexRead<T>,
@@ -112,12 +111,11 @@ where
     let start = Bound::Included(Point::new(*value, PointOffsetType::MIN));
     let end = Bound::Included(Point::new(*value, PointOffsetType::MAX));
 
-    hw_counter
-        .payload_index_io_read_counter()
-        // We have to do 2 times binary search in mmap and immutable storage.
-        .incr_delta(2 * ((index.total_unique_values_count()? as f32).log2().ceil() as usize));
+    // We have to do 2 times binary search in mmap and immutable storage.
+    HwMetric::PayloadIndexIoRead
+        .bump(2 * ((index.total_unique_values_count()? as f32).log2().ceil() as usize));
 
-    let range_size = index.values_range_size(start, end, hw_counter)?;
+    let range_size = index.values_range_size(start, end)?;
     if range_size == 0 {
         return Ok(0);
     }
@@ -133,7 +131,6 @@ where
 pub(super) fn filter<'a, T, I>(
     index: &'a I,
     condition: &FieldCondition,
-    hw_counter: &'a HardwareCounterCell,
 ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>>
 where
     T: Encodable + Numericable + StoredValue + Send + Sync + Default,
@@ -149,7 +146,7 @@ where
             let value = T::from_u128(uuid.as_u128());
             let start = Bound::Included(Point::new(value, PointOffsetType::MIN));
             let end = Bound::Included(Point::new(value, PointOffsetType::MAX));
-            return Ok(Some(Box::new(index.values_range(start, end, hw_counter)?)));
+            return Ok(Some(Box::new(index.values_range(start, end)?)));
         }
     }
 
@@ -171,18 +168,13 @@ where
         return Ok(Some(Box::new(std::iter::empty())));
     }
 
-    Ok(Some(Box::new(index.values_range(
-        start_bound,
-        end_bound,
-        hw_counter,
-    )?)))
+    Ok(Some(Box::new(index.values_range(start_bound, end_bound)?)))
 }
 
 /// Cardinality estimation for a `match`/`range` field condition.
 pub(super) fn estimate_cardinality<T, I>(
     index: &I,
     condition: &FieldCondition,
-    hw_counter: &HardwareCounterCell,
 ) -> OperationResult<Option<CardinalityEstimation>>
 where
     T: Encodable + Numericable + StoredValue + Send + Sync + Default,
@@ -196,7 +188,7 @@ where
         if let Ok(uuid) = Uuid::from_str(keyword) {
             let key = T::from_u128(uuid.as_u128());
 
-            let estimated_count = estimate_points(index, &key, hw_counter)?;
+            let estimated_count = estimate_points(index, &key)?;
             return Ok(Some(
                 CardinalityEstimation::exact(estimated_count)
                     .with_primary_clause(PrimaryCondition::Condition(Box::new(condition.clone()))),
@@ -298,13 +290,12 @@ where
     collect_blocks()?.into_iter().try_for_each(f)
 }
 
-/// Build a per-point checker closure for a `range` field condition, if the
-/// index can serve it.
+/// Build a per-point checker for a `range` field condition, if the index can
+/// serve it.
 pub(super) fn condition_checker<'a, T, I>(
     index: &'a I,
     condition: &FieldCondition,
-    hw_acc: HwMeasurementAcc,
-) -> Option<ConditionCheckerFn<'a>>
+) -> Option<RangeConditionChecker<'a, I, T>>
 where
     T: Encodable + Numericable + StoredValue + Send + Sync + Default,
     I: NumericIndexRead<T>,
@@ -337,14 +328,95 @@ where
         }
     };
 
-    let hw_counter = hw_acc.get_counter_cell();
-    Some(Box::new(move |point_id: PointOffsetType| {
-        index.check_values_any(
-            point_id,
-            |value| typed_range.check_range(*value),
-            &hw_counter,
-        )
-    }))
+    Some(RangeConditionChecker { index, typed_range })
+}
+
+pub struct RangeConditionChecker<'a, I, T> {
+    index: &'a I,
+    typed_range: Range<T>,
+}
+
+impl<I, T> ConditionChecker for RangeConditionChecker<'_, I, T>
+where
+    T: Encodable + Numericable + StoredValue + Send + Sync + Default,
+    I: NumericIndexRead<T>,
+{
+    type Error = OperationError;
+
+    fn check(&self, point_id: PointOffsetType) -> OperationResult<bool> {
+        self.index
+            .check_values_any(point_id, |value| self.typed_range.check_range(*value))
+    }
+
+    fn check_batched<K: CheckItem>(
+        &self,
+        ids: &mut [K],
+        select: Select,
+        _rest: Rest,
+    ) -> OperationResult<usize> {
+        let p = Partitioner::new(ids);
+        self.index.for_each_matching_value(
+            p.iter().map(|item| (item, item.point_id())),
+            |value| self.typed_range.check_range(*value),
+            |item, matched| p.write(item, matched == select.is_match()),
+        )?;
+        Ok(p.finish())
+    }
+}
+
+pub trait NumericIndexValue: Encodable + Numericable + StoredValue + Send + Sync + Default
+where
+    Vec<Self>: Blob,
+{
+    fn condition_checker_writable<'a>(
+        checker: RangeConditionChecker<'a, NumericIndexInner<Self>, Self>,
+    ) -> ConditionCheckerEnum<'a>;
+
+    fn condition_checker_read_only<'a, S: UniversalReadExt>(
+        checker: RangeConditionChecker<'a, ReadOnlyNumericIndexInner<Self, S>, Self>,
+    ) -> ConditionCheckerEnum<'a>;
+}
+
+impl NumericIndexValue for IntPayloadType {
+    fn condition_checker_writable<'a>(
+        checker: RangeConditionChecker<'a, NumericIndexInner<Self>, Self>,
+    ) -> ConditionCheckerEnum<'a> {
+        ConditionCheckerEnum::NumericIntWritable(checker)
+    }
+
+    fn condition_checker_read_only<'a, S: UniversalReadExt>(
+        checker: RangeConditionChecker<'a, ReadOnlyNumericIndexInner<Self, S>, Self>,
+    ) -> ConditionCheckerEnum<'a> {
+        S::condition_checker_numeric_int(checker)
+    }
+}
+
+impl NumericIndexValue for FloatPayloadType {
+    fn condition_checker_writable<'a>(
+        checker: RangeConditionChecker<'a, NumericIndexInner<Self>, Self>,
+    ) -> ConditionCheckerEnum<'a> {
+        ConditionCheckerEnum::NumericFloatWritable(checker)
+    }
+
+    fn condition_checker_read_only<'a, S: UniversalReadExt>(
+        checker: RangeConditionChecker<'a, ReadOnlyNumericIndexInner<Self, S>, Self>,
+    ) -> ConditionCheckerEnum<'a> {
+        S::condition_checker_numeric_float(checker)
+    }
+}
+
+impl NumericIndexValue for UuidIntType {
+    fn condition_checker_writable<'a>(
+        checker: RangeConditionChecker<'a, NumericIndexInner<Self>, Self>,
+    ) -> ConditionCheckerEnum<'a> {
+        ConditionCheckerEnum::NumericUuidWritable(checker)
+    }
+
+    fn condition_checker_read_only<'a, S: UniversalReadExt>(
+        checker: RangeConditionChecker<'a, ReadOnlyNumericIndexInner<Self, S>, Self>,
+    ) -> ConditionCheckerEnum<'a> {
+        S::condition_checker_numeric_uuid(checker)
+    }
 }
 
 /// Stream `(value, point)` pairs of the given range in ascending order.

@@ -1,14 +1,15 @@
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use crate::common::ambient;
 use crate::common::bitvec::BitSlice;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
-use crate::common::cow::BoxCow;
+use crate::common::reason::reason;
 use crate::common::types::PointOffsetType;
 
-use super::SINGLE_THREADED_HNSW_BUILD_THRESHOLD;
+use super::{FINISH_MAIN_GRAPH_LOG_MESSAGE, SINGLE_THREADED_HNSW_BUILD_THRESHOLD};
 use crate::segment::common::operation_error::{OperationResult, check_process_stopped};
 use crate::segment::id_tracker::{IdTrackerEnum, IdTrackerRead};
-use crate::segment::index::hnsw_index::build_condition_checker::BuildConditionChecker;
+use crate::segment::index::hnsw_index::HnswM;
 use crate::segment::index::hnsw_index::gpu::get_gpu_groups_count;
 use crate::segment::index::hnsw_index::gpu::gpu_devices_manager::LockedGpuDevice;
 use crate::segment::index::hnsw_index::gpu::gpu_graph_builder::{
@@ -18,37 +19,74 @@ use crate::segment::index::hnsw_index::gpu::gpu_insert_context::GpuInsertContext
 use crate::segment::index::hnsw_index::gpu::gpu_vector_storage::GpuVectorStorage;
 use crate::segment::index::hnsw_index::graph_layers_builder::GraphLayersBuilder;
 use crate::segment::index::hnsw_index::point_scorer::FilteredScorer;
-use crate::segment::index::visited_pool::VisitedListHandle;
-use crate::segment::payload_storage::FilterContext;
 use crate::segment::vector_storage::quantized::quantized_vectors::QuantizedVectors;
 use crate::segment::vector_storage::{VectorStorageEnum, VectorStorageRead};
 
+/// Uploads the vectors to `gpu_device` when any graph is going to be built there, and
+/// builds the main graph on it when `build_main_graph`. Returns the uploaded vectors, kept
+/// for the additional links, and the main graph if the GPU built it.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn build_main_graph_on_gpu(
+pub(super) fn upload_and_build_main_graph(
+    gpu_device: Option<&LockedGpuDevice>,
+    build_main_graph: bool,
+    has_additional_links: bool,
     id_tracker: &IdTrackerEnum,
     vector_storage: &VectorStorageEnum,
     quantized_vectors: &Option<QuantizedVectors>,
-    gpu_vectors: Option<&GpuVectorStorage>,
+    graph_layers_builder: &GraphLayersBuilder,
+    deleted_bitslice: &BitSlice,
+    entry_points_num: usize,
+    stopped: &AtomicBool,
+) -> OperationResult<(Option<Arc<GpuVectorStorage>>, Option<GraphLayersBuilder>)> {
+    if !(build_main_graph || has_additional_links) {
+        return Ok((None, None));
+    }
+    let timer = std::time::Instant::now();
+    let gpu_vectors =
+        create_gpu_vectors(gpu_device, vector_storage, quantized_vectors, stopped)?.map(Arc::new);
+    if !build_main_graph {
+        return Ok((gpu_vectors, None));
+    }
+    let gpu_graph = build_main_graph_on_gpu(
+        id_tracker,
+        vector_storage,
+        quantized_vectors,
+        gpu_vectors.as_ref(),
+        graph_layers_builder,
+        deleted_bitslice,
+        entry_points_num,
+        stopped,
+    )?;
+    if gpu_graph.is_some() {
+        log::debug!("{FINISH_MAIN_GRAPH_LOG_MESSAGE} {:?}", timer.elapsed());
+    }
+    Ok((gpu_vectors, gpu_graph))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_main_graph_on_gpu(
+    id_tracker: &IdTrackerEnum,
+    vector_storage: &VectorStorageEnum,
+    quantized_vectors: &Option<QuantizedVectors>,
+    gpu_vectors: Option<&Arc<GpuVectorStorage>>,
     graph_layers_builder: &GraphLayersBuilder,
     deleted_bitslice: &BitSlice,
     entry_points_num: usize,
     stopped: &AtomicBool,
 ) -> OperationResult<Option<GraphLayersBuilder>> {
     let points_scorer_builder = |vector_id| {
-        let hardware_counter = HardwareCounterCell::disposable();
         FilteredScorer::new_internal(
             vector_id,
             vector_storage,
             quantized_vectors.as_ref(),
             None,
             id_tracker.deleted_point_bitslice(),
-            hardware_counter,
         )
     };
 
     let mut gpu_insert_context = if let Some(gpu_vectors) = gpu_vectors {
         Some(GpuInsertContext::new(
-            gpu_vectors,
+            gpu_vectors.clone(),
             get_gpu_groups_count(),
             graph_layers_builder.hnsw_m(),
             graph_layers_builder.ef_construct(),
@@ -71,44 +109,39 @@ pub(super) fn build_main_graph_on_gpu(
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn build_filtered_graph_on_gpu(
+/// Build one payload block on the GPU, linking its points only to each other. Points keep
+/// their segment ids, so `reference_graph` is segment-sized; only block points get links.
+pub(super) fn build_block_on_gpu(
     id_tracker: &IdTrackerEnum,
     vector_storage: &VectorStorageEnum,
     quantized_vectors: &Option<QuantizedVectors>,
-    gpu_insert_context: Option<&mut GpuInsertContext<'_>>,
-    graph_layers_builder: &GraphLayersBuilder,
-    block_filter_list: &VisitedListHandle,
+    gpu_insert_context: &mut GpuInsertContext,
+    reference_graph: &GraphLayersBuilder,
     points_to_index: &[PointOffsetType],
     stopped: &AtomicBool,
 ) -> OperationResult<Option<GraphLayersBuilder>> {
+    // Searches start from block points and follow links between block points, so they cannot
+    // reach other points and need no block filter.
     build_graph_on_gpu(
-        gpu_insert_context,
-        graph_layers_builder,
+        Some(gpu_insert_context),
+        reference_graph,
         points_to_index.iter().copied(),
         1,
-        |block_point_id| -> OperationResult<_> {
-            let hardware_counter = HardwareCounterCell::disposable();
-            let block_condition_checker: Box<dyn FilterContext> = Box::new(BuildConditionChecker {
-                filter_list: block_filter_list,
-                current_point: block_point_id,
-            });
+        |block_point_id| {
             FilteredScorer::new_internal(
                 block_point_id,
                 vector_storage,
                 quantized_vectors.as_ref(),
-                Some(BoxCow::Owned(block_condition_checker)),
+                None,
                 id_tracker.deleted_point_bitslice(),
-                hardware_counter,
             )
         },
         stopped,
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build_graph_on_gpu<'a, 'b>(
-    gpu_insert_context: Option<&mut GpuInsertContext<'b>>,
+fn build_graph_on_gpu<'a>(
+    gpu_insert_context: Option<&mut GpuInsertContext>,
     graph_layers_builder: &GraphLayersBuilder,
     points_to_index: impl Iterator<Item = PointOffsetType>,
     entry_points_num: usize,
@@ -116,15 +149,20 @@ fn build_graph_on_gpu<'a, 'b>(
     stopped: &AtomicBool,
 ) -> OperationResult<Option<GraphLayersBuilder>> {
     if let Some(gpu_insert_context) = gpu_insert_context {
-        let gpu_constructed_graph = build_hnsw_on_gpu(
-            gpu_insert_context,
-            graph_layers_builder,
-            get_gpu_groups_count(),
-            entry_points_num,
-            SINGLE_THREADED_HNSW_BUILD_THRESHOLD,
-            points_to_index.collect::<Vec<_>>(),
-            points_scorer_builder,
-            stopped,
+        let gpu_constructed_graph = ambient::unmeasured(
+            reason("internal operation, the scorers are used within this call"),
+            || {
+                build_hnsw_on_gpu(
+                    gpu_insert_context,
+                    graph_layers_builder,
+                    get_gpu_groups_count(),
+                    entry_points_num,
+                    SINGLE_THREADED_HNSW_BUILD_THRESHOLD,
+                    points_to_index.collect::<Vec<_>>(),
+                    points_scorer_builder,
+                    stopped,
+                )
+            },
         );
 
         // GPU construction does not return an error. If it fails, it will fall back to CPU.
@@ -143,7 +181,7 @@ fn build_graph_on_gpu<'a, 'b>(
     }
 }
 
-pub(super) fn create_gpu_vectors(
+fn create_gpu_vectors(
     gpu_device: Option<&LockedGpuDevice>,
     vector_storage: &VectorStorageEnum,
     quantized_vectors: &Option<QuantizedVectors>,
@@ -177,4 +215,23 @@ pub(super) fn create_gpu_vectors(
     } else {
         Ok(None)
     }
+}
+
+pub(super) fn create_gpu_insert_context(
+    gpu_vectors: Option<&Arc<GpuVectorStorage>>,
+    payload_m: HnswM,
+    ef_construct: usize,
+) -> OperationResult<Option<GpuInsertContext>> {
+    gpu_vectors
+        .map(|gpu_vectors| {
+            GpuInsertContext::new(
+                gpu_vectors.clone(),
+                get_gpu_groups_count(),
+                payload_m,
+                ef_construct,
+                false,
+                1..=GPU_MAX_VISITED_FLAGS_FACTOR,
+            )
+        })
+        .transpose()
 }

@@ -10,8 +10,10 @@ use log::debug;
 use super::HNSWIndex;
 use crate::segment::id_tracker::{IdTrackerEnum, IdTrackerRead};
 use crate::segment::index::VectorIndexEnum;
+use crate::segment::index::hnsw_index::HnswM;
 use crate::segment::index::hnsw_index::config::HnswGraphConfig;
-use crate::segment::index::hnsw_index::graph_layers::{GraphLayers, GraphLayersWithVectors};
+use crate::segment::index::hnsw_index::graph_layers::GraphLayers;
+use crate::segment::index::hnsw_index::graph_links::GraphLinksResidency;
 use crate::segment::types::HnswGlobalConfig;
 use crate::segment::vector_storage::quantized::quantized_vectors::QuantizedVectors;
 use crate::segment::vector_storage::{VectorStorageEnum, VectorStorageRead};
@@ -20,6 +22,9 @@ use crate::segment::vector_storage::{VectorStorageEnum, VectorStorageRead};
 /// Once decided, it is converted to [`OldIndex`].
 pub(super) struct OldIndexCandidate<'a> {
     index: AtomicRef<'a, HNSWIndex>,
+    /// The same graph as `index.graph`, but opened as direct/mmap.
+    /// None if `index.graph` is already direct.
+    reopened_graph: Option<GraphLayers>,
     /// Mapping from old index to new index.
     /// `old_to_new[old_idx] == Some(new_idx)`.
     old_to_new: Vec<Option<PointOffsetType>>,
@@ -31,6 +36,9 @@ pub(super) struct OldIndexCandidate<'a> {
 
 pub(in crate::segment::index::hnsw_index) struct OldIndex<'a> {
     pub(super) index: AtomicRef<'a, HNSWIndex>,
+    /// The same graph as `index.graph`, but opened as direct/mmap.
+    /// None if `index.graph` is already direct.
+    reopened_graph: Option<GraphLayers>,
     /// Mapping from old index to new index.
     /// `old_to_new[old_idx] == Some(new_idx)`.
     pub old_to_new: Vec<Option<PointOffsetType>>,
@@ -64,18 +72,30 @@ impl<'a> OldIndexCandidate<'a> {
             .as_ref()
             .map(|qv| &qv.config().quantization_config);
 
-        let no_main_graph = config.m == 0;
         let configuration_mismatch = config.m != old_index.config.m
             || config.m0 != old_index.config.m0
             || config.ef_construct != old_index.config.ef_construct
             || new_quantization_config != old_quantization_config;
+        // Without a main graph, only payload links can be reused.
+        let nothing_to_reuse = config.m == 0 && !payload_links_reusable(config, &old_index.config);
         // If old graph has vectors, reusing it will cause a lot of random reads,
         // making it slower than building from scratch.
         let old_graph_is_with_vectors = old_index.graph.has_inline_vectors();
-        if no_main_graph || configuration_mismatch || old_graph_is_with_vectors {
+        if configuration_mismatch || nothing_to_reuse || old_graph_is_with_vectors {
             return None;
         }
         drop(old_quantized_vectors_ref);
+
+        // Reopen the graph as direct if needed.
+        let mut reopened_graph = None;
+        let old_graph = match old_index.graph.as_direct() {
+            Some(graph) => graph,
+            None => reopened_graph.insert(
+                GraphLayers::load(&old_index.path, GraphLinksResidency::Cold, false)
+                    .inspect_err(|err| log::warn!("Failed to reopen the old HNSW graph: {err}"))
+                    .ok()?,
+            ),
+        };
 
         let new_deleted = vector_storage.deleted_vector_bitslice();
         let old_id_tracker = old_index.id_tracker.borrow();
@@ -91,7 +111,9 @@ impl<'a> OldIndexCandidate<'a> {
 
         // Rough check whether the point is included in the old graph.
         // If it's included, it almost certainly has at least one outgoing link at level 0.
-        let old_graph_has_point = |id: PointOffsetType| !old_index.graph.links.links_empty(id, 0);
+        // Without a main graph, points outside every payload block have none: they are left out
+        // of the mapping and inserted as new points.
+        let old_graph_has_point = |id: PointOffsetType| !old_graph.links.links_empty(id, 0);
 
         // Build old_to_new mapping.
         let mut valid_points = 0;
@@ -180,6 +202,7 @@ impl<'a> OldIndexCandidate<'a> {
 
         Some(OldIndexCandidate {
             index: old_index,
+            reopened_graph,
             old_to_new,
             valid_points,
             missing_points,
@@ -187,6 +210,12 @@ impl<'a> OldIndexCandidate<'a> {
     }
 
     pub(super) fn reuse(self, total_vector_count: usize) -> OldIndex<'a> {
+        if let Some(graph) = &self.reopened_graph
+            && let Err(err) = graph.links.populate()
+        {
+            log::debug!("Failed to populate the old HNSW graph links: {err}");
+        }
+
         let mut new_to_old = vec![None; total_vector_count];
         for (old_offset, new_offset) in self.old_to_new.iter().copied().enumerate() {
             if let Some(new_offset) = new_offset {
@@ -202,6 +231,7 @@ impl<'a> OldIndexCandidate<'a> {
 
         OldIndex {
             index: self.index,
+            reopened_graph: self.reopened_graph,
             old_to_new: self.old_to_new,
             new_to_old,
         }
@@ -211,10 +241,28 @@ impl<'a> OldIndexCandidate<'a> {
 impl OldIndex<'_> {
     pub(super) fn point_level(&self, new_id: PointOffsetType) -> Option<usize> {
         let old_id = self.new_to_old[new_id as usize]?;
-        Some(self.index.graph.links.point_level(old_id))
+        Some(self.graph().links.point_level(old_id))
     }
 
     pub(in crate::segment::index::hnsw_index) fn graph(&self) -> &GraphLayers {
-        &self.index.graph
+        match &self.reopened_graph {
+            Some(reopened_graph) => reopened_graph,
+            None => self.index.graph.as_direct().expect("opened in `evaluate`"),
+        }
     }
+}
+
+/// `m` of the payload links of a graph built with `config`.
+pub(super) fn payload_hnsw_m(config: &HnswGraphConfig) -> HnswM {
+    HnswM::new(
+        config.payload_m.unwrap_or(config.m),
+        config.payload_m0.unwrap_or(config.m0),
+    )
+}
+
+/// Whether payload blocks of a graph built with `config` can start from the payload links of a
+/// graph built with `old`: there must be some, and of the same size.
+pub(super) fn payload_links_reusable(config: &HnswGraphConfig, old: &HnswGraphConfig) -> bool {
+    let payload_m = payload_hnsw_m(config);
+    payload_m.m > 0 && payload_m == payload_hnsw_m(old)
 }

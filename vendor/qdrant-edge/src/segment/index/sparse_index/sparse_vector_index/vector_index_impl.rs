@@ -1,7 +1,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::generic_consts::Random;
 use crate::common::storage_version::VERSION_FILE;
 use crate::common::types::{PointOffsetType, ScoredPointOffset, TelemetryDetail};
@@ -10,18 +9,47 @@ use crate::sparse::common::types::DimId;
 use crate::sparse::index::inverted_index::InvertedIndex;
 
 use super::SparseVectorIndex;
-use crate::segment::common::operation_error::{OperationError, OperationResult, check_process_stopped};
+use crate::segment::common::operation_error::{OperationError, OperationResult};
 use crate::segment::data_types::named_vectors::CowVector;
 use crate::segment::data_types::query_context::VectorQueryContext;
-use crate::segment::data_types::vectors::{QueryVector, VectorInternal, VectorRef};
+use crate::segment::data_types::vectors::{QueryVector, VectorRef};
 use crate::segment::id_tracker::IdTrackerRead;
 use crate::segment::index::sparse_index::indices_tracker::IndicesTracker;
 use crate::segment::index::sparse_index::sparse_index_config::{SparseIndexConfig, SparseIndexType};
-use crate::segment::index::{VectorIndex, VectorIndexRead};
+use crate::segment::index::{PayloadIndexRead, VectorIndex, VectorIndexRead};
 use crate::segment::telemetry::VectorIndexSearchesTelemetry;
 use crate::segment::types::{Filter, SearchParams};
-use crate::segment::vector_storage::query::TransformInto;
+use crate::segment::vector_storage::sparse::StoredSparseVector;
 use crate::segment::vector_storage::{VectorStorage, VectorStorageRead};
+
+impl<TInvertedIndex: InvertedIndex> SparseVectorIndex<TInvertedIndex> {
+    /// Plain (full-scan) sparse search over a set of pre-filtered points.
+    ///
+    /// Thin wrapper that drives the shared [`SparseVectorIndexReadView`]; kept on
+    /// the index for benches and other direct callers.
+    ///
+    /// [`SparseVectorIndexReadView`]: super::read_view::SparseVectorIndexReadView
+    pub fn search_plain(
+        &self,
+        sparse_vector: &SparseVector,
+        filter: &Filter,
+        top: usize,
+        prefiltered_points: &mut Option<Vec<PointOffsetType>>,
+        vector_query_context: &VectorQueryContext,
+    ) -> OperationResult<Vec<ScoredPointOffset>> {
+        self.with_view(|view| {
+            let query_cardinality = view.payload_index.estimate_cardinality(filter)?;
+            view.search_plain(
+                sparse_vector,
+                filter,
+                top,
+                &query_cardinality,
+                prefiltered_points,
+                vector_query_context,
+            )
+        })
+    }
+}
 
 impl<TInvertedIndex: InvertedIndex> VectorIndexRead for SparseVectorIndex<TInvertedIndex> {
     fn search(
@@ -32,62 +60,28 @@ impl<TInvertedIndex: InvertedIndex> VectorIndexRead for SparseVectorIndex<TInver
         _params: Option<&SearchParams>,
         query_context: &VectorQueryContext,
     ) -> OperationResult<Vec<Vec<ScoredPointOffset>>> {
-        let mut results = Vec::with_capacity(vectors.len());
-        let mut prefiltered_points = None;
-
-        for vector in vectors {
-            check_process_stopped(&query_context.is_stopped())?;
-
-            let search_results = if query_context.is_require_idf() {
-                let vector = (*vector).clone().transform(|mut vector| {
-                    match &mut vector {
-                        VectorInternal::Dense(_) | VectorInternal::MultiDense(_) => {
-                            return Err(OperationError::WrongSparse);
-                        }
-                        VectorInternal::Sparse(sparse) => {
-                            query_context.remap_idf_weights(&sparse.indices, &mut sparse.values)
-                        }
-                    }
-
-                    Ok(vector)
-                })?;
-
-                self.search_query(&vector, filter, top, &mut prefiltered_points, query_context)?
-            } else {
-                self.search_query(vector, filter, top, &mut prefiltered_points, query_context)?
-            };
-
-            results.push(search_results);
-        }
-        Ok(results)
+        self.with_view(|view| view.search(vectors, filter, top, query_context))
     }
 
     fn get_telemetry_data(&self, detail: TelemetryDetail) -> VectorIndexSearchesTelemetry {
-        self.searches_telemetry.get_telemetry_data(detail)
+        self.with_view(|view| view.get_telemetry_data(detail))
     }
 
     fn indexed_vector_count(&self) -> usize {
-        self.inverted_index.vector_count()
+        self.with_view(|view| view.indexed_vector_count())
     }
 
     fn size_of_searchable_vectors_in_bytes(&self) -> usize {
-        self.inverted_index.total_sparse_vectors_size()
+        self.with_view(|view| view.size_of_searchable_vectors_in_bytes())
     }
 
-    /// Update statistics for idf-dot similarity.
     fn fill_idf_statistics(
         &self,
         idf: &mut HashMap<DimId, usize>,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
-        for (dim_id, count) in idf.iter_mut() {
-            if let Some(remapped_dim_id) = self.indices_tracker.remap_index(*dim_id) {
-                *count += self
-                    .inverted_index
-                    .posting_list_len(remapped_dim_id, hw_counter)?;
-            }
-        }
-        Ok(())
+        corpus: Option<&Filter>,
+        is_stopped: &std::sync::atomic::AtomicBool,
+    ) -> OperationResult<usize> {
+        self.with_view(|view| view.fill_idf_statistics(idf, corpus, is_stopped))
     }
 
     fn is_index(&self) -> bool {
@@ -133,7 +127,6 @@ impl<TInvertedIndex: InvertedIndex> VectorIndex for SparseVectorIndex<TInvertedI
         &mut self,
         id: PointOffsetType,
         vector: Option<VectorRef>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<()> {
         let (old_vector, new_vector) = {
             let mut vector_storage = self.vector_storage.borrow_mut();
@@ -141,18 +134,14 @@ impl<TInvertedIndex: InvertedIndex> VectorIndex for SparseVectorIndex<TInvertedI
                 .get_vector_opt::<Random>(id)
                 .map(CowVector::to_owned);
             let new_vector = if let Some(vector) = vector {
-                vector_storage.insert_vector(id, vector, hw_counter)?;
+                vector_storage.insert_vector(id, vector)?;
                 vector.to_owned()
             } else {
                 let default_vector = vector_storage.default_vector();
                 if id as usize >= vector_storage.total_vector_count() {
                     // Vector doesn't exist in the storage
                     // Insert default vector to keep the sequence
-                    vector_storage.insert_vector(
-                        id,
-                        VectorRef::from(&default_vector),
-                        hw_counter,
-                    )?;
+                    vector_storage.insert_vector(id, VectorRef::from(&default_vector))?;
                 }
                 vector_storage.delete_vector(id)?;
                 default_vector
@@ -195,5 +184,19 @@ impl<TInvertedIndex: InvertedIndex> VectorIndex for SparseVectorIndex<TInvertedI
         }
 
         Ok(())
+    }
+
+    fn update_vector_raw(
+        &mut self,
+        id: PointOffsetType,
+        vector: Option<&[u8]>,
+    ) -> OperationResult<()> {
+        // The raw form is the lossless `StoredSparseVector` encoding; the
+        // inverted index needs the decoded values anyway, so decode and
+        // delegate to the regular path.
+        let sparse = vector
+            .map(StoredSparseVector::decode_untrusted_bytes)
+            .transpose()?;
+        self.update_vector(id, sparse.as_ref().map(VectorRef::from))
     }
 }

@@ -1,5 +1,4 @@
-use crate::common::counter::hardware_counter::HardwareCounterCell;
-use crate::common::types::PointOffsetType;
+use crate::common::types::{DeferredBehavior, PointOffsetType};
 
 use super::StructPayloadIndexReadView;
 use crate::segment::common::operation_error::OperationResult;
@@ -8,8 +7,8 @@ use crate::segment::index::PayloadIndexRead;
 use crate::segment::index::field_index::{
     CardinalityEstimation, FieldIndexRead, PrimaryCondition, ResolvedHasId,
 };
+use crate::segment::index::query_optimization::optimized_filter::OptimizedFilter;
 use crate::segment::index::query_optimization::payload_provider::PayloadProvider;
-use crate::segment::index::struct_filter_context::StructFilterContext;
 use crate::segment::json_path::JsonPath;
 use crate::segment::payload_storage::PayloadStorageRead;
 use crate::segment::types::{Condition, FieldCondition, Filter, IsEmptyCondition, IsNullCondition};
@@ -26,7 +25,6 @@ where
         &self,
         condition: &FieldCondition,
         nested_path: Option<&JsonPath>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<CardinalityEstimation>> {
         let full_path = JsonPath::extend_or_new(nested_path, &condition.key);
         let Some(indexes) = self.field_indexes.get(&full_path) else {
@@ -39,18 +37,13 @@ where
         };
         indexes
             .iter()
-            .find_map(|index| {
-                index
-                    .estimate_cardinality(&full_path_condition, hw_counter)
-                    .transpose()
-            })
+            .find_map(|index| index.estimate_cardinality(&full_path_condition).transpose())
             .transpose()
     }
 
     pub(super) fn query_field<'q>(
         &'q self,
         condition: &'q PrimaryCondition,
-        hw_counter: &'q HardwareCounterCell,
     ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'q>>> {
         match condition {
             PrimaryCondition::Condition(field_condition) => {
@@ -59,9 +52,7 @@ where
                 };
                 field_indexes
                     .iter()
-                    .find_map(|field_index| {
-                        field_index.filter(field_condition, hw_counter).transpose()
-                    })
+                    .find_map(|field_index| field_index.filter(field_condition).transpose())
                     .transpose()
             }
             PrimaryCondition::Ids(ids) => {
@@ -71,56 +62,58 @@ where
         }
     }
 
-    pub fn struct_filtered_context<'q>(
+    pub fn optimized_filter<'q>(
         &'q self,
         filter: &'q Filter,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<StructFilterContext<'q>> {
+        deferred_behavior: DeferredBehavior,
+    ) -> OperationResult<OptimizedFilter<'q>> {
         let payload_provider = PayloadProvider::new(self.payload.clone());
 
         let (optimized_filter, _) = self.optimize_filter(
             filter,
             payload_provider,
             self.available_point_count(),
-            hw_counter,
+            deferred_behavior,
         )?;
 
-        Ok(StructFilterContext::new(optimized_filter))
+        Ok(optimized_filter)
     }
 
     pub(in crate::segment::index) fn condition_cardinality(
         &self,
         condition: &Condition,
         nested_path: Option<&JsonPath>,
-        hw_counter: &HardwareCounterCell,
+        deferred_behavior: DeferredBehavior,
     ) -> OperationResult<CardinalityEstimation> {
         Ok(match condition {
             Condition::Filter(_) => panic!("Unexpected branching"),
             Condition::Nested(nested) => {
                 // propagate complete nested path in case of multiple nested layers
                 let full_path = JsonPath::extend_or_new(nested_path, &nested.array_key());
-                self.estimate_nested_cardinality(nested.filter(), &full_path, hw_counter)?
+                self.estimate_nested_cardinality(nested.filter(), &full_path)?
             }
             Condition::IsEmpty(IsEmptyCondition { is_empty: field }) => {
                 let available_points = self.available_point_count();
                 let condition = FieldCondition::new_is_empty(field.key.clone(), true);
 
-                self.estimate_field_condition(&condition, nested_path, hw_counter)?
+                self.estimate_field_condition(&condition, nested_path)?
                     .unwrap_or_else(|| CardinalityEstimation::unknown(available_points))
             }
             Condition::IsNull(IsNullCondition { is_null: field }) => {
                 let available_points = self.available_point_count();
                 let condition = FieldCondition::new_is_null(field.key.clone(), true);
 
-                self.estimate_field_condition(&condition, nested_path, hw_counter)?
+                self.estimate_field_condition(&condition, nested_path)?
                     .unwrap_or_else(|| CardinalityEstimation::unknown(available_points))
             }
             Condition::HasId(has_id) => {
                 let point_ids = has_id.has_id.clone();
-                let resolved_point_offsets: Vec<PointOffsetType> = point_ids
-                    .iter()
-                    .filter_map(|external_id| self.id_tracker.internal_id(*external_id))
-                    .collect();
+                let mut resolved_point_offsets = Vec::with_capacity(point_ids.len());
+                self.id_tracker.resolve_external_ids(
+                    point_ids.iter().copied(),
+                    deferred_behavior,
+                    |_, offset| resolved_point_offsets.push(offset),
+                )?;
                 let num_ids = resolved_point_offsets.len();
                 CardinalityEstimation {
                     primary_clauses: vec![PrimaryCondition::Ids(ResolvedHasId {
@@ -144,8 +137,18 @@ where
                 }
             }
             Condition::Field(field_condition) => self
-                .estimate_field_condition(field_condition, nested_path, hw_counter)?
+                .estimate_field_condition(field_condition, nested_path)?
                 .unwrap_or_else(|| CardinalityEstimation::unknown(self.available_point_count())),
+
+            Condition::Slice(slice_condition) => {
+                let available_points = self.available_point_count();
+                CardinalityEstimation {
+                    primary_clauses: vec![],
+                    min: 0,
+                    exp: available_points / slice_condition.slice.total.get() as usize,
+                    max: available_points,
+                }
+            }
 
             Condition::CustomIdChecker(cond) => {
                 cond.0.estimate_cardinality(self.available_point_count())

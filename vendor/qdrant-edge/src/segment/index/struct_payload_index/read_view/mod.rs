@@ -1,5 +1,7 @@
 mod condition_converter;
+pub use condition_converter::IdsConditionChecker;
 mod filtering;
+mod nested;
 mod optimizer;
 mod payload_index_read;
 mod value_retriever;
@@ -11,6 +13,7 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ahash::AHashMap;
 use atomic_refcell::AtomicRefCell;
 
 use crate::segment::id_tracker::IdTrackerRead;
@@ -53,7 +56,7 @@ where
     pub(crate) payload: &'a Arc<AtomicRefCell<P>>,
     pub(crate) id_tracker: &'a I,
     pub(crate) vector_storages: &'a HashMap<VectorNameBuf, Arc<AtomicRefCell<V>>>,
-    pub(crate) field_indexes: &'a HashMap<PayloadKeyType, Vec<F>>,
+    pub(crate) field_indexes: &'a AHashMap<PayloadKeyType, Vec<F>>,
     pub(crate) config: &'a PayloadConfig,
     pub(crate) visited_pool: &'a VisitedPool,
 }

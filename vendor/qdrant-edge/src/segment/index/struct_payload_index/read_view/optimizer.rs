@@ -1,19 +1,18 @@
 use std::cmp::Reverse;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::common::types::DeferredBehavior;
 use itertools::Itertools;
 
 use super::StructPayloadIndexReadView;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::id_tracker::IdTrackerRead;
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
 use crate::segment::index::field_index::{CardinalityEstimation, FieldIndexRead};
 use crate::segment::index::query_estimator::{
     combine_min_should_estimations, combine_must_estimations, combine_should_estimations,
     invert_estimation,
 };
-use crate::segment::index::query_optimization::optimized_filter::{
-    OptimizedCondition, OptimizedFilter, OptimizedMinShould,
-};
+use crate::segment::index::query_optimization::optimized_filter::OptimizedFilter;
 use crate::segment::index::query_optimization::payload_provider::PayloadProvider;
 use crate::segment::payload_storage::PayloadStorageRead;
 use crate::segment::types::{Condition, Filter, MinShould};
@@ -50,63 +49,58 @@ where
         filter: &'b Filter,
         payload_provider: PayloadProvider<S>,
         total: usize,
-        hw_counter: &HardwareCounterCell,
+        deferred_behavior: DeferredBehavior,
     ) -> OperationResult<(OptimizedFilter<'b>, CardinalityEstimation)> {
         let mut filter_estimations: Vec<CardinalityEstimation> = vec![];
+        let Filter {
+            should,
+            min_should,
+            must,
+            must_not,
+        } = filter;
 
-        let optimized_filter = OptimizedFilter {
-            should: if let Some(conditions) = filter.should.as_ref()
-                && !conditions.is_empty()
-            {
-                let (optimized_conditions, estimation) =
-                    self.optimize_should(conditions, payload_provider.clone(), total, hw_counter)?;
-                filter_estimations.push(estimation);
-                Some(optimized_conditions)
-            } else {
-                None
-            },
-            min_should: if let Some(MinShould {
+        let (should, estimation) = self.optimize_should(
+            should.as_deref().unwrap_or(&[]),
+            payload_provider.clone(),
+            total,
+            deferred_behavior,
+        )?;
+        filter_estimations.push(estimation);
+
+        let (min_should, min_should_count) = match min_should.as_ref() {
+            Some(MinShould {
                 conditions,
                 min_count,
-            }) = filter.min_should.as_ref()
-                && !conditions.is_empty()
-            {
-                let (optimized_conditions, estimation) = self.optimize_min_should(
-                    conditions,
-                    *min_count,
-                    payload_provider.clone(),
-                    total,
-                    hw_counter,
-                )?;
-                filter_estimations.push(estimation);
-                Some(OptimizedMinShould {
-                    conditions: optimized_conditions,
-                    min_count: *min_count,
-                })
-            } else {
-                None
-            },
-            must: if let Some(conditions) = filter.must.as_ref()
-                && !conditions.is_empty()
-            {
-                let (optimized_conditions, estimation) =
-                    self.optimize_must(conditions, payload_provider.clone(), total, hw_counter)?;
-                filter_estimations.push(estimation);
-                Some(optimized_conditions)
-            } else {
-                None
-            },
-            must_not: if let Some(conditions) = filter.must_not.as_ref()
-                && !conditions.is_empty()
-            {
-                let (optimized_conditions, estimation) =
-                    self.optimize_must_not(conditions, payload_provider, total, hw_counter)?;
-                filter_estimations.push(estimation);
-                Some(optimized_conditions)
-            } else {
-                None
-            },
+            }) => (conditions.as_slice(), *min_count),
+            None => (&[][..], 0),
         };
+        let (min_should, estimation) = self.optimize_min_should(
+            min_should,
+            min_should_count,
+            payload_provider.clone(),
+            total,
+            deferred_behavior,
+        )?;
+        filter_estimations.push(estimation);
+
+        let (must, estimation) = self.optimize_must(
+            must.as_deref().unwrap_or(&[]),
+            payload_provider.clone(),
+            total,
+            deferred_behavior,
+        )?;
+        filter_estimations.push(estimation);
+
+        let (must_not, estimation) = self.optimize_must_not(
+            must_not.as_deref().unwrap_or(&[]),
+            payload_provider,
+            total,
+            deferred_behavior,
+        )?;
+        filter_estimations.push(estimation);
+
+        let optimized_filter =
+            OptimizedFilter::new(should, min_should, min_should_count, must, must_not);
 
         Ok((
             optimized_filter,
@@ -119,27 +113,36 @@ where
         conditions: &'b [Condition],
         payload_provider: PayloadProvider<S>,
         total: usize,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<Vec<(OptimizedCondition<'b>, CardinalityEstimation)>> {
+        deferred_behavior: DeferredBehavior,
+    ) -> OperationResult<Vec<(ConditionCheckerEnum<'b>, CardinalityEstimation)>> {
         conditions
             .iter()
             .map(|condition| match condition {
                 Condition::Filter(filter) => {
-                    let (optimized_filter, estimation) =
-                        self.optimize_filter(filter, payload_provider.clone(), total, hw_counter)?;
-                    Ok((OptimizedCondition::Filter(optimized_filter), estimation))
+                    let (optimized_filter, estimation) = self.optimize_filter(
+                        filter,
+                        payload_provider.clone(),
+                        total,
+                        deferred_behavior,
+                    )?;
+                    Ok((ConditionCheckerEnum::Filter(optimized_filter), estimation))
                 }
                 Condition::Field(_)
                 | Condition::IsEmpty(_)
                 | Condition::IsNull(_)
                 | Condition::HasId(_)
                 | Condition::HasVector(_)
+                | Condition::Slice(_)
                 | Condition::Nested(_)
                 | Condition::CustomIdChecker(_) => {
-                    let estimation = self.condition_cardinality(condition, None, hw_counter)?;
-                    let condition_checker =
-                        self.condition_converter(condition, payload_provider.clone(), hw_counter);
-                    Ok((OptimizedCondition::Checker(condition_checker), estimation))
+                    let estimation =
+                        self.condition_cardinality(condition, None, deferred_behavior)?;
+                    let condition_checker = self.condition_converter(
+                        condition,
+                        payload_provider.clone(),
+                        deferred_behavior,
+                    )?;
+                    Ok((condition_checker, estimation))
                 }
             })
             .collect()
@@ -150,10 +153,15 @@ where
         conditions: &'b [Condition],
         payload_provider: PayloadProvider<S>,
         total: usize,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<(Vec<OptimizedCondition<'b>>, CardinalityEstimation)> {
+        deferred_behavior: DeferredBehavior,
+    ) -> OperationResult<(Vec<ConditionCheckerEnum<'b>>, CardinalityEstimation)> {
+        if conditions.is_empty() {
+            // Empty `should` => match every point.
+            return Ok((Vec::new(), CardinalityEstimation::exact(total)));
+        }
+
         let mut converted =
-            self.convert_conditions(conditions, payload_provider, total, hw_counter)?;
+            self.convert_conditions(conditions, payload_provider, total, deferred_behavior)?;
         // More probable conditions first
         converted.sort_by_key(|(_, estimation)| Reverse(estimation.exp));
         let (conditions, estimations): (Vec<_>, Vec<_>) = converted.into_iter().unzip();
@@ -167,10 +175,10 @@ where
         min_count: usize,
         payload_provider: PayloadProvider<S>,
         total: usize,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<(Vec<OptimizedCondition<'b>>, CardinalityEstimation)> {
+        deferred_behavior: DeferredBehavior,
+    ) -> OperationResult<(Vec<ConditionCheckerEnum<'b>>, CardinalityEstimation)> {
         let mut converted =
-            self.convert_conditions(conditions, payload_provider, total, hw_counter)?;
+            self.convert_conditions(conditions, payload_provider, total, deferred_behavior)?;
         // More probable conditions first if min_count < number of conditions
         if min_count < conditions.len() / 2 {
             converted.sort_by_key(|(_, estimation)| Reverse(estimation.exp));
@@ -191,10 +199,10 @@ where
         conditions: &'b [Condition],
         payload_provider: PayloadProvider<S>,
         total: usize,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<(Vec<OptimizedCondition<'b>>, CardinalityEstimation)> {
+        deferred_behavior: DeferredBehavior,
+    ) -> OperationResult<(Vec<ConditionCheckerEnum<'b>>, CardinalityEstimation)> {
         let mut converted =
-            self.convert_conditions(conditions, payload_provider, total, hw_counter)?;
+            self.convert_conditions(conditions, payload_provider, total, deferred_behavior)?;
         // Less probable conditions first
         converted.sort_by_key(|(_, estimation)| estimation.exp);
         let (conditions, estimations): (Vec<_>, Vec<_>) = converted.into_iter().unzip();
@@ -207,10 +215,10 @@ where
         conditions: &'b [Condition],
         payload_provider: PayloadProvider<S>,
         total: usize,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<(Vec<OptimizedCondition<'b>>, CardinalityEstimation)> {
+        deferred_behavior: DeferredBehavior,
+    ) -> OperationResult<(Vec<ConditionCheckerEnum<'b>>, CardinalityEstimation)> {
         let mut converted =
-            self.convert_conditions(conditions, payload_provider, total, hw_counter)?;
+            self.convert_conditions(conditions, payload_provider, total, deferred_behavior)?;
         // More probable conditions first, as it will be reverted
         converted.sort_by_key(|(_, estimation)| estimation.exp);
         let (conditions, estimations): (Vec<_>, Vec<_>) = converted.into_iter().unzip();

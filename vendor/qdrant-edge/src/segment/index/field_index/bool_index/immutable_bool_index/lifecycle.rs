@@ -1,7 +1,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::bitvec::BitSlice;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 
 use super::super::mutable_bool_index::MutableBoolIndex;
@@ -48,7 +47,7 @@ impl PayloadFieldIndex for ImmutableBoolIndex {
 
     #[inline]
     fn immutable_files(&self) -> Vec<PathBuf> {
-        BoolIndexRead::files(self) // All the files are immutable in this index.
+        BoolIndexRead::immutable_files(self) // All the files are immutable in this index.
     }
 
     #[inline]
@@ -71,9 +70,8 @@ impl FieldIndexBuilderTrait for ImmutableBoolIndexBuilder {
         &mut self,
         id: PointOffsetType,
         payload: &[&serde_json::Value],
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
-        self.0.add_point(id, payload, hw_counter)
+    ) -> OperationResult<bool> {
+        self.0.add_point(id, payload)
     }
 
     fn finalize(self) -> OperationResult<Self::FieldIndexType> {

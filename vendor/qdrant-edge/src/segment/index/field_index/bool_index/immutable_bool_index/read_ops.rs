@@ -1,5 +1,3 @@
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use crate::common::universal_io::MmapFile;
 
@@ -7,10 +5,10 @@ use super::super::read_ops::{self, BoolIndexRead};
 use super::ImmutableBoolIndex;
 use crate::segment::common::flags::roaring_flags::RoaringFlags;
 use crate::segment::common::operation_error::OperationResult;
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
 use crate::segment::index::field_index::{
     CardinalityEstimation, PayloadBlockCondition, PayloadFieldIndexRead,
 };
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::types::{FieldCondition, PayloadKeyType};
 
 impl BoolIndexRead for ImmutableBoolIndex {
@@ -24,7 +22,7 @@ impl BoolIndexRead for ImmutableBoolIndex {
         self.0.falses_flags()
     }
 
-    fn indexed_count(&self) -> usize {
+    fn indexed_count(&self) -> OperationResult<usize> {
         self.0.indexed_count()
     }
 
@@ -32,18 +30,18 @@ impl BoolIndexRead for ImmutableBoolIndex {
         self.0.telemetry_index_type()
     }
 
-    fn trues_count(&self) -> usize {
+    fn trues_count(&self) -> OperationResult<usize> {
         self.0.trues_count()
     }
 
-    fn falses_count(&self) -> usize {
+    fn falses_count(&self) -> OperationResult<usize> {
         self.0.falses_count()
     }
 }
 
 impl PayloadFieldIndexRead for ImmutableBoolIndex {
     #[inline]
-    fn count_indexed_points(&self) -> usize {
+    fn count_indexed_points(&self) -> OperationResult<usize> {
         self.indexed_count()
     }
 
@@ -51,18 +49,16 @@ impl PayloadFieldIndexRead for ImmutableBoolIndex {
     fn filter<'a>(
         &'a self,
         condition: &'a FieldCondition,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
-        Ok(read_ops::filter(self, condition, hw_counter))
+        read_ops::filter(self, condition)
     }
 
     #[inline]
     fn estimate_cardinality(
         &self,
         condition: &FieldCondition,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<CardinalityEstimation>> {
-        Ok(read_ops::estimate_cardinality(self, condition, hw_counter))
+        read_ops::estimate_cardinality(self, condition)
     }
 
     #[inline]
@@ -78,8 +74,7 @@ impl PayloadFieldIndexRead for ImmutableBoolIndex {
     fn condition_checker<'a>(
         &'a self,
         condition: &FieldCondition,
-        hw_acc: HwMeasurementAcc,
-    ) -> Option<ConditionCheckerFn<'a>> {
-        read_ops::condition_checker(self, condition, hw_acc)
+    ) -> OperationResult<Option<ConditionCheckerEnum<'a>>> {
+        Ok(read_ops::condition_checker(self, condition).map(ConditionCheckerEnum::BoolImmutable))
     }
 }

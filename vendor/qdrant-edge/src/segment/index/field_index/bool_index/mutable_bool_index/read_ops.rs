@@ -1,5 +1,3 @@
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use crate::common::universal_io::MmapFile;
 
@@ -7,10 +5,10 @@ use super::super::read_ops::{self, BoolIndexRead};
 use super::MutableBoolIndex;
 use crate::segment::common::flags::roaring_flags::RoaringFlags;
 use crate::segment::common::operation_error::OperationResult;
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
 use crate::segment::index::field_index::{
     CardinalityEstimation, PayloadBlockCondition, PayloadFieldIndexRead,
 };
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::types::{FieldCondition, PayloadKeyType};
 
 impl BoolIndexRead for MutableBoolIndex {
@@ -24,8 +22,8 @@ impl BoolIndexRead for MutableBoolIndex {
         &self.storage.falses_flags
     }
 
-    fn indexed_count(&self) -> usize {
-        self.indexed_count
+    fn indexed_count(&self) -> OperationResult<usize> {
+        Ok(self.indexed_count)
     }
 
     fn telemetry_index_type(&self) -> &'static str {
@@ -34,34 +32,36 @@ impl BoolIndexRead for MutableBoolIndex {
 
     // Override the default impls to use precomputed counts maintained by the
     // write path, avoiding a bitmap scan on every read.
-    fn trues_count(&self) -> usize {
-        self.trues_count
+    fn trues_count(&self) -> OperationResult<usize> {
+        Ok(self.trues_count)
     }
 
-    fn falses_count(&self) -> usize {
-        self.falses_count
+    fn falses_count(&self) -> OperationResult<usize> {
+        Ok(self.falses_count)
+    }
+
+    fn immutable_files(&self) -> Vec<std::path::PathBuf> {
+        Vec::new() // everything is mutable
     }
 }
 
 impl PayloadFieldIndexRead for MutableBoolIndex {
-    fn count_indexed_points(&self) -> usize {
+    fn count_indexed_points(&self) -> OperationResult<usize> {
         self.indexed_count()
     }
 
     fn filter<'a>(
         &'a self,
         condition: &'a FieldCondition,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
-        Ok(read_ops::filter(self, condition, hw_counter))
+        read_ops::filter(self, condition)
     }
 
     fn estimate_cardinality(
         &self,
         condition: &FieldCondition,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<CardinalityEstimation>> {
-        Ok(read_ops::estimate_cardinality(self, condition, hw_counter))
+        read_ops::estimate_cardinality(self, condition)
     }
 
     fn for_each_payload_block(
@@ -76,8 +76,7 @@ impl PayloadFieldIndexRead for MutableBoolIndex {
     fn condition_checker<'a>(
         &'a self,
         condition: &FieldCondition,
-        hw_acc: HwMeasurementAcc,
-    ) -> Option<ConditionCheckerFn<'a>> {
-        read_ops::condition_checker(self, condition, hw_acc)
+    ) -> OperationResult<Option<ConditionCheckerEnum<'a>>> {
+        Ok(read_ops::condition_checker(self, condition).map(ConditionCheckerEnum::BoolMutable))
     }
 }

@@ -1,14 +1,16 @@
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
-use crate::common::types::PointOffsetType;
+use crate::common::types::{PointOffsetType, ScoredPointOffset};
 use crate::common::universal_io::UserData;
 use itertools::Either;
 
+use super::bm25::{Bm25Accept, Bm25Query, MutableCursors, score_top_k};
+use super::doc_len::round_doc_len;
 use super::posting_list::PostingList;
 use super::postings_iterator::{intersect_postings_iterator, merge_postings_iterator};
 use super::{Document, InvertedIndex, ParsedQuery, TokenId, TokenSet};
-use crate::segment::common::operation_error::OperationResult;
+use crate::segment::common::operation_error::{OperationError, OperationResult};
 
 #[cfg_attr(test, derive(Clone))]
 pub struct MutableInvertedIndex {
@@ -20,19 +22,48 @@ pub struct MutableInvertedIndex {
     ///
     /// Must be enabled explicitly.
     pub point_to_doc: Option<Vec<Option<Document>>>,
+
+    /// Per-point token counts, including repetitions, used as document lengths in BM25.
+    /// `None` when length recording is disabled.
+    ///
+    /// Exact, since the on-disk sidecar built from this index keeps them
+    /// exactly. Everything that reads them, the total included, sees
+    /// [`round_doc_len`] of them, as every other backend holds them.
+    pub point_to_doc_len: Option<Vec<u32>>,
+
+    /// Total token count across live points, of rounded lengths.
+    /// Divide by `points_count` to get the average document length for BM25.
+    pub total_tokens: u64,
+    /// Points this index counts as documents: those with at least one indexed
+    /// token. A value that tokenizes to nothing is indexed, and matches
+    /// nothing, but is not a document, which is also how the on-disk build
+    /// treats it (it lands in the "no tokens" mask).
     pub(super) points_count: usize,
 }
 
 impl MutableInvertedIndex {
     /// Create a new inverted index with or without positional information.
-    pub fn new(with_positions: bool) -> Self {
+    pub fn new(with_positions: bool, with_doc_len: bool) -> Self {
         Self {
             postings: Vec::new(),
             vocab: HashMap::new(),
             point_to_tokens: Vec::new(),
             point_to_doc: with_positions.then_some(Vec::new()),
+            point_to_doc_len: with_doc_len.then_some(Vec::new()),
+            total_tokens: 0,
             points_count: 0,
         }
+    }
+
+    /// How often `token` occurs in point `idx`, from the postings.
+    #[cfg(test)]
+    pub(crate) fn term_frequency(&self, token: &str, idx: PointOffsetType) -> Option<u32> {
+        let posting = self.postings.get(*self.vocab.get(token)? as usize)?;
+        if !posting.contains(idx) {
+            return None;
+        }
+        let at = posting.ids().rank(idx) as usize - 1;
+        Some(posting.frequencies()?[at])
     }
 
     fn get_tokens(&self, idx: PointOffsetType) -> Option<&TokenSet> {
@@ -41,6 +72,52 @@ impl MutableInvertedIndex {
 
     fn get_document(&self, idx: PointOffsetType) -> Option<&Document> {
         self.point_to_doc.as_ref()?.get(idx as usize)?.as_ref()
+    }
+
+    /// Whether this index records document lengths. Keyed off the data rather
+    /// than the config, so a caller cannot measure a length it cannot store.
+    pub fn records_doc_len(&self) -> bool {
+        self.point_to_doc_len.is_some()
+    }
+
+    /// Whether postings carry term frequencies: an index that scores does,
+    /// with or without positions.
+    pub fn stores_frequencies(&self) -> bool {
+        self.point_to_doc_len.is_some()
+    }
+
+    /// Term frequency of every token in `tokens`, in the same order, counted
+    /// from `sequence`, the document's tokens with their repeats.
+    pub(super) fn term_frequencies(sequence: &[TokenId], tokens: &TokenSet) -> Vec<u32> {
+        let mut frequencies = vec![0; tokens.len()];
+        for token in sequence {
+            if let Ok(at) = tokens.tokens().binary_search(token) {
+                frequencies[at] += 1;
+            }
+        }
+        frequencies
+    }
+
+    /// Record a point's length, replacing any previous value so an overwrite
+    /// does not double-count in `total_tokens`. The only writer, so that every
+    /// path agrees on what a record without a length means: `None` zeroes the
+    /// slot rather than leaving a stale value behind. Stored exactly, counted
+    /// rounded, so the total sums what every reader of the slots sees.
+    pub(super) fn set_doc_len(&mut self, point_id: PointOffsetType, doc_len: Option<u32>) {
+        let Some(point_to_doc_len) = self.point_to_doc_len.as_mut() else {
+            return;
+        };
+        let needed = point_id as usize + 1;
+        if point_to_doc_len.len() < needed {
+            point_to_doc_len.resize(needed, 0);
+        }
+        let doc_len = doc_len.unwrap_or(0);
+        let slot = &mut point_to_doc_len[point_id as usize];
+        self.total_tokens = self
+            .total_tokens
+            .saturating_sub(u64::from(round_doc_len(*slot)))
+            + u64::from(round_doc_len(doc_len));
+        *slot = doc_len;
     }
 
     /// Iterate over point ids whose documents contain all given tokens
@@ -108,6 +185,87 @@ impl MutableInvertedIndex {
 
         Box::new(iter)
     }
+
+    /// Index a point from its string tokens: register them in the vocabulary,
+    /// store the ordered document when positions are enabled, then index the
+    /// token set.
+    ///
+    /// Shared by the write path and read-only live reload so the two cannot
+    /// drift apart. Positions are keyed off `point_to_doc` rather than the
+    /// config flag, so an index built without them never pays for the clone.
+    pub fn index_str_tokens(
+        &mut self,
+        point_id: PointOffsetType,
+        str_tokens: impl IntoIterator<Item = impl AsRef<str>>,
+        doc_len: Option<u32>,
+    ) -> OperationResult<()> {
+        let tokens = self.register_tokens(str_tokens);
+        self.set_doc_len(point_id, doc_len);
+
+        let token_set = TokenSet::from_iter(tokens.iter().copied());
+        // Counted from the stream itself, which holds every repeat with or
+        // without positions.
+        let frequencies = self
+            .stores_frequencies()
+            .then(|| Self::term_frequencies(&tokens, &token_set));
+
+        // If positions are enabled, store the ordered document for phrase matching
+        if self.point_to_doc.is_some() {
+            self.index_document(point_id, Document::new(tokens))?;
+        }
+
+        self.index_token_set(point_id, token_set, frequencies);
+        Ok(())
+    }
+
+    /// Index `tokens` for `point_id`, with the frequency of each when the
+    /// postings carry them.
+    fn index_token_set(
+        &mut self,
+        point_id: PointOffsetType,
+        tokens: TokenSet,
+        frequencies: Option<Vec<u32>>,
+    ) {
+        // Counted as a transition rather than incremented, so that re-indexing
+        // a point cannot count it twice, and so that a document rewritten to
+        // nothing stops being one.
+        let was_document = self
+            .point_to_tokens
+            .get(point_id as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|tokens| !tokens.is_empty());
+        match (was_document, tokens.is_empty()) {
+            (false, false) => self.points_count += 1,
+            (true, true) => self.points_count -= 1,
+            _ => {}
+        }
+
+        if self.point_to_tokens.len() <= point_id as usize {
+            let new_len = point_id as usize + 1;
+            self.point_to_tokens.resize_with(new_len, Default::default);
+        }
+
+        let with_frequencies = frequencies.is_some();
+
+        for (at, token_id) in tokens.tokens().iter().enumerate() {
+            let token_idx_usize = *token_id as usize;
+
+            if self.postings.len() <= token_idx_usize {
+                let new_len = token_idx_usize + 1;
+                self.postings
+                    .resize_with(new_len, || PostingList::new(with_frequencies));
+            }
+
+            let tf = frequencies
+                .as_ref()
+                .map_or(1, |frequencies| frequencies[at]);
+            self.postings
+                .get_mut(token_idx_usize)
+                .expect("posting must exist")
+                .insert(point_id, tf);
+        }
+        self.point_to_tokens[point_id as usize] = Some(tokens);
+    }
 }
 
 impl InvertedIndex for MutableInvertedIndex {
@@ -115,69 +273,19 @@ impl InvertedIndex for MutableInvertedIndex {
         &mut self.vocab
     }
 
-    fn index_tokens(
-        &mut self,
-        point_id: PointOffsetType,
-        tokens: TokenSet,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
-        self.points_count += 1;
-
-        let mut hw_cell_wb = hw_counter
-            .payload_index_io_write_counter()
-            .write_back_counter();
-
-        if self.point_to_tokens.len() <= point_id as usize {
-            let new_len = point_id as usize + 1;
-
-            // Only measure the overhead of `TokenSet` here since we account for the tokens a few lines below.
-            hw_cell_wb
-                .incr_delta((new_len - self.point_to_tokens.len()) * size_of::<Option<TokenSet>>());
-
-            self.point_to_tokens.resize_with(new_len, Default::default);
-        }
-
-        for token_id in tokens.tokens() {
-            let token_idx_usize = *token_id as usize;
-
-            if self.postings.len() <= token_idx_usize {
-                let new_len = token_idx_usize + 1;
-                hw_cell_wb.incr_delta((new_len - self.postings.len()) * size_of::<PostingList>());
-                self.postings.resize_with(new_len, Default::default);
-            }
-
-            hw_cell_wb.incr_delta(size_of_val(&point_id));
-            self.postings
-                .get_mut(token_idx_usize)
-                .expect("posting must exist")
-                .insert(point_id);
-        }
-        self.point_to_tokens[point_id as usize] = Some(tokens);
-
-        Ok(())
-    }
-
     fn index_document(
         &mut self,
         point_id: PointOffsetType,
         ordered_document: Document,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<()> {
         let Some(point_to_doc) = &mut self.point_to_doc else {
             // Phrase matching is not enabled
             return Ok(());
         };
 
-        let mut hw_cell_wb = hw_counter
-            .payload_index_io_write_counter()
-            .write_back_counter();
-
         // Ensure container has enough capacity
         if point_id as usize >= point_to_doc.len() {
             let new_len = point_id as usize + 1;
-
-            hw_cell_wb.incr_delta((new_len - point_to_doc.len()) * size_of::<Option<Document>>());
-
             point_to_doc.resize_with(new_len, Default::default);
         }
 
@@ -200,7 +308,22 @@ impl InvertedIndex for MutableInvertedIndex {
             point_to_doc[point_id as usize] = None;
         }
 
-        self.points_count -= 1;
+        if let Some(doc_len) = self
+            .point_to_doc_len
+            .as_mut()
+            .and_then(|lens| lens.get_mut(point_id as usize))
+        {
+            self.total_tokens = self
+                .total_tokens
+                .saturating_sub(u64::from(round_doc_len(*doc_len)));
+            *doc_len = 0;
+        }
+
+        // Symmetric with `index_token_set`: a point that held no tokens was never
+        // counted, so removing it must not decrement.
+        if !removed_token_set.is_empty() {
+            self.points_count -= 1;
+        }
 
         for removed_token in removed_token_set.tokens() {
             // unwrap safety: posting list exists and contains the point idx
@@ -214,7 +337,6 @@ impl InvertedIndex for MutableInvertedIndex {
     fn filter(
         &self,
         query: ParsedQuery,
-        _hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Box<dyn Iterator<Item = PointOffsetType> + '_>> {
         match query {
             ParsedQuery::AllTokens(tokens) => Ok(Box::new(self.filter_has_all(tokens))),
@@ -223,12 +345,46 @@ impl InvertedIndex for MutableInvertedIndex {
         }
     }
 
-    fn get_posting_len(
-        &self,
-        token_id: TokenId,
-        _: &HardwareCounterCell,
-    ) -> OperationResult<Option<usize>> {
+    fn get_posting_len(&self, token_id: TokenId) -> OperationResult<Option<usize>> {
         Ok(self.postings.get(token_id as usize).map(|x| x.len()))
+    }
+
+    fn score_bm25(
+        &self,
+        query: &Bm25Query,
+        accept: &Bm25Accept<'_>,
+        limit: usize,
+        is_stopped: &AtomicBool,
+    ) -> OperationResult<Vec<ScoredPointOffset>> {
+        if !self.stores_frequencies() {
+            return Err(OperationError::service_error(
+                "text index does not score: BM25 needs term frequencies and document lengths",
+            ));
+        }
+        let lengths = self.point_to_doc_len.as_deref().unwrap_or_default();
+        let postings = query
+            .terms()
+            .iter()
+            .map(|term| self.postings.get(term.token_id as usize))
+            .collect();
+        let mut cursors = MutableCursors::new(postings);
+        // Deleted points are removed from these postings, so only the caller's
+        // filter applies.
+        // In RAM: nothing to gain from reading lengths in batches.
+        score_top_k::<_, 1>(
+            query,
+            &mut cursors,
+            self.point_to_tokens.len(),
+            |point_ids, out| {
+                for (point_id, doc_len) in point_ids.iter().zip(out) {
+                    *doc_len = lengths.get(*point_id as usize).copied().map(round_doc_len);
+                }
+                Ok(())
+            },
+            accept,
+            limit,
+            is_stopped,
+        )
     }
 
     fn for_each_vocab_with_postings_len(
@@ -290,10 +446,30 @@ impl InvertedIndex for MutableInvertedIndex {
         self.points_count
     }
 
+    fn doc_len_batch(
+        &self,
+        point_ids: &[PointOffsetType],
+        mut f: impl FnMut(usize, Option<u32>),
+    ) -> OperationResult<()> {
+        let lens = self.point_to_doc_len.as_deref();
+        for (index, &point_id) in point_ids.iter().enumerate() {
+            f(
+                index,
+                lens.and_then(|lens| lens.get(point_id as usize).copied())
+                    .map(round_doc_len),
+            );
+        }
+        Ok(())
+    }
+
+    /// Free: the running counter is maintained by `set_doc_len` and `remove`.
+    fn total_tokens(&self) -> Option<u64> {
+        self.records_doc_len().then_some(self.total_tokens)
+    }
+
     fn for_each_token_id<'a, U: UserData>(
         &self,
         tokens: impl Iterator<Item = (U, &'a str)>,
-        _: &HardwareCounterCell,
         mut f: impl FnMut(U, Option<TokenId>),
     ) -> OperationResult<()> {
         tokens.for_each(|(user_data, token)| f(user_data, self.vocab.get(token).copied()));
@@ -309,6 +485,8 @@ impl MutableInvertedIndex {
             vocab,
             point_to_tokens,
             point_to_doc,
+            point_to_doc_len,
+            total_tokens: _,
             points_count: _,
         } = self;
 
@@ -321,6 +499,10 @@ impl MutableInvertedIndex {
                 + hashmap_entry_overhead);
         // String heap data
         let vocab_heap_bytes: usize = vocab.keys().map(|s| s.capacity()).sum();
+        let doc_len_bytes = point_to_doc_len
+            .as_ref()
+            .map(|lens| lens.capacity() * std::mem::size_of::<u32>())
+            .unwrap_or(0);
         // TokenSet wraps Vec<TokenId> — account for heap allocation
         let ptt_bytes: usize = point_to_tokens.capacity() * std::mem::size_of::<Option<TokenSet>>()
             + point_to_tokens
@@ -339,6 +521,6 @@ impl MutableInvertedIndex {
                         .sum::<usize>()
             })
             .unwrap_or(0);
-        postings_bytes + vocab_base_bytes + vocab_heap_bytes + ptt_bytes + ptd_bytes
+        postings_bytes + vocab_base_bytes + vocab_heap_bytes + ptt_bytes + ptd_bytes + doc_len_bytes
     }
 }

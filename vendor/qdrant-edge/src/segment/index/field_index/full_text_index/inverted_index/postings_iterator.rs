@@ -185,22 +185,22 @@ mod tests {
     #[test]
     fn test_postings_iterator() {
         let mut p1 = PostingList::default();
-        p1.insert(1);
-        p1.insert(2);
-        p1.insert(3);
-        p1.insert(4);
-        p1.insert(5);
+        p1.insert(1, 1);
+        p1.insert(2, 1);
+        p1.insert(3, 1);
+        p1.insert(4, 1);
+        p1.insert(5, 1);
         let mut p2 = PostingList::default();
-        p2.insert(2);
-        p2.insert(4);
-        p2.insert(5);
-        p2.insert(5);
+        p2.insert(2, 1);
+        p2.insert(4, 1);
+        p2.insert(5, 1);
+        p2.insert(5, 1);
         let mut p3 = PostingList::default();
-        p3.insert(1);
-        p3.insert(2);
-        p3.insert(5);
-        p3.insert(6);
-        p3.insert(7);
+        p3.insert(1, 1);
+        p3.insert(2, 1);
+        p3.insert(5, 1);
+        p3.insert(6, 1);
+        p3.insert(7, 1);
 
         let postings = vec![&p1, &p2, &p3];
         let merged = intersect_postings_iterator(postings);

@@ -1,5 +1,7 @@
-use crate::gridstore::Gridstore;
-use crate::gridstore::config::StorageOptions;
+use crate::blobstore::Blobstore;
+use crate::blobstore::config::{
+    CreateOptions, DEFAULT_BLOCK_SIZE_BYTES, DEFAULT_PAGE_SIZE_BYTES, StorageConfig,
+};
 
 use self::inner::MutableFullTextIndexInner;
 
@@ -9,15 +11,17 @@ pub mod read_only;
 mod read_ops;
 #[cfg(test)]
 mod tests;
+pub mod update_only;
 
-pub(super) const GRIDSTORE_OPTIONS: StorageOptions = StorageOptions {
-    compression: Some(crate::gridstore::config::Compression::None),
-    page_size_bytes: None,
-    block_size_bytes: None,
-    region_size_blocks: None,
-};
+pub(super) fn storage_options() -> StorageConfig {
+    crate::segment::common::blobstore_config::storage_config(CreateOptions {
+        page_size_bytes: DEFAULT_PAGE_SIZE_BYTES,
+        block_size_bytes: DEFAULT_BLOCK_SIZE_BYTES,
+        compression: crate::blobstore::config::Compression::None,
+    })
+}
 
 pub struct MutableFullTextIndex {
     pub(super) inner: MutableFullTextIndexInner,
-    pub(super) storage: Gridstore<Vec<u8>>,
+    pub(super) storage: Blobstore<Vec<u8>>,
 }

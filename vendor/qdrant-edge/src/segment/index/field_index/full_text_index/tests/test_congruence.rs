@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 
+use crate::common::ambient;
 use crate::common::bitvec::BitVec;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -10,67 +10,59 @@ use serde_json::Value;
 use tempfile::{Builder, TempDir};
 
 use crate::segment::common::operation_error::OperationResult;
-use crate::segment::data_types::index::TextIndexParams;
+use crate::segment::data_types::index::{TextIndexParams, TextScoringParams};
 use crate::segment::fixtures::payload_fixtures::random_full_text_payload;
 use crate::segment::index::field_index::field_index_base::{PayloadFieldIndex, PayloadFieldIndexRead};
 use crate::segment::index::field_index::full_text_index::full_text_index_read::FullTextIndexRead;
 use crate::segment::index::field_index::full_text_index::inverted_index::{
     ARRAY_BOUNDARY_SENTINEL, Document, ParsedQuery, TokenId, TokenSet,
 };
-use crate::segment::index::field_index::full_text_index::mmap_text_index::FullTextMmapIndexBuilder;
 use crate::segment::index::field_index::full_text_index::mutable_text_index::MutableFullTextIndex;
+use crate::segment::index::field_index::full_text_index::on_disk_text_index::FullTextMmapIndexBuilder;
 use crate::segment::index::field_index::full_text_index::{FullTextGridstoreIndexBuilder, FullTextIndex};
 use crate::segment::index::field_index::{FieldIndexBuilderTrait, ValueIndexer};
 use crate::segment::json_path::JsonPath;
-use crate::segment::types::{FieldCondition, ValuesCount};
+use crate::segment::types::{FieldCondition, Memory, ValuesCount};
 
 type Database = ();
 
 const FIELD_NAME: &str = "test";
-const TYPES: &[IndexType] = &[
-    IndexType::MutableGridstore,
-    IndexType::ImmMmap,
-    IndexType::ImmRamMmap,
-];
+const TYPES: &[IndexType] = &[IndexType::Mutable, IndexType::OnDisk, IndexType::Immutable];
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum IndexType {
-    MutableGridstore,
-    ImmMmap,
-    ImmRamMmap,
+    Mutable,
+    OnDisk,
+    Immutable,
 }
 
+#[expect(clippy::large_enum_variant)]
 enum IndexBuilder {
-    MutableGridstore(FullTextGridstoreIndexBuilder),
-    ImmMmap(FullTextMmapIndexBuilder),
-    ImmRamMmap(FullTextMmapIndexBuilder),
+    Mutable(FullTextGridstoreIndexBuilder),
+    OnDisk(FullTextMmapIndexBuilder),
+    Immutable(FullTextMmapIndexBuilder),
 }
 
 impl IndexBuilder {
-    fn add_point(
-        &mut self,
-        id: PointOffsetType,
-        payload: &[&Value],
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
+    fn add_point(&mut self, id: PointOffsetType, payload: &[&Value]) -> OperationResult<bool> {
         match self {
-            IndexBuilder::MutableGridstore(builder) => {
-                FieldIndexBuilderTrait::add_point(builder, id, payload, hw_counter)
+            IndexBuilder::Mutable(builder) => {
+                FieldIndexBuilderTrait::add_point(builder, id, payload)
             }
-            IndexBuilder::ImmMmap(builder) => {
-                FieldIndexBuilderTrait::add_point(builder, id, payload, hw_counter)
+            IndexBuilder::OnDisk(builder) => {
+                FieldIndexBuilderTrait::add_point(builder, id, payload)
             }
-            IndexBuilder::ImmRamMmap(builder) => {
-                FieldIndexBuilderTrait::add_point(builder, id, payload, hw_counter)
+            IndexBuilder::Immutable(builder) => {
+                FieldIndexBuilderTrait::add_point(builder, id, payload)
             }
         }
     }
 
     fn finalize(self) -> OperationResult<FullTextIndex> {
         match self {
-            IndexBuilder::MutableGridstore(builder) => builder.finalize(),
-            IndexBuilder::ImmMmap(builder) => builder.finalize(),
-            IndexBuilder::ImmRamMmap(builder) => builder.finalize(),
+            IndexBuilder::Mutable(builder) => builder.finalize(),
+            IndexBuilder::OnDisk(builder) => builder.finalize(),
+            IndexBuilder::Immutable(builder) => builder.finalize(),
         }
     }
 }
@@ -89,26 +81,30 @@ fn create_builder(
 
     let empty_deleted = BitVec::new();
     let mut builder = match index_type {
-        IndexType::MutableGridstore => IndexBuilder::MutableGridstore(
-            FullTextIndex::builder_gridstore(temp_dir.path().to_path_buf(), config),
-        ),
-        IndexType::ImmMmap => IndexBuilder::ImmMmap(FullTextIndex::builder_mmap(
+        IndexType::Mutable => IndexBuilder::Mutable(FullTextIndex::builder_gridstore(
             temp_dir.path().to_path_buf(),
             config,
             true,
-            &empty_deleted,
         )),
-        IndexType::ImmRamMmap => IndexBuilder::ImmRamMmap(FullTextIndex::builder_mmap(
+        IndexType::OnDisk => IndexBuilder::OnDisk(FullTextIndex::builder_mmap(
             temp_dir.path().to_path_buf(),
             config,
-            false,
+            Memory::Cold,
             &empty_deleted,
+            true,
+        )),
+        IndexType::Immutable => IndexBuilder::Immutable(FullTextIndex::builder_mmap(
+            temp_dir.path().to_path_buf(),
+            config,
+            Memory::Pinned,
+            &empty_deleted,
+            true,
         )),
     };
     match &mut builder {
-        IndexBuilder::MutableGridstore(builder) => builder.init().unwrap(),
-        IndexBuilder::ImmMmap(builder) => builder.init().unwrap(),
-        IndexBuilder::ImmRamMmap(builder) => builder.init().unwrap(),
+        IndexBuilder::Mutable(builder) => builder.init().unwrap(),
+        IndexBuilder::OnDisk(builder) => builder.init().unwrap(),
+        IndexBuilder::Immutable(builder) => builder.init().unwrap(),
     }
     (builder, temp_dir, db)
 }
@@ -121,8 +117,11 @@ fn reopen_index(
     phrase_matching: bool,
     num_points: usize,
 ) -> FullTextIndex {
+    // The builders record lengths, so the reopen asks for them too: without
+    // `scoring` the gridstore reopen would record none.
     let config = TextIndexParams {
         phrase_matching: Some(phrase_matching),
+        scoring: Some(TextScoringParams::default()),
         ..TextIndexParams::default()
     };
 
@@ -142,23 +141,33 @@ fn reopen_index(
 
     // Reopen based on index type
     match index_type {
-        IndexType::MutableGridstore => {
+        IndexType::Mutable => {
             FullTextIndex::new_gridstore(temp_dir.path().to_path_buf(), config, false)
                 .unwrap()
                 .expect("Failed to reopen MutableGridstore index")
         }
-        IndexType::ImmMmap => {
-            // Reopen with is_on_disk = true (mmap directly)
-            FullTextIndex::new_mmap(temp_dir.path().to_path_buf(), config, true, &deleted)
-                .unwrap()
-                .expect("Failed to reopen ImmMmap index")
+        IndexType::OnDisk => {
+            // Reopen cold (mmap directly)
+            FullTextIndex::new_mmap(
+                temp_dir.path().to_path_buf(),
+                config,
+                Memory::Cold,
+                &deleted,
+            )
+            .unwrap()
+            .expect("Failed to reopen ImmMmap index")
         }
-        IndexType::ImmRamMmap => {
-            // Reopen with is_on_disk = false (load into RAM)
+        IndexType::Immutable => {
+            // Reopen pinned (load into RAM)
             // This is the path that will call ImmutableFullTextIndex::open_mmap
-            FullTextIndex::new_mmap(temp_dir.path().to_path_buf(), config, false, &deleted)
-                .unwrap()
-                .expect("Failed to reopen ImmRamMmap index")
+            FullTextIndex::new_mmap(
+                temp_dir.path().to_path_buf(),
+                config,
+                Memory::Pinned,
+                &deleted,
+            )
+            .unwrap()
+            .expect("Failed to reopen ImmRamMmap index")
         }
     }
 }
@@ -183,11 +192,7 @@ fn build_random_index(
         );
         let array_payload = Value::Array(keywords);
         builder
-            .add_point(
-                idx as PointOffsetType,
-                &[&array_payload],
-                &HardwareCounterCell::new(),
-            )
+            .add_point(idx as PointOffsetType, &[&array_payload])
             .unwrap();
     }
 
@@ -223,26 +228,20 @@ fn build_random_index(
 }
 
 pub fn parse_query(query: &[String], is_phrase: bool, index: &FullTextIndex) -> ParsedQuery {
-    let hw_counter = HardwareCounterCell::disposable();
-    let tokens = resolve_tokens(index, query, &hw_counter).into_iter();
+    let _scope = ambient::test_guard();
+    let tokens = resolve_tokens(index, query).into_iter();
     match is_phrase {
         false => ParsedQuery::AllTokens(tokens.collect::<Option<TokenSet>>().unwrap()),
         true => ParsedQuery::Phrase(tokens.collect::<Option<Document>>().unwrap()),
     }
 }
 
-fn resolve_tokens<S: AsRef<str>>(
-    index: &FullTextIndex,
-    tokens: &[S],
-    hw_counter: &HardwareCounterCell,
-) -> Vec<Option<TokenId>> {
+fn resolve_tokens<S: AsRef<str>>(index: &FullTextIndex, tokens: &[S]) -> Vec<Option<TokenId>> {
     let mut ids = vec![None; tokens.len()];
     index
-        .for_each_token_id(
-            tokens.iter().map(|s| s.as_ref()).enumerate(),
-            hw_counter,
-            |i, id| ids[i] = id,
-        )
+        .for_each_token_id(tokens.iter().map(|s| s.as_ref()).enumerate(), |i, id| {
+            ids[i] = id
+        })
         .unwrap();
     ids
 }
@@ -257,7 +256,7 @@ fn test_congruence(
     const KEYWORD_COUNT: usize = 20;
     const KEYWORD_LEN: usize = 2;
 
-    let hw_counter = HardwareCounterCell::disposable();
+    let _scope = ambient::test_guard();
 
     let (mut indices, _data): (Vec<_>, Vec<_>) = TYPES
         .iter()
@@ -321,9 +320,33 @@ fn test_congruence(
             );
         }
 
+        // Every shape answers the same length for every point, deleted ones
+        // included, and the same total without deletions: the on-disk total
+        // is the build-time one. Before and after a reopen.
+        {
+            let total_a = index_a.total_tokens();
+            assert!(total_a.is_some(), "{type_a:?} recorded no lengths");
+            if !deleted {
+                assert_eq!(total_a, index_b.total_tokens());
+            }
+            let point_ids: Vec<PointOffsetType> = (0..POINT_COUNT as PointOffsetType).collect();
+            let doc_lens = |index: &FullTextIndex| {
+                let mut out = vec![None; point_ids.len()];
+                index
+                    .doc_len_batch(&point_ids, |at, doc_len| out[at] = doc_len)
+                    .unwrap();
+                out
+            };
+            assert_eq!(
+                doc_lens(index_a),
+                doc_lens(index_b),
+                "doc_len_batch differs between {type_a:?} and {type_b:?}",
+            );
+        }
+
         let probe_tokens = ["doesnotexist", keywords[0].as_str()];
-        let probe_a = resolve_tokens(index_a, &probe_tokens, &hw_counter);
-        let probe_b = resolve_tokens(index_b, &probe_tokens, &hw_counter);
+        let probe_a = resolve_tokens(index_a, &probe_tokens);
+        let probe_b = resolve_tokens(index_b, &probe_tokens);
         assert_eq!(probe_a[0], probe_b[0]);
         assert_eq!(probe_a[1].is_some(), probe_b[1].is_some());
 
@@ -340,16 +363,10 @@ fn test_congruence(
                     JsonPath::new(FIELD_NAME),
                     ValuesCount::from(0..10),
                 );
-                let cardinality_a = index_a.estimate_query_cardinality(
-                    &parsed_query_a,
-                    &field_condition,
-                    &hw_counter,
-                );
-                let cardinality_b = index_b.estimate_query_cardinality(
-                    &parsed_query_b,
-                    &field_condition,
-                    &hw_counter,
-                );
+                let cardinality_a =
+                    index_a.estimate_query_cardinality(&parsed_query_a, &field_condition);
+                let cardinality_b =
+                    index_b.estimate_query_cardinality(&parsed_query_b, &field_condition);
                 assert_eq!(cardinality_a, cardinality_b);
             }
 
@@ -362,11 +379,11 @@ fn test_congruence(
 
             assert_eq!(
                 index_a
-                    .filter_query(parsed_query_a, &hw_counter)
+                    .filter_query(parsed_query_a)
                     .unwrap()
                     .collect::<HashSet<_>>(),
                 index_b
-                    .filter_query(parsed_query_b, &hw_counter)
+                    .filter_query(parsed_query_b)
                     .unwrap()
                     .collect::<HashSet<_>>(),
             );
@@ -387,16 +404,8 @@ fn test_congruence(
                         ValuesCount::from(0..10),
                     );
                     assert_eq!(
-                        index_a.estimate_query_cardinality(
-                            &parsed_query_a,
-                            &field_condition,
-                            &hw_counter
-                        ),
-                        index_b.estimate_query_cardinality(
-                            &parsed_query_b,
-                            &field_condition,
-                            &hw_counter
-                        ),
+                        index_a.estimate_query_cardinality(&parsed_query_a, &field_condition),
+                        index_b.estimate_query_cardinality(&parsed_query_b, &field_condition),
                     );
                 }
 
@@ -410,11 +419,11 @@ fn test_congruence(
                 // Assert that both indices return the same results
                 assert_eq!(
                     index_a
-                        .filter_query(parsed_query_a, &hw_counter)
+                        .filter_query(parsed_query_a)
                         .unwrap()
                         .collect::<HashSet<_>>(),
                     index_b
-                        .filter_query(parsed_query_b, &hw_counter)
+                        .filter_query(parsed_query_b)
                         .unwrap()
                         .collect::<HashSet<_>>(),
                 );
@@ -486,7 +495,7 @@ fn check_phrase<const KEYWORD_COUNT: usize>(
         phrases.push(phrase);
     }
 
-    let hw_counter = HardwareCounterCell::disposable();
+    let _scope = ambient::test_guard();
 
     for (index, index_type) in check_indexes {
         eprintln!("Checking index type: {index_type:?}");
@@ -498,7 +507,7 @@ fn check_phrase<const KEYWORD_COUNT: usize>(
             assert!(index.check_match(&parsed_query, *exp_id).unwrap());
 
             let result = index
-                .filter_query(parsed_query, &hw_counter)
+                .filter_query(parsed_query)
                 .unwrap()
                 .collect::<HashSet<_>>();
 
@@ -518,10 +527,9 @@ fn check_phrase<const KEYWORD_COUNT: usize>(
 /// full-text index is enabled.
 #[rstest]
 fn test_phrase_matching_respects_array_boundaries(
-    #[values(IndexType::MutableGridstore, IndexType::ImmMmap, IndexType::ImmRamMmap)]
-    index_type: IndexType,
+    #[values(IndexType::Mutable, IndexType::OnDisk, IndexType::Immutable)] index_type: IndexType,
 ) {
-    let hw = HardwareCounterCell::new();
+    let _scope = ambient::test_guard();
     let (mut builder, _temp_dir, _db) = create_builder(index_type, true);
 
     // ID 1: ["quick", "brown"] — words in separate elements
@@ -535,20 +543,20 @@ fn test_phrase_matching_respects_array_boundaries(
     // ID 5: ["quick blue"]    — phrase in a single element
     let p5 = serde_json::json!(["quick blue"]);
 
-    builder.add_point(1, &[&p1], &hw).unwrap();
-    builder.add_point(2, &[&p2], &hw).unwrap();
-    builder.add_point(3, &[&p3], &hw).unwrap();
-    builder.add_point(4, &[&p4], &hw).unwrap();
-    builder.add_point(5, &[&p5], &hw).unwrap();
+    builder.add_point(1, &[&p1]).unwrap();
+    builder.add_point(2, &[&p2]).unwrap();
+    builder.add_point(3, &[&p3]).unwrap();
+    builder.add_point(4, &[&p4]).unwrap();
+    builder.add_point(5, &[&p5]).unwrap();
 
     let index = builder.finalize().unwrap();
 
     // "quick brown" should match only IDs 2 and 4 (phrase within one element)
-    let qb = index.parse_phrase_query("quick brown", &hw).unwrap();
+    let qb = index.parse_phrase_query("quick brown").unwrap();
     assert!(qb.is_some(), "query tokens must exist");
     let qb = qb.unwrap();
 
-    let mut results: Vec<_> = index.filter_query(qb.clone(), &hw).unwrap().collect();
+    let mut results: Vec<_> = index.filter_query(qb.clone()).unwrap().collect();
     results.sort();
     assert_eq!(
         results,
@@ -564,11 +572,11 @@ fn test_phrase_matching_respects_array_boundaries(
     assert!(!index.check_match(&qb, 5).unwrap());
 
     // "quick blue" should match only ID 5 (phrase within one element)
-    let qbl = index.parse_phrase_query("quick blue", &hw).unwrap();
+    let qbl = index.parse_phrase_query("quick blue").unwrap();
     assert!(qbl.is_some(), "query tokens must exist");
     let qbl = qbl.unwrap();
 
-    let mut results: Vec<_> = index.filter_query(qbl.clone(), &hw).unwrap().collect();
+    let mut results: Vec<_> = index.filter_query(qbl.clone()).unwrap().collect();
     results.sort();
     assert_eq!(
         results,
@@ -586,28 +594,156 @@ fn test_phrase_matching_respects_array_boundaries(
 /// Single-element arrays and plain strings should still work normally.
 #[rstest]
 fn test_phrase_matching_single_element_array(
-    #[values(IndexType::MutableGridstore, IndexType::ImmMmap, IndexType::ImmRamMmap)]
-    index_type: IndexType,
+    #[values(IndexType::Mutable, IndexType::OnDisk, IndexType::Immutable)] index_type: IndexType,
 ) {
-    let hw = HardwareCounterCell::new();
+    let _scope = ambient::test_guard();
     let (mut builder, _temp_dir, _db) = create_builder(index_type, true);
 
     let p1 = serde_json::json!(["the quick brown fox"]);
     let p2 = serde_json::json!("the quick brown fox");
     let p3 = serde_json::json!(["the", "quick brown fox"]);
 
-    builder.add_point(1, &[&p1], &hw).unwrap();
-    builder.add_point(2, &[&p2], &hw).unwrap();
-    builder.add_point(3, &[&p3], &hw).unwrap();
+    builder.add_point(1, &[&p1]).unwrap();
+    builder.add_point(2, &[&p2]).unwrap();
+    builder.add_point(3, &[&p3]).unwrap();
 
     let index = builder.finalize().unwrap();
 
-    let q = index
-        .parse_phrase_query("quick brown", &hw)
-        .unwrap()
-        .unwrap();
+    let q = index.parse_phrase_query("quick brown").unwrap().unwrap();
 
-    let mut results: Vec<_> = index.filter_query(q, &hw).unwrap().collect();
+    let mut results: Vec<_> = index.filter_query(q).unwrap().collect();
     results.sort();
     assert_eq!(results, vec![1, 2, 3]);
+}
+
+/// A value that tokenizes to nothing is indexed, matches nothing, and is not a
+/// document. Every shape has to agree on that: `points_count` is `N` in the IDF
+/// formula and the divisor behind `avgdl`, so a definition that moves with the
+/// storage placement would make a document's score depend on whether its
+/// segment had been optimized yet.
+#[rstest]
+fn a_value_without_tokens_is_not_a_document(#[values(false, true)] phrase_matching: bool) {
+    let _scope = ambient::test_guard();
+    let payloads = [
+        Value::String("alpha beta".to_string()),
+        // Punctuation only: indexed, but no tokens survive.
+        Value::String("!!! ???".to_string()),
+        Value::String("gamma".to_string()),
+    ];
+
+    let mut built = Vec::new();
+    for index_type in TYPES {
+        let (mut builder, temp_dir, _db) = create_builder(*index_type, phrase_matching);
+        for (idx, payload) in payloads.iter().enumerate() {
+            builder
+                .add_point(idx as PointOffsetType, &[payload])
+                .unwrap();
+        }
+        built.push((builder.finalize().unwrap(), temp_dir, *index_type));
+    }
+
+    for (index, _temp_dir, index_type) in &built {
+        assert!(
+            index.values_is_empty(1),
+            "{index_type:?} indexed a token for a punctuation-only value",
+        );
+        assert_eq!(
+            index.points_count(),
+            2,
+            "{index_type:?} counts a value without tokens as a document",
+        );
+    }
+}
+
+/// Removing a value that was never counted must not decrement the count. The
+/// mutable index is the only shape that can remove, and its `remove` used to
+/// decrement for every point it found.
+#[rstest]
+fn removing_a_value_without_tokens_keeps_the_count(#[values(false, true)] phrase_matching: bool) {
+    let _scope = ambient::test_guard();
+    let (mut builder, _temp_dir, _db) = create_builder(IndexType::Mutable, phrase_matching);
+    for (idx, payload) in [
+        Value::String("alpha beta".to_string()),
+        Value::String("!!! ???".to_string()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        builder
+            .add_point(idx as PointOffsetType, &[payload])
+            .unwrap();
+    }
+    let mut index = builder.finalize().unwrap();
+    assert_eq!(index.points_count(), 1);
+
+    index.remove_point(1).unwrap();
+    assert_eq!(index.points_count(), 1, "the empty value was never counted");
+
+    index.remove_point(0).unwrap();
+    assert_eq!(index.points_count(), 0);
+}
+
+/// Corpus statistics count a term the same way whether the corpus documents
+/// are probed into its posting list or the list is walked against them, on
+/// every shape. `common` is held by `3 * CHUNK_LEN` points: two documents are
+/// probed into it, three walk it. `rare` is always walked.
+#[rstest]
+fn corpus_frequencies_agree_between_probe_and_walk(#[values(false, true)] phrase_matching: bool) {
+    use crate::segment::data_types::query_context::TextFieldStats;
+    use crate::segment::index::field_index::full_text_index::full_text_index_read::fill_text_statistics;
+
+    let _scope = ambient::test_guard();
+    let is_stopped = std::sync::atomic::AtomicBool::new(false);
+    let points = 3 * crate::posting_list::CHUNK_LEN as PointOffsetType;
+    let text_of = |id: PointOffsetType| {
+        if id == points {
+            // Punctuation only: in a corpus, but no document.
+            "!!! ???".to_string()
+        } else if id.is_multiple_of(50) {
+            "common rare".to_string()
+        } else {
+            "common".to_string()
+        }
+    };
+
+    for index_type in TYPES {
+        let (mut builder, _temp_dir, _db) = create_builder(*index_type, phrase_matching);
+        for id in 0..=points {
+            builder
+                .add_point(id, &[&Value::String(text_of(id))])
+                .unwrap();
+        }
+        let index = builder.finalize().unwrap();
+
+        for corpus in [&[0, 1, points][..], &[0, 1, 50, points]] {
+            let mut stats = TextFieldStats {
+                df: ["common", "rare"].map(|term| (term.to_string(), 0)).into(),
+                ..Default::default()
+            };
+            fill_text_statistics(&index, &mut stats, Some(corpus), &is_stopped).unwrap();
+
+            let documents = &corpus[..corpus.len() - 1];
+            let holding = |term: &str| {
+                documents
+                    .iter()
+                    .filter(|&&id| text_of(id).split(' ').any(|token| token == term))
+                    .count()
+            };
+            assert_eq!(
+                stats.documents,
+                documents.len(),
+                "{index_type:?} {corpus:?}"
+            );
+            assert_eq!(
+                stats.df["common"],
+                holding("common"),
+                "{index_type:?} {corpus:?}"
+            );
+            assert_eq!(
+                stats.df["rare"],
+                holding("rare"),
+                "{index_type:?} {corpus:?}"
+            );
+        }
+    }
 }

@@ -1,11 +1,16 @@
+// Deprecated storage placement params (`on_disk`, `always_ram`, `on_disk_payload`) are still
+// handled here for backward compatibility with the new `memory` parameter
+#![allow(deprecated)]
+
 use std::borrow::Cow;
-use std::sync::Arc;
 mod ascii_folding;
+mod code;
 mod japanese;
 mod multilingual;
 mod stemmer;
 pub mod tokens_processor;
 
+use code::CodeTokenizer;
 use multilingual::MultilingualTokenizer;
 pub use stemmer::Stemmer;
 pub use tokens_processor::TokensProcessor;
@@ -161,8 +166,13 @@ pub struct Tokenizer {
 }
 
 pub enum TokenizerTextKind {
+    /// A filter query: every token must be in a matching document.
     Query,
+    /// A ranking query: tokens add score, so it may have tokens a matching document lacks.
+    RankingQuery,
     Document,
+    /// A phrase query: tokens that must appear in this order in a document.
+    Phrase,
 }
 
 impl Tokenizer {
@@ -175,21 +185,24 @@ impl Tokenizer {
             lowercase,
             ascii_folding,
             on_disk: _,
+            memory: _,
             phrase_matching: _,
             stopwords,
             stemmer,
             enable_hnsw: _,
+            scoring: _,
+            nested: _,
         } = params;
 
         let lowercase = lowercase.unwrap_or(true);
         let ascii_folding = ascii_folding.unwrap_or(false);
-        let stopwords_filter = Arc::new(StopwordsFilter::new(stopwords, lowercase));
+        let stopwords_filter = StopwordsFilter::shared(stopwords, lowercase);
 
         let tokens_processor = TokensProcessor::new(
             lowercase,
             ascii_folding,
             stopwords_filter,
-            stemmer.as_ref().map(Stemmer::from_algorithm),
+            stemmer.as_ref().and_then(Stemmer::from_algorithm),
             *min_token_len,
             *max_token_len,
         );
@@ -204,11 +217,31 @@ impl Tokenizer {
         }
     }
 
+    /// Query tokens never include [`ARRAY_BOUNDARY_SENTINEL`], even if the text contains it, so a
+    /// query can't match across the elements of an array.
     pub fn tokenize<'a, C: FnMut(Cow<'a, str>)>(
         &self,
         kind: TokenizerTextKind,
         text: &'a str,
-        callback: C,
+        mut callback: C,
+    ) {
+        match kind {
+            TokenizerTextKind::Document => self.tokenize_unfiltered(kind, text, callback),
+            TokenizerTextKind::Query
+            | TokenizerTextKind::RankingQuery
+            | TokenizerTextKind::Phrase => self.tokenize_unfiltered(kind, text, |token| {
+                if token != ARRAY_BOUNDARY_SENTINEL {
+                    callback(token)
+                }
+            }),
+        }
+    }
+
+    fn tokenize_unfiltered<'a, C: FnMut(Cow<'a, str>)>(
+        &self,
+        kind: TokenizerTextKind,
+        text: &'a str,
+        mut callback: C,
     ) {
         let Self {
             tokenizer_type,
@@ -219,8 +252,23 @@ impl Tokenizer {
             TokenizerType::Word => WordTokenizer::tokenize(text, tp, callback),
             TokenizerType::Multilingual => MultilingualTokenizer::tokenize(text, tp, callback),
             TokenizerType::Prefix => match kind {
-                TokenizerTextKind::Document => PrefixTokenizer::tokenize(text, tp, callback),
-                TokenizerTextKind::Query => PrefixTokenizer::tokenize_query(text, tp, callback),
+                TokenizerTextKind::Document | TokenizerTextKind::Phrase => {
+                    PrefixTokenizer::tokenize(text, tp, callback)
+                }
+                TokenizerTextKind::Query | TokenizerTextKind::RankingQuery => {
+                    PrefixTokenizer::tokenize_query(text, tp, callback)
+                }
+            },
+            TokenizerType::Code => match kind {
+                // A ranking query gets the joined identifiers too, so an exact identifier ranks first
+                TokenizerTextKind::Document | TokenizerTextKind::RankingQuery => {
+                    CodeTokenizer::tokenize_with_joined(text, tp, |token, _| callback(token))
+                }
+                // Joined identifiers are not in a document's token sequence, see
+                // `tokenize_doc_detached`
+                TokenizerTextKind::Query | TokenizerTextKind::Phrase => {
+                    CodeTokenizer::tokenize_subwords(text, tp, callback)
+                }
             },
         }
     }
@@ -229,18 +277,47 @@ impl Tokenizer {
         self.tokenize(TokenizerTextKind::Document, text, callback);
     }
 
-    pub fn tokenize_query<'a, C: FnMut(Cow<'a, str>)>(&'a self, text: &'a str, mut callback: C) {
-        self.tokenize(TokenizerTextKind::Query, text, |token| {
-            if token != ARRAY_BOUNDARY_SENTINEL {
-                callback(token)
+    /// Same tokens as [`Self::tokenize_doc`], each with whether it is detached: not part of the
+    /// document's token sequence, so phrase matching must not see it next to other tokens. Only
+    /// the code tokenizer has them: its joined identifiers, which stand for subwords that are in
+    /// the sequence already.
+    pub fn tokenize_doc_detached<'a, C: FnMut(Cow<'a, str>, bool)>(
+        &'a self,
+        text: &'a str,
+        mut callback: C,
+    ) {
+        match self.tokenizer_type {
+            TokenizerType::Code => {
+                CodeTokenizer::tokenize_with_joined(text, &self.tokens_processor, callback)
             }
-        });
+            TokenizerType::Prefix
+            | TokenizerType::Whitespace
+            | TokenizerType::Word
+            | TokenizerType::Multilingual => {
+                self.tokenize_doc(text, |token| callback(token, false))
+            }
+        }
+    }
+
+    pub fn tokenize_query<'a, C: FnMut(Cow<'a, str>)>(&'a self, text: &'a str, callback: C) {
+        self.tokenize(TokenizerTextKind::Query, text, callback);
+    }
+
+    /// Query tokens for ranking: [`Self::tokenize_query`], plus the code tokenizer's joined
+    /// identifiers. Filters don't use them, as they need every token.
+    pub fn tokenize_ranking_query<'a, C: FnMut(Cow<'a, str>)>(
+        &'a self,
+        text: &'a str,
+        callback: C,
+    ) {
+        self.tokenize(TokenizerTextKind::RankingQuery, text, callback);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::default::Default;
+    use std::sync::Arc;
 
     use itertools::Itertools;
 
@@ -255,6 +332,7 @@ mod tests {
             r#type: Snowball::Snowball,
             language,
         }))
+        .expect("snowball algorithm always yields a stemmer")
     }
 
     #[test]
@@ -413,6 +491,7 @@ mod tests {
         let text = "Hello, Мир!";
         let mut tokens = Vec::new();
         let params = TextIndexParams {
+            memory: None,
             r#type: TextIndexType::Text,
             tokenizer: TokenizerType::Prefix,
             min_token_len: Some(1),
@@ -424,6 +503,8 @@ mod tests {
             stopwords: None,
             stemmer: None,
             enable_hnsw: None,
+            scoring: None,
+            nested: None,
         };
 
         let tokenizer = Tokenizer::new_from_text_index_params(&params);
@@ -446,6 +527,7 @@ mod tests {
         let text = "The quick brown fox jumps over the lazy dog";
         let mut tokens = Vec::new();
         let params = TextIndexParams {
+            memory: None,
             r#type: TextIndexType::Text,
             tokenizer: TokenizerType::Word,
             min_token_len: None,
@@ -457,6 +539,8 @@ mod tests {
             stopwords: Some(StopwordsInterface::Language(Language::English)),
             stemmer: None,
             enable_hnsw: None,
+            scoring: None,
+            nested: None,
         };
 
         let tokenizer = Tokenizer::new_from_text_index_params(&params);
@@ -490,6 +574,7 @@ mod tests {
         for &tokenizer_type in &tokenizer_types {
             let mut tokens = Vec::new();
             let params = TextIndexParams {
+                memory: None,
                 r#type: TextIndexType::Text,
                 tokenizer: tokenizer_type,
                 min_token_len: None,
@@ -501,6 +586,8 @@ mod tests {
                 stopwords: Some(StopwordsInterface::Language(Language::English)),
                 stemmer: None,
                 enable_hnsw: None,
+                scoring: None,
+                nested: None,
             };
 
             let tokenizer = Tokenizer::new_from_text_index_params(&params);
@@ -524,6 +611,7 @@ mod tests {
         use crate::segment::data_types::index::Language;
 
         let params = TextIndexParams {
+            memory: None,
             r#type: TextIndexType::Text,
             tokenizer: TokenizerType::Word,
             min_token_len: None,
@@ -538,6 +626,8 @@ mod tests {
             )),
             stemmer: None,
             enable_hnsw: None,
+            scoring: None,
+            nested: None,
         };
 
         let tokenizer = Tokenizer::new_from_text_index_params(&params);
@@ -564,6 +654,7 @@ mod tests {
         let text = "The quick brown fox jumps over the lazy dog as a test";
         let mut tokens = Vec::new();
         let params = TextIndexParams {
+            memory: None,
             r#type: TextIndexType::Text,
             tokenizer: TokenizerType::Word,
             min_token_len: None,
@@ -575,6 +666,8 @@ mod tests {
             stopwords: Some(StopwordsInterface::new_custom(&["as", "the", "a"])),
             stemmer: None,
             enable_hnsw: None,
+            scoring: None,
+            nested: None,
         };
 
         let tokenizer = Tokenizer::new_from_text_index_params(&params);
@@ -604,6 +697,7 @@ mod tests {
         let mut tokens = Vec::new();
         use crate::segment::data_types::index::Language;
         let params = TextIndexParams {
+            memory: None,
             r#type: TextIndexType::Text,
             tokenizer: TokenizerType::Word,
             min_token_len: None,
@@ -615,6 +709,8 @@ mod tests {
             stopwords: Some(StopwordsInterface::Language(Language::English)),
             stemmer: None,
             enable_hnsw: None,
+            scoring: None,
+            nested: None,
         };
 
         let tokenizer = Tokenizer::new_from_text_index_params(&params);
@@ -641,6 +737,7 @@ mod tests {
         let mut tokens = Vec::new();
         use crate::segment::data_types::index::Language;
         let params = TextIndexParams {
+            memory: None,
             r#type: TextIndexType::Text,
             tokenizer: TokenizerType::Word,
             min_token_len: None,
@@ -655,6 +752,8 @@ mod tests {
             )),
             stemmer: None,
             enable_hnsw: None,
+            scoring: None,
+            nested: None,
         };
 
         let tokenizer = Tokenizer::new_from_text_index_params(&params);
@@ -687,6 +786,7 @@ mod tests {
         let text = "The quick brown fox jumps over the lazy dog";
         let mut tokens = Vec::new();
         let params = TextIndexParams {
+            memory: None,
             r#type: TextIndexType::Text,
             tokenizer: TokenizerType::Word,
             min_token_len: None,
@@ -698,6 +798,8 @@ mod tests {
             stopwords: Some(StopwordsInterface::new_custom(&["the", "The", "LAZY"])),
             stemmer: None,
             enable_hnsw: None,
+            scoring: None,
+            nested: None,
         };
 
         let tokenizer = Tokenizer::new_from_text_index_params(&params);
@@ -736,6 +838,7 @@ mod tests {
 
         // ascii_folding disabled (default)
         let params_disabled = TextIndexParams {
+            memory: None,
             r#type: TextIndexType::Text,
             tokenizer: TokenizerType::Word,
             min_token_len: None,
@@ -747,6 +850,8 @@ mod tests {
             stopwords: None,
             stemmer: None,
             enable_hnsw: None,
+            scoring: None,
+            nested: None,
         };
         let tokenizer_disabled = Tokenizer::new_from_text_index_params(&params_disabled);
         let mut tokens_disabled = Vec::new();
@@ -755,6 +860,7 @@ mod tests {
 
         // ascii_folding enabled
         let params_enabled = TextIndexParams {
+            memory: None,
             r#type: TextIndexType::Text,
             tokenizer: TokenizerType::Word,
             min_token_len: None,
@@ -766,6 +872,8 @@ mod tests {
             stopwords: None,
             stemmer: None,
             enable_hnsw: None,
+            scoring: None,
+            nested: None,
         };
         let tokenizer_enabled = Tokenizer::new_from_text_index_params(&params_enabled);
         let mut tokens_enabled = Vec::new();

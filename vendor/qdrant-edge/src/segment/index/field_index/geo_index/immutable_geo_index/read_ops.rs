@@ -1,60 +1,51 @@
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
+use crate::common::universal_io::UniversalRead;
 use itertools::Itertools;
 
-use super::super::read_ops::GeoMapIndexRead;
-use super::ImmutableGeoMapIndex;
+use super::super::read_ops::GeoIndexRead;
+use super::ImmutableGeoIndex;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::geo_hash::GeoHash;
 use crate::segment::index::payload_config::StorageType;
 use crate::segment::types::GeoPoint;
 
-impl GeoMapIndexRead for ImmutableGeoMapIndex {
+impl<S: UniversalRead> GeoIndexRead for ImmutableGeoIndex<S> {
     fn points_count(&self) -> usize {
-        ImmutableGeoMapIndex::points_count(self)
+        ImmutableGeoIndex::points_count(self)
     }
 
     fn points_values_count(&self) -> usize {
-        ImmutableGeoMapIndex::points_values_count(self)
+        ImmutableGeoIndex::points_values_count(self)
     }
 
     fn max_values_per_point(&self) -> usize {
-        ImmutableGeoMapIndex::max_values_per_point(self)
+        ImmutableGeoIndex::max_values_per_point(self)
     }
 
-    fn points_of_hash(
-        &self,
-        hash: GeoHash,
-        _hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<usize> {
-        Ok(ImmutableGeoMapIndex::points_of_hash(self, hash))
+    fn points_of_hash(&self, hash: GeoHash) -> OperationResult<usize> {
+        Ok(ImmutableGeoIndex::points_of_hash(self, hash))
     }
 
-    fn values_of_hash(
-        &self,
-        hash: GeoHash,
-        _hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<usize> {
-        Ok(ImmutableGeoMapIndex::values_of_hash(self, hash))
+    fn values_of_hash(&self, hash: GeoHash) -> OperationResult<usize> {
+        Ok(ImmutableGeoIndex::values_of_hash(self, hash))
     }
 
     fn check_values_any(
         &self,
         idx: PointOffsetType,
-        _hw_counter: &HardwareCounterCell,
         check_fn: &dyn Fn(&GeoPoint) -> bool,
-    ) -> bool {
-        ImmutableGeoMapIndex::check_values_any(self, idx, |p| check_fn(p))
+    ) -> OperationResult<bool> {
+        Ok(ImmutableGeoIndex::check_values_any(self, idx, check_fn))
     }
 
     fn values_count(&self, idx: PointOffsetType) -> usize {
-        ImmutableGeoMapIndex::values_count(self, idx)
+        ImmutableGeoIndex::values_count(self, idx)
     }
 
     fn get_values(&self, idx: PointOffsetType) -> Option<Box<dyn Iterator<Item = GeoPoint> + '_>> {
-        ImmutableGeoMapIndex::get_values(self, idx)
+        ImmutableGeoIndex::get_values(self, idx)
             .map(|iter| Box::new(iter.copied()) as Box<dyn Iterator<Item = GeoPoint> + '_>)
     }
 
@@ -74,20 +65,20 @@ impl GeoMapIndexRead for ImmutableGeoMapIndex {
         &self,
         filter: &dyn Fn(&(GeoHash, usize)) -> bool,
     ) -> OperationResult<Vec<(GeoHash, usize)>> {
-        Ok(ImmutableGeoMapIndex::points_per_hash(self)
+        Ok(ImmutableGeoIndex::points_per_hash(self)
             .filter(|pair| filter(pair))
             .collect())
     }
 
     fn get_storage_type(&self) -> StorageType {
-        ImmutableGeoMapIndex::storage_type(self)
+        ImmutableGeoIndex::storage_type(self)
     }
 
     fn ram_usage_bytes(&self) -> usize {
-        ImmutableGeoMapIndex::ram_usage_bytes(self)
+        ImmutableGeoIndex::ram_usage_bytes(self)
     }
 
-    fn is_on_disk(&self) -> bool {
+    fn is_cold(&self) -> bool {
         false
     }
 
@@ -96,15 +87,15 @@ impl GeoMapIndexRead for ImmutableGeoMapIndex {
     }
 
     fn clear_cache(&self) -> OperationResult<()> {
-        ImmutableGeoMapIndex::clear_cache(self)
+        ImmutableGeoIndex::clear_cache(self)
     }
 
     fn files(&self) -> Vec<PathBuf> {
-        ImmutableGeoMapIndex::files(self)
+        ImmutableGeoIndex::files(self)
     }
 
     fn immutable_files(&self) -> Vec<PathBuf> {
-        ImmutableGeoMapIndex::immutable_files(self)
+        ImmutableGeoIndex::immutable_files(self)
     }
 
     fn telemetry_index_type(&self) -> &'static str {

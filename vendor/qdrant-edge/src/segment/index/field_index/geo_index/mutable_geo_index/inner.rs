@@ -1,24 +1,25 @@
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::PathBuf;
 
 use ahash::AHashSet;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::common::ambient::hw::HwMetric;
 use crate::common::types::PointOffsetType;
 use itertools::Itertools;
 
-use super::super::read_ops::GeoMapIndexRead;
+use super::super::read_ops::GeoIndexRead;
 use crate::segment::common::operation_error::{OperationError, OperationResult};
 use crate::segment::index::field_index::geo_hash::{GeoHash, encode_max_precision};
 use crate::segment::index::payload_config::StorageType;
 use crate::segment::types::GeoPoint;
 
-/// In-memory state shared by [`super::MutableGeoMapIndex`] and
-/// [`super::read_only::ReadOnlyAppendableGeoMapIndex`].
+/// In-memory state shared by [`super::MutableGeoIndex`] and
+/// [`super::read_only::ReadOnlyAppendableGeoIndex`].
 ///
-/// Both wrappers add a different backing storage (`Gridstore` vs
-/// `GridstoreReader`); the in-memory layout that serves every
-/// [`GeoMapIndexRead`] method is the same, so it lives here once.
-pub struct InMemoryGeoMapIndex {
+/// Both wrappers add a different backing storage (`Blobstore` vs
+/// `BlobstoreReader`); the in-memory layout that serves every
+/// [`GeoIndexRead`] method is the same, so it lives here once.
+pub struct InMemoryGeoIndex {
     /*
     {
         "d": 10,
@@ -46,13 +47,13 @@ pub struct InMemoryGeoMapIndex {
     pub max_values_per_point: usize,
 }
 
-impl Default for InMemoryGeoMapIndex {
+impl Default for InMemoryGeoIndex {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl InMemoryGeoMapIndex {
+impl InMemoryGeoIndex {
     pub fn new() -> Self {
         Self {
             points_per_hash: Default::default(),
@@ -65,15 +66,16 @@ impl InMemoryGeoMapIndex {
         }
     }
 
-    pub fn remove_point(&mut self, idx: PointOffsetType) -> OperationResult<()> {
+    /// Returns whether the point held any values.
+    pub fn remove_point(&mut self, idx: PointOffsetType) -> OperationResult<bool> {
         if self.point_to_values.len() <= idx as usize {
-            return Ok(()); // Already removed or never actually existed
+            return Ok(false); // Already removed or never actually existed
         }
 
         let removed_geo_points = std::mem::take(&mut self.point_to_values[idx as usize]);
 
         if removed_geo_points.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
 
         self.points_count -= 1;
@@ -96,59 +98,50 @@ impl InMemoryGeoMapIndex {
                 continue;
             }
 
-            let is_last = if let Some(hash_ids) = self.points_map.get_mut(&removed_geo_hash) {
+            if let Entry::Occupied(mut entry) = self.points_map.entry(removed_geo_hash) {
+                let hash_ids = entry.get_mut();
                 hash_ids.remove(&idx);
-                hash_ids.is_empty()
+                if hash_ids.is_empty() {
+                    entry.remove();
+                }
             } else {
                 debug_assert!(
                     false,
                     "Geo index error: no points for hash {removed_geo_hash} was found",
                 );
-                false
-            };
-
-            if is_last {
-                self.points_map.remove(&removed_geo_hash);
             }
         }
 
         self.decrement_hash_point_counts(removed_geo_hashes);
-        Ok(())
+        Ok(true)
     }
 
+    /// Assign these geo points to the point offset.
     pub fn add_many_geo_points(
         &mut self,
         idx: PointOffsetType,
-        values: &[GeoPoint],
-        hw_counter: &HardwareCounterCell,
+        geo_points: Vec<GeoPoint>,
     ) -> OperationResult<()> {
-        if values.is_empty() {
+        if geo_points.is_empty() {
             return Ok(());
         }
 
+        let geo_hashes = geo_points
+            .iter()
+            .map(|geo_point| {
+                HwMetric::PayloadIndexIoWrite.bump(size_of_val(geo_point));
+                encode_max_precision(geo_point.lon.0, geo_point.lat.0).map_err(|e| {
+                    OperationError::service_error(format!("Malformed geo points: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
         if self.point_to_values.len() <= idx as usize {
-            // That's a smart reallocation
             self.point_to_values.resize_with(idx as usize + 1, Vec::new);
         }
 
-        self.point_to_values[idx as usize] = values.to_vec();
-
-        let mut geo_hashes = vec![];
-
-        let mut hw_cell_wb = hw_counter
-            .payload_index_io_write_counter()
-            .write_back_counter();
-
-        for added_point in values {
-            let added_geo_hash: GeoHash =
-                encode_max_precision(added_point.lon.0, added_point.lat.0).map_err(|e| {
-                    OperationError::service_error(format!("Malformed geo points: {e}"))
-                })?;
-
-            hw_cell_wb.incr_delta(size_of_val(&added_geo_hash));
-
-            geo_hashes.push(added_geo_hash);
-        }
+        let num_geo_points = geo_points.len();
+        self.point_to_values[idx as usize] = geo_points;
 
         for &geo_hash in &geo_hashes {
             self.points_map.entry(geo_hash).or_default().insert(idx);
@@ -156,13 +149,12 @@ impl InMemoryGeoMapIndex {
             self.increment_hash_value_counts(geo_hash);
         }
 
-        hw_cell_wb.incr_delta(geo_hashes.len() * size_of::<PointOffsetType>());
-
+        HwMetric::PayloadIndexIoWrite.bump(geo_hashes.len() * size_of::<PointOffsetType>());
         self.increment_hash_point_counts(&geo_hashes);
 
-        self.points_values_count += values.len();
+        self.points_values_count += num_geo_points;
         self.points_count += 1;
-        self.max_values_per_point = self.max_values_per_point.max(values.len());
+        self.max_values_per_point = self.max_values_per_point.max(num_geo_points);
         Ok(())
     }
 
@@ -178,14 +170,7 @@ impl InMemoryGeoMapIndex {
     pub(super) fn increment_hash_value_counts(&mut self, geo_hash: GeoHash) {
         for i in 0..=geo_hash.len() {
             let sub_geo_hash = geo_hash.truncate(i);
-            match self.values_per_hash.get_mut(&sub_geo_hash) {
-                None => {
-                    self.values_per_hash.insert(sub_geo_hash, 1);
-                }
-                Some(count) => {
-                    *count += 1;
-                }
-            };
+            *self.values_per_hash.entry(sub_geo_hash).or_insert(0) += 1;
         }
     }
 
@@ -195,18 +180,9 @@ impl InMemoryGeoMapIndex {
         for geo_hash in geo_hashes {
             for i in 0..=geo_hash.len() {
                 let sub_geo_hash = geo_hash.truncate(i);
-                if seen_hashes.contains(&sub_geo_hash) {
-                    continue;
+                if seen_hashes.insert(sub_geo_hash) {
+                    *self.points_per_hash.entry(sub_geo_hash).or_insert(0) += 1;
                 }
-                seen_hashes.insert(sub_geo_hash);
-                match self.points_per_hash.get_mut(&sub_geo_hash) {
-                    None => {
-                        self.points_per_hash.insert(sub_geo_hash, 1);
-                    }
-                    Some(count) => {
-                        *count += 1;
-                    }
-                };
             }
         }
     }
@@ -214,18 +190,16 @@ impl InMemoryGeoMapIndex {
     fn decrement_hash_value_counts(&mut self, geo_hash: GeoHash) {
         for i in 0..=geo_hash.len() {
             let sub_geo_hash = geo_hash.truncate(i);
-            match self.values_per_hash.get_mut(&sub_geo_hash) {
-                None => {
+            match self.values_per_hash.entry(sub_geo_hash) {
+                Entry::Occupied(mut entry) => *entry.get_mut() -= 1,
+                Entry::Vacant(entry) => {
                     debug_assert!(
                         false,
                         "Hash value count is not found for hash: {sub_geo_hash}",
                     );
-                    self.values_per_hash.insert(sub_geo_hash, 0);
+                    entry.insert(0);
                 }
-                Some(count) => {
-                    *count -= 1;
-                }
-            };
+            }
         }
     }
 
@@ -234,28 +208,24 @@ impl InMemoryGeoMapIndex {
         for geo_hash in geo_hashes {
             for i in 0..=geo_hash.len() {
                 let sub_geo_hash = geo_hash.truncate(i);
-                if seen_hashes.contains(&sub_geo_hash) {
-                    continue;
+                if seen_hashes.insert(sub_geo_hash) {
+                    match self.points_per_hash.entry(sub_geo_hash) {
+                        Entry::Occupied(mut entry) => *entry.get_mut() -= 1,
+                        Entry::Vacant(entry) => {
+                            debug_assert!(
+                                false,
+                                "Hash point count is not found for hash: {sub_geo_hash}",
+                            );
+                            entry.insert(0);
+                        }
+                    }
                 }
-                seen_hashes.insert(sub_geo_hash);
-                match self.points_per_hash.get_mut(&sub_geo_hash) {
-                    None => {
-                        debug_assert!(
-                            false,
-                            "Hash point count is not found for hash: {sub_geo_hash}",
-                        );
-                        self.points_per_hash.insert(sub_geo_hash, 0);
-                    }
-                    Some(count) => {
-                        *count -= 1;
-                    }
-                };
             }
         }
     }
 }
 
-impl GeoMapIndexRead for InMemoryGeoMapIndex {
+impl GeoIndexRead for InMemoryGeoIndex {
     fn points_count(&self) -> usize {
         self.points_count
     }
@@ -268,32 +238,24 @@ impl GeoMapIndexRead for InMemoryGeoMapIndex {
         self.max_values_per_point
     }
 
-    fn points_of_hash(
-        &self,
-        hash: GeoHash,
-        _hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<usize> {
+    fn points_of_hash(&self, hash: GeoHash) -> OperationResult<usize> {
         Ok(self.points_per_hash.get(&hash).copied().unwrap_or(0))
     }
 
-    fn values_of_hash(
-        &self,
-        hash: GeoHash,
-        _hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<usize> {
+    fn values_of_hash(&self, hash: GeoHash) -> OperationResult<usize> {
         Ok(self.values_per_hash.get(&hash).copied().unwrap_or(0))
     }
 
     fn check_values_any(
         &self,
         idx: PointOffsetType,
-        _hw_counter: &HardwareCounterCell,
         check_fn: &dyn Fn(&GeoPoint) -> bool,
-    ) -> bool {
-        self.point_to_values
+    ) -> OperationResult<bool> {
+        Ok(self
+            .point_to_values
             .get(idx as usize)
             .map(|values| values.iter().any(check_fn))
-            .unwrap_or(false)
+            .unwrap_or(false))
     }
 
     fn values_count(&self, idx: PointOffsetType) -> usize {
@@ -333,11 +295,11 @@ impl GeoMapIndexRead for InMemoryGeoMapIndex {
             .collect())
     }
 
-    /// Placeholder — both wrappers ([`super::MutableGeoMapIndex`] and
-    /// [`super::read_only::ReadOnlyAppendableGeoMapIndex`]) override this
-    /// on their own [`GeoMapIndexRead`] impls to report the concrete
+    /// Placeholder — both wrappers ([`super::MutableGeoIndex`] and
+    /// [`super::read_only::ReadOnlyAppendableGeoIndex`]) override this
+    /// on their own [`GeoIndexRead`] impls to report the concrete
     /// storage. The inner is never consumed as a bare
-    /// `&dyn GeoMapIndexRead`, so this value is unobservable in practice.
+    /// `&dyn GeoIndexRead`, so this value is unobservable in practice.
     fn get_storage_type(&self) -> StorageType {
         StorageType::Gridstore
     }
@@ -382,7 +344,7 @@ impl GeoMapIndexRead for InMemoryGeoMapIndex {
         pph_bytes + vph_bytes + pm_bytes + ptv_bytes
     }
 
-    fn is_on_disk(&self) -> bool {
+    fn is_cold(&self) -> bool {
         false
     }
 

@@ -1,44 +1,48 @@
-use std::cmp::max;
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blobstore;
+use crate::blobstore::config::{CreateOptions, DEFAULT_REGION_SIZE_BLOCKS, StorageConfig};
+use crate::common::ambient;
+use crate::common::ambient::hw::HwMetric;
+use crate::common::reason::reason;
 use crate::common::types::PointOffsetType;
-use crate::gridstore::Gridstore;
-use crate::gridstore::config::StorageOptions;
+use crate::common::universal_io::{MmapFs, Populate};
 
-use super::MutableGeoMapIndex;
-use super::inner::InMemoryGeoMapIndex;
+use super::MutableGeoIndex;
+use super::inner::InMemoryGeoIndex;
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::{OperationError, OperationResult};
-use crate::segment::index::field_index::geo_hash::encode_max_precision;
 use crate::segment::types::{GeoPoint, RawGeoPoint};
 
-/// Default options for Gridstore storage
-const GRIDSTORE_OPTIONS: StorageOptions = StorageOptions {
-    // Size of geo point values in index
-    block_size_bytes: Some(size_of::<RawGeoPoint>()),
-    // Compressing geo point values is unreasonable
-    compression: Some(crate::gridstore::config::Compression::None),
-    // Scale page size down with block size, prevents overhead of first page when there's (almost) no values
-    page_size_bytes: Some(size_of::<RawGeoPoint>() * 8192 * 32), // 4 to 8 MiB = block_size * region_blocks * regions,
-    region_size_blocks: None,
-};
+/// Default options for the backing storage
+fn storage_options() -> StorageConfig {
+    crate::segment::common::blobstore_config::storage_config(CreateOptions {
+        // Scale page size down with block size, prevents overhead of first page when there's (almost) no values
+        page_size_bytes: size_of::<RawGeoPoint>() * DEFAULT_REGION_SIZE_BLOCKS * 32, // 4 to 8 MiB = block_size * region_blocks * regions,
+        // Size of geo point values in index
+        block_size_bytes: size_of::<RawGeoPoint>(),
+        // Compressing geo point values is unreasonable
+        compression: crate::blobstore::config::Compression::None,
+    })
+}
 
-impl MutableGeoMapIndex {
+impl MutableGeoIndex {
     /// Open and load mutable geo index from Gridstore storage
     ///
     /// The `create_if_missing` parameter indicates whether to create a new Gridstore if it does
     /// not exist. If false and files don't exist, the load function will indicate nothing could be
     /// loaded.
-    pub fn open_gridstore(path: PathBuf, create_if_missing: bool) -> OperationResult<Option<Self>> {
+    pub fn open(path: PathBuf, create_if_missing: bool) -> OperationResult<Option<Self>> {
         let store = if create_if_missing {
-            Gridstore::open_or_create(path, GRIDSTORE_OPTIONS).map_err(|err| {
-                OperationError::service_error(format!(
-                    "failed to open mutable geo index on gridstore: {err}"
-                ))
-            })?
+            Blobstore::open_or_create(MmapFs, path, storage_options(), Populate::Blocking).map_err(
+                |err| {
+                    OperationError::service_error(format!(
+                        "failed to open mutable geo index on gridstore: {err}"
+                    ))
+                },
+            )?
         } else if path.exists() {
-            Gridstore::open(path).map_err(|err| {
+            Blobstore::open(MmapFs, path, Populate::Blocking).map_err(|err| {
                 OperationError::service_error(format!(
                     "failed to open mutable geo index on gridstore: {err}"
                 ))
@@ -49,52 +53,16 @@ impl MutableGeoMapIndex {
         };
 
         // Load in-memory index from Gridstore
-        let mut in_memory_index = InMemoryGeoMapIndex::new();
-        let hw_counter = HardwareCounterCell::disposable();
-        let hw_counter_ref = hw_counter.ref_payload_index_io_write_counter();
+        let mut in_memory_index = InMemoryGeoIndex::new();
+        let _scope = ambient::unmeasured_guard(reason("Internal operation"));
         store
             .iter::<_, OperationError>(
                 |idx, values: Vec<RawGeoPoint>| {
                     let geo_points = values.into_iter().map(GeoPoint::from).collect::<Vec<_>>();
-                    let geo_hashes = geo_points
-                        .iter()
-                        .map(|geo_point| {
-                            encode_max_precision(geo_point.lon.0, geo_point.lat.0).map_err(|e| {
-                                OperationError::service_error(format!("Malformed geo points: {e}"))
-                            })
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
-
-                    for geo_point in geo_points {
-                        if in_memory_index.point_to_values.len() <= idx as usize {
-                            in_memory_index
-                                .point_to_values
-                                .resize_with(idx as usize + 1, Vec::new);
-                        }
-
-                        if in_memory_index.point_to_values[idx as usize].is_empty() {
-                            in_memory_index.points_count += 1;
-                        }
-
-                        in_memory_index.point_to_values[idx as usize].push(geo_point);
-                        in_memory_index.points_values_count += 1;
-                    }
-
-                    in_memory_index.max_values_per_point =
-                        max(in_memory_index.max_values_per_point, geo_hashes.len());
-                    in_memory_index.increment_hash_point_counts(&geo_hashes);
-                    for geo_hash in geo_hashes {
-                        in_memory_index.increment_hash_value_counts(geo_hash);
-                        in_memory_index
-                            .points_map
-                            .entry(geo_hash)
-                            .or_default()
-                            .insert(idx);
-                    }
-
+                    in_memory_index.add_many_geo_points(idx, geo_points)?;
                     Ok(true)
                 },
-                hw_counter_ref,
+                HwMetric::PayloadIndexIoWrite,
             )
             .map_err(|err| {
                 OperationError::service_error(format!(
@@ -106,14 +74,6 @@ impl MutableGeoMapIndex {
             in_memory_index,
             storage: store,
         }))
-    }
-
-    #[expect(dead_code)] // FIXME(rocksdb): leftover after removing rocksdb
-    #[inline]
-    pub(in super::super) fn clear(&mut self) -> OperationResult<()> {
-        self.storage.clear().map_err(|err| {
-            OperationError::service_error(format!("Failed to clear mutable geo index: {err}"))
-        })
     }
 
     #[inline]
@@ -149,22 +109,20 @@ impl MutableGeoMapIndex {
     pub fn add_many_geo_points(
         &mut self,
         idx: PointOffsetType,
-        values: &[GeoPoint],
-        hw_counter: &HardwareCounterCell,
+        values: Vec<GeoPoint>,
     ) -> OperationResult<()> {
         // Update persisted storage
         if values.is_empty() {
-            // We cannot store empty value, then delete instead
-            self.storage.delete_value(idx)?;
+            // An empty value cannot be stored; drop whatever the slot holds
+            self.remove_point(idx)?;
         } else {
-            let hw_counter_ref = hw_counter.ref_payload_index_io_write_counter();
             let raw_values = values
                 .iter()
                 .cloned()
                 .map(RawGeoPoint::from)
                 .collect::<Vec<_>>();
             self.storage
-                .put_value(idx, &raw_values, hw_counter_ref)
+                .put_value(idx, &raw_values, HwMetric::PayloadIndexIoWrite)
                 .map_err(|err| {
                     OperationError::service_error(format!(
                         "failed to put value in mutable geo index gridstore: {err}"
@@ -172,18 +130,21 @@ impl MutableGeoMapIndex {
                 })?;
         }
 
-        self.in_memory_index
-            .add_many_geo_points(idx, values, hw_counter)
+        self.in_memory_index.add_many_geo_points(idx, values)
     }
 
     pub fn remove_point(&mut self, idx: PointOffsetType) -> OperationResult<()> {
-        // Update persisted storage
-        self.storage.delete_value(idx)?;
+        if !self.in_memory_index.remove_point(idx)? {
+            // The slot holds nothing, and there is nothing to delete in the
+            // storage either: the two are written in lockstep.
+            return Ok(());
+        }
 
-        self.in_memory_index.remove_point(idx)
+        self.storage.delete_value(idx)?;
+        Ok(())
     }
 
-    pub fn into_in_memory_index(self) -> InMemoryGeoMapIndex {
+    pub fn into_in_memory_index(self) -> InMemoryGeoIndex {
         self.in_memory_index
     }
 }

@@ -1,16 +1,15 @@
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 
-use super::super::read_ops::GeoMapIndexRead;
-use super::MutableGeoMapIndex;
+use super::super::read_ops::GeoIndexRead;
+use super::MutableGeoIndex;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::geo_hash::GeoHash;
 use crate::segment::index::payload_config::StorageType;
 use crate::segment::types::GeoPoint;
 
-impl GeoMapIndexRead for MutableGeoMapIndex {
+impl GeoIndexRead for MutableGeoIndex {
     fn points_count(&self) -> usize {
         self.in_memory_index.points_count()
     }
@@ -23,30 +22,20 @@ impl GeoMapIndexRead for MutableGeoMapIndex {
         self.in_memory_index.max_values_per_point()
     }
 
-    fn points_of_hash(
-        &self,
-        hash: GeoHash,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<usize> {
-        self.in_memory_index.points_of_hash(hash, hw_counter)
+    fn points_of_hash(&self, hash: GeoHash) -> OperationResult<usize> {
+        self.in_memory_index.points_of_hash(hash)
     }
 
-    fn values_of_hash(
-        &self,
-        hash: GeoHash,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<usize> {
-        self.in_memory_index.values_of_hash(hash, hw_counter)
+    fn values_of_hash(&self, hash: GeoHash) -> OperationResult<usize> {
+        self.in_memory_index.values_of_hash(hash)
     }
 
     fn check_values_any(
         &self,
         idx: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
         check_fn: &dyn Fn(&GeoPoint) -> bool,
-    ) -> bool {
-        self.in_memory_index
-            .check_values_any(idx, hw_counter, check_fn)
+    ) -> OperationResult<bool> {
+        self.in_memory_index.check_values_any(idx, check_fn)
     }
 
     fn values_count(&self, idx: PointOffsetType) -> usize {
@@ -79,7 +68,7 @@ impl GeoMapIndexRead for MutableGeoMapIndex {
         self.in_memory_index.ram_usage_bytes()
     }
 
-    fn is_on_disk(&self) -> bool {
+    fn is_cold(&self) -> bool {
         false
     }
 
@@ -88,11 +77,11 @@ impl GeoMapIndexRead for MutableGeoMapIndex {
     }
 
     fn clear_cache(&self) -> OperationResult<()> {
-        MutableGeoMapIndex::clear_cache(self)
+        MutableGeoIndex::clear_cache(self)
     }
 
     fn files(&self) -> Vec<PathBuf> {
-        MutableGeoMapIndex::files(self)
+        MutableGeoIndex::files(self)
     }
 
     fn immutable_files(&self) -> Vec<PathBuf> {

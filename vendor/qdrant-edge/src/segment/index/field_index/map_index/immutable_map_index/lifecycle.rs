@@ -3,25 +3,31 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use bitvec::vec::BitVec;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
+use crate::common::ambient;
+use crate::common::reason::reason;
 use crate::common::types::PointOffsetType;
-use crate::gridstore::Blob;
+use crate::common::universal_io::{UniversalRead, UniversalWrite};
 
 use super::super::MapIndexKey;
+use super::super::on_disk_map_index::OnDiskMapIndex;
 use super::super::read_ops::MapIndexRead;
-use super::super::universal_map_index::UniversalMapIndex;
-use super::{ContainerSegment, ImmutableMapIndex, Storage};
+use super::{ContainerSegment, ImmutableMapIndex};
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::immutable_point_to_values::ImmutablePointToValues;
 
-impl<N: MapIndexKey + ?Sized> ImmutableMapIndex<N>
+impl<N, S> ImmutableMapIndex<N, S>
 where
     Vec<<N as MapIndexKey>::Owned>: Blob + Send + Sync,
+    N: MapIndexKey + ?Sized,
+    S: UniversalRead,
 {
-    /// Open and load immutable map index from mmap storage
-    pub(in super::super) fn open_mmap(index: UniversalMapIndex<N>) -> OperationResult<Self> {
-        let hw_counter = HardwareCounterCell::disposable(); // Internal operation
+    /// Open and load the immutable map index from mmap storage.
+    pub(in super::super) fn load_from_on_disk(
+        index: OnDiskMapIndex<N, S>,
+    ) -> OperationResult<Self> {
+        let _scope = ambient::unmeasured_guard(reason("Internal operation"));
 
         let mut indexed_points = 0;
         let mut values_count = 0;
@@ -36,7 +42,7 @@ where
         // `remove_idx_from_value_list`: `value_to_points` only ever contains
         // entries with `count > 0`.
         let mut value_to_points_container = Vec::with_capacity(index.get_values_count());
-        index.for_each_value_map(&hw_counter, |value, ids| {
+        index.for_each_value_map(|value, ids| {
             let range_start = value_to_points_container.len() as u32;
             for idx in ids {
                 if point_to_values.len() <= idx as usize {
@@ -86,17 +92,27 @@ where
 
         // Index is now loaded into memory, clear cache of backing mmap storage
         if let Err(err) = index.clear_cache() {
-            log::warn!("Failed to clear mmap cache of ram mmap map index: {err}");
+            log::warn!("Failed to clear mmap cache of immutable map index: {err}");
         }
+
+        // In-RAM counterpart of the storage's prefix index: `Owned` ordering
+        // is required to match the byte order of the on-disk dictionary.
+        let sorted_keys = index.has_prefix_index().then(|| {
+            let mut keys: Vec<<N as MapIndexKey>::Owned> =
+                value_to_points.keys().cloned().collect();
+            keys.sort_unstable();
+            keys
+        });
 
         let mut result = Self {
             value_to_points,
             value_to_points_container,
             deleted_value_to_points_container: BitVec::new(),
             point_to_values,
+            sorted_keys,
             indexed_points,
             values_count,
-            storage: Storage::Mmap(Box::new(index)),
+            storage: index,
             cached_ram_usage_bytes: 0,
         };
         result.cached_ram_usage_bytes = result.compute_ram_usage_bytes();
@@ -187,7 +203,6 @@ where
                 deleted_value_to_points_container.resize(pos + 1, false);
             }
 
-            #[allow(unused_variables)]
             let did_exist = !deleted_value_to_points_container.replace(pos, true);
             debug_assert!(did_exist, "value {value} was already deleted");
         }
@@ -197,6 +212,7 @@ where
         }
     }
 
+    /// Read-safe in-memory deletion; callable from the read-only live_reload path.
     pub fn remove_point(&mut self, idx: PointOffsetType) -> OperationResult<()> {
         if let Some(removed_values) = self.point_to_values.get_values(idx) {
             let mut removed_values_count = 0;
@@ -208,17 +224,14 @@ where
                     value.borrow(),
                     idx,
                 );
-
-                // Update persisted storage
-                match self.storage {
-                    Storage::Mmap(ref mut index) => {
-                        index.remove_point(idx);
-                    }
-                }
                 removed_values_count += 1;
             }
 
             if removed_values_count > 0 {
+                // `storage.remove_point` marks the point as deleted; it is
+                // per-point (idempotent in `idx`), so it only needs to run once
+                // rather than once per removed value.
+                self.storage.remove_point(idx);
                 self.indexed_points = self.indexed_points.saturating_sub(1);
             }
             self.values_count = self.values_count.saturating_sub(removed_values_count);
@@ -227,41 +240,38 @@ where
         Ok(())
     }
 
-    #[inline]
-    pub(in super::super) fn wipe(self) -> OperationResult<()> {
-        match self.storage {
-            Storage::Mmap(index) => index.wipe(),
-        }
-    }
-
     /// Clear cache
     ///
     /// Only clears cache of mmap storage if used. Does not clear in-memory representation of
     /// index.
     pub fn clear_cache(&self) -> OperationResult<()> {
-        match self.storage {
-            Storage::Mmap(ref index) => index.clear_cache(),
-        }
+        self.storage.clear_cache()
     }
 
     #[inline]
     pub(in super::super) fn files(&self) -> Vec<PathBuf> {
-        match self.storage {
-            Storage::Mmap(ref index) => index.files(),
-        }
+        self.storage.files()
     }
 
     #[inline]
     pub(in super::super) fn immutable_files(&self) -> Vec<PathBuf> {
-        match &self.storage {
-            Storage::Mmap(index) => index.immutable_files(),
-        }
+        self.storage.immutable_files()
     }
 
     #[inline]
     pub(in super::super) fn flusher(&self) -> Flusher {
-        match self.storage {
-            Storage::Mmap(ref index) => index.flusher(),
-        }
+        self.storage.flusher()
+    }
+}
+
+impl<N, S> ImmutableMapIndex<N, S>
+where
+    Vec<<N as MapIndexKey>::Owned>: Blob + Send + Sync,
+    N: MapIndexKey + ?Sized,
+    S: UniversalWrite,
+{
+    #[inline]
+    pub(in super::super) fn wipe(self) -> OperationResult<()> {
+        self.storage.wipe()
     }
 }

@@ -1,38 +1,33 @@
 use std::borrow::{Borrow as _, Cow};
 use std::iter;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
 use crate::common::types::PointOffsetType;
-use crate::gridstore::Blob;
+use crate::common::universal_io::UniversalRead;
 
 use super::super::read_ops::MapIndexRead;
 use super::super::{IdIter, MapIndexKey};
-use super::{ContainerSegment, ImmutableMapIndex, Storage};
+use super::{ContainerSegment, ImmutableMapIndex};
 use crate::segment::common::operation_error::OperationResult;
-use crate::segment::index::payload_config::StorageType;
+use crate::segment::index::payload_config::{ImmutableLayout, StorageType};
 
-impl<N: MapIndexKey + ?Sized> MapIndexRead<N> for ImmutableMapIndex<N>
+impl<'a, N, S> MapIndexRead<'a, N> for ImmutableMapIndex<N, S>
 where
     Vec<<N as MapIndexKey>::Owned>: Blob + Send + Sync,
+    N: MapIndexKey + ?Sized + 'a,
+    S: UniversalRead,
 {
     fn check_values_any(
         &self,
         idx: PointOffsetType,
-        _hw_counter: &HardwareCounterCell,
         check_fn: impl Fn(&N) -> bool,
-    ) -> bool {
-        self.point_to_values
-            .check_values_any(idx, |v| check_fn(v.borrow()))
+    ) -> OperationResult<bool> {
+        Ok(self
+            .point_to_values
+            .check_values_any(idx, |v| check_fn(v.borrow())))
     }
 
-    fn get_values<'a>(
-        &'a self,
-        idx: PointOffsetType,
-        _hw_counter: &HardwareCounterCell,
-    ) -> Option<impl Iterator<Item = Cow<'a, N>> + 'a>
-    where
-        N: 'a,
-    {
+    fn get_values(&'a self, idx: PointOffsetType) -> Option<impl Iterator<Item = Cow<'a, N>> + 'a> {
         Some(
             self.point_to_values
                 .get_values(idx)?
@@ -56,13 +51,13 @@ where
         self.value_to_points.len()
     }
 
-    fn get_count_for_value(&self, value: &N, _hw_counter: &HardwareCounterCell) -> Option<usize> {
+    fn get_count_for_value(&self, value: &N) -> Option<usize> {
         self.value_to_points
             .get(value)
             .map(|entry| entry.count as usize)
     }
 
-    fn get_iterator(&self, value: &N, _hw_counter: &HardwareCounterCell) -> IdIter<'_> {
+    fn get_iterator(&self, value: &N) -> IdIter<'_> {
         if let Some(entry) = self.value_to_points.get(value) {
             Box::new(self.get_entry_iterator(entry))
         } else {
@@ -90,7 +85,6 @@ where
 
     fn for_each_value_map(
         &self,
-        _hw_counter: &HardwareCounterCell,
         mut f: impl FnMut(&N, &mut dyn Iterator<Item = PointOffsetType>) -> OperationResult<()>,
     ) -> OperationResult<()> {
         self.value_to_points
@@ -99,10 +93,8 @@ where
     }
 
     fn storage_type(&self) -> StorageType {
-        match &self.storage {
-            Storage::Mmap(index) => StorageType::Mmap {
-                is_on_disk: index.is_on_disk(),
-            },
+        StorageType::Mmap {
+            layout: ImmutableLayout::Heap,
         }
     }
 
@@ -116,9 +108,11 @@ where
     }
 }
 
-impl<N: MapIndexKey + ?Sized> ImmutableMapIndex<N>
+impl<N, S> ImmutableMapIndex<N, S>
 where
     Vec<<N as MapIndexKey>::Owned>: Blob + Send + Sync,
+    N: MapIndexKey + ?Sized,
+    S: UniversalRead,
 {
     pub fn for_points_values(
         &self,
@@ -158,11 +152,17 @@ where
             value_to_points_container,
             deleted_value_to_points_container,
             point_to_values,
+            sorted_keys,
             indexed_points: _,
             values_count: _,
             storage: _,
             cached_ram_usage_bytes: _,
         } = self;
+
+        let sorted_keys_bytes = sorted_keys.as_ref().map_or(0, |keys| {
+            keys.capacity() * size_of::<<N as MapIndexKey>::Owned>()
+                + keys.iter().map(|k| N::owned_heap_bytes(k)).sum::<usize>()
+        });
 
         let hashmap_entry_overhead = size_of::<u64>() + size_of::<usize>();
         let vtp_base_bytes: usize = value_to_points.capacity()
@@ -179,6 +179,7 @@ where
             + vtp_heap_bytes
             + container_bytes
             + deleted_bytes
+            + sorted_keys_bytes
             + point_to_values.ram_usage_bytes()
     }
 }

@@ -1,27 +1,28 @@
-use std::borrow::Borrow;
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::config::{CreateOptions, DEFAULT_REGION_SIZE_BLOCKS, StorageConfig};
+use crate::blobstore::error::BlobstoreError;
+use crate::blobstore::{Blob, Blobstore};
+use crate::common::ambient;
+use crate::common::ambient::hw::HwMetric;
+use crate::common::reason::reason;
 use crate::common::types::PointOffsetType;
-use crate::gridstore::config::StorageOptions;
-use crate::gridstore::error::GridstoreError;
-use crate::gridstore::{Blob, Gridstore};
+use crate::common::universal_io::{MmapFs, Populate};
 
 use super::super::MapIndexKey;
 use super::MutableMapIndex;
-use super::inner::MutableMapIndexInner;
+use super::in_memory::InMemoryMapIndex;
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::{OperationError, OperationResult};
 
-/// Default options for Gridstore storage
-const fn default_gridstore_options(block_size: usize) -> StorageOptions {
-    StorageOptions {
+/// Default options for the backing storage
+fn storage_options(block_size: usize) -> StorageConfig {
+    crate::segment::common::blobstore_config::storage_config(CreateOptions {
+        page_size_bytes: block_size * DEFAULT_REGION_SIZE_BLOCKS * 32, // 4 to 8 MiB = block_size * region_blocks * regions,
         // Size dependent on map value type
-        block_size_bytes: Some(block_size),
-        compression: Some(crate::gridstore::config::Compression::None),
-        page_size_bytes: Some(block_size * 8192 * 32), // 4 to 8 MiB = block_size * region_blocks * regions,
-        region_size_blocks: None,
-    }
+        block_size_bytes: block_size,
+        compression: crate::blobstore::config::Compression::None,
+    })
 }
 
 impl<N: MapIndexKey + ?Sized> MutableMapIndex<N>
@@ -33,16 +34,24 @@ where
     /// The `create_if_missing` parameter indicates whether to create a new Gridstore if it does
     /// not exist. If false and files don't exist, the load function will indicate nothing could be
     /// loaded.
-    pub fn open_gridstore(path: PathBuf, create_if_missing: bool) -> OperationResult<Option<Self>> {
+    ///
+    /// `prefix_index` enables in-memory prefix range scans; it is not
+    /// persisted, so it must be re-supplied (from the payload schema) on every
+    /// open.
+    pub fn open_gridstore(
+        path: PathBuf,
+        create_if_missing: bool,
+        prefix_index: bool,
+    ) -> OperationResult<Option<Self>> {
         let store = if create_if_missing {
-            let options = default_gridstore_options(N::gridstore_block_size());
-            Gridstore::open_or_create(path, options).map_err(|err| {
+            let options = storage_options(N::gridstore_block_size());
+            Blobstore::open_or_create(MmapFs, path, options, Populate::Blocking).map_err(|err| {
                 OperationError::service_error(format!(
                     "failed to open mutable map index on gridstore: {err}"
                 ))
             })?
         } else if path.exists() {
-            Gridstore::open(path).map_err(|err| {
+            Blobstore::open(MmapFs, path, Populate::Blocking).map_err(|err| {
                 OperationError::service_error(format!(
                     "failed to open mutable map index on gridstore: {err}"
                 ))
@@ -53,25 +62,25 @@ where
         };
 
         // Load in-memory index from Gridstore
-        let mut inner = MutableMapIndexInner::<N>::empty();
+        let mut in_memory_index = InMemoryMapIndex::<N>::empty(prefix_index);
 
-        let hw_counter = HardwareCounterCell::disposable();
-        let hw_counter_ref = hw_counter.ref_payload_index_io_write_counter();
+        let _scope = ambient::unmeasured_guard(reason("Internal operation"));
         store
-            .iter::<_, GridstoreError>(
+            .iter::<_, BlobstoreError>(
                 |idx, values: Vec<_>| {
-                    for value in values {
-                        inner.ingest(idx, value);
-                    }
+                    in_memory_index.add_many_to_map(idx, values);
                     Ok(true)
                 },
-                hw_counter_ref,
+                HwMetric::PayloadIndexIoWrite,
             )
-            // unwrap safety: never returns an error
-            .unwrap();
+            .map_err(|err| {
+                OperationError::service_error(format!(
+                    "Failed to load mutable map index from gridstore: {err}"
+                ))
+            })?;
 
         Ok(Some(Self {
-            inner,
+            in_memory_index,
             storage: store,
         }))
     }
@@ -80,7 +89,6 @@ where
         &mut self,
         idx: PointOffsetType,
         values: Vec<Q>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<()>
     where
         Q: Into<<N as MapIndexKey>::Owned> + Clone,
@@ -89,52 +97,23 @@ where
             return Ok(());
         }
 
-        self.inner.values_count += values.len();
-        if self.inner.point_to_values.len() <= idx as usize {
-            self.inner
-                .point_to_values
-                .resize_with(idx as usize + 1, Vec::new)
-        }
-
-        self.inner.point_to_values[idx as usize] = Vec::with_capacity(values.len());
-
-        let hw_counter_ref = hw_counter.ref_payload_index_io_write_counter();
-
-        for value in values.clone() {
-            let entry = self.inner.map.entry(value.into());
-            self.inner.point_to_values[idx as usize].push(entry.key().clone());
-            entry.or_default().insert(idx);
-        }
-
         let values = values.into_iter().map(Into::into).collect::<Vec<_>>();
         self.storage
-            .put_value(idx, &values, hw_counter_ref)
+            .put_value(idx, &values, HwMetric::PayloadIndexIoWrite)
             .map_err(|err| {
                 OperationError::service_error(format!(
                     "failed to put value in mutable map index gridstore: {err}"
                 ))
             })?;
 
-        self.inner.indexed_points += 1;
+        self.in_memory_index.add_many_to_map(idx, values);
+
         Ok(())
     }
 
     pub fn remove_point(&mut self, idx: PointOffsetType) -> OperationResult<()> {
-        if self.inner.point_to_values.len() <= idx as usize {
+        if !self.in_memory_index.remove_point(idx) {
             return Ok(());
-        }
-
-        let removed_values = std::mem::take(&mut self.inner.point_to_values[idx as usize]);
-
-        if !removed_values.is_empty() {
-            self.inner.indexed_points -= 1;
-        }
-        self.inner.values_count -= removed_values.len();
-
-        for value in &removed_values {
-            if let Some(vals) = self.inner.map.get_mut(value.borrow()) {
-                vals.remove(idx);
-            }
         }
 
         self.storage.delete_value(idx)?;

@@ -1,17 +1,18 @@
-use crate::gridstore::{Blob, Gridstore};
+use crate::blobstore::{Blob, Blobstore};
 
-use self::inner::MutableMapIndexInner;
+use self::in_memory::InMemoryMapIndex;
 use super::MapIndexKey;
 
-pub(super) mod inner;
+pub(super) mod in_memory;
 mod lifecycle;
 pub mod read_only;
 mod read_ops;
+pub mod update_only;
 
 pub struct MutableMapIndex<N: MapIndexKey + ?Sized>
 where
     Vec<<N as MapIndexKey>::Owned>: Blob + Send + Sync,
 {
-    pub(super) inner: MutableMapIndexInner<N>,
-    pub(super) storage: Gridstore<Vec<<N as MapIndexKey>::Owned>>,
+    pub(super) in_memory_index: InMemoryMapIndex<N>,
+    pub(super) storage: Blobstore<Vec<<N as MapIndexKey>::Owned>>,
 }

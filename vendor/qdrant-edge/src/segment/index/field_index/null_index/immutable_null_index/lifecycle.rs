@@ -1,7 +1,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::bitvec::BitSlice;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 
 use super::super::mutable_null_index::MutableNullIndex;
@@ -55,7 +54,7 @@ impl PayloadFieldIndex for ImmutableNullIndex {
 
     #[inline]
     fn immutable_files(&self) -> Vec<PathBuf> {
-        NullIndexRead::files(self) // All the files are immutable in this index.
+        NullIndexRead::immutable_files(self) // All the files are immutable in this index.
     }
 
     #[inline]
@@ -78,9 +77,8 @@ impl FieldIndexBuilderTrait for ImmutableNullIndexBuilder {
         &mut self,
         id: PointOffsetType,
         payload: &[&serde_json::Value],
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<()> {
-        self.0.add_point(id, payload, hw_counter)
+    ) -> OperationResult<bool> {
+        self.0.add_point(id, payload)
     }
 
     fn finalize(self) -> OperationResult<Self::FieldIndexType> {

@@ -1,5 +1,3 @@
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use crate::common::universal_io::MmapFile;
 
@@ -7,10 +5,10 @@ use super::super::read_ops::{self, NullIndexRead};
 use super::ImmutableNullIndex;
 use crate::segment::common::flags::roaring_flags::RoaringFlags;
 use crate::segment::common::operation_error::OperationResult;
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
 use crate::segment::index::field_index::{
     CardinalityEstimation, PayloadBlockCondition, PayloadFieldIndexRead,
 };
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::types::{FieldCondition, PayloadKeyType};
 
 impl NullIndexRead for ImmutableNullIndex {
@@ -35,26 +33,24 @@ impl NullIndexRead for ImmutableNullIndex {
 
 impl PayloadFieldIndexRead for ImmutableNullIndex {
     #[inline]
-    fn count_indexed_points(&self) -> usize {
-        self.indexed_points_count()
+    fn count_indexed_points(&self) -> OperationResult<usize> {
+        Ok(self.indexed_points_count())
     }
 
     #[inline]
     fn filter<'a>(
         &'a self,
         condition: &'a FieldCondition,
-        _hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
-        Ok(read_ops::filter(self, condition))
+        read_ops::filter(self, condition)
     }
 
     #[inline]
     fn estimate_cardinality(
         &self,
         condition: &FieldCondition,
-        _hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<CardinalityEstimation>> {
-        Ok(read_ops::estimate_cardinality(self, condition))
+        read_ops::estimate_cardinality(self, condition)
     }
 
     #[inline]
@@ -71,8 +67,7 @@ impl PayloadFieldIndexRead for ImmutableNullIndex {
     fn condition_checker<'a>(
         &'a self,
         condition: &FieldCondition,
-        hw_acc: HwMeasurementAcc,
-    ) -> Option<ConditionCheckerFn<'a>> {
-        read_ops::condition_checker(self, condition, hw_acc)
+    ) -> OperationResult<Option<ConditionCheckerEnum<'a>>> {
+        Ok(read_ops::condition_checker(self, condition).map(ConditionCheckerEnum::NullImmutable))
     }
 }

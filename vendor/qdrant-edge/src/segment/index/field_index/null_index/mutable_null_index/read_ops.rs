@@ -1,5 +1,3 @@
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use crate::common::universal_io::MmapFile;
 
@@ -7,10 +5,10 @@ use super::super::read_ops::{self, NullIndexRead};
 use super::MutableNullIndex;
 use crate::segment::common::flags::roaring_flags::RoaringFlags;
 use crate::segment::common::operation_error::OperationResult;
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
 use crate::segment::index::field_index::{
     CardinalityEstimation, PayloadBlockCondition, PayloadFieldIndexRead,
 };
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::types::{FieldCondition, PayloadKeyType};
 
 impl NullIndexRead for MutableNullIndex {
@@ -31,27 +29,29 @@ impl NullIndexRead for MutableNullIndex {
     fn telemetry_index_type(&self) -> &'static str {
         "mutable_null_index"
     }
+
+    fn immutable_files(&self) -> Vec<std::path::PathBuf> {
+        Vec::new() // everything is mutable
+    }
 }
 
 impl PayloadFieldIndexRead for MutableNullIndex {
-    fn count_indexed_points(&self) -> usize {
-        self.indexed_points_count()
+    fn count_indexed_points(&self) -> OperationResult<usize> {
+        Ok(self.indexed_points_count())
     }
 
     fn filter<'a>(
         &'a self,
         condition: &'a FieldCondition,
-        _hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
-        Ok(read_ops::filter(self, condition))
+        read_ops::filter(self, condition)
     }
 
     fn estimate_cardinality(
         &self,
         condition: &FieldCondition,
-        _hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<CardinalityEstimation>> {
-        Ok(read_ops::estimate_cardinality(self, condition))
+        read_ops::estimate_cardinality(self, condition)
     }
 
     fn for_each_payload_block(
@@ -67,8 +67,7 @@ impl PayloadFieldIndexRead for MutableNullIndex {
     fn condition_checker<'a>(
         &'a self,
         condition: &FieldCondition,
-        hw_acc: HwMeasurementAcc,
-    ) -> Option<ConditionCheckerFn<'a>> {
-        read_ops::condition_checker(self, condition, hw_acc)
+    ) -> OperationResult<Option<ConditionCheckerEnum<'a>>> {
+        Ok(read_ops::condition_checker(self, condition).map(ConditionCheckerEnum::NullMutable))
     }
 }

@@ -1,33 +1,36 @@
 use std::ops::Bound;
 use std::path::PathBuf;
 
+use crate::blobstore::Blob;
 use crate::common::types::PointOffsetType;
-use crate::gridstore::Blob;
+use crate::common::universal_io::UniversalRead;
 
 use super::super::Encodable;
 use super::super::mutable_numeric_index::InMemoryNumericIndex;
-use super::super::universal_numeric_index::UniversalNumericIndex;
+use super::super::on_disk_numeric_index::OnDiskNumericIndex;
 use super::{ImmutableNumericIndex, NumericKeySortedVec};
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::histogram::Histogram;
 use crate::segment::index::field_index::immutable_point_to_values::ImmutablePointToValues;
 use crate::segment::index::field_index::numeric_point::{Numericable, Point};
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 
-impl<T: Encodable + Numericable + StoredValue + Send + Sync + Default> ImmutableNumericIndex<T>
+impl<T, S> ImmutableNumericIndex<T, S>
 where
     Vec<T>: Blob,
+    T: Encodable + Numericable + StoredValue + Send + Sync + Default,
+    S: UniversalRead,
 {
     /// Open and load immutable numeric index from mmap storage.
     ///
     /// NOTE: returns `Self` (infallible) while sibling
-    /// `ImmutableMapIndex::open_mmap` / `ImmutableGeoMapIndex::open_mmap` /
+    /// `ImmutableMapIndex::open_mmap` / `ImmutableGeoIndex::open_mmap` /
     /// `ImmutableFullTextIndex::open_mmap` return `OperationResult<Self>`.
     /// Numeric's body has no fallible reads to propagate (`from_mmap` is
     /// infallible; `clear_cache` errors are warn-and-continue, matching the
     /// other variants).
-    pub(in super::super) fn open_mmap(index: UniversalNumericIndex<T>) -> Self {
+    pub(in super::super) fn load_from_on_disk(index: OnDiskNumericIndex<T, S>) -> Self {
         // Load in-memory index from mmap storage
         let InMemoryNumericIndex {
             map,
@@ -35,11 +38,11 @@ where
             points_count,
             max_values_per_point,
             point_to_values,
-        } = InMemoryNumericIndex::from_mmap(&index);
+        } = InMemoryNumericIndex::from_on_disk(&index);
 
-        // Index is now loaded into memory, clear cache of backing mmap storage
+        // Index is now loaded into memory, clear cache of backing storage
         if let Err(err) = index.clear_cache() {
-            log::warn!("Failed to clear mmap cache of ram mmap numeric index: {err}");
+            log::warn!("Failed to clear cache of on-disk numeric index: {err}");
         }
 
         let mut result = Self {

@@ -1,25 +1,30 @@
 use std::ops::Bound;
 
 use crate::common::bitvec::{BitSliceExt as _, BitVec};
+use crate::common::universal_io::{MmapFile, UniversalRead};
 
 use super::Encodable;
-use super::universal_numeric_index::UniversalNumericIndex;
+use super::on_disk_numeric_index::OnDiskNumericIndex;
 use crate::segment::index::field_index::histogram::Histogram;
 use crate::segment::index::field_index::immutable_point_to_values::ImmutablePointToValues;
 use crate::segment::index::field_index::numeric_point::{Numericable, Point};
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 
 mod lifecycle;
+mod live_reload;
 mod read_ops;
 
-pub struct ImmutableNumericIndex<T: Encodable + Numericable + StoredValue + Default> {
+pub struct ImmutableNumericIndex<
+    T: Encodable + Numericable + StoredValue + Default,
+    S: UniversalRead = MmapFile,
+> {
     pub(super) map: NumericKeySortedVec<T>,
     pub(super) histogram: Histogram<T>,
     pub(super) points_count: usize,
     pub(super) max_values_per_point: usize,
     pub(super) point_to_values: ImmutablePointToValues<T>,
     // Backing storage, source of state, persists deletions
-    pub(super) storage: Box<UniversalNumericIndex<T>>,
+    pub(super) storage: Box<OnDiskNumericIndex<T, S>>,
     /// Snapshot of approximate RAM usage at construction time.
     /// Not refreshed on `remove_point`.
     pub(super) cached_ram_usage_bytes: usize,

@@ -1,8 +1,8 @@
 use std::ops::Bound;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
 use crate::common::types::PointOffsetType;
-use crate::gridstore::Blob;
+use crate::common::universal_io::UniversalRead;
 
 use super::super::Encodable;
 use super::super::numeric_index_read::NumericIndexRead;
@@ -10,10 +10,14 @@ use super::ImmutableNumericIndex;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::histogram::Histogram;
 use crate::segment::index::field_index::numeric_point::{Numericable, Point};
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
-use crate::segment::index::payload_config::StorageType;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
+use crate::segment::index::payload_config::{ImmutableLayout, StorageType};
 
-impl<T: Encodable + Numericable + StoredValue + Default> ImmutableNumericIndex<T> {
+impl<T, S> ImmutableNumericIndex<T, S>
+where
+    T: Encodable + Numericable + StoredValue + Default,
+    S: UniversalRead,
+{
     pub(super) fn compute_ram_usage_bytes(&self) -> usize {
         let Self {
             map,
@@ -29,18 +33,18 @@ impl<T: Encodable + Numericable + StoredValue + Default> ImmutableNumericIndex<T
     }
 }
 
-impl<T: Encodable + Numericable + StoredValue + Send + Sync + Default> NumericIndexRead<T>
-    for ImmutableNumericIndex<T>
+impl<T, S> NumericIndexRead<T> for ImmutableNumericIndex<T, S>
 where
     Vec<T>: Blob,
+    T: Encodable + Numericable + StoredValue + Send + Sync + Default,
+    S: UniversalRead,
 {
     fn check_values_any(
         &self,
         idx: PointOffsetType,
         check_fn: impl Fn(&T) -> bool,
-        _hw_counter: &HardwareCounterCell,
-    ) -> bool {
-        self.point_to_values.check_values_any(idx, |v| check_fn(v))
+    ) -> OperationResult<bool> {
+        Ok(self.point_to_values.check_values_any(idx, |v| check_fn(v)))
     }
 
     fn get_values(&self, idx: PointOffsetType) -> Option<Box<dyn Iterator<Item = T> + '_>> {
@@ -60,7 +64,6 @@ where
         &'a self,
         start_bound: Bound<Point<T>>,
         end_bound: Bound<Point<T>>,
-        _hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<impl Iterator<Item = PointOffsetType> + 'a> {
         Ok(self
             .map
@@ -80,12 +83,10 @@ where
     }
 
     /// Cheap `O(log n)` boundary search over the precomputed sorted vector.
-    /// In-memory, so `hw_counter` is unused.
     fn values_range_size(
         &self,
         start_bound: Bound<Point<T>>,
         end_bound: Bound<Point<T>>,
-        _hw_counter: &HardwareCounterCell,
     ) -> OperationResult<usize> {
         let iterator = self.map.values_range(start_bound, end_bound);
         Ok(iterator.end_index - iterator.start_index)
@@ -105,7 +106,7 @@ where
 
     fn storage_type(&self) -> StorageType {
         StorageType::Mmap {
-            is_on_disk: self.storage.is_on_disk(),
+            layout: ImmutableLayout::Heap,
         }
     }
 

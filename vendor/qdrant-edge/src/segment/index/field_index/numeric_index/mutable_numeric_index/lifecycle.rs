@@ -2,21 +2,24 @@ use std::collections::BTreeSet;
 use std::ops::Bound::{Excluded, Unbounded};
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::error::BlobstoreError;
+use crate::blobstore::{Blob, Blobstore};
+use crate::common::ambient;
+use crate::common::ambient::hw::HwMetric;
+use crate::common::reason::reason;
 use crate::common::types::PointOffsetType;
-use crate::gridstore::error::GridstoreError;
-use crate::gridstore::{Blob, Gridstore};
+use crate::common::universal_io::{MmapFs, Populate, UniversalRead};
 
 use super::super::Encodable;
 use super::super::lifecycle::{HISTOGRAM_MAX_BUCKET_SIZE, HISTOGRAM_PRECISION};
 use super::super::numeric_index_read::NumericIndexRead;
-use super::super::universal_numeric_index::UniversalNumericIndex;
-use super::{InMemoryNumericIndex, MutableNumericIndex, default_gridstore_options};
+use super::super::on_disk_numeric_index::OnDiskNumericIndex;
+use super::{InMemoryNumericIndex, MutableNumericIndex, storage_options};
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::{OperationError, OperationResult};
 use crate::segment::index::field_index::histogram::Histogram;
 use crate::segment::index::field_index::numeric_point::{Numericable, Point};
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 
 impl<T: Encodable + Numericable> Default for InMemoryNumericIndex<T> {
     fn default() -> Self {
@@ -60,16 +63,18 @@ impl<T: Encodable + Numericable + Default> FromIterator<(PointOffsetType, T)>
 }
 
 impl<T: Encodable + Numericable + Default + StoredValue> InMemoryNumericIndex<T> {
-    /// Construct in-memroy index from given mmap index
+    /// Construct in-memory index from given on-disk index
     ///
     /// # Warning
     ///
-    /// Expensive because this reads the full mmap index.
-    pub(in super::super) fn from_mmap(mmap_index: &UniversalNumericIndex<T>) -> Self {
-        let point_count = mmap_index.storage.point_to_values.len();
+    /// Expensive because this reads the full on-disk index.
+    pub(in super::super) fn from_on_disk<S: UniversalRead>(
+        on_disk_index: &OnDiskNumericIndex<T, S>,
+    ) -> Self {
+        let point_count = on_disk_index.storage.point_to_values.len();
 
         (0..point_count as PointOffsetType)
-            .filter_map(|idx| mmap_index.get_values(idx).map(|values| (idx, values)))
+            .filter_map(|idx| on_disk_index.get_values(idx).map(|values| (idx, values)))
             .flat_map(|(idx, values)| values.into_iter().map(move |value| (idx, value)))
             .collect::<InMemoryNumericIndex<T>>()
     }
@@ -91,17 +96,22 @@ impl<T: Encodable + Numericable + Default> InMemoryNumericIndex<T> {
         self.point_to_values[idx as usize] = values;
     }
 
-    pub fn remove_point(&mut self, idx: PointOffsetType) {
-        if let Some(values) = self.point_to_values.get_mut(idx as usize) {
-            if !values.is_empty() {
-                self.points_count = self.points_count.saturating_sub(1);
-            }
-            for value in values.iter() {
-                let key = Point::new(*value, idx);
-                Self::remove_from_map(&mut self.map, &mut self.histogram, key);
-            }
-            *values = Default::default();
+    /// Returns whether the point held any values.
+    pub fn remove_point(&mut self, idx: PointOffsetType) -> bool {
+        let Some(values) = self.point_to_values.get_mut(idx as usize) else {
+            return false;
+        };
+        if values.is_empty() {
+            return false;
         }
+
+        self.points_count = self.points_count.saturating_sub(1);
+        for value in values.iter() {
+            let key = Point::new(*value, idx);
+            Self::remove_from_map(&mut self.map, &mut self.histogram, key);
+        }
+        *values = Default::default();
+        true
     }
 
     pub(super) fn add_to_map(
@@ -153,14 +163,14 @@ where
     /// could be loaded.
     pub fn open_gridstore(path: PathBuf, create_if_missing: bool) -> OperationResult<Option<Self>> {
         let store = if create_if_missing {
-            let options = default_gridstore_options::<T>();
-            Gridstore::open_or_create(path, options).map_err(|err| {
+            let options = storage_options::<T>();
+            Blobstore::open_or_create(MmapFs, path, options, Populate::Blocking).map_err(|err| {
                 OperationError::service_error(format!(
                     "failed to open mutable numeric index on gridstore: {err}"
                 ))
             })?
         } else if path.exists() {
-            Gridstore::open(path).map_err(|err| {
+            Blobstore::open(MmapFs, path, Populate::Blocking).map_err(|err| {
                 OperationError::service_error(format!(
                     "failed to open mutable numeric index on gridstore: {err}"
                 ))
@@ -172,18 +182,20 @@ where
 
         // Load in-memory index from Gridstore
         let mut in_memory_index = InMemoryNumericIndex::default();
-        let hw_counter = HardwareCounterCell::disposable();
-        let hw_counter_ref = hw_counter.ref_payload_index_io_write_counter();
+        let _scope = ambient::unmeasured_guard(reason("Internal operation"));
         store
-            .iter::<_, GridstoreError>(
+            .iter::<_, BlobstoreError>(
                 |idx, values: Vec<T>| {
                     in_memory_index.add_many_to_list(idx, values);
                     Ok(true)
                 },
-                hw_counter_ref,
+                HwMetric::PayloadIndexIoWrite,
             )
-            // unwrap safety: never returns an error
-            .unwrap();
+            .map_err(|err| {
+                OperationError::service_error(format!(
+                    "Failed to load mutable numeric index from gridstore: {err}"
+                ))
+            })?;
 
         Ok(Some(Self {
             storage: store,
@@ -236,16 +248,14 @@ where
         &mut self,
         idx: PointOffsetType,
         values: Vec<T>,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<()> {
         // Update persisted storage
         if values.is_empty() {
-            // We cannot store empty value, then delete instead
-            self.storage.delete_value(idx)?;
+            // An empty value cannot be stored; drop whatever the slot holds
+            self.remove_point(idx)?;
         } else {
-            let hw_counter_ref = hw_counter.ref_payload_index_io_write_counter();
             self.storage
-                .put_value(idx, &values, hw_counter_ref)
+                .put_value(idx, &values, HwMetric::PayloadIndexIoWrite)
                 .map_err(|err| {
                     OperationError::service_error(format!(
                         "failed to put value in mutable numeric index gridstore: {err}"
@@ -258,10 +268,13 @@ where
     }
 
     pub fn remove_point(&mut self, idx: PointOffsetType) -> OperationResult<()> {
-        // Update persisted storage
-        self.storage.delete_value(idx)?;
+        if !self.in_memory_index.remove_point(idx) {
+            // The slot holds nothing, and there is nothing to delete in the
+            // storage either: the two are written in lockstep.
+            return Ok(());
+        }
 
-        self.in_memory_index.remove_point(idx);
+        self.storage.delete_value(idx)?;
         Ok(())
     }
 }

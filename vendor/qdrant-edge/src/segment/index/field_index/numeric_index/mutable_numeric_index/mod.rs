@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 
-use crate::gridstore::config::StorageOptions;
-use crate::gridstore::{Blob, Gridstore};
+use crate::blobstore::config::{CreateOptions, DEFAULT_REGION_SIZE_BLOCKS, StorageConfig};
+use crate::blobstore::{Blob, Blobstore};
 
 use super::Encodable;
 use crate::segment::index::field_index::histogram::Histogram;
@@ -10,19 +10,19 @@ use crate::segment::index::field_index::numeric_point::{Numericable, Point};
 mod lifecycle;
 pub mod read_only;
 mod read_ops;
+pub mod update_only;
 
-/// Default options for Gridstore storage
-pub(super) const fn default_gridstore_options<T: Sized>() -> StorageOptions {
+/// Default options for the backing storage
+pub(super) fn storage_options<T: Sized>() -> StorageConfig {
     let block_size = size_of::<T>();
-    StorageOptions {
-        // Size of numeric values in index
-        block_size_bytes: Some(block_size),
-        // Compressing numeric values is unreasonable
-        compression: Some(crate::gridstore::config::Compression::None),
+    crate::segment::common::blobstore_config::storage_config(CreateOptions {
         // Scale page size down with block size, prevents overhead of first page when there's (almost) no values
-        page_size_bytes: Some(block_size * 8192 * 32), // 4 to 8 MiB = block_size * region_blocks * regions,
-        region_size_blocks: None,
-    }
+        page_size_bytes: block_size * DEFAULT_REGION_SIZE_BLOCKS * 32, // 4 to 8 MiB = block_size * region_blocks * regions,
+        // Size of numeric values in index
+        block_size_bytes: block_size,
+        // Compressing numeric values is unreasonable
+        compression: crate::blobstore::config::Compression::None,
+    })
 }
 
 pub struct MutableNumericIndex<T: Encodable + Numericable>
@@ -30,7 +30,7 @@ where
     Vec<T>: Blob,
 {
     // Backing storage, source of state, persists deletions
-    pub(super) storage: Gridstore<Vec<T>>,
+    pub(super) storage: Blobstore<Vec<T>>,
     pub(super) in_memory_index: InMemoryNumericIndex<T>,
 }
 

@@ -1,8 +1,7 @@
 use std::ops::Bound;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
 use crate::common::types::PointOffsetType;
-use crate::gridstore::Blob;
 
 use super::super::Encodable;
 use super::super::numeric_index_read::NumericIndexRead;
@@ -10,7 +9,7 @@ use super::{InMemoryNumericIndex, MutableNumericIndex};
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::histogram::Histogram;
 use crate::segment::index::field_index::numeric_point::{Numericable, Point};
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 use crate::segment::index::payload_config::StorageType;
 
 impl<T: Encodable + Numericable + Default> InMemoryNumericIndex<T> {
@@ -103,9 +102,8 @@ where
         &self,
         idx: PointOffsetType,
         check_fn: impl Fn(&T) -> bool,
-        _hw_counter: &HardwareCounterCell,
-    ) -> bool {
-        self.in_memory_index.check_values_any(idx, check_fn)
+    ) -> OperationResult<bool> {
+        Ok(self.in_memory_index.check_values_any(idx, check_fn))
     }
 
     fn get_values(&self, idx: PointOffsetType) -> Option<Box<dyn Iterator<Item = T> + '_>> {
@@ -124,7 +122,6 @@ where
         &'a self,
         start_bound: Bound<Point<T>>,
         end_bound: Bound<Point<T>>,
-        _hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<impl Iterator<Item = PointOffsetType> + 'a> {
         Ok(self.in_memory_index.values_range(start_bound, end_bound))
     }

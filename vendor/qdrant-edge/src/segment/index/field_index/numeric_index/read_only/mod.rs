@@ -1,13 +1,15 @@
 use std::marker::PhantomData;
 
+use crate::blobstore::Blob;
 use crate::common::universal_io::UniversalRead;
-use crate::gridstore::Blob;
 
 use super::Encodable;
 use super::storage::read_only::ReadOnlyNumericIndexInner;
 use crate::segment::index::field_index::numeric_point::Numericable;
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 
+mod lifecycle;
+mod live_reload;
 mod read_ops;
 mod value_retriever;
 

@@ -3,24 +3,23 @@
 
 use std::ops::Bound;
 
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
 use crate::common::types::PointOffsetType;
-use crate::common::universal_io::UniversalRead;
-use crate::gridstore::Blob;
+use crate::common::universal_io::{UniversalRead, UserData};
 
-use super::super::Encodable;
 use super::super::numeric_index_read::NumericIndexRead;
+use super::super::{Encodable, NumericIndexValue};
 use super::ReadOnlyNumericIndex;
 use crate::segment::common::operation_error::OperationResult;
+use crate::segment::index::UniversalReadExt;
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
 use crate::segment::index::field_index::histogram::Histogram;
 use crate::segment::index::field_index::numeric_point::{Numericable, Point};
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 use crate::segment::index::field_index::{
     CardinalityEstimation, PayloadBlockCondition, PayloadFieldIndexRead,
 };
 use crate::segment::index::payload_config::StorageType;
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::types::{FieldCondition, PayloadKeyType};
 
 impl<T: Encodable + Numericable + StoredValue + Send + Sync + Default, P, S: UniversalRead>
@@ -32,9 +31,24 @@ where
         &self,
         idx: PointOffsetType,
         check_fn: impl Fn(&T) -> bool,
-        hw_counter: &HardwareCounterCell,
-    ) -> bool {
-        self.inner.check_values_any(idx, check_fn, hw_counter)
+    ) -> OperationResult<bool> {
+        self.inner.check_values_any(idx, check_fn)
+    }
+
+    fn for_each_matching_value<I, F, M, U>(
+        &self,
+        items: I,
+        check_fn: F,
+        on_match: M,
+    ) -> OperationResult<()>
+    where
+        U: UserData,
+        I: Iterator<Item = (U, PointOffsetType)>,
+        F: Fn(&T) -> bool,
+        M: FnMut(U, bool),
+    {
+        self.inner
+            .for_each_matching_value(items, check_fn, on_match)
     }
 
     fn get_values(&self, idx: PointOffsetType) -> Option<Box<dyn Iterator<Item = T> + '_>> {
@@ -53,9 +67,8 @@ where
         &'a self,
         start_bound: Bound<Point<T>>,
         end_bound: Bound<Point<T>>,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<impl Iterator<Item = PointOffsetType> + 'a> {
-        self.inner.values_range(start_bound, end_bound, hw_counter)
+        self.inner.values_range(start_bound, end_bound)
     }
 
     fn orderable_values_range(
@@ -91,29 +104,27 @@ where
     }
 }
 
-impl<T: Encodable + Numericable + StoredValue + Send + Sync + Default, P, S: UniversalRead>
-    PayloadFieldIndexRead for ReadOnlyNumericIndex<T, P, S>
+impl<T: NumericIndexValue, P, S: UniversalReadExt> PayloadFieldIndexRead
+    for ReadOnlyNumericIndex<T, P, S>
 where
     Vec<T>: Blob,
 {
-    fn count_indexed_points(&self) -> usize {
+    fn count_indexed_points(&self) -> OperationResult<usize> {
         self.inner.count_indexed_points()
     }
 
     fn filter<'a>(
         &'a self,
         condition: &'a FieldCondition,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
-        self.inner.filter(condition, hw_counter)
+        self.inner.filter(condition)
     }
 
     fn estimate_cardinality(
         &self,
         condition: &FieldCondition,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<CardinalityEstimation>> {
-        self.inner.estimate_cardinality(condition, hw_counter)
+        self.inner.estimate_cardinality(condition)
     }
 
     fn for_each_payload_block(
@@ -128,8 +139,7 @@ where
     fn condition_checker<'a>(
         &'a self,
         condition: &FieldCondition,
-        hw_acc: HwMeasurementAcc,
-    ) -> Option<ConditionCheckerFn<'a>> {
-        self.inner.condition_checker(condition, hw_acc)
+    ) -> OperationResult<Option<ConditionCheckerEnum<'a>>> {
+        self.inner.condition_checker(condition)
     }
 }

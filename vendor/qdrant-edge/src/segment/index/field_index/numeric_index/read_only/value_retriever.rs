@@ -7,10 +7,9 @@
 //! below plugs it in. Mirror of the writable side in
 //! `numeric_index/value_indexer.rs`.
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
 use crate::common::types::PointOffsetType;
 use crate::common::universal_io::UniversalRead;
-use crate::gridstore::Blob;
 use serde_json::{Number, Value};
 
 use super::super::Encodable;
@@ -18,7 +17,7 @@ use super::super::numeric_index_read::NumericIndexRead;
 use super::ReadOnlyNumericIndex;
 use crate::segment::common::utils::MultiValue;
 use crate::segment::index::field_index::numeric_point::Numericable;
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 use crate::segment::index::query_optimization::rescore_formula::value_retriever::VariableRetrieverFn;
 use crate::segment::types::{
     DateTimePayloadType, FloatPayloadType, IntPayloadType, UuidIntType, UuidPayloadType,
@@ -79,10 +78,7 @@ where
     ///
     /// Used by rescore-formula value lookup; mirrors
     /// `NumericIndex::value_retriever` on the writable side.
-    pub fn value_retriever<'a>(
-        &'a self,
-        _hw_counter: &'a HardwareCounterCell,
-    ) -> VariableRetrieverFn<'a> {
+    pub fn value_retriever<'a>(&'a self) -> VariableRetrieverFn<'a> {
         Box::new(move |point_id: PointOffsetType| -> MultiValue<Value> {
             self.get_values(point_id)
                 .into_iter()

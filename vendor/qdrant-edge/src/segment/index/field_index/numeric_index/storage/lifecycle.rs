@@ -3,20 +3,21 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::blobstore::Blob;
 use crate::common::bitvec::BitSlice;
 use crate::common::types::PointOffsetType;
-use crate::common::universal_io::MmapFs;
-use crate::gridstore::Blob;
+use crate::common::universal_io::{MmapFs, Populate};
 
 use super::super::Encodable;
 use super::super::immutable_numeric_index::ImmutableNumericIndex;
 use super::super::mutable_numeric_index::MutableNumericIndex;
-use super::super::universal_numeric_index::UniversalNumericIndex;
+use super::super::on_disk_numeric_index::OnDiskNumericIndex;
 use super::NumericIndexInner;
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::numeric_point::Numericable;
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
+use crate::segment::types::Memory;
 
 impl<T: Encodable + Numericable + StoredValue + Send + Sync + Default> NumericIndexInner<T>
 where
@@ -25,31 +26,30 @@ where
     /// Load immutable mmap based index, either in RAM or on disk
     pub fn new_mmap(
         path: &Path,
-        is_on_disk: bool,
+        memory: Memory,
         deleted_points: &BitSlice,
     ) -> OperationResult<Option<Self>> {
-        // Low-memory mode downgrades the in-RAM `Immutable` wrapper to the
-        // pure-mmap `Storage` variant at load time. Files are shared between
-        // variants; the persisted `is_on_disk` flag in `mmap_index` is
-        // untouched.
-        let effective_is_on_disk =
-            is_on_disk || crate::common::low_memory::low_memory_mode().prefer_disk();
+        // Low-memory mode degrades the placement at load time (pinned falls back to the
+        // pure-mmap `Storage` variant). Files are shared between variants; the persisted
+        // configuration is untouched.
+        let memory = memory.clamp_to_low_memory();
 
-        let Some(mmap_index) =
-            UniversalNumericIndex::open(&MmapFs, path, effective_is_on_disk, deleted_points)?
+        let populate = Populate::from(memory.populate_on_open());
+        let Some(on_disk_index) =
+            OnDiskNumericIndex::open(&MmapFs, path, populate, deleted_points)?
         else {
             // Files don't exist, cannot load
             return Ok(None);
         };
 
-        if effective_is_on_disk {
-            // Use on mmap directly
-            Ok(Some(NumericIndexInner::Mmap(mmap_index)))
-        } else {
-            // Load into RAM, use mmap as backing storage
+        if memory.is_heap() {
+            // Load into RAM, use on-disk as backing storage
             Ok(Some(NumericIndexInner::Immutable(
-                ImmutableNumericIndex::open_mmap(mmap_index),
+                ImmutableNumericIndex::load_from_on_disk(on_disk_index),
             )))
+        } else {
+            // Use on-disk directly
+            Ok(Some(NumericIndexInner::OnDisk(on_disk_index)))
         }
     }
 
@@ -62,7 +62,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.flusher(),
             NumericIndexInner::Immutable(index) => index.flusher(),
-            NumericIndexInner::Mmap(index) => index.flusher(),
+            NumericIndexInner::OnDisk(index) => index.flusher(),
         }
     }
 
@@ -70,7 +70,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.files(),
             NumericIndexInner::Immutable(index) => index.files(),
-            NumericIndexInner::Mmap(index) => index.files(),
+            NumericIndexInner::OnDisk(index) => index.files(),
         }
     }
 
@@ -78,7 +78,7 @@ where
         match self {
             NumericIndexInner::Mutable(_) => vec![],
             NumericIndexInner::Immutable(index) => index.immutable_files(),
-            NumericIndexInner::Mmap(index) => index.immutable_files(),
+            NumericIndexInner::OnDisk(index) => index.immutable_files(),
         }
     }
 
@@ -86,7 +86,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.remove_point(idx)?,
             NumericIndexInner::Immutable(index) => index.remove_point(idx),
-            NumericIndexInner::Mmap(index) => index.remove_point(idx),
+            NumericIndexInner::OnDisk(index) => index.remove_point(idx),
         }
         Ok(())
     }
@@ -97,7 +97,7 @@ where
         match self {
             NumericIndexInner::Mutable(_) => {}   // Not a mmap
             NumericIndexInner::Immutable(_) => {} // Not a mmap
-            NumericIndexInner::Mmap(index) => index.populate()?,
+            NumericIndexInner::OnDisk(index) => index.populate()?,
         }
         Ok(())
     }
@@ -105,11 +105,11 @@ where
     /// Drop disk cache.
     pub fn clear_cache(&self) -> OperationResult<()> {
         match self {
-            // Only clears backing mmap storage if used, not in-memory representation
+            // Only clears backing on-disk storage if used, not in-memory representation
             NumericIndexInner::Mutable(index) => index.clear_cache()?,
-            // Only clears backing mmap storage if used, not in-memory representation
+            // Only clears backing on-disk storage if used, not in-memory representation
             NumericIndexInner::Immutable(index) => index.clear_cache()?,
-            NumericIndexInner::Mmap(index) => index.clear_cache()?,
+            NumericIndexInner::OnDisk(index) => index.clear_cache()?,
         }
         Ok(())
     }

@@ -7,9 +7,8 @@
 
 use std::ops::Bound;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
 use crate::common::types::PointOffsetType;
-use crate::gridstore::Blob;
 
 use super::super::Encodable;
 use super::super::numeric_index_read::NumericIndexRead;
@@ -17,7 +16,7 @@ use super::NumericIndexInner;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::histogram::Histogram;
 use crate::segment::index::field_index::numeric_point::{Numericable, Point};
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 use crate::segment::index::payload_config::StorageType;
 
 impl<T: Encodable + Numericable + StoredValue + Send + Sync + Default> NumericIndexRead<T>
@@ -29,16 +28,11 @@ where
         &self,
         idx: PointOffsetType,
         check_fn: impl Fn(&T) -> bool,
-        hw_counter: &HardwareCounterCell,
-    ) -> bool {
-        // FIXME: don't silently ignore mmap-read errors; promote the trait
-        // method's return type to `OperationResult<bool>` and propagate.
+    ) -> OperationResult<bool> {
         match self {
-            NumericIndexInner::Mutable(index) => index.check_values_any(idx, check_fn, hw_counter),
-            NumericIndexInner::Immutable(index) => {
-                index.check_values_any(idx, check_fn, hw_counter)
-            }
-            NumericIndexInner::Mmap(index) => index.check_values_any(idx, check_fn, hw_counter),
+            NumericIndexInner::Mutable(index) => index.check_values_any(idx, check_fn),
+            NumericIndexInner::Immutable(index) => index.check_values_any(idx, check_fn),
+            NumericIndexInner::OnDisk(index) => index.check_values_any(idx, check_fn),
         }
     }
 
@@ -46,7 +40,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.get_values(idx),
             NumericIndexInner::Immutable(index) => index.get_values(idx),
-            NumericIndexInner::Mmap(index) => index.get_values(idx),
+            NumericIndexInner::OnDisk(index) => index.get_values(idx),
         }
     }
 
@@ -54,7 +48,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.values_count(idx),
             NumericIndexInner::Immutable(index) => index.values_count(idx),
-            NumericIndexInner::Mmap(index) => index.values_count(idx),
+            NumericIndexInner::OnDisk(index) => index.values_count(idx),
         }
     }
 
@@ -62,7 +56,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.total_unique_values_count(),
             NumericIndexInner::Immutable(index) => index.total_unique_values_count(),
-            NumericIndexInner::Mmap(index) => index.total_unique_values_count(),
+            NumericIndexInner::OnDisk(index) => index.total_unique_values_count(),
         }
     }
 
@@ -70,17 +64,16 @@ where
         &'a self,
         start_bound: Bound<Point<T>>,
         end_bound: Bound<Point<T>>,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<impl Iterator<Item = PointOffsetType> + 'a> {
         let boxed: Box<dyn Iterator<Item = PointOffsetType> + 'a> = match self {
             NumericIndexInner::Mutable(index) => {
-                Box::new(index.values_range(start_bound, end_bound, hw_counter)?)
+                Box::new(index.values_range(start_bound, end_bound)?)
             }
             NumericIndexInner::Immutable(index) => {
-                Box::new(index.values_range(start_bound, end_bound, hw_counter)?)
+                Box::new(index.values_range(start_bound, end_bound)?)
             }
-            NumericIndexInner::Mmap(index) => {
-                Box::new(index.values_range(start_bound, end_bound, hw_counter)?)
+            NumericIndexInner::OnDisk(index) => {
+                Box::new(index.values_range(start_bound, end_bound)?)
             }
         };
         Ok(boxed)
@@ -98,7 +91,7 @@ where
             NumericIndexInner::Immutable(index) => {
                 Box::new(index.orderable_values_range(start_bound, end_bound)?)
             }
-            NumericIndexInner::Mmap(index) => {
+            NumericIndexInner::OnDisk(index) => {
                 Box::new(index.orderable_values_range(start_bound, end_bound)?)
             }
         };
@@ -109,7 +102,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.get_histogram(),
             NumericIndexInner::Immutable(index) => index.get_histogram(),
-            NumericIndexInner::Mmap(index) => index.get_histogram(),
+            NumericIndexInner::OnDisk(index) => index.get_histogram(),
         }
     }
 
@@ -117,7 +110,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.get_points_count(),
             NumericIndexInner::Immutable(index) => index.get_points_count(),
-            NumericIndexInner::Mmap(index) => index.get_points_count(),
+            NumericIndexInner::OnDisk(index) => index.get_points_count(),
         }
     }
 
@@ -125,7 +118,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.get_max_values_per_point(),
             NumericIndexInner::Immutable(index) => index.get_max_values_per_point(),
-            NumericIndexInner::Mmap(index) => index.get_max_values_per_point(),
+            NumericIndexInner::OnDisk(index) => index.get_max_values_per_point(),
         }
     }
 
@@ -133,7 +126,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.storage_type(),
             NumericIndexInner::Immutable(index) => index.storage_type(),
-            NumericIndexInner::Mmap(index) => index.storage_type(),
+            NumericIndexInner::OnDisk(index) => index.storage_type(),
         }
     }
 
@@ -142,7 +135,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.ram_usage_bytes(),
             NumericIndexInner::Immutable(index) => index.ram_usage_bytes(),
-            NumericIndexInner::Mmap(index) => index.ram_usage_bytes(),
+            NumericIndexInner::OnDisk(index) => index.ram_usage_bytes(),
         }
     }
 
@@ -150,7 +143,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.telemetry_index_type(),
             NumericIndexInner::Immutable(index) => index.telemetry_index_type(),
-            NumericIndexInner::Mmap(index) => index.telemetry_index_type(),
+            NumericIndexInner::OnDisk(index) => index.telemetry_index_type(),
         }
     }
 }
@@ -166,18 +159,17 @@ where
     pub fn point_ids_by_value<'a>(
         &'a self,
         value: T,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<impl Iterator<Item = PointOffsetType> + 'a> {
         let start = Bound::Included(Point::new(value, PointOffsetType::MIN));
         let end = Bound::Included(Point::new(value, PointOffsetType::MAX));
-        self.values_range(start, end, hw_counter)
+        self.values_range(start, end)
     }
 
-    pub fn is_on_disk(&self) -> bool {
+    pub fn is_cold(&self) -> bool {
         match self {
             NumericIndexInner::Mutable(_) => false,
             NumericIndexInner::Immutable(_) => false,
-            NumericIndexInner::Mmap(index) => index.is_on_disk(),
+            NumericIndexInner::OnDisk(index) => index.is_cold(),
         }
     }
 }

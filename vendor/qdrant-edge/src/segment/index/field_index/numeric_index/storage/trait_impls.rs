@@ -13,26 +13,23 @@
 
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_accumulator::HwMeasurementAcc;
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
 use crate::common::types::PointOffsetType;
-use crate::gridstore::Blob;
 
 use super::super::numeric_index_read::NumericIndexRead;
-use super::super::{Encodable, StreamRange, query};
+use super::super::{Encodable, NumericIndexValue, StreamRange, query};
 use super::NumericIndexInner;
 use crate::segment::common::Flusher;
 use crate::segment::common::operation_error::OperationResult;
+use crate::segment::index::condition_checker::ConditionCheckerEnum;
 use crate::segment::index::field_index::numeric_point::Numericable;
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 use crate::segment::index::field_index::{
     CardinalityEstimation, PayloadBlockCondition, PayloadFieldIndex, PayloadFieldIndexRead,
 };
-use crate::segment::index::query_optimization::optimized_filter::ConditionCheckerFn;
 use crate::segment::types::{FieldCondition, PayloadKeyType, RangeInterface};
 
-impl<T: Encodable + Numericable + StoredValue + Send + Sync + Default> PayloadFieldIndex
-    for NumericIndexInner<T>
+impl<T: NumericIndexValue> PayloadFieldIndex for NumericIndexInner<T>
 where
     Vec<T>: Blob,
 {
@@ -40,7 +37,7 @@ where
         match self {
             NumericIndexInner::Mutable(index) => index.wipe(),
             NumericIndexInner::Immutable(index) => index.wipe(),
-            NumericIndexInner::Mmap(index) => index.wipe(),
+            NumericIndexInner::OnDisk(index) => index.wipe(),
         }
     }
 
@@ -57,29 +54,26 @@ where
     }
 }
 
-impl<T: Encodable + Numericable + StoredValue + Send + Sync + Default> PayloadFieldIndexRead
-    for NumericIndexInner<T>
+impl<T: NumericIndexValue> PayloadFieldIndexRead for NumericIndexInner<T>
 where
     Vec<T>: Blob,
 {
-    fn count_indexed_points(&self) -> usize {
-        self.get_points_count()
+    fn count_indexed_points(&self) -> OperationResult<usize> {
+        Ok(self.get_points_count())
     }
 
     fn filter<'a>(
         &'a self,
         condition: &FieldCondition,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<Option<Box<dyn Iterator<Item = PointOffsetType> + 'a>>> {
-        query::filter(self, condition, hw_counter)
+        query::filter(self, condition)
     }
 
     fn estimate_cardinality(
         &self,
         condition: &FieldCondition,
-        hw_counter: &HardwareCounterCell,
     ) -> OperationResult<Option<CardinalityEstimation>> {
-        query::estimate_cardinality(self, condition, hw_counter)
+        query::estimate_cardinality(self, condition)
     }
 
     fn for_each_payload_block(
@@ -94,9 +88,8 @@ where
     fn condition_checker<'a>(
         &'a self,
         condition: &FieldCondition,
-        hw_acc: HwMeasurementAcc,
-    ) -> Option<ConditionCheckerFn<'a>> {
-        query::condition_checker(self, condition, hw_acc)
+    ) -> OperationResult<Option<ConditionCheckerEnum<'a>>> {
+        Ok(query::condition_checker(self, condition).map(T::condition_checker_writable))
     }
 }
 

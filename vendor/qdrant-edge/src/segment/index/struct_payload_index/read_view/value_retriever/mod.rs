@@ -2,10 +2,9 @@ mod helpers;
 
 use std::collections::{HashMap, HashSet};
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
-
 use self::helpers::variable_retriever;
 use super::StructPayloadIndexReadView;
+use crate::segment::common::operation_error::OperationResult;
 use crate::segment::id_tracker::IdTrackerRead;
 use crate::segment::index::field_index::FieldIndexRead;
 use crate::segment::index::query_optimization::payload_provider::PayloadProvider;
@@ -25,8 +24,7 @@ where
     pub(crate) fn retrievers_map<'b, 'q>(
         &'b self,
         variables: HashSet<JsonPath>,
-        hw_counter: &'q HardwareCounterCell,
-    ) -> HashMap<JsonPath, VariableRetrieverFn<'q>>
+    ) -> OperationResult<HashMap<JsonPath, VariableRetrieverFn<'q>>>
     where
         'b: 'q,
     {
@@ -37,16 +35,11 @@ where
         for key in variables {
             let payload_provider = payload_provider.clone();
 
-            let retriever = variable_retriever(
-                self.field_indexes,
-                &key,
-                payload_provider.clone(),
-                hw_counter,
-            );
+            let retriever = variable_retriever(self.field_indexes, &key, payload_provider.clone())?;
 
             var_retrievers.insert(key, retriever);
         }
 
-        var_retrievers
+        Ok(var_retrievers)
     }
 }

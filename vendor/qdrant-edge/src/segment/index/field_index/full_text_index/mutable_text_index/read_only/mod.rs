@@ -1,25 +1,29 @@
+use crate::blobstore::BlobstoreReader;
 use crate::common::universal_io::UniversalRead;
-use crate::gridstore::GridstoreReader;
 
 use super::inner::MutableFullTextIndexInner;
 
+mod lifecycle;
+mod live_reload;
 mod read_ops;
 
 /// Read-only counterpart to [`super::MutableFullTextIndex`].
 ///
 /// Owns the same in-memory state ([`MutableFullTextIndexInner`]) but is backed
-/// by [`GridstoreReader`] over generic [`UniversalRead`] instead of a writable
-/// [`gridstore::Gridstore`]. Implements
+/// by [`BlobstoreReader`] over generic [`UniversalRead`] instead of a writable
+/// [`blobstore::Blobstore`]. Implements
 /// [`super::super::full_text_index_read::FullTextIndexRead`] by forwarding to
 /// the inner; provides no mutation surface.
 ///
-/// Loading / lifecycle (constructor, `files`, `populate`, `clear_cache`, …)
-/// will be added in a follow-up; until then the type is not yet constructed.
-#[allow(dead_code)]
+/// Constructed via [`Self::open`] (see [`lifecycle`]); the parent
+/// [`super::super::read_only::ReadOnlyFullTextIndex`] dispatches into this
+/// type through [`super::super::read_only::ReadOnlyFullTextIndex::open_appendable`].
 pub struct ReadOnlyAppendableFullTextIndex<S: UniversalRead> {
     pub(super) inner: MutableFullTextIndexInner,
-    // Read once the lifecycle layer lands; until then the field is held to
-    // pin the on-disk layout of the type.
-    #[allow(dead_code)]
-    pub(super) storage: GridstoreReader<Vec<u8>, S>,
+    /// Backing Blobstore reader, populated by [`Self::open`]. Held to keep the
+    /// storage mapped for [`Self::files`] / [`Self::clear_cache`] (those are
+    /// not part of the
+    /// [`FullTextIndexRead`](super::super::full_text_index_read::FullTextIndexRead)
+    /// surface).
+    pub(super) storage: BlobstoreReader<Vec<u8>, S>,
 }

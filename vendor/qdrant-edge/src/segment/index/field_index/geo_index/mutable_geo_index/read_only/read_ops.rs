@@ -1,17 +1,16 @@
 use std::path::PathBuf;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
 use crate::common::types::PointOffsetType;
 use crate::common::universal_io::UniversalRead;
 
-use super::super::super::read_ops::GeoMapIndexRead;
-use super::ReadOnlyAppendableGeoMapIndex;
+use super::super::super::read_ops::GeoIndexRead;
+use super::ReadOnlyAppendableGeoIndex;
 use crate::segment::common::operation_error::{OperationError, OperationResult};
 use crate::segment::index::field_index::geo_hash::GeoHash;
 use crate::segment::index::payload_config::StorageType;
 use crate::segment::types::GeoPoint;
 
-impl<S: UniversalRead> GeoMapIndexRead for ReadOnlyAppendableGeoMapIndex<S> {
+impl<S: UniversalRead> GeoIndexRead for ReadOnlyAppendableGeoIndex<S> {
     fn points_count(&self) -> usize {
         self.in_memory_index.points_count()
     }
@@ -24,30 +23,20 @@ impl<S: UniversalRead> GeoMapIndexRead for ReadOnlyAppendableGeoMapIndex<S> {
         self.in_memory_index.max_values_per_point()
     }
 
-    fn points_of_hash(
-        &self,
-        hash: GeoHash,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<usize> {
-        self.in_memory_index.points_of_hash(hash, hw_counter)
+    fn points_of_hash(&self, hash: GeoHash) -> OperationResult<usize> {
+        self.in_memory_index.points_of_hash(hash)
     }
 
-    fn values_of_hash(
-        &self,
-        hash: GeoHash,
-        hw_counter: &HardwareCounterCell,
-    ) -> OperationResult<usize> {
-        self.in_memory_index.values_of_hash(hash, hw_counter)
+    fn values_of_hash(&self, hash: GeoHash) -> OperationResult<usize> {
+        self.in_memory_index.values_of_hash(hash)
     }
 
     fn check_values_any(
         &self,
         idx: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
         check_fn: &dyn Fn(&GeoPoint) -> bool,
-    ) -> bool {
-        self.in_memory_index
-            .check_values_any(idx, hw_counter, check_fn)
+    ) -> OperationResult<bool> {
+        self.in_memory_index.check_values_any(idx, check_fn)
     }
 
     fn values_count(&self, idx: PointOffsetType) -> usize {
@@ -80,7 +69,7 @@ impl<S: UniversalRead> GeoMapIndexRead for ReadOnlyAppendableGeoMapIndex<S> {
         self.in_memory_index.ram_usage_bytes()
     }
 
-    fn is_on_disk(&self) -> bool {
+    fn is_cold(&self) -> bool {
         false
     }
 

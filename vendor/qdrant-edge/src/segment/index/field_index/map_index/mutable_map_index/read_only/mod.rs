@@ -1,28 +1,32 @@
+use crate::blobstore::{Blob, BlobstoreReader};
 use crate::common::universal_io::UniversalRead;
-use crate::gridstore::{Blob, GridstoreReader};
 
 use super::super::MapIndexKey;
-use super::inner::MutableMapIndexInner;
+use super::in_memory::InMemoryMapIndex;
 
+mod lifecycle;
+mod live_reload;
 mod read_ops;
 
 /// Read-only counterpart to [`super::MutableMapIndex`].
 ///
 /// Owns the same in-memory state ([`MutableMapIndexInner`]) but is backed by
-/// [`GridstoreReader`] over generic [`UniversalRead`] instead of a writable
-/// [`gridstore::Gridstore`]. Implements
+/// [`BlobstoreReader`] over generic [`UniversalRead`] instead of a writable
+/// [`blobstore::Blobstore`]. Implements
 /// [`super::super::read_ops::MapIndexRead`] by forwarding to the inner;
 /// provides no mutation surface.
 ///
-/// Loading / lifecycle (constructor, `files`, `populate`, `clear_cache`, …)
-/// will be added in a follow-up.
+/// Constructed via [`Self::open`] (see [`lifecycle`]); the parent
+/// [`super::super::read_only::ReadOnlyMapIndex`] dispatches into this type
+/// through [`super::super::read_only::ReadOnlyMapIndex::open_appendable`].
 pub struct ReadOnlyAppendableMapIndex<N: MapIndexKey + ?Sized, S: UniversalRead>
 where
     Vec<<N as MapIndexKey>::Owned>: Blob + Send + Sync,
 {
-    pub(super) inner: MutableMapIndexInner<N>,
-    // Read once the lifecycle layer lands; until then the field is held to
-    // pin the on-disk layout of the type.
-    #[allow(dead_code)]
-    pub(super) storage: GridstoreReader<Vec<<N as MapIndexKey>::Owned>, S>,
+    pub(super) in_memory_index: InMemoryMapIndex<N>,
+    /// Backing Blobstore reader, populated by [`Self::open`]. Held to keep the
+    /// storage mapped for [`Self::files`] / [`Self::clear_cache`] (those are
+    /// not part of the [`MapIndexRead`](super::super::read_ops::MapIndexRead)
+    /// surface).
+    pub(super) storage: BlobstoreReader<Vec<<N as MapIndexKey>::Owned>, S>,
 }

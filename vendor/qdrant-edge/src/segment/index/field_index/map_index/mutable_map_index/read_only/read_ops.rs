@@ -1,9 +1,8 @@
 use std::borrow::Cow;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
 use crate::common::types::PointOffsetType;
 use crate::common::universal_io::UniversalRead;
-use crate::gridstore::Blob;
 
 use super::super::super::read_ops::MapIndexRead;
 use super::super::super::{IdIter, MapIndexKey};
@@ -11,56 +10,49 @@ use super::ReadOnlyAppendableMapIndex;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::payload_config::StorageType;
 
-impl<N: MapIndexKey + ?Sized, S: UniversalRead> MapIndexRead<N> for ReadOnlyAppendableMapIndex<N, S>
+impl<'a, N: MapIndexKey + ?Sized + 'a, S: UniversalRead> MapIndexRead<'a, N>
+    for ReadOnlyAppendableMapIndex<N, S>
 where
     Vec<<N as MapIndexKey>::Owned>: Blob + Send + Sync,
 {
     fn check_values_any(
         &self,
         idx: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
         check_fn: impl Fn(&N) -> bool,
-    ) -> bool {
-        self.inner.check_values_any(idx, hw_counter, check_fn)
+    ) -> OperationResult<bool> {
+        self.in_memory_index.check_values_any(idx, check_fn)
     }
 
-    fn get_values<'a>(
-        &'a self,
-        idx: PointOffsetType,
-        hw_counter: &HardwareCounterCell,
-    ) -> Option<impl Iterator<Item = Cow<'a, N>> + 'a>
-    where
-        N: 'a,
-    {
-        self.inner.get_values(idx, hw_counter)
+    fn get_values(&'a self, idx: PointOffsetType) -> Option<impl Iterator<Item = Cow<'a, N>> + 'a> {
+        self.in_memory_index.get_values(idx)
     }
 
     fn values_count(&self, idx: PointOffsetType) -> Option<usize> {
-        self.inner.values_count(idx)
+        self.in_memory_index.values_count(idx)
     }
 
     fn get_indexed_points(&self) -> usize {
-        self.inner.get_indexed_points()
+        self.in_memory_index.get_indexed_points()
     }
 
     fn get_values_count(&self) -> usize {
-        self.inner.get_values_count()
+        self.in_memory_index.get_values_count()
     }
 
     fn get_unique_values_count(&self) -> usize {
-        self.inner.get_unique_values_count()
+        self.in_memory_index.get_unique_values_count()
     }
 
-    fn get_count_for_value(&self, value: &N, hw_counter: &HardwareCounterCell) -> Option<usize> {
-        self.inner.get_count_for_value(value, hw_counter)
+    fn get_count_for_value(&self, value: &N) -> Option<usize> {
+        self.in_memory_index.get_count_for_value(value)
     }
 
-    fn get_iterator(&self, value: &N, hw_counter: &HardwareCounterCell) -> IdIter<'_> {
-        self.inner.get_iterator(value, hw_counter)
+    fn get_iterator(&self, value: &N) -> IdIter<'_> {
+        self.in_memory_index.get_iterator(value)
     }
 
     fn for_each_value(&self, f: impl FnMut(&N) -> OperationResult<()>) -> OperationResult<()> {
-        self.inner.for_each_value(f)
+        self.in_memory_index.for_each_value(f)
     }
 
     fn for_each_count_per_value(
@@ -68,15 +60,15 @@ where
         deferred_internal_id: Option<PointOffsetType>,
         f: impl FnMut(&N, usize) -> OperationResult<()>,
     ) -> OperationResult<()> {
-        self.inner.for_each_count_per_value(deferred_internal_id, f)
+        self.in_memory_index
+            .for_each_count_per_value(deferred_internal_id, f)
     }
 
     fn for_each_value_map(
         &self,
-        hw_counter: &HardwareCounterCell,
         f: impl FnMut(&N, &mut dyn Iterator<Item = PointOffsetType>) -> OperationResult<()>,
     ) -> OperationResult<()> {
-        self.inner.for_each_value_map(hw_counter, f)
+        self.in_memory_index.for_each_value_map(f)
     }
 
     fn storage_type(&self) -> StorageType {
@@ -86,7 +78,7 @@ where
     }
 
     fn ram_usage_bytes(&self) -> usize {
-        self.inner.ram_usage_bytes()
+        self.in_memory_index.ram_usage_bytes()
     }
 
     fn telemetry_index_type(&self) -> &'static str {
@@ -103,6 +95,6 @@ where
         points: impl Iterator<Item = PointOffsetType>,
         f: impl FnMut(PointOffsetType, &[<N as MapIndexKey>::Owned]),
     ) {
-        self.inner.for_points_values(points, f);
+        self.in_memory_index.for_points_values(points, f);
     }
 }

@@ -1,9 +1,8 @@
 use std::ops::Bound;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
 use crate::common::types::PointOffsetType;
 use crate::common::universal_io::UniversalRead;
-use crate::gridstore::Blob;
 
 use super::super::super::Encodable;
 use super::super::super::numeric_index_read::NumericIndexRead;
@@ -11,7 +10,7 @@ use super::ReadOnlyAppendableNumericIndex;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::histogram::Histogram;
 use crate::segment::index::field_index::numeric_point::{Numericable, Point};
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 use crate::segment::index::payload_config::StorageType;
 
 impl<T: Encodable + Numericable + Send + Sync + Default + StoredValue, S: UniversalRead>
@@ -23,9 +22,8 @@ where
         &self,
         idx: PointOffsetType,
         check_fn: impl Fn(&T) -> bool,
-        _hw_counter: &HardwareCounterCell,
-    ) -> bool {
-        self.in_memory_index.check_values_any(idx, check_fn)
+    ) -> OperationResult<bool> {
+        Ok(self.in_memory_index.check_values_any(idx, check_fn))
     }
 
     fn get_values(&self, idx: PointOffsetType) -> Option<Box<dyn Iterator<Item = T> + '_>> {
@@ -44,7 +42,6 @@ where
         &'a self,
         start_bound: Bound<Point<T>>,
         end_bound: Bound<Point<T>>,
-        _hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<impl Iterator<Item = PointOffsetType> + 'a> {
         Ok(self.in_memory_index.values_range(start_bound, end_bound))
     }

@@ -1,12 +1,15 @@
+use crate::blobstore::Blob;
 use crate::common::universal_io::UniversalRead;
-use crate::gridstore::Blob;
 
 use super::super::Encodable;
 use super::super::mutable_numeric_index::read_only::ReadOnlyAppendableNumericIndex;
-use super::super::universal_numeric_index::UniversalNumericIndex;
+use super::super::on_disk_numeric_index::OnDiskNumericIndex;
+use crate::segment::index::field_index::numeric_index::immutable_numeric_index::ImmutableNumericIndex;
 use crate::segment::index::field_index::numeric_point::Numericable;
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 
+mod lifecycle;
+mod live_reload;
 mod read_ops;
 mod trait_impls;
 
@@ -24,6 +27,8 @@ pub enum ReadOnlyNumericIndexInner<
 {
     /// Loads into RAM from appendable (Gridstore) storage format
     Appendable(ReadOnlyAppendableNumericIndex<T, S>),
+    /// Loads into RAM from storage in immutable format
+    Immutable(ImmutableNumericIndex<T, S>),
     /// Directly reads from storage in immutable format
-    Immutable(UniversalNumericIndex<T, S>),
+    OnDisk(OnDiskNumericIndex<T, S>),
 }

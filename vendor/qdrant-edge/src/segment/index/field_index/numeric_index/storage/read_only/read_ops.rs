@@ -7,10 +7,9 @@
 
 use std::ops::Bound;
 
-use crate::common::counter::hardware_counter::HardwareCounterCell;
+use crate::blobstore::Blob;
 use crate::common::types::PointOffsetType;
-use crate::common::universal_io::UniversalRead;
-use crate::gridstore::Blob;
+use crate::common::universal_io::{UniversalRead, UserData};
 
 use super::super::super::numeric_index_read::NumericIndexRead;
 use super::super::super::{Encodable, StreamRange, query};
@@ -18,7 +17,7 @@ use super::ReadOnlyNumericIndexInner;
 use crate::segment::common::operation_error::OperationResult;
 use crate::segment::index::field_index::histogram::Histogram;
 use crate::segment::index::field_index::numeric_point::{Numericable, Point};
-use crate::segment::index::field_index::stored_point_to_values::StoredValue;
+use crate::segment::index::field_index::on_disk_point_to_values::StoredValue;
 use crate::segment::index::payload_config::StorageType;
 use crate::segment::types::RangeInterface;
 
@@ -31,14 +30,35 @@ where
         &self,
         idx: PointOffsetType,
         check_fn: impl Fn(&T) -> bool,
-        hw_counter: &HardwareCounterCell,
-    ) -> bool {
+    ) -> OperationResult<bool> {
+        match self {
+            ReadOnlyNumericIndexInner::Appendable(index) => index.check_values_any(idx, check_fn),
+            ReadOnlyNumericIndexInner::Immutable(index) => index.check_values_any(idx, check_fn),
+            ReadOnlyNumericIndexInner::OnDisk(index) => index.check_values_any(idx, check_fn),
+        }
+    }
+
+    fn for_each_matching_value<I, F, M, U>(
+        &self,
+        items: I,
+        check_fn: F,
+        on_match: M,
+    ) -> OperationResult<()>
+    where
+        U: UserData,
+        I: Iterator<Item = (U, PointOffsetType)>,
+        F: Fn(&T) -> bool,
+        M: FnMut(U, bool),
+    {
         match self {
             ReadOnlyNumericIndexInner::Appendable(index) => {
-                index.check_values_any(idx, check_fn, hw_counter)
+                index.for_each_matching_value(items, check_fn, on_match)
             }
             ReadOnlyNumericIndexInner::Immutable(index) => {
-                index.check_values_any(idx, check_fn, hw_counter)
+                index.for_each_matching_value(items, check_fn, on_match)
+            }
+            ReadOnlyNumericIndexInner::OnDisk(index) => {
+                index.for_each_matching_value(items, check_fn, on_match)
             }
         }
     }
@@ -47,6 +67,7 @@ where
         match self {
             ReadOnlyNumericIndexInner::Appendable(index) => index.get_values(idx),
             ReadOnlyNumericIndexInner::Immutable(index) => index.get_values(idx),
+            ReadOnlyNumericIndexInner::OnDisk(index) => index.get_values(idx),
         }
     }
 
@@ -54,6 +75,7 @@ where
         match self {
             ReadOnlyNumericIndexInner::Appendable(index) => index.values_count(idx),
             ReadOnlyNumericIndexInner::Immutable(index) => index.values_count(idx),
+            ReadOnlyNumericIndexInner::OnDisk(index) => index.values_count(idx),
         }
     }
 
@@ -61,6 +83,7 @@ where
         match self {
             ReadOnlyNumericIndexInner::Appendable(index) => index.total_unique_values_count(),
             ReadOnlyNumericIndexInner::Immutable(index) => index.total_unique_values_count(),
+            ReadOnlyNumericIndexInner::OnDisk(index) => index.total_unique_values_count(),
         }
     }
 
@@ -68,14 +91,16 @@ where
         &'a self,
         start_bound: Bound<Point<T>>,
         end_bound: Bound<Point<T>>,
-        hw_counter: &'a HardwareCounterCell,
     ) -> OperationResult<impl Iterator<Item = PointOffsetType> + 'a> {
         let boxed: Box<dyn Iterator<Item = PointOffsetType> + 'a> = match self {
             ReadOnlyNumericIndexInner::Appendable(index) => {
-                Box::new(index.values_range(start_bound, end_bound, hw_counter)?)
+                Box::new(index.values_range(start_bound, end_bound)?)
             }
             ReadOnlyNumericIndexInner::Immutable(index) => {
-                Box::new(index.values_range(start_bound, end_bound, hw_counter)?)
+                Box::new(index.values_range(start_bound, end_bound)?)
+            }
+            ReadOnlyNumericIndexInner::OnDisk(index) => {
+                Box::new(index.values_range(start_bound, end_bound)?)
             }
         };
         Ok(boxed)
@@ -93,6 +118,9 @@ where
             ReadOnlyNumericIndexInner::Immutable(index) => {
                 Box::new(index.orderable_values_range(start_bound, end_bound)?)
             }
+            ReadOnlyNumericIndexInner::OnDisk(index) => {
+                Box::new(index.orderable_values_range(start_bound, end_bound)?)
+            }
         };
         Ok(boxed)
     }
@@ -101,6 +129,7 @@ where
         match self {
             ReadOnlyNumericIndexInner::Appendable(index) => index.get_histogram(),
             ReadOnlyNumericIndexInner::Immutable(index) => index.get_histogram(),
+            ReadOnlyNumericIndexInner::OnDisk(index) => index.get_histogram(),
         }
     }
 
@@ -108,6 +137,7 @@ where
         match self {
             ReadOnlyNumericIndexInner::Appendable(index) => index.get_points_count(),
             ReadOnlyNumericIndexInner::Immutable(index) => index.get_points_count(),
+            ReadOnlyNumericIndexInner::OnDisk(index) => index.get_points_count(),
         }
     }
 
@@ -115,6 +145,7 @@ where
         match self {
             ReadOnlyNumericIndexInner::Appendable(index) => index.get_max_values_per_point(),
             ReadOnlyNumericIndexInner::Immutable(index) => index.get_max_values_per_point(),
+            ReadOnlyNumericIndexInner::OnDisk(index) => index.get_max_values_per_point(),
         }
     }
 
@@ -122,6 +153,7 @@ where
         match self {
             ReadOnlyNumericIndexInner::Appendable(index) => index.storage_type(),
             ReadOnlyNumericIndexInner::Immutable(index) => index.storage_type(),
+            ReadOnlyNumericIndexInner::OnDisk(index) => index.storage_type(),
         }
     }
 
@@ -129,6 +161,7 @@ where
         match self {
             ReadOnlyNumericIndexInner::Appendable(index) => index.ram_usage_bytes(),
             ReadOnlyNumericIndexInner::Immutable(index) => index.ram_usage_bytes(),
+            ReadOnlyNumericIndexInner::OnDisk(index) => index.ram_usage_bytes(),
         }
     }
 
@@ -136,6 +169,7 @@ where
         match self {
             ReadOnlyNumericIndexInner::Appendable(index) => index.telemetry_index_type(),
             ReadOnlyNumericIndexInner::Immutable(index) => index.telemetry_index_type(),
+            ReadOnlyNumericIndexInner::OnDisk(index) => index.telemetry_index_type(),
         }
     }
 }
