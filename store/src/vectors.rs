@@ -241,7 +241,7 @@ impl EdgeVectors {
                     .quantization_config(quantization())
                     .build(),
             )
-            .max_search_threads(1)
+            .max_search_threads(SEARCH_THREADS)
             .build();
         let shard = EdgeShard::new(&dir, config).map_err(self.err(space))?;
         for (field, schema) in [
@@ -284,8 +284,14 @@ fn quantization() -> QuantizationConfig {
     scalar.into()
 }
 
+/// Threads a shard searches its segments on. One: the search runs on the thread that asks
+/// (Kairos's turns, one per core), as with qdrant-edge 0.7.2. 0.9.0's default is a pool of four
+/// threads a core, handed every search.
+const SEARCH_THREADS: usize = 1;
+
 /// The saved configuration of the shard in `dir` with [`quantization`] for every vector that
-/// has none (shards written before it): their next optimisation builds it. `None` leaves the
+/// has none (shards written before it): their next optimisation builds it; and with
+/// [`SEARCH_THREADS`] (shards written before qdrant-edge 0.9.0 have no such key). `None` leaves the
 /// saved configuration to `EdgeShard::load`, which reports an unreadable one.
 fn with_quantization(dir: &Path) -> Option<EdgeConfig> {
     let Some(Ok(mut config)) = EdgeConfig::load(dir) else {
@@ -294,7 +300,7 @@ fn with_quantization(dir: &Path) -> Option<EdgeConfig> {
     for params in config.vectors.values_mut() {
         params.quantization_config.get_or_insert_with(quantization);
     }
-    config.max_search_threads = Some(1);
+    config.max_search_threads = Some(SEARCH_THREADS);
     Some(config)
 }
 

@@ -47,8 +47,8 @@ impl<S: UniversalRead> OneshotFile<S> {
     pub fn open<Fs: UniversalReadFs<File = S>>(fs: &Fs, path: impl AsRef<Path>) -> UioResult<Self> {
         // Kairos patch: populated on open (`Populate::No` as published). Read page fault by page
         // fault through the sequential map, the two spaces' 8-bit vectors (91 MB) took 2.2 s to
-        // load into RAM on an AMD EPYC guest, and `kairos serve` took 2.6-3.3 s to start
-        // against 1.2-1.5 s with qdrant-edge 0.7.2; populated, 1.1-1.8 s.
+        // load into RAM on an AMD EPYC guest, and `kairos serve` took 2.6-3.4 s to start
+        // against 1.2-1.9 s with qdrant-edge 0.7.2; populated, 1.1-1.8 s.
         let inner = fs.open(path, Self::open_options(Populate::Blocking), Default::default())?;
         Ok(Self { inner })
     }
