@@ -168,12 +168,11 @@ impl EdgeVectors {
         for space in Space::ALL {
             let dir = root.join(space.as_str());
             if dir.join("edge_config.json").is_file() {
-                let shard = EdgeShard::load(&dir, with_quantization(&dir)).map_err(|e| {
-                    Error::VectorIndex {
+                let shard =
+                    EdgeShard::load(&dir, saved_config(&dir)).map_err(|e| Error::VectorIndex {
                         path: dir.clone(),
                         message: e.to_string(),
-                    }
-                })?;
+                    })?;
                 shards.insert(space, Arc::new(shard));
             }
         }
@@ -289,11 +288,12 @@ fn quantization() -> QuantizationConfig {
 /// threads a core, handed every search.
 const SEARCH_THREADS: usize = 1;
 
-/// The saved configuration of the shard in `dir` with [`quantization`] for every vector that
-/// has none (shards written before it): their next optimisation builds it; and with
-/// [`SEARCH_THREADS`] (shards written before qdrant-edge 0.9.0 have no such key). `None` leaves the
-/// saved configuration to `EdgeShard::load`, which reports an unreadable one.
-fn with_quantization(dir: &Path) -> Option<EdgeConfig> {
+/// The saved configuration of the shard in `dir`, with what Kairos asks of every shard where
+/// the shard was written without it: [`quantization`] for every vector (their next
+/// optimisation builds it), and [`SEARCH_THREADS`] (no shard before qdrant-edge 0.9.0 has the
+/// key). `None` leaves the saved configuration to `EdgeShard::load`, which reports an
+/// unreadable one.
+fn saved_config(dir: &Path) -> Option<EdgeConfig> {
     let Some(Ok(mut config)) = EdgeConfig::load(dir) else {
         return None;
     };
