@@ -2,7 +2,8 @@
 //!
 //! - [`catalog`]: assets, segments and jobs (sqlx; SQLite embedded) — the source of truth;
 //! - [`remembered`]: what searches read of the catalog, kept while it does not change;
-//! - [`text`]: the tantivy index of metadata, transcripts and on-screen text;
+//! - [`text`]: the tantivy index of metadata, transcripts and on-screen text, and
+//!   [`highlight`]: its snippets;
 //! - [`vectors`]: the vector spaces (qdrant-edge embedded, behind [`vectors::VectorIndex`]);
 //! - [`thumbnails`]: one JPEG per segment;
 //! - [`transcript`]: an asset's speech as JSON, WebVTT or SubRip;
@@ -12,6 +13,7 @@
 pub mod catalog;
 pub mod consistency;
 pub mod error;
+pub mod highlight;
 pub mod keys;
 pub mod listing;
 pub mod records;

@@ -20,7 +20,6 @@ use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions, Value,
 };
-use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
     StopWordFilter, TextAnalyzer,
@@ -32,6 +31,8 @@ use tantivy::{
 
 use crate::catalog::Filters;
 use crate::error::{Error, Result};
+pub use crate::highlight::Highlighter;
+use crate::highlight::language_slot;
 use crate::records::{Asset, AssetKind, Segment, SegmentKind, canonical_uuid, uuid_string};
 use crate::term_bitsets::{Conjunction, TermBitsets};
 
@@ -176,61 +177,6 @@ pub struct TextResults {
     pub highlighter: Highlighter,
 }
 
-/// Marks a query's words in text, analysed as the index analyses it: made once per search,
-/// used only for the hits that are shown.
-pub struct Highlighter {
-    searcher: Option<Searcher>,
-    query: Box<dyn Query>,
-    /// The indexed field of each of [`LANGUAGES`], and its generator once made.
-    words: [Field; 2],
-    generators: [Option<SnippetGenerator>; 2],
-    path: PathBuf,
-}
-
-impl std::fmt::Debug for Highlighter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Highlighter")
-            .field("query", &self.query)
-            .finish()
-    }
-}
-
-impl Highlighter {
-    /// The best passage of the first of `texts` that holds a word of the query, in a document
-    /// of `language`, matched words in `<b>…</b>` (HTML-escaped); `None` when none does.
-    pub fn snippet(&mut self, language: Option<&str>, texts: &[&str]) -> Result<Option<String>> {
-        let Some(searcher) = &self.searcher else {
-            return Ok(None);
-        };
-        let slot = language_slot(language);
-        if self.generators[slot].is_none() {
-            let mut g = SnippetGenerator::create(searcher, &*self.query, self.words[slot])
-                .map_err(|cause| Error::TextIndex {
-                    path: self.path.clone(),
-                    cause,
-                })?;
-            g.set_max_num_chars(200);
-            self.generators[slot] = Some(g);
-        }
-        let generator = self.generators[slot]
-            .as_ref()
-            .expect("the generator was just made");
-        Ok(texts.iter().find_map(|text| {
-            let s = generator.snippet(text);
-            (!s.highlighted().is_empty()).then(|| s.to_html())
-        }))
-    }
-}
-
-/// Which of [`LANGUAGES`] (its analyzer and field) a document of `language` uses: English for
-/// any other.
-fn language_slot(language: Option<&str>) -> usize {
-    LANGUAGES
-        .iter()
-        .position(|l| Some(*l) == language)
-        .unwrap_or(0)
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Fields {
     asset_id: Field,
@@ -300,7 +246,7 @@ fn schema() -> Schema {
     b.build()
 }
 
-fn analyzer(lang: &str) -> TextAnalyzer {
+pub(crate) fn analyzer(lang: &str) -> TextAnalyzer {
     let language = match lang {
         "fr" => Language::French,
         _ => Language::English,
@@ -709,13 +655,12 @@ impl TextIndex {
         if query.trim().is_empty() || limit == 0 {
             return Ok(TextResults {
                 hits: Vec::new(),
-                highlighter: Highlighter {
-                    searcher: None,
-                    query: Box::new(EmptyQuery),
-                    words: self.words,
-                    generators: [None, None],
-                    path: self.path.clone(),
-                },
+                highlighter: Highlighter::new(
+                    None,
+                    Box::new(EmptyQuery),
+                    self.words,
+                    self.path.clone(),
+                ),
             });
         }
         // Every word first (Meilisearch's default): at archive scale common words each match a
@@ -773,13 +718,12 @@ impl TextIndex {
         Ok(TextResults {
             hits,
             // Snippets come from the user's words only, never from the filter terms.
-            highlighter: Highlighter {
-                searcher: Some(searcher),
-                query: user_query,
-                words: self.words,
-                generators: [None, None],
-                path: self.path.clone(),
-            },
+            highlighter: Highlighter::new(
+                Some(searcher),
+                user_query,
+                self.words,
+                self.path.clone(),
+            ),
         })
     }
 }
