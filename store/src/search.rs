@@ -162,34 +162,100 @@ pub struct SearchResponse {
     pub facets: Facets,
 }
 
+/// A signal a search fuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Keyword,
+    Semantic,
+    Visual,
+    Duplicate,
+}
+
+impl Signal {
+    const ALL: [Signal; 4] = [
+        Signal::Keyword,
+        Signal::Semantic,
+        Signal::Visual,
+        Signal::Duplicate,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Signal::Keyword => "keyword",
+            Signal::Semantic => "semantic",
+            Signal::Visual => "visual",
+            Signal::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// Signals, one bit each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Signals(u8);
+
+impl Signals {
+    fn insert(&mut self, signal: Signal) {
+        self.0 |= 1 << signal as u8;
+    }
+
+    fn iter(self) -> impl Iterator<Item = Signal> {
+        Signal::ALL
+            .into_iter()
+            .filter(move |s| self.0 & (1 << *s as u8) != 0)
+    }
+}
+
+// The accumulators hold no maps: a search fuses about 200 candidates, and their maps' and
+// sets' allocations (and frees) were a good part of the fusion's time under load.
 #[derive(Default)]
 struct MomentAcc {
     score: f32,
-    signals: BTreeSet<&'static str>,
+    signals: Signals,
 }
 
 #[derive(Default)]
 struct AssetAcc {
     /// Fused score of signals about the asset as a whole (its metadata, its fingerprint).
     asset_score: f32,
-    signals: BTreeMap<&'static str, f32>,
-    moments: HashMap<String, MomentAcc>,
+    /// The best raw score of each signal that found the asset, by [`Signal`].
+    signals: [Option<f32>; 4],
+    /// Its moments found (segment id), in the order met: a few, looked up one by one.
+    moments: Vec<(String, MomentAcc)>,
 }
 
 impl AssetAcc {
     fn total(&self) -> f32 {
-        self.asset_score + self.moments.values().map(|m| m.score).fold(0.0, f32::max)
+        self.asset_score + self.moments.iter().map(|m| m.1.score).fold(0.0, f32::max)
     }
 
-    fn note_signal(&mut self, signal: &'static str, raw: f32) {
-        let slot = self.signals.entry(signal).or_insert(raw);
-        *slot = slot.max(raw);
+    fn note_signal(&mut self, signal: Signal, raw: f32) {
+        let slot = &mut self.signals[signal as usize];
+        *slot = Some(slot.map_or(raw, |s| s.max(raw)));
+    }
+
+    fn moment(&mut self, segment_id: String) -> &mut MomentAcc {
+        let at = match self.moments.iter().position(|(id, _)| *id == segment_id) {
+            Some(at) => at,
+            None => {
+                self.moments.push((segment_id, MomentAcc::default()));
+                self.moments.len() - 1
+            }
+        };
+        &mut self.moments[at].1
+    }
+
+    /// The raw score of each signal that found the asset, by name.
+    fn signal_scores(&self) -> BTreeMap<String, f32> {
+        Signal::ALL
+            .into_iter()
+            .filter_map(|s| Some((s.as_str().to_string(), self.signals[s as usize]?)))
+            .collect()
     }
 }
 
 /// One ranked list of candidates from one signal.
 struct Ranked {
-    signal: &'static str,
+    signal: Signal,
     weight: f32,
     /// (asset id, segment id when the hit is a moment, raw score)
     items: Vec<(String, Option<String>, f32)>,
@@ -205,7 +271,7 @@ fn fuse(lists: Vec<Ranked>) -> HashMap<String, AssetAcc> {
             acc.note_signal(list.signal, raw);
             match segment_id {
                 Some(seg) => {
-                    let m = acc.moments.entry(seg).or_default();
+                    let m = acc.moment(seg);
                     m.score += contribution;
                     m.signals.insert(list.signal);
                 }
@@ -313,7 +379,7 @@ impl Store {
             dups.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
             dups.truncate(candidates);
             lists.push(Ranked {
-                signal: "duplicate",
+                signal: Signal::Duplicate,
                 // A copy of the example image is the best possible answer to "find this image".
                 weight: 3.0,
                 items: dups
@@ -358,7 +424,7 @@ impl Store {
 
         let moment_ids: Vec<&str> = page
             .iter()
-            .flat_map(|(_, acc)| acc.moments.keys().map(String::as_str))
+            .flat_map(|(_, acc)| acc.moments.iter().map(|(id, _)| id.as_str()))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -399,7 +465,7 @@ impl Store {
                             kind: s.kind,
                             snippet: None,
                             score: m.score,
-                            why: why(s.kind, &m.signals),
+                            why: why(s.kind, m.signals),
                             thumbnail: None,
                             has_thumbnail: s.thumbnail.is_some(),
                         })
@@ -436,11 +502,7 @@ impl Store {
                 kind: asset.kind,
                 title: asset.title.clone(),
                 score,
-                signals: acc
-                    .signals
-                    .into_iter()
-                    .map(|(signal, raw)| (signal.to_string(), raw))
-                    .collect(),
+                signals: acc.signal_scores(),
                 moments,
             });
         }
@@ -524,7 +586,7 @@ fn candidate_lists(
         };
         let hits = vectors.search(Space::Visual, v, &q.filters, candidates)?;
         Ok(Some(Ranked {
-            signal: "visual",
+            signal: Signal::Visual,
             weight: 1.0,
             items: hits
                 .into_iter()
@@ -542,7 +604,7 @@ fn candidate_lists(
         };
         if let Some(found) = found {
             lists.push(Ranked {
-                signal: "keyword",
+                signal: Signal::Keyword,
                 weight: 1.0,
                 items: found
                     .hits
@@ -555,7 +617,7 @@ fn candidate_lists(
         if let (true, Some(v)) = (wants_text, q.text_embedding.as_deref()) {
             let hits = vectors.search(Space::Text, v, &q.filters, candidates)?;
             lists.push(Ranked {
-                signal: "semantic",
+                signal: Signal::Semantic,
                 weight: 1.0,
                 items: hits
                     .into_iter()
@@ -619,17 +681,24 @@ fn snippet(
 }
 
 /// Why a moment of `kind` matched, from the signals that found it.
-fn why(kind: SegmentKind, signals: &BTreeSet<&'static str>) -> Vec<String> {
-    let mut out = BTreeSet::new();
-    for s in signals {
-        out.insert(match (*s, kind) {
-            ("visual" | "duplicate", _) => "visual",
-            (_, SegmentKind::Speech) => "speech",
-            (_, SegmentKind::Ocr) => "on_screen_text",
-            _ => "metadata",
-        });
+fn why(kind: SegmentKind, signals: Signals) -> Vec<String> {
+    // In the order of their names.
+    const REASONS: [&str; 4] = ["metadata", "on_screen_text", "speech", "visual"];
+    let mut found = [false; 4];
+    for s in signals.iter() {
+        found[match (s, kind) {
+            (Signal::Visual | Signal::Duplicate, _) => 3,
+            (_, SegmentKind::Speech) => 2,
+            (_, SegmentKind::Ocr) => 1,
+            _ => 0,
+        }] = true;
     }
-    out.into_iter().map(str::to_string).collect()
+    REASONS
+        .iter()
+        .zip(found)
+        .filter(|(_, f)| *f)
+        .map(|(r, _)| r.to_string())
+        .collect()
 }
 
 /// Best first, with each spoken moment folded into a visual moment it overlaps: the words give
@@ -694,12 +763,12 @@ mod tests {
         let a = |id: &str, seg: Option<&str>| (id.to_string(), seg.map(str::to_string), 1.0);
         let fused = fuse(vec![
             Ranked {
-                signal: "keyword",
+                signal: Signal::Keyword,
                 weight: 1.0,
                 items: vec![a("x", None), a("y", None)],
             },
             Ranked {
-                signal: "visual",
+                signal: Signal::Visual,
                 weight: 1.0,
                 items: vec![a("z", Some("z1")), a("y", Some("y1"))],
             },
@@ -710,7 +779,10 @@ mod tests {
             order[0].0, "y",
             "the asset found by both signals ranks first: {order:?}"
         );
-        assert_eq!(fused["y"].signals.len(), 2);
+        assert_eq!(
+            fused["y"].signal_scores(),
+            BTreeMap::from([("keyword".to_string(), 1.0), ("visual".to_string(), 1.0)])
+        );
     }
     fn moment(id: &str, kind: SegmentKind, range: (i64, i64), score: f32, why: &str) -> Moment {
         Moment {
@@ -762,19 +834,28 @@ mod tests {
 
     #[test]
     fn why_names_what_matched() {
-        let signals = |s: &[&'static str]| s.iter().copied().collect::<BTreeSet<_>>();
+        let signals = |s: &[Signal]| {
+            let mut set = Signals::default();
+            s.iter().for_each(|s| set.insert(*s));
+            set
+        };
+        use Signal::*;
         assert_eq!(
-            why(SegmentKind::Speech, &signals(&["keyword", "semantic"])),
+            why(SegmentKind::Speech, signals(&[Keyword, Semantic])),
             ["speech"]
         );
-        assert_eq!(why(SegmentKind::Shot, &signals(&["visual"])), ["visual"]);
+        assert_eq!(why(SegmentKind::Shot, signals(&[Visual])), ["visual"]);
         assert_eq!(
-            why(SegmentKind::Image, &signals(&["duplicate", "semantic"])),
+            why(SegmentKind::Image, signals(&[Duplicate, Semantic])),
             ["metadata", "visual"]
         );
         assert_eq!(
-            why(SegmentKind::Ocr, &signals(&["keyword"])),
+            why(SegmentKind::Ocr, signals(&[Keyword])),
             ["on_screen_text"]
+        );
+        assert_eq!(
+            why(SegmentKind::Shot, signals(&[Visual, Keyword, Semantic])),
+            ["metadata", "visual"]
         );
     }
 }
