@@ -35,7 +35,7 @@ pub use error::{Error, Result};
 pub use listing::{AssetPage, Sort};
 pub use records::{
     ApiKey, Asset, AssetKind, AssetStatus, CatalogStats, Facets, Job, JobFile, MediaInfo,
-    MetadataPatch, Segment, SegmentKind,
+    MetadataPatch, SearchId, Segment, SegmentKind,
 };
 pub use search::{AssetHit, Group, Mode, Moment, MomentHit, SearchQuery, SearchResponse};
 pub use text::{TextDoc, TextIndex};
@@ -583,7 +583,7 @@ mod tests {
                 .unwrap()
                 .hits
                 .into_iter()
-                .map(|h| h.segment_id)
+                .map(|h| h.segment_id.map(|s| s.to_id()))
                 .collect()
         };
         assert_eq!(words("stadium sprint"), [None]);

@@ -372,6 +372,77 @@ pub(crate) fn canonical_uuid(id: &str) -> Option<u128> {
     (u.hyphenated().encode_lower(&mut buf) == id).then(|| u.as_u128())
 }
 
+/// An asset's or segment's id as a search carries it: the bits of a UUID in the form Kairos
+/// writes ids (all the ids it makes), else the id's text. A search handles some 400 ids; as
+/// strings each was made, hashed and compared byte by byte, and freed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SearchId {
+    Uuid(u128),
+    Text(Box<str>),
+}
+
+impl SearchId {
+    pub fn new(id: &str) -> Self {
+        canonical_uuid(id).map_or_else(|| SearchId::Text(id.into()), SearchId::Uuid)
+    }
+
+    /// The id as the catalog holds it.
+    pub fn to_id(&self) -> String {
+        match self {
+            SearchId::Uuid(bits) => uuid_string(*bits),
+            SearchId::Text(text) => text.to_string(),
+        }
+    }
+}
+
+/// As the ids' texts compare: the lowercase hexadecimal digits of two UUIDs in Kairos's form
+/// sort as their bits do.
+impl Ord for SearchId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (SearchId::Uuid(a), SearchId::Uuid(b)) => a.cmp(b),
+            (SearchId::Text(a), SearchId::Text(b)) => a.cmp(b),
+            _ => self.to_id().cmp(&other.to_id()),
+        }
+    }
+}
+
+impl PartialOrd for SearchId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq<str> for SearchId {
+    fn eq(&self, other: &str) -> bool {
+        match self {
+            SearchId::Uuid(bits) => canonical_uuid(other) == Some(*bits),
+            SearchId::Text(text) => **text == *other,
+        }
+    }
+}
+
+impl PartialEq<String> for SearchId {
+    fn eq(&self, other: &String) -> bool {
+        *self == **other
+    }
+}
+
+impl PartialEq<&str> for SearchId {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+impl std::fmt::Display for SearchId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SearchId::Uuid(bits) => uuid::Uuid::from_u128(*bits).hyphenated().fmt(f),
+            SearchId::Text(text) => f.write_str(text),
+        }
+    }
+}
+
 /// The id of a UUID's bits, in the form Kairos writes ids.
 pub(crate) fn uuid_string(bits: u128) -> String {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
@@ -396,6 +467,35 @@ mod tests {
         // Another spelling of the same UUID is not Kairos's: it keeps its string.
         assert_eq!(canonical_uuid(&id.to_uppercase()), None);
         assert_eq!(uuid_string(0), "00000000-0000-0000-0000-000000000000");
+    }
+
+    /// A search id is the bits of a UUID written as Kairos writes them, else the text; either
+    /// way it gives the id back, equals its text and sorts as the texts do.
+    #[test]
+    fn search_ids_keep_their_text_and_its_order() {
+        let ids = [
+            "0191e3a4-7b2c-7d10-9f3e-4a5b6c7d8e9f",
+            "0191E3A4-7B2C-7D10-9F3E-4A5B6C7D8E9F",
+            "a1",
+            "f191e3a4-7b2c-7d10-9f3e-4a5b6c7d8e9f",
+            "00000000-0000-0000-0000-000000000001",
+            "",
+            "0191e3a4",
+        ];
+        let search: Vec<SearchId> = ids.iter().map(|id| SearchId::new(id)).collect();
+        assert!(matches!(search[0], SearchId::Uuid(_)));
+        assert!(matches!(search[1], SearchId::Text(_)));
+        for (id, s) in ids.iter().zip(&search) {
+            assert_eq!(s.to_id(), *id);
+            assert_eq!(s.to_string(), *id);
+            assert!(*s == *id);
+        }
+        assert!(search[0] != "0191e3a4-7b2c-7d10-9f3e-4a5b6c7d8e90");
+        for (a, sa) in ids.iter().zip(&search) {
+            for (b, sb) in ids.iter().zip(&search) {
+                assert_eq!(sa.cmp(sb), a.cmp(b), "{a} against {b}");
+            }
+        }
     }
 
     #[test]

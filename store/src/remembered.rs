@@ -19,7 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use crate::catalog::Catalog;
 use crate::error::Result;
-use crate::records::{Asset, FacetFields, Segment};
+use crate::records::{Asset, FacetFields, SearchId, Segment};
 
 /// Bytes each kind of entry may take, as [`Weigh`] counts them (128 MiB in all); past it
 /// that kind is forgotten and remembered again from empty. Bounds by count would let long
@@ -32,7 +32,7 @@ const FIRST_SEGMENTS_BYTES: usize = 16 << 20;
 
 /// A remembered entry's bytes beside its record: its slot in the map and the record's
 /// reference counts.
-const ENTRY_BYTES: usize = size_of::<(String, Option<Arc<()>>)>() + 8 + 16;
+const ENTRY_BYTES: usize = size_of::<(SearchId, Option<Arc<()>>)>() + 8 + 16;
 
 /// The memory of a catalog's reads, shared by its clones.
 #[derive(Debug)]
@@ -74,7 +74,7 @@ struct State {
 /// One kind's entries by id, and their bytes.
 #[derive(Debug)]
 struct Entries<T> {
-    by_id: HashMap<String, Option<Arc<T>>>,
+    by_id: HashMap<SearchId, Option<Arc<T>>>,
     bytes: usize,
 }
 
@@ -92,8 +92,12 @@ trait Weigh: Sized {
     fn heap_bytes(&self) -> usize;
 
     /// The bytes an entry of `id` holding `record` takes.
-    fn entry_bytes(id: &str, record: Option<&Arc<Self>>) -> usize {
-        ENTRY_BYTES + id.len() + record.map_or(0, |r| size_of::<Self>() + r.heap_bytes())
+    fn entry_bytes(id: &SearchId, record: Option<&Arc<Self>>) -> usize {
+        let id_bytes = match id {
+            SearchId::Uuid(_) => 0,
+            SearchId::Text(text) => text.len(),
+        };
+        ENTRY_BYTES + id_bytes + record.map_or(0, |r| size_of::<Self>() + r.heap_bytes())
     }
 }
 
@@ -201,7 +205,7 @@ impl Remembered {
     fn known<T>(
         &self,
         version: i64,
-        ids: &[&str],
+        ids: &[SearchId],
         kind: &Kind<T>,
     ) -> (Vec<Option<Arc<T>>>, Vec<usize>) {
         let mut state = self.state.lock().expect("catalog memory lock");
@@ -219,7 +223,7 @@ impl Remembered {
         let known = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| match entries.by_id.get(*id) {
+            .map(|(i, id)| match entries.by_id.get(id) {
                 Some(entry) => entry.clone(),
                 None => {
                     unknown.push(i);
@@ -238,8 +242,8 @@ impl Remembered {
     fn remember<T: Weigh>(
         &self,
         version: i64,
-        ids: &[String],
-        read: &HashMap<String, Arc<T>>,
+        ids: &[SearchId],
+        read: &HashMap<SearchId, Arc<T>>,
         kind: &Kind<T>,
     ) {
         let mut state = self.state.lock().expect("catalog memory lock");
@@ -269,11 +273,11 @@ pub struct SearchReads<'a> {
 #[derive(Debug, Default)]
 pub struct PageRecords {
     /// The ready ones among the page's assets.
-    pub assets: HashMap<String, Arc<Asset>>,
+    pub assets: HashMap<SearchId, Arc<Asset>>,
     /// The page's moments that are still there.
-    pub segments: HashMap<String, Arc<Segment>>,
+    pub segments: HashMap<SearchId, Arc<Segment>>,
     /// The first segment of each asset shown as a whole, by asset id.
-    pub first_segments: HashMap<String, Arc<Segment>>,
+    pub first_segments: HashMap<SearchId, Arc<Segment>>,
 }
 
 impl Catalog {
@@ -318,7 +322,7 @@ impl SearchReads<'_> {
     /// not there). A search counts facets over all its candidates, ~200, and reads whole
     /// assets only for its page. Reading every candidate whole took 2.7 ms of a 7.8 ms search
     /// over 5,000 assets.
-    pub async fn facet_fields(&self, ids: &[&str]) -> Result<Vec<Option<Arc<FacetFields>>>> {
+    pub async fn facet_fields(&self, ids: &[SearchId]) -> Result<Vec<Option<Arc<FacetFields>>>> {
         self.read(ids, &FACET_FIELDS, |ids| async move {
             self.catalog.read_facet_fields(&ids).await
         })
@@ -330,9 +334,9 @@ impl SearchReads<'_> {
     /// connections at once.
     pub async fn page(
         &self,
-        assets: &[&str],
-        moments: &[&str],
-        whole: &[&str],
+        assets: &[SearchId],
+        moments: &[SearchId],
+        whole: &[SearchId],
     ) -> Result<PageRecords> {
         let catalog = self.catalog;
         let (found_assets, found_segments, found_firsts) = tokio::try_join!(
@@ -360,7 +364,7 @@ impl SearchReads<'_> {
     /// not remembered, it returns the found ones with their ids) and remembered.
     async fn read<T: Weigh, F, Fut>(
         &self,
-        ids: &[&str],
+        ids: &[SearchId],
         kind: &Kind<T>,
         read: F,
     ) -> Result<Vec<Option<Arc<T>>>>
@@ -373,12 +377,13 @@ impl SearchReads<'_> {
         if unknown.is_empty() {
             return Ok(known);
         }
-        let unknown_ids: Vec<String> = unknown.iter().map(|&i| ids[i].to_string()).collect();
-        let found: HashMap<String, Arc<T>> = read(unknown_ids.clone())
-            .await?
-            .into_iter()
-            .map(|(id, f)| (id, Arc::new(f)))
-            .collect();
+        let unknown_ids: Vec<SearchId> = unknown.iter().map(|&i| ids[i].clone()).collect();
+        let found: HashMap<SearchId, Arc<T>> =
+            read(unknown_ids.iter().map(SearchId::to_id).collect())
+                .await?
+                .into_iter()
+                .map(|(id, f)| (SearchId::new(&id), Arc::new(f)))
+                .collect();
         memory.remember(self.version, &unknown_ids, &found, kind);
         for (i, id) in unknown.into_iter().zip(&unknown_ids) {
             known[i] = found.get(id).cloned();
@@ -388,10 +393,10 @@ impl SearchReads<'_> {
 }
 
 /// The found ones of `ids`, by id, from `found` in the same order.
-fn by_id<T>(ids: &[&str], found: Vec<Option<Arc<T>>>) -> HashMap<String, Arc<T>> {
+fn by_id<T>(ids: &[SearchId], found: Vec<Option<Arc<T>>>) -> HashMap<SearchId, Arc<T>> {
     ids.iter()
         .zip(found)
-        .filter_map(|(id, f)| Some((id.to_string(), f?)))
+        .filter_map(|(id, f)| Some((id.clone(), f?)))
         .collect()
 }
 
@@ -400,9 +405,13 @@ mod tests {
     use super::*;
     use crate::records::{AssetKind, AssetStatus, SegmentKind};
 
+    fn sid(ids: &[&str]) -> Vec<SearchId> {
+        ids.iter().map(|id| SearchId::new(id)).collect()
+    }
+
     async fn facet_fields(catalog: &Catalog, ids: &[&str]) -> Vec<Option<Arc<FacetFields>>> {
         let reads = catalog.search_reads().await.unwrap();
-        reads.facet_fields(ids).await.unwrap()
+        reads.facet_fields(&sid(ids)).await.unwrap()
     }
 
     fn counts(catalog: &Catalog, kind: &str) -> ReadCount {
@@ -495,10 +504,10 @@ mod tests {
             language: None,
             captured_at: None,
         };
-        let found = HashMap::from_iter([("a".to_string(), Arc::new(fields))]);
-        memory.known(7, &["a"], &facets);
-        memory.remember(7, &["a".to_string()], &found, &facets);
-        let ids: Vec<String> = (0..3).map(|i| format!("s{i}")).collect();
+        let found = HashMap::from_iter([(SearchId::new("a"), Arc::new(fields))]);
+        memory.known(7, &sid(&["a"]), &facets);
+        memory.remember(7, &sid(&["a"]), &found, &facets);
+        let ids: Vec<SearchId> = (0..3).map(|i| SearchId::new(&format!("s{i}"))).collect();
         let found = ids
             .iter()
             .map(|id| {
@@ -508,18 +517,18 @@ mod tests {
                 )
             })
             .collect();
-        memory.known(7, &["s0", "s1", "s2"], &segments);
+        memory.known(7, &ids, &segments);
         memory.remember(7, &ids, &found, &segments);
-        let (known, unknown) = memory.known(7, &["s0", "s1"], &segments);
+        let (known, unknown) = memory.known(7, &ids[..2], &segments);
         assert!(known.iter().all(Option::is_none));
         assert_eq!(unknown, vec![0, 1], "over a byte: forgotten");
-        let (known, unknown) = memory.known(7, &["a"], &facets);
+        let (known, unknown) = memory.known(7, &sid(&["a"]), &facets);
         assert!(
             unknown.is_empty() && known[0].is_some(),
             "the facet fields are kept"
         );
         // Another version forgets everything.
-        let (_, unknown) = memory.known(8, &["a"], &facets);
+        let (_, unknown) = memory.known(8, &sid(&["a"]), &facets);
         assert_eq!(unknown, vec![0]);
     }
 
@@ -529,9 +538,9 @@ mod tests {
         let memory = Remembered::new(SqliteConnectOptions::new());
         let mut asset = Asset::new("h".into(), "/a.jpg".into(), AssetKind::Image, 1);
         asset.caption = Some("x".repeat(10_000));
-        let found = HashMap::from_iter([(asset.id.clone(), Arc::new(asset.clone()))]);
-        let ids = [asset.id.clone(), "gone".to_string()];
-        memory.known(1, &[&asset.id, "gone"], &ASSETS);
+        let found = HashMap::from_iter([(SearchId::new(&asset.id), Arc::new(asset.clone()))]);
+        let ids = sid(&[&asset.id, "gone"]);
+        memory.known(1, &ids, &ASSETS);
         memory.remember(1, &ids, &found, &ASSETS);
         let bytes = memory.state.lock().unwrap().assets.bytes;
         assert!(
@@ -555,7 +564,10 @@ mod tests {
         Vec<(String, String)>,
     ) {
         let reads = catalog.search_reads().await.unwrap();
-        let page = reads.page(assets, moments, whole).await.unwrap();
+        let page = reads
+            .page(&sid(assets), &sid(moments), &sid(whole))
+            .await
+            .unwrap();
         let mut titles: Vec<(String, Option<String>)> = page
             .assets
             .values()
@@ -565,7 +577,7 @@ mod tests {
         let mut firsts: Vec<(String, String)> = page
             .first_segments
             .iter()
-            .map(|(asset, s)| (asset.clone(), s.id.clone()))
+            .map(|(asset, s)| (asset.to_id(), s.id.clone()))
             .collect();
         firsts.sort();
         let segments = page.segments.values().map(|s| (**s).clone()).collect();

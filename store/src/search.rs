@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::Store;
 use crate::catalog::Filters;
 use crate::error::Result;
-use crate::records::{Asset, AssetKind, FacetCounter, Facets, SegmentKind};
+use crate::records::{Asset, AssetKind, FacetCounter, Facets, SearchId, SegmentKind};
 use crate::remembered::PageRecords;
 use crate::text::{Highlighter, TextIndex, TextResults};
 use crate::turns::Ticket;
@@ -220,7 +220,7 @@ struct AssetAcc {
     /// The best raw score of each signal that found the asset, by [`Signal`].
     signals: [Option<f32>; 4],
     /// Its moments found (segment id), in the order met: a few, looked up one by one.
-    moments: Vec<(String, MomentAcc)>,
+    moments: Vec<(SearchId, MomentAcc)>,
 }
 
 impl AssetAcc {
@@ -233,7 +233,7 @@ impl AssetAcc {
         *slot = Some(slot.map_or(raw, |s| s.max(raw)));
     }
 
-    fn moment(&mut self, segment_id: String) -> &mut MomentAcc {
+    fn moment(&mut self, segment_id: SearchId) -> &mut MomentAcc {
         let at = match self.moments.iter().position(|(id, _)| *id == segment_id) {
             Some(at) => at,
             None => {
@@ -258,12 +258,13 @@ struct Ranked {
     signal: Signal,
     weight: f32,
     /// (asset id, segment id when the hit is a moment, raw score)
-    items: Vec<(String, Option<String>, f32)>,
+    items: Vec<(SearchId, Option<SearchId>, f32)>,
 }
 
 /// Fuses ranked lists: each item earns `weight / (k + rank)` from every list it is in.
-fn fuse(lists: Vec<Ranked>) -> HashMap<String, AssetAcc> {
-    let mut assets: HashMap<String, AssetAcc> = HashMap::new();
+fn fuse(lists: Vec<Ranked>) -> HashMap<SearchId, AssetAcc> {
+    let mut assets: HashMap<SearchId, AssetAcc> =
+        HashMap::with_capacity(lists.iter().map(|l| l.items.len()).sum());
     for list in lists {
         for (rank, (asset_id, segment_id, raw)) in list.items.into_iter().enumerate() {
             let contribution = list.weight / (RRF_K + rank as f32 + 1.0);
@@ -384,23 +385,23 @@ impl Store {
                 weight: 3.0,
                 items: dups
                     .into_iter()
-                    .map(|(id, d)| (id, None, 1.0 - d as f32 / 64.0))
+                    .map(|(id, d)| (SearchId::new(&id), None, 1.0 - d as f32 / 64.0))
                     .collect(),
             });
         }
-        let fused: Vec<(String, AssetAcc)> = fuse(lists).into_iter().collect();
+        let fused: Vec<(SearchId, AssetAcc)> = fuse(lists).into_iter().collect();
         let reads = self.catalog.search_reads().await?;
         let ready = {
-            let ids: Vec<&str> = fused.iter().map(|(id, _)| id.as_str()).collect();
+            let ids: Vec<SearchId> = fused.iter().map(|(id, _)| id.clone()).collect();
             reads.facet_fields(&ids).await?
         };
         let mut counter = FacetCounter::default();
-        let ranked: Vec<(String, AssetAcc)> = fused
+        let ranked: Vec<(SearchId, AssetAcc)> = fused
             .into_iter()
             .zip(&ready)
             .filter_map(|((id, acc), fields)| {
                 let fields = fields.as_deref()?;
-                if query.exclude_asset.as_deref() == Some(id.as_str()) {
+                if query.exclude_asset.as_deref().is_some_and(|e| id == e) {
                     return None;
                 }
                 counter.count(fields);
@@ -411,30 +412,31 @@ impl Store {
         counter.add_to(&mut facets);
         // Each asset's total once: computed in the comparison, it walked the asset's moments
         // twice per comparison (~2,000 walks for 150 candidates).
-        let mut totals: Vec<(f32, (String, AssetAcc))> =
+        let mut totals: Vec<(f32, (SearchId, AssetAcc))> =
             ranked.into_iter().map(|r| (r.1.total(), r)).collect();
         totals.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.0.cmp(&b.1.0)));
-        let ranked: Vec<(String, AssetAcc)> = totals.into_iter().map(|(_, r)| r).collect();
+        let ranked: Vec<(SearchId, AssetAcc)> = totals.into_iter().map(|(_, r)| r).collect();
         let total_assets = ranked.len();
-        let page: Vec<(String, AssetAcc)> = match query.group {
+        let page: Vec<(SearchId, AssetAcc)> = match query.group {
             Group::Assets => ranked.into_iter().skip(query.offset).take(limit).collect(),
             // Moments are ranked across assets: every matching asset's moments are needed.
             Group::Moments => ranked,
         };
 
-        let moment_ids: Vec<&str> = page
+        let moment_ids: Vec<SearchId> = page
             .iter()
-            .flat_map(|(_, acc)| acc.moments.iter().map(|(id, _)| id.as_str()))
+            .flat_map(|(_, acc)| acc.moments.iter().map(|(id, _)| id))
             .collect::<HashSet<_>>()
             .into_iter()
+            .cloned()
             .collect();
         // Assets matched only as a whole show their first moment: fetched for the page at once.
-        let whole: Vec<&str> = page
+        let whole: Vec<SearchId> = page
             .iter()
             .filter(|(_, acc)| acc.moments.is_empty())
-            .map(|(id, _)| id.as_str())
+            .map(|(id, _)| id.clone())
             .collect();
-        let page_ids: Vec<&str> = page.iter().map(|(id, _)| id.as_str()).collect();
+        let page_ids: Vec<SearchId> = page.iter().map(|(id, _)| id.clone()).collect();
         let PageRecords {
             assets,
             segments,
@@ -497,7 +499,7 @@ impl Store {
                 first.why.push("metadata".into());
             }
             hits.push(AssetHit {
-                asset_id,
+                asset_id: asset.id.clone(),
                 path: asset.path.clone(),
                 kind: asset.kind,
                 title: asset.title.clone(),
@@ -510,7 +512,8 @@ impl Store {
             Group::Assets => {
                 for hit in &mut hits {
                     hit.moments.truncate(MOMENTS_PER_ASSET);
-                    if let (Some(h), Some(asset)) = (&mut highlighter, assets.get(&hit.asset_id)) {
+                    let asset = assets.get(&SearchId::new(&hit.asset_id));
+                    if let (Some(h), Some(asset)) = (&mut highlighter, asset) {
                         for m in &mut hit.moments {
                             m.snippet = snippet(h, m, asset, &words)?;
                         }
@@ -550,7 +553,7 @@ impl Store {
                     all.into_iter().skip(query.offset).take(limit).collect();
                 if let Some(h) = &mut highlighter {
                     for m in &mut moments {
-                        if let Some(asset) = assets.get(&m.asset_id) {
+                        if let Some(asset) = assets.get(&SearchId::new(&m.asset_id)) {
                             m.moment.snippet = snippet(h, &m.moment, asset, &words)?;
                         }
                     }
@@ -760,7 +763,7 @@ mod tests {
 
     #[test]
     fn fusion_rewards_agreement_between_signals() {
-        let a = |id: &str, seg: Option<&str>| (id.to_string(), seg.map(str::to_string), 1.0);
+        let a = |id: &str, seg: Option<&str>| (SearchId::new(id), seg.map(SearchId::new), 1.0);
         let fused = fuse(vec![
             Ranked {
                 signal: Signal::Keyword,
@@ -773,14 +776,14 @@ mod tests {
                 items: vec![a("z", Some("z1")), a("y", Some("y1"))],
             },
         ]);
-        let mut order: Vec<(&String, f32)> = fused.iter().map(|(k, v)| (k, v.total())).collect();
+        let mut order: Vec<(&SearchId, f32)> = fused.iter().map(|(k, v)| (k, v.total())).collect();
         order.sort_by(|a, b| b.1.total_cmp(&a.1));
         assert_eq!(
             order[0].0, "y",
             "the asset found by both signals ranks first: {order:?}"
         );
         assert_eq!(
-            fused["y"].signal_scores(),
+            fused[&SearchId::new("y")].signal_scores(),
             BTreeMap::from([("keyword".to_string(), 1.0), ("visual".to_string(), 1.0)])
         );
     }

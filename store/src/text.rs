@@ -33,7 +33,7 @@ use crate::catalog::Filters;
 use crate::error::{Error, Result};
 pub use crate::highlight::Highlighter;
 use crate::highlight::language_slot;
-use crate::records::{Asset, AssetKind, Segment, SegmentKind, canonical_uuid, uuid_string};
+use crate::records::{Asset, AssetKind, SearchId, Segment, SegmentKind, canonical_uuid};
 use crate::term_bitsets::{Conjunction, TermBitsets};
 
 /// Languages with their own analyzer; anything else is indexed as English.
@@ -165,8 +165,8 @@ impl TextDoc {
 /// A keyword hit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextHit {
-    pub asset_id: String,
-    pub segment_id: Option<String>,
+    pub asset_id: SearchId,
+    pub segment_id: Option<SearchId>,
     pub score: f32,
 }
 
@@ -692,8 +692,8 @@ impl TextIndex {
         for ((score, address), (asset, segment)) in top.into_iter().zip(ids) {
             let (asset_id, segment_id) = if asset != 0 {
                 (
-                    uuid_string(asset),
-                    (segment != 0).then(|| uuid_string(segment)),
+                    SearchId::Uuid(asset),
+                    (segment != 0).then_some(SearchId::Uuid(segment)),
                 )
             } else {
                 let doc: TantivyDocument = searcher.doc(address).map_err(self.err())?;
@@ -705,8 +705,8 @@ impl TextIndex {
                 };
                 let segment_id = text(self.fields.segment_id);
                 (
-                    text(self.fields.asset_id),
-                    (!segment_id.is_empty()).then_some(segment_id),
+                    SearchId::new(&text(self.fields.asset_id)),
+                    (!segment_id.is_empty()).then(|| SearchId::new(&segment_id)),
                 )
             };
             hits.push(TextHit {
@@ -811,7 +811,7 @@ mod tests {
                 .unwrap()
                 .hits
                 .into_iter()
-                .map(|h| h.asset_id)
+                .map(|h| h.asset_id.to_id())
                 .collect()
         };
         assert_eq!(ids("relay")[0], "titled", "{:?}", ids("relay"));
@@ -843,7 +843,7 @@ mod tests {
                 .unwrap()
                 .hits
                 .into_iter()
-                .map(|h| h.asset_id)
+                .map(|h| h.asset_id.to_id())
                 .collect();
             ids.sort();
             ids
@@ -911,7 +911,7 @@ mod tests {
                 .unwrap()
                 .hits
                 .into_iter()
-                .map(|h| h.asset_id)
+                .map(|h| h.asset_id.to_id())
                 .collect()
         };
         // Enough documents hold every word: only those.
@@ -953,7 +953,7 @@ mod tests {
             .unwrap()
             .hits
             .into_iter()
-            .map(|h| (h.asset_id, h.segment_id))
+            .map(|h| (h.asset_id.to_id(), h.segment_id.map(|s| s.to_id())))
             .collect();
         got.sort();
         let mut want = vec![
@@ -983,7 +983,7 @@ mod tests {
             .unwrap()
             .hits;
         assert_eq!(
-            hits.iter().map(|h| h.asset_id.as_str()).collect::<Vec<_>>(),
+            hits.iter().map(|h| h.asset_id.to_id()).collect::<Vec<_>>(),
             ["a"]
         );
     }
@@ -1044,7 +1044,7 @@ mod tests {
         let index = TextIndex::open(tmp.path()).unwrap();
         let hits = index.search("gold", &Filters::default(), 10).unwrap().hits;
         assert_eq!(
-            hits.iter().map(|h| h.asset_id.as_str()).collect::<Vec<_>>(),
+            hits.iter().map(|h| h.asset_id.to_id()).collect::<Vec<_>>(),
             ["b"]
         );
     }

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::catalog::Filters;
 use crate::error::{Error, Result};
-use crate::records::{AssetKind, SegmentKind, canonical_uuid, uuid_string};
+use crate::records::{AssetKind, SearchId, SegmentKind, canonical_uuid};
 
 /// A vector space: which model's embeddings it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -63,8 +63,8 @@ pub struct VectorPoint {
 /// A nearest-neighbour hit; `score` is the cosine similarity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorHit {
-    pub segment_id: String,
-    pub asset_id: String,
+    pub segment_id: SearchId,
+    pub asset_id: SearchId,
     pub score: f32,
 }
 
@@ -542,8 +542,8 @@ impl VectorIndex for EdgeVectors {
         let mut hits = Vec::with_capacity(points.len());
         for (p, known) in points.into_iter().zip(known) {
             let (segment_id, asset_id) = match (read.remove(&p.id), known) {
-                (Some(ids), _) => ids,
-                (None, Some((segment, asset))) => (uuid_string(segment), uuid_string(asset)),
+                (Some((segment, asset)), _) => (SearchId::new(&segment), SearchId::new(&asset)),
+                (None, Some((segment, asset))) => (SearchId::Uuid(segment), SearchId::Uuid(asset)),
                 // Deleted between the search and the read of its payload.
                 (None, None) => continue,
             };
@@ -669,7 +669,7 @@ mod tests {
                 .search(Space::Visual, &[1.0, 0.0, 0.0], &Filters::default(), 2)
                 .unwrap();
             assert_eq!(
-                hits.iter().map(|h| h.asset_id.as_str()).collect::<Vec<_>>(),
+                hits.iter().map(|h| h.asset_id.to_id()).collect::<Vec<_>>(),
                 ["a", "b"]
             );
             assert!((hits[0].score - 1.0).abs() < 1e-4);
@@ -834,7 +834,7 @@ mod tests {
             v.search(Space::Visual, &[1.0, 0.0, 0.0], &Filters::default(), 3)
                 .unwrap()
                 .into_iter()
-                .map(|h| (h.segment_id, h.asset_id))
+                .map(|h| (h.segment_id.to_id(), h.asset_id.to_id()))
                 .collect()
         };
         {
@@ -927,13 +927,13 @@ mod tests {
             let hits = v.search(Space::Text, q, &Filters::default(), 10).unwrap();
             assert_eq!(hits.len(), 10);
             for h in &hits {
-                let (cos, _) = exact.iter().find(|(_, a)| *a == h.asset_id).unwrap();
+                let (cos, _) = exact.iter().find(|(_, a)| h.asset_id == *a).unwrap();
                 assert!((h.score - cos).abs() < 1e-4, "{} against {cos}", h.score);
             }
             wanted += 10;
             found += hits
                 .iter()
-                .filter(|h| exact[..10].iter().any(|(_, a)| *a == h.asset_id))
+                .filter(|h| exact[..10].iter().any(|(_, a)| h.asset_id == *a))
                 .count();
         }
         assert!(found * 20 >= wanted * 19, "recall {found}/{wanted}");
