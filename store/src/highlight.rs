@@ -22,8 +22,10 @@ use crate::text::{LANGUAGES, analyzer};
 
 /// Most characters of a snippet.
 const MAX_CHARS: usize = 200;
-/// Words a thread remembers per language before it starts again (a few MB at most).
-const REMEMBERED_WORDS: usize = 100_000;
+/// Words a thread remembers per language before it starts again: at some 120 bytes a word
+/// (the map's slot and two short strings), about 6 MB a language and thread at most. An
+/// archive's speech uses fewer distinct words than this.
+const REMEMBERED_WORDS: usize = 50_000;
 
 /// Marks a query's words in text: made once per search, used only for the hits that are shown.
 pub struct Highlighter {

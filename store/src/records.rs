@@ -374,7 +374,8 @@ pub(crate) fn canonical_uuid(id: &str) -> Option<u128> {
 
 /// An asset's or segment's id as a search carries it: the bits of a UUID in the form Kairos
 /// writes ids (all the ids it makes), else the id's text. A search handles some 400 ids; as
-/// strings each was made, hashed and compared byte by byte, and freed.
+/// strings each was made, hashed and compared byte by byte, and freed. Made by
+/// [`SearchId::new`], so that one id has one form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SearchId {
     Uuid(u128),
