@@ -2,6 +2,7 @@
 //! weighted reciprocal-rank fusion, then grouping of moments into their assets.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt, HashSet};
 
@@ -10,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::Store;
 use crate::catalog::Filters;
 use crate::error::Result;
+use crate::highlight::Highlighter;
 use crate::records::{Asset, AssetKind, FacetCounter, Facets, SearchId, SegmentKind};
 use crate::remembered::PageRecords;
-use crate::text::{Highlighter, TextIndex, TextResults};
+use crate::text::{TextIndex, TextResults};
 use crate::turns::Ticket;
 use crate::vectors::{Space, VectorIndex};
 
@@ -448,7 +450,8 @@ impl Store {
             .chain(first.values())
             .filter_map(|s| Some((s.id.as_str(), s.text.as_deref()?)))
             .collect();
-        let mut hits = Vec::with_capacity(page.len());
+        // Each hit with its asset's record, for its snippets.
+        let mut hits: Vec<(AssetHit, Arc<Asset>)> = Vec::with_capacity(page.len());
         for (asset_id, acc) in page {
             // Deleted since its facet fields were read.
             let Some(asset) = assets.get(&asset_id) else {
@@ -498,7 +501,7 @@ impl Store {
             {
                 first.why.push("metadata".into());
             }
-            hits.push(AssetHit {
+            let hit = AssetHit {
                 asset_id: asset.id.clone(),
                 path: asset.path.clone(),
                 kind: asset.kind,
@@ -506,14 +509,14 @@ impl Store {
                 score,
                 signals: acc.signal_scores(),
                 moments,
-            });
+            };
+            hits.push((hit, asset.clone()));
         }
         match query.group {
             Group::Assets => {
-                for hit in &mut hits {
+                for (hit, asset) in &mut hits {
                     hit.moments.truncate(MOMENTS_PER_ASSET);
-                    let asset = assets.get(&SearchId::new(&hit.asset_id));
-                    if let (Some(h), Some(asset)) = (&mut highlighter, asset) {
+                    if let Some(h) = &mut highlighter {
                         for m in &mut hit.moments {
                             m.snippet = snippet(h, m, asset, &words)?;
                         }
@@ -521,27 +524,30 @@ impl Store {
                 }
                 Ok(SearchResponse {
                     group: Group::Assets,
-                    hits,
+                    hits: hits.into_iter().map(|(hit, _)| hit).collect(),
                     moments: Vec::new(),
                     total: total_assets,
                     facets,
                 })
             }
             Group::Moments => {
-                let mut all: Vec<MomentHit> = hits
+                let mut all: Vec<(MomentHit, Arc<Asset>)> = hits
                     .into_iter()
-                    .flat_map(|h| {
+                    .flat_map(|(h, asset)| {
                         let (asset_id, path, kind, title) = (h.asset_id, h.path, h.kind, h.title);
-                        h.moments.into_iter().map(move |m| MomentHit {
-                            asset_id: asset_id.clone(),
-                            path: path.clone(),
-                            asset_kind: kind,
-                            title: title.clone(),
-                            moment: m,
+                        h.moments.into_iter().map(move |m| {
+                            let hit = MomentHit {
+                                asset_id: asset_id.clone(),
+                                path: path.clone(),
+                                asset_kind: kind,
+                                title: title.clone(),
+                                moment: m,
+                            };
+                            (hit, asset.clone())
                         })
                     })
                     .collect();
-                all.sort_by(|a, b| {
+                all.sort_by(|(a, _), (b, _)| {
                     b.moment
                         .score
                         .total_cmp(&a.moment.score)
@@ -549,19 +555,17 @@ impl Store {
                         .then(a.moment.start_ms.cmp(&b.moment.start_ms))
                 });
                 let total = all.len();
-                let mut moments: Vec<MomentHit> =
+                let mut moments: Vec<(MomentHit, Arc<Asset>)> =
                     all.into_iter().skip(query.offset).take(limit).collect();
                 if let Some(h) = &mut highlighter {
-                    for m in &mut moments {
-                        if let Some(asset) = assets.get(&SearchId::new(&m.asset_id)) {
-                            m.moment.snippet = snippet(h, &m.moment, asset, &words)?;
-                        }
+                    for (m, asset) in &mut moments {
+                        m.moment.snippet = snippet(h, &m.moment, asset, &words)?;
                     }
                 }
                 Ok(SearchResponse {
                     group: Group::Moments,
                     hits: Vec::new(),
-                    moments,
+                    moments: moments.into_iter().map(|(m, _)| m).collect(),
                     total,
                     facets,
                 })
