@@ -8,17 +8,17 @@
 //! the analyzer made of the words it has met, so a word is stemmed once, not once per text.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
 
+use foldhash::{HashMap, HashMapExt};
 use tantivy::query::Query;
 use tantivy::schema::Field;
 use tantivy::tokenizer::{SimpleTokenizer, TextAnalyzer, TokenStream, Tokenizer};
 use tantivy::{Score, Searcher};
 
 use crate::error::{Error, Result};
-use crate::text::{LANGUAGES, analyzer};
+use crate::text::{LANGUAGES, analyzer, language_slot};
 
 /// Most characters of a snippet.
 const MAX_CHARS: usize = 200;
@@ -84,20 +84,10 @@ impl Highlighter {
         if terms.is_empty() {
             return Ok(None);
         }
-        Ok(texts.iter().find_map(|text| {
-            let (start, stop, marks) = best_passage(text, terms, slot)?;
-            Some(html(&text[start..stop], start, &marks))
-        }))
+        Ok(texts
+            .iter()
+            .find_map(|text| Some(best_passage(text, terms, slot)?.html(text))))
     }
-}
-
-/// Which of [`LANGUAGES`] (its analyzer and field) a document of `language` uses: English for
-/// any other.
-pub(crate) fn language_slot(language: Option<&str>) -> usize {
-    LANGUAGES
-        .iter()
-        .position(|l| Some(*l) == language)
-        .unwrap_or(0)
 }
 
 /// The terms of `query` in `field` that some document holds, each weighted by its rarity
@@ -143,15 +133,26 @@ impl Passage {
             marks: Vec::new(),
         }
     }
+
+    /// The passage of `text` HTML-escaped, its marked words in `<b>…</b>`.
+    fn html(&self, text: &str) -> String {
+        let mut out = String::with_capacity(self.stop - self.start + 16 * self.marks.len());
+        let mut from = self.start;
+        for mark in &self.marks {
+            escape_into(&mut out, &text[from..mark.start]);
+            out.push_str("<b>");
+            escape_into(&mut out, &text[mark.clone()]);
+            out.push_str("</b>");
+            from = mark.end;
+        }
+        escape_into(&mut out, &text[from..self.stop]);
+        out
+    }
 }
 
 /// The passage of `text` whose marked words weigh most (the first of equals): cut where a
 /// word would take it past [`MAX_CHARS`] bytes from its start, as tantivy cuts them.
-fn best_passage(
-    text: &str,
-    terms: &HashMap<String, Score>,
-    slot: usize,
-) -> Option<(usize, usize, Vec<Range<usize>>)> {
+fn best_passage(text: &str, terms: &HashMap<String, Score>, slot: usize) -> Option<Passage> {
     let mut best: Option<Passage> = None;
     let mut passage = Passage::at(0);
     let keep = |p: Passage, best: &mut Option<Passage>| {
@@ -159,14 +160,13 @@ fn best_passage(
             *best = Some(p);
         }
     };
-    ANALYSED.with_borrow_mut(|analysed| {
-        let analysed = &mut analysed[slot];
-        let mut words = SimpleTokenizer::default();
-        let mut stream = words.token_stream(text);
+    MEMORY.with_borrow_mut(|memory| {
+        let analysed = &mut memory.analysed[slot];
+        let mut stream = memory.words.token_stream(text);
         while let Some(word) = stream.next() {
             // A word the analyzer drops (a stop word, a very long word) neither cuts nor ends
             // a passage: the analyzer's stream never has it.
-            let Some(term) = analysed.term(&word.text, slot) else {
+            let Some(term) = analysed.term(&word.text) else {
                 continue;
             };
             if word.offset_to - passage.start > MAX_CHARS {
@@ -183,24 +183,7 @@ fn best_passage(
         }
     });
     keep(passage, &mut best);
-    best.map(|p| (p.start, p.stop, p.marks))
-}
-
-/// `passage` (starting at byte `start` of its text) HTML-escaped, with `marks` (byte ranges of
-/// the text, in order, apart) in `<b>…</b>`.
-fn html(passage: &str, start: usize, marks: &[Range<usize>]) -> String {
-    let mut out = String::with_capacity(passage.len() + 16 * marks.len());
-    let mut from = 0;
-    for mark in marks {
-        let (a, b) = (mark.start - start, mark.end - start);
-        escape_into(&mut out, &passage[from..a]);
-        out.push_str("<b>");
-        escape_into(&mut out, &passage[a..b]);
-        out.push_str("</b>");
-        from = b;
-    }
-    escape_into(&mut out, &passage[from..]);
-    out
+    best
 }
 
 /// `text` with `& < > " '` escaped, as tantivy's snippets escape them.
@@ -218,19 +201,30 @@ fn escape_into(out: &mut String, text: &str) {
 }
 
 thread_local! {
-    /// What each language's analyzer made of the words this thread has met.
-    static ANALYSED: RefCell<[Analysed; 2]> = RefCell::new(LANGUAGES.map(Analysed::new));
+    static MEMORY: RefCell<Memory> = RefCell::new(Memory {
+        words: SimpleTokenizer::default(),
+        analysed: LANGUAGES.map(Analysed::new),
+    });
+}
+
+/// A thread's tools for snippets: the tokenizer that splits texts into words (its buffer
+/// reused from text to text), and what each language's analyzer made of the words met.
+struct Memory {
+    words: SimpleTokenizer,
+    analysed: [Analysed; 2],
 }
 
 /// A language's analyzer, and the terms it made of words (`None`: it dropped the word).
 struct Analysed {
+    lang: &'static str,
     analyzer: TextAnalyzer,
     terms: HashMap<String, Option<String>>,
 }
 
 impl Analysed {
-    fn new(lang: &str) -> Self {
+    fn new(lang: &'static str) -> Self {
         Self {
+            lang,
             analyzer: analyzer(lang),
             terms: HashMap::new(),
         }
@@ -238,7 +232,7 @@ impl Analysed {
 
     /// The term the index holds for `word` (one word of the simple tokenizer's), lowercased as
     /// tantivy's snippets look terms up.
-    fn term(&mut self, word: &str, slot: usize) -> Option<&str> {
+    fn term(&mut self, word: &str) -> Option<&str> {
         if !self.terms.contains_key(word) {
             if self.terms.len() >= REMEMBERED_WORDS {
                 self.terms.clear();
@@ -248,7 +242,7 @@ impl Analysed {
             debug_assert!(
                 stream.next().is_none(),
                 "{} analyses {word:?} as one word",
-                LANGUAGES[slot]
+                self.lang
             );
             self.terms.insert(word.to_string(), term);
         }
@@ -262,6 +256,7 @@ mod tests {
 
     use super::*;
     use crate::catalog::Filters;
+    use crate::text::tests::doc;
     use crate::text::{TextDoc, TextIndex};
 
     /// The snippets are tantivy's, passage for passage and mark for mark, in both languages:
@@ -271,12 +266,6 @@ mod tests {
     fn snippets_are_tantivys() {
         let tmp = tempfile::tempdir().unwrap();
         let index = TextIndex::open(tmp.path()).unwrap();
-        let doc = |id: &str, caption: &str, lang: &str| TextDoc {
-            asset_id: id.into(),
-            caption: Some(caption.into()),
-            language: Some(lang.into()),
-            ..Default::default()
-        };
         index
             .add(&[
                 doc(

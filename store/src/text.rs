@@ -31,8 +31,7 @@ use tantivy::{
 
 use crate::catalog::Filters;
 use crate::error::{Error, Result};
-pub use crate::highlight::Highlighter;
-use crate::highlight::language_slot;
+use crate::highlight::Highlighter;
 use crate::records::{Asset, AssetKind, SearchId, Segment, SegmentKind, canonical_uuid};
 use crate::term_bitsets::{Conjunction, TermBitsets};
 
@@ -175,6 +174,15 @@ pub struct TextHit {
 pub struct TextResults {
     pub hits: Vec<TextHit>,
     pub highlighter: Highlighter,
+}
+
+/// Which of [`LANGUAGES`] (its analyzer and field) a document of `language` uses: English for
+/// any other.
+pub(crate) fn language_slot(language: Option<&str>) -> usize {
+    LANGUAGES
+        .iter()
+        .position(|l| Some(*l) == language)
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -744,10 +752,11 @@ pub(crate) fn write_earlier_format(dir: &Path, caption: &str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn doc(asset: &str, caption: &str, lang: &str) -> TextDoc {
+    /// An image's document with `caption` in `lang`.
+    pub(crate) fn doc(asset: &str, caption: &str, lang: &str) -> TextDoc {
         TextDoc {
             asset_id: asset.into(),
             asset_kind: Some(AssetKind::Image),
