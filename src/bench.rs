@@ -112,6 +112,9 @@ pub enum BenchCommand {
         /// `captions`, as an ingest makes them.
         #[arg(long, default_value = "random")]
         text_vectors: String,
+        /// The `candidates` of each search (default: the server's, 100 for a 20-asset page).
+        #[arg(long)]
+        candidates: Option<usize>,
         /// Where the synthetic archive is built and kept between runs.
         #[arg(long, default_value = "target/bench-load")]
         archive: PathBuf,
@@ -228,6 +231,7 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
             mode,
             server_threads,
             text_vectors,
+            candidates,
             archive,
             out,
         } => {
@@ -245,6 +249,7 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
                     "captions" => true,
                     other => anyhow::bail!("--text-vectors {other:?}: random or captions"),
                 },
+                candidates,
             };
             (crate::bench_load::load(g, &options).await?, out)
         }

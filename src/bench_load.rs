@@ -42,6 +42,8 @@ pub struct LoadOptions {
     pub server_threads: usize,
     /// Whether the assets' sentence vectors embed their captions (else random unit vectors).
     pub captions_embedded: bool,
+    /// The `candidates` each search asks for (`None`: the server's default).
+    pub candidates: Option<usize>,
 }
 
 pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
@@ -88,7 +90,10 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         .map(|client| {
             let (addr, stop, mode) = (addr.clone(), stop.clone(), o.mode.clone());
             let seed = (o.assets + 1_000_003 * (client + 1)) as u64;
-            std::thread::spawn(move || client_loop(&addr, &mode, seed, &stop, measure_from))
+            let candidates = o.candidates;
+            std::thread::spawn(move || {
+                client_loop(&addr, &mode, candidates, seed, &stop, measure_from)
+            })
         })
         .collect();
     std::thread::sleep(Duration::from_secs_f64(o.warmup_seconds));
@@ -118,6 +123,11 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         status_kib(server.child.id(), "RssAnon:")?,
         status_kib(server.child.id(), "RssFile:")?,
     );
+    // After the measured window, so that it warms nothing the load then finds.
+    let pages = match o.candidates {
+        Some(c) => Some(compare_pages(&addr, &o.mode, c)?),
+        None => None,
+    };
     drop(server);
     if latencies.is_empty() {
         bail!("no query was answered: {}", first_error.unwrap_or_default());
@@ -132,6 +142,7 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         "clients": o.clients,
         "server_threads": o.server_threads,
         "mode": o.mode,
+        "candidates": o.candidates.map_or_else(|| json!("default (100)"), |c| json!(c)),
         "query": "3 words drawn from the caption vocabulary, each query new (no repeats), limit 20, group assets",
         "warmup_seconds": o.warmup_seconds,
         "measured_seconds": measured_s,
@@ -154,6 +165,7 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         // Searches' catalog reads answered from memory (the catalog did not change while
         // measured), over the measured window.
         "catalog_reads": remembered_shares(&reads_before, &reads_after, latencies.len()),
+        "pages_against_default": pages,
         "server_rss_mib": {
             "idle": idle_rss as f64 / 1024.0,
             "after_load": rss as f64 / 1024.0,
@@ -396,6 +408,7 @@ struct ClientResult {
 fn client_loop(
     addr: &str,
     mode: &str,
+    candidates: Option<usize>,
     seed: u64,
     stop: &AtomicBool,
     measure_from: Instant,
@@ -410,7 +423,11 @@ fn client_loop(
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let query = query_words((seed + n) as usize);
-        let body = json!({ "query": query, "limit": 20, "mode": mode }).to_string();
+        let mut body = json!({ "query": query, "limit": 20, "mode": mode });
+        if let Some(c) = candidates {
+            body["candidates"] = c.into();
+        }
+        let body = body.to_string();
         let t = Instant::now();
         let outcome = (|| -> Result<(u16, Vec<u8>)> {
             if conn.is_none() {
@@ -568,6 +585,99 @@ fn built_archive(o: &StepOptions) -> Result<serde_json::Value> {
             )
         })?,
     )?)
+}
+
+/// Queries [`compare_pages`] asks both ways.
+const COMPARED_QUERIES: usize = 300;
+
+/// How the first page (20 assets) of searches asking for `candidates` differs from the
+/// default's, over [`COMPARED_QUERIES`] queries of the load's kind (not those the load asked),
+/// each asked both ways: the share of the default page's assets on the other page, of pages
+/// the same in the same order, and of first hits the same; the other search's `total` against
+/// the default's; and the facet counts' summed differences against the default's sum.
+fn compare_pages(addr: &str, mode: &str, candidates: usize) -> Result<serde_json::Value> {
+    let mut conn = BufReader::new(TcpStream::connect(addr)?);
+    let mut search = |query: &str, candidates: Option<usize>| -> Result<serde_json::Value> {
+        let mut body = json!({ "query": query, "limit": 20, "mode": mode });
+        if let Some(c) = candidates {
+            body["candidates"] = c.into();
+        }
+        let body = body.to_string();
+        write!(
+            conn.get_mut(),
+            "POST /api/v1/search HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let (status, body) = read_response(&mut conn)?;
+        if status != 200 {
+            bail!(
+                "{query:?} with candidates {candidates:?}: {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(serde_json::from_slice(&body)?)
+    };
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["hits"]
+            .as_array()
+            .map(|hits| {
+                hits.iter()
+                    .filter_map(|h| h["asset_id"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let facet_counts = |page: &serde_json::Value| -> BTreeMap<String, f64> {
+        let mut counts = BTreeMap::new();
+        if let Some(fields) = page["facets"].as_object() {
+            for (field, values) in fields {
+                for (value, n) in values.as_object().into_iter().flatten() {
+                    counts.insert(format!("{field}={value}"), n.as_f64().unwrap_or(0.0));
+                }
+            }
+        }
+        counts
+    };
+    let (mut kept, mut shown, mut same_order, mut same_first) = (0usize, 0usize, 0usize, 0usize);
+    let (mut total_ratio, mut facet_difference) = (0.0, 0.0);
+    for i in 0..COMPARED_QUERIES {
+        let query = query_words(i * 104_729 + 7);
+        let (default, other) = (search(&query, None)?, search(&query, Some(candidates))?);
+        let (d, o) = (ids(&default), ids(&other));
+        shown += d.len();
+        kept += d.iter().filter(|id| o.contains(id)).count();
+        same_order += usize::from(d == o);
+        same_first += usize::from(d.first() == o.first());
+        let totals = (
+            default["total"].as_f64().unwrap_or(0.0),
+            other["total"].as_f64().unwrap_or(0.0),
+        );
+        total_ratio += if totals.0 > 0.0 {
+            totals.1 / totals.0
+        } else {
+            1.0
+        };
+        let (fd, fo) = (facet_counts(&default), facet_counts(&other));
+        let sum: f64 = fd.values().sum();
+        let diff: f64 = fd
+            .keys()
+            .chain(fo.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|k| (fd.get(k).unwrap_or(&0.0) - fo.get(k).unwrap_or(&0.0)).abs())
+            .sum();
+        facet_difference += if sum > 0.0 { diff / sum } else { 0.0 };
+    }
+    let n = COMPARED_QUERIES as f64;
+    Ok(json!({
+        "queries": COMPARED_QUERIES,
+        "candidates": candidates,
+        "default_page_assets_kept_share": kept as f64 / shown.max(1) as f64,
+        "same_page_same_order_share": same_order as f64 / n,
+        "same_first_hit_share": same_first as f64 / n,
+        "total_against_default": total_ratio / n,
+        "facet_counts_difference_against_default": facet_difference / n,
+    }))
 }
 
 /// Reads one HTTP/1.1 response with a `Content-Length` body.

@@ -212,6 +212,10 @@ pub struct SearchArgs {
     pub limit: usize,
     #[arg(long, default_value_t = 0)]
     pub offset: usize,
+    /// Candidates each signal brings to the ranking (offset + limit to 10000; default twice
+    /// offset + limit, at least 100): fewer is faster, with rougher facets and lower places.
+    #[arg(long)]
+    pub candidates: Option<usize>,
     /// Print the API's JSON.
     #[arg(long)]
     pub json: bool,
@@ -415,6 +419,7 @@ async fn search(g: &Global, args: SearchArgs) -> Result<ExitCode> {
         group: args.group.parse::<kairos_store::Group>()?,
         limit: args.limit,
         offset: args.offset,
+        candidates: args.candidates,
     };
     let outcome = query::search(&store, &analyzers, input).await?;
     if args.json {

@@ -27,6 +27,9 @@ pub struct QueryInput {
     pub group: Group,
     pub limit: usize,
     pub offset: usize,
+    /// Candidates each signal brings to the fusion (`None`: the store's default; see
+    /// [`SearchQuery::candidates`]).
+    pub candidates: Option<usize>,
 }
 
 /// Results plus what could not be searched (a missing model, say).
@@ -76,7 +79,10 @@ pub async fn search(
         visual_embedding: None,
         phash: None,
         exclude_asset: None,
+        candidates: input.candidates,
     };
+    // Refused before any model runs.
+    query.check()?;
     // Transformer passes take milliseconds to tens of them: off the async runtime, so a server
     // worker keeps answering other requests meanwhile; the keyword candidates, which need no
     // vector, are found at the same time. The words are handed to the shared encoder pass now

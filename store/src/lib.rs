@@ -37,7 +37,9 @@ pub use records::{
     ApiKey, Asset, AssetKind, AssetStatus, CatalogStats, Facets, Job, JobFile, MediaInfo,
     MetadataPatch, SearchId, Segment, SegmentKind,
 };
-pub use search::{AssetHit, Group, Mode, Moment, MomentHit, SearchQuery, SearchResponse};
+pub use search::{
+    AssetHit, Group, MAX_CANDIDATES, Mode, Moment, MomentHit, SearchQuery, SearchResponse,
+};
 pub use text::{TextDoc, TextIndex};
 pub use thumbnails::Thumbnails;
 pub use transcript::TranscriptFormat;
@@ -488,6 +490,61 @@ mod tests {
         assert!(!half.exists());
         let report = store.check().await.unwrap();
         assert!(report.is_clean(), "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn fewer_candidates_keep_the_first_places_and_count_facets_over_fewer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).await.unwrap();
+        let names = [
+            "sprint",
+            "relay",
+            "hurdles",
+            "javelin",
+            "discus",
+            "pole vault",
+            "long jump",
+        ];
+        for (i, name) in names.iter().enumerate() {
+            let collection = if i % 2 == 0 { "paris" } else { "tokyo" };
+            indexed(&store, name, collection, vec![1.0, i as f32, 0.0]).await;
+        }
+        let query = |candidates| SearchQuery {
+            text: Some("stadium".into()),
+            mode: Mode::Keyword,
+            limit: 2,
+            candidates,
+            ..Default::default()
+        };
+        let ids = |r: &SearchResponse| {
+            r.hits
+                .iter()
+                .map(|h| h.asset_id.clone())
+                .collect::<Vec<_>>()
+        };
+        let counted = |r: &SearchResponse| r.facets.collection.values().sum::<u64>();
+
+        let all = store.search(&query(None)).await.unwrap();
+        assert_eq!((all.total, counted(&all)), (7, 7));
+        let fewer = store.search(&query(Some(3))).await.unwrap();
+        assert_eq!((fewer.total, counted(&fewer)), (3, 3));
+        assert_eq!(ids(&fewer), ids(&all));
+        assert_eq!(ids(&all).len(), 2);
+
+        for bad in [1, MAX_CANDIDATES + 1] {
+            let err = store.search(&query(Some(bad))).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidInput {
+                        field: "candidates",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            assert!(err.to_string().contains(&bad.to_string()), "{err}");
+        }
     }
 
     #[tokio::test]

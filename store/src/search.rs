@@ -98,7 +98,13 @@ pub struct SearchQuery {
     pub phash: Option<u64>,
     /// An asset left out of the results (the one a "find similar" started from).
     pub exclude_asset: Option<String>,
+    /// Candidates each signal brings to the fusion, where the query sets them (see
+    /// [`SearchQuery::candidates`]).
+    pub candidates: Option<usize>,
 }
+
+/// The most candidates a search may ask each signal for.
+pub const MAX_CANDIDATES: usize = 10_000;
 
 /// A matching moment of an asset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -294,9 +300,35 @@ pub struct KeywordCandidates {
 }
 
 impl SearchQuery {
-    /// Candidates each signal brings to the fusion.
-    fn candidates(&self) -> usize {
-        (self.offset + self.limit.clamp(1, 200)).max(50) * 2
+    /// Candidates each signal (BM25, each vector space, the example image's copies) brings to
+    /// the fusion: what the query asks ([`check`](Self::check) bounds it), else twice the
+    /// page's depth, at least 100. The facets and `total` count the fused candidates, and an
+    /// HNSW walk keeps as many as it returns (at least 40), so fewer make a search cheaper and
+    /// its ranking below the first places, its facets and its total rougher.
+    pub fn candidates(&self) -> usize {
+        let depth = self.offset + self.limit.clamp(1, 200);
+        match self.candidates {
+            Some(c) => c.clamp(depth, MAX_CANDIDATES.max(depth)),
+            None => depth.max(50) * 2,
+        }
+    }
+
+    /// Refuses candidates the query cannot be answered with: fewer than its page's depth
+    /// (`offset + limit`), or more than [`MAX_CANDIDATES`].
+    pub fn check(&self) -> Result<()> {
+        let Some(c) = self.candidates else {
+            return Ok(());
+        };
+        let depth = self.offset + self.limit.clamp(1, 200);
+        if c < depth || c > MAX_CANDIDATES {
+            return Err(crate::Error::InvalidInput {
+                field: "candidates",
+                message: format!(
+                    "{c} is not between offset + limit ({depth}) and {MAX_CANDIDATES}"
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn wants_text(&self) -> bool {
@@ -353,6 +385,7 @@ impl Store {
         query: &SearchQuery,
         keywords: Option<KeywordCandidates>,
     ) -> Result<SearchResponse> {
+        query.check()?;
         let limit = query.limit.clamp(1, 200);
         let candidates = query.candidates();
         let lists = {

@@ -57,6 +57,17 @@ fn api_searches_serves_assets_and_thumbnails_and_names_errors() {
         assert!(moment.get(key).is_some(), "moment lacks {key}: {moment}");
     }
 
+    // Asking each signal for one candidate still finds it.
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/api/v1/search",
+        Some("application/json"),
+        br#"{"query": "uppercut", "limit": 1, "candidates": 1}"#,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["hits"][0]["asset_id"], hit["asset_id"]);
+
     let id = hit["asset_id"].as_str().unwrap();
     let (status, body) = http(addr, "GET", &format!("/api/v1/assets/{id}"), None, b"");
     assert_eq!(status, 200);
@@ -93,6 +104,7 @@ fn api_searches_serves_assets_and_thumbnails_and_names_errors() {
     let (ct, body) = multipart(&[
         ("image", Some("q.jpg"), &jpeg(&scene(300, 225, 5))),
         ("limit", None, b"5"),
+        ("candidates", None, b"5"),
     ]);
     let (status, resp) = http(addr, "POST", "/api/v1/search/image", Some(&ct), &body);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
@@ -113,7 +125,7 @@ fn api_searches_serves_assets_and_thumbnails_and_names_errors() {
         &'a str,
         &'a str,
     );
-    let cases: [Case; 6] = [
+    let cases: [Case; 8] = [
         (
             "GET",
             "/api/v1/assets/nope",
@@ -167,6 +179,24 @@ fn api_searches_serves_assets_and_thumbnails_and_names_errors() {
             400,
             "invalid_query",
             "limit",
+        ),
+        (
+            "POST",
+            "/api/v1/search",
+            Some("application/json"),
+            br#"{"query": "x", "limit": 20, "offset": 5, "candidates": 24}"#,
+            400,
+            "invalid_query",
+            "candidates",
+        ),
+        (
+            "POST",
+            "/api/v1/search",
+            Some("application/json"),
+            br#"{"query": "x", "candidates": 10001}"#,
+            400,
+            "invalid_query",
+            "candidates",
         ),
     ];
     for (method, path, ct, body, want_status, want_code, named) in cases {

@@ -37,6 +37,11 @@ pub struct SearchBody {
     /// 1–200, default 20.
     pub limit: Option<usize>,
     pub offset: Option<usize>,
+    /// Candidates each signal (words, each vector space) brings to the ranking, from
+    /// `offset + limit` to 10000; default twice `offset + limit`, at least 100. Fewer make a
+    /// search cheaper; the ranking below the first places, the facets and `total` (both counted
+    /// over the candidates) grow rougher.
+    pub candidates: Option<usize>,
 }
 
 impl SearchBody {
@@ -87,6 +92,7 @@ impl SearchBody {
             group,
             limit,
             offset,
+            candidates: self.candidates,
         })
     }
 }
@@ -150,7 +156,7 @@ pub async fn search_image(
         }
         match name.as_str() {
             "image" => image = Some(data),
-            "limit" | "offset" => {
+            "limit" | "offset" | "candidates" => {
                 let text = String::from_utf8_lossy(&data).trim().to_string();
                 let n: usize = text
                     .parse()
