@@ -306,7 +306,7 @@ impl SearchQuery {
     /// HNSW walk keeps as many as it returns (at least 40), so fewer make a search cheaper and
     /// its ranking below the first places, its facets and its total rougher.
     pub fn candidates(&self) -> usize {
-        let depth = self.offset + self.limit.clamp(1, 200);
+        let depth = self.depth();
         match self.candidates {
             Some(c) => c.clamp(depth, MAX_CANDIDATES.max(depth)),
             None => depth.max(50) * 2,
@@ -319,7 +319,7 @@ impl SearchQuery {
         let Some(c) = self.candidates else {
             return Ok(());
         };
-        let depth = self.offset + self.limit.clamp(1, 200);
+        let depth = self.depth();
         if c < depth || c > MAX_CANDIDATES {
             return Err(crate::Error::InvalidInput {
                 field: "candidates",
@@ -329,6 +329,11 @@ impl SearchQuery {
             });
         }
         Ok(())
+    }
+
+    /// The places down to the end of the page asked for.
+    fn depth(&self) -> usize {
+        self.offset + self.limit.clamp(1, 200)
     }
 
     fn wants_text(&self) -> bool {
