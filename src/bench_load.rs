@@ -422,12 +422,7 @@ fn client_loop(
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let query = query_words((seed + n) as usize);
-        let mut body = json!({ "query": query, "limit": 20, "mode": mode });
-        if let Some(c) = candidates {
-            body["candidates"] = c.into();
-        }
-        let body = body.to_string();
+        let body = search_body(&query_words((seed + n) as usize), mode, candidates);
         let t = Instant::now();
         let outcome = (|| -> Result<(u16, Vec<u8>)> {
             if conn.is_none() {
@@ -436,13 +431,7 @@ fn client_loop(
                 s.set_read_timeout(Some(Duration::from_secs(60)))?;
                 conn = Some(BufReader::new(s));
             }
-            let c = conn.as_mut().unwrap();
-            write!(
-                c.get_mut(),
-                "POST /api/v1/search HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )?;
-            read_response(c)
+            post_search(conn.as_mut().unwrap(), addr, &body)
         })();
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         let counted = t >= measure_from && !stop.load(Ordering::Relaxed);
@@ -591,24 +580,14 @@ fn built_archive(o: &StepOptions) -> Result<serde_json::Value> {
 const COMPARED_QUERIES: usize = 300;
 
 /// How the first page (20 assets) of searches asking for `candidates` differs from the
-/// default's, over [`COMPARED_QUERIES`] queries of the load's kind (not those the load asked),
-/// each asked both ways: the share of the default page's assets on the other page, of pages
+/// default's, over [`COMPARED_QUERIES`] queries of the load's kind, each asked both ways: the share of the default page's assets on the other page, of pages
 /// the same in the same order, and of first hits the same; the other search's `total` against
 /// the default's; and the facet counts' summed differences against the default's sum.
 fn compare_pages(addr: &str, mode: &str, candidates: usize) -> Result<serde_json::Value> {
     let mut conn = BufReader::new(TcpStream::connect(addr)?);
     let mut search = |query: &str, candidates: Option<usize>| -> Result<serde_json::Value> {
-        let mut body = json!({ "query": query, "limit": 20, "mode": mode });
-        if let Some(c) = candidates {
-            body["candidates"] = c.into();
-        }
-        let body = body.to_string();
-        write!(
-            conn.get_mut(),
-            "POST /api/v1/search HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )?;
-        let (status, body) = read_response(&mut conn)?;
+        let body = search_body(query, mode, candidates);
+        let (status, body) = post_search(&mut conn, addr, &body)?;
         if status != 200 {
             bail!(
                 "{query:?} with candidates {candidates:?}: {status}: {}",
@@ -678,6 +657,25 @@ fn compare_pages(addr: &str, mode: &str, candidates: usize) -> Result<serde_json
         "total_against_default": total_ratio / n,
         "facet_counts_difference_against_default": facet_difference / n,
     }))
+}
+
+/// The load's search: `query`, a page of 20 assets, `mode`, and `candidates` if set.
+fn search_body(query: &str, mode: &str, candidates: Option<usize>) -> String {
+    let mut body = json!({ "query": query, "limit": 20, "mode": mode });
+    if let Some(c) = candidates {
+        body["candidates"] = c.into();
+    }
+    body.to_string()
+}
+
+/// Sends the search `body` on the keep-alive connection `c` and reads the answer.
+fn post_search(c: &mut BufReader<TcpStream>, addr: &str, body: &str) -> Result<(u16, Vec<u8>)> {
+    write!(
+        c.get_mut(),
+        "POST /api/v1/search HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    read_response(c)
 }
 
 /// Reads one HTTP/1.1 response with a `Content-Length` body.
