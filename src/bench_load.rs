@@ -477,7 +477,8 @@ pub fn text(o: &StepOptions) -> Result<serde_json::Value> {
 
 /// The sentence-space vector search alone (`kairos bench vectors`): the installed sentence
 /// model embeds the queries first, then rounds of their HNSW searches, each asking for
-/// `candidates` points, over the vectors of an archive `bench load` built.
+/// `candidates` points, over the vectors of an archive `bench load` built; then the share of
+/// the true nearest `candidates` the walk finds (its recall), over the first queries.
 pub fn vectors(g: &Global, o: &StepOptions) -> Result<serde_json::Value> {
     use kairos_models::{ModelKind, ModelStore, SentenceEmbedder};
     let built = built_archive(o)?;
@@ -497,8 +498,36 @@ pub fn vectors(g: &Global, o: &StepOptions) -> Result<serde_json::Value> {
     let timed = time_rounds(o, &embedded, |v| {
         Ok(index.search(Space::Text, v, &filters, o.candidates)?.len())
     })?;
-    Ok(timed.figures("vectors", built, o))
+    // How much of the true nearest the walk finds: the first queries searched exactly too.
+    // Where many points are about as near as each other (random vectors; captions of a few
+    // words), the walk's hits can be as near as the true ones without being them: their mean
+    // similarity is given beside the true ones'.
+    let (mut found, mut wanted) = (0usize, 0usize);
+    let (mut walked_score, mut true_score) = (0f64, 0f64);
+    let compared = embedded.len().min(RECALL_QUERIES);
+    for v in &embedded[..compared] {
+        let truth = index.search_exact(Space::Text, v, &filters, o.candidates)?;
+        let walked = index.search(Space::Text, v, &filters, o.candidates)?;
+        wanted += truth.len();
+        found += truth
+            .iter()
+            .filter(|t| walked.iter().any(|w| w.segment_id == t.segment_id))
+            .count();
+        true_score += truth.iter().map(|h| f64::from(h.score)).sum::<f64>();
+        walked_score += walked.iter().map(|h| f64::from(h.score)).sum::<f64>();
+    }
+    let mut figures = timed.figures("vectors", built, o);
+    figures["recall"] = json!({
+        "queries": compared,
+        "of_exact_nearest": found as f64 / wanted.max(1) as f64,
+        "mean_similarity_exact": true_score / wanted.max(1) as f64,
+        "mean_similarity_walked": walked_score / wanted.max(1) as f64,
+    });
+    Ok(figures)
 }
+
+/// Queries `bench vectors` also searches exactly (a full scan each), for the walk's recall.
+const RECALL_QUERIES: usize = 200;
 
 /// The queries a step bench runs: the load's kind, the same on every run.
 fn step_queries(o: &StepOptions) -> Vec<String> {

@@ -163,6 +163,112 @@ impl Owners {
 }
 
 impl EdgeVectors {
+    /// The `limit` points of `space` nearest to `vector`, filtered: by the HNSW walk
+    /// ([`VectorIndex::search`]), or `exact`ly, every point compared in f32.
+    fn nearest(
+        &self,
+        space: Space,
+        vector: &[f32],
+        filters: &Filters,
+        limit: usize,
+        exact: bool,
+    ) -> Result<Vec<VectorHit>> {
+        let Some(shard) = self.shard(space) else {
+            return Ok(Vec::new());
+        };
+        self.check_dims(space, vector.len())?;
+        let params = if exact {
+            SearchParams {
+                exact: true,
+                quantization: Some(QuantizationSearchParams {
+                    ignore: true,
+                    rescore: None,
+                    oversampling: None,
+                }),
+                ..Default::default()
+            }
+        } else {
+            // The walk compares the 8-bit copies; qdrant returns their approximate scores
+            // unless told to rescore its hits with the f32 originals. It keeps `limit`
+            // candidates, at least `MIN_WALK` (its `ef`), so that its breadth follows the
+            // search's candidates; the shard's own `ef` (100) would be a floor under them.
+            SearchParams {
+                hnsw_ef: Some(limit.max(MIN_WALK)),
+                quantization: Some(QuantizationSearchParams {
+                    ignore: false,
+                    rescore: Some(true),
+                    oversampling: None,
+                }),
+                ..Default::default()
+            }
+        };
+        let points = shard
+            .search(SearchRequest {
+                query: QueryEnum::Nearest(NamedQuery {
+                    query: VectorInternal::Dense(vector.to_vec()),
+                    using: Some(space.as_str().to_string()),
+                }),
+                filter: to_filter(filters),
+                params: Some(params),
+                limit,
+                offset: 0,
+                with_payload: Some(WithPayloadInterface::Bool(false)),
+                with_vector: None,
+                score_threshold: None,
+            })
+            .map_err(self.err(space))?;
+        // The asset of each hit: remembered, or read from the payloads of those not yet met.
+        let known = self.owners.of(points.iter().map(|p| p.id));
+        let unknown: Vec<PointId> = points
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .map(|(p, _)| p.id)
+            .collect();
+        let mut read: HashMap<PointId, (String, String)> = HashMap::new();
+        if !unknown.is_empty() {
+            let records = shard
+                .retrieve(RetrieveRequest {
+                    point_ids: unknown,
+                    with_payload: Some(WithPayloadInterface::Bool(true)),
+                    with_vector: Some(WithVector::Bool(false)),
+                })
+                .map_err(self.err(space))?;
+            for r in records {
+                read.insert(r.id, self.payload_ids(space, &r.id, r.payload.as_ref())?);
+            }
+            self.owners
+                .note(read.values().map(|(s, a)| (s.as_str(), a.as_str())));
+        }
+        let mut hits = Vec::with_capacity(points.len());
+        for (p, known) in points.into_iter().zip(known) {
+            let (segment_id, asset_id) = match (read.remove(&p.id), known) {
+                (Some((segment, asset)), _) => (SearchId::new(&segment), SearchId::new(&asset)),
+                (None, Some((segment, asset))) => (SearchId::Uuid(segment), SearchId::Uuid(asset)),
+                // Deleted between the search and the read of its payload.
+                (None, None) => continue,
+            };
+            hits.push(VectorHit {
+                segment_id,
+                asset_id,
+                score: p.score,
+            });
+        }
+        Ok(hits)
+    }
+
+    /// [`VectorIndex::search`] without the HNSW walk: every point compared in f32. What the walk
+    /// should find, for measuring how much of it it does (`kairos bench vectors`); a full scan.
+    pub fn search_exact(
+        &self,
+        space: Space,
+        vector: &[f32],
+        filters: &Filters,
+        limit: usize,
+    ) -> Result<Vec<VectorHit>> {
+        self.nearest(space, vector, filters, limit, true)
+    }
+
     /// Opens the shards that exist under `root`.
     pub fn open(root: &Path) -> Result<Self> {
         fs_err::create_dir_all(root)?;
@@ -495,75 +601,7 @@ impl VectorIndex for EdgeVectors {
         filters: &Filters,
         limit: usize,
     ) -> Result<Vec<VectorHit>> {
-        let Some(shard) = self.shard(space) else {
-            return Ok(Vec::new());
-        };
-        self.check_dims(space, vector.len())?;
-        let points = shard
-            .search(SearchRequest {
-                query: QueryEnum::Nearest(NamedQuery {
-                    query: VectorInternal::Dense(vector.to_vec()),
-                    using: Some(space.as_str().to_string()),
-                }),
-                filter: to_filter(filters),
-                // The walk compares the 8-bit copies; qdrant returns their approximate scores
-                // unless told to rescore its hits with the f32 originals. It keeps `limit`
-                // candidates, at least `MIN_WALK` (its `ef`), so that its breadth follows the
-                // search's candidates; the shard's own `ef` (100) would be a floor under them.
-                params: Some(SearchParams {
-                    hnsw_ef: Some(limit.max(MIN_WALK)),
-                    quantization: Some(QuantizationSearchParams {
-                        ignore: false,
-                        rescore: Some(true),
-                        oversampling: None,
-                    }),
-                    ..Default::default()
-                }),
-                limit,
-                offset: 0,
-                with_payload: Some(WithPayloadInterface::Bool(false)),
-                with_vector: None,
-                score_threshold: None,
-            })
-            .map_err(self.err(space))?;
-        // The asset of each hit: remembered, or read from the payloads of those not yet met.
-        let known = self.owners.of(points.iter().map(|p| p.id));
-        let unknown: Vec<PointId> = points
-            .iter()
-            .zip(&known)
-            .filter(|(_, k)| k.is_none())
-            .map(|(p, _)| p.id)
-            .collect();
-        let mut read: HashMap<PointId, (String, String)> = HashMap::new();
-        if !unknown.is_empty() {
-            let records = shard
-                .retrieve(RetrieveRequest {
-                    point_ids: unknown,
-                    with_payload: Some(WithPayloadInterface::Bool(true)),
-                    with_vector: Some(WithVector::Bool(false)),
-                })
-                .map_err(self.err(space))?;
-            for r in records {
-                read.insert(r.id, self.payload_ids(space, &r.id, r.payload.as_ref())?);
-            }
-            self.owners
-                .note(read.values().map(|(s, a)| (s.as_str(), a.as_str())));
-        }
-        let mut hits = Vec::with_capacity(points.len());
-        for (p, known) in points.into_iter().zip(known) {
-            let (segment_id, asset_id) = match (read.remove(&p.id), known) {
-                (Some((segment, asset)), _) => (SearchId::new(&segment), SearchId::new(&asset)),
-                (None, Some((segment, asset))) => (SearchId::Uuid(segment), SearchId::Uuid(asset)),
-                // Deleted between the search and the read of its payload.
-                (None, None) => continue,
-            };
-            hits.push(VectorHit {
-                segment_id,
-                asset_id,
-                score: p.score,
-            });
-        }
-        Ok(hits)
+        self.nearest(space, vector, filters, limit, false)
     }
 
     fn points_by_asset(&self, space: Space) -> Result<HashMap<String, Vec<String>>> {
@@ -863,7 +901,8 @@ mod tests {
     }
 
     /// A shard written before quantisation gets it: its next optimisation builds the HNSW graph
-    /// over 8-bit copies, and searches find the exact nearest points with their exact scores.
+    /// over 8-bit copies, and searches find the exact nearest points with their exact scores
+    /// (the exact search finds exactly what a brute force does).
     #[test]
     fn shards_without_quantization_get_it_when_indexed() {
         let tmp = tempfile::tempdir().unwrap();
@@ -934,6 +973,12 @@ mod tests {
                 })
                 .collect();
             exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let scanned = v
+                .search_exact(Space::Text, q, &Filters::default(), 10)
+                .unwrap();
+            let scanned: Vec<String> = scanned.iter().map(|h| h.asset_id.to_string()).collect();
+            let truth: Vec<&str> = exact[..10].iter().map(|(_, a)| *a).collect();
+            assert_eq!(scanned, truth, "the exact search is not the brute force's");
             let hits = v.search(Space::Text, q, &Filters::default(), 10).unwrap();
             assert_eq!(hits.len(), 10);
             for h in &hits {
