@@ -213,7 +213,7 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 0)]
     pub offset: usize,
     /// Candidates each signal brings to the ranking (offset + limit to 10000; default twice
-    /// offset + limit, at least 100): fewer is faster, with rougher facets and lower places.
+    /// offset + limit, at least 100): fewer is faster, with a rougher ranking and facets.
     #[arg(long)]
     pub candidates: Option<usize>,
     /// Print the API's JSON.

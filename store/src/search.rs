@@ -304,7 +304,7 @@ impl SearchQuery {
     /// the fusion: what the query asks ([`check`](Self::check) bounds it), else twice the
     /// page's depth, at least 100. The facets and `total` count the fused candidates, and an
     /// HNSW walk keeps as many as it returns (at least 40), so fewer make a search cheaper and
-    /// its ranking below the first places, its facets and its total rougher.
+    /// its ranking, its facets and its total rougher.
     pub fn candidates(&self) -> usize {
         let depth = self.depth();
         match self.candidates {

@@ -39,8 +39,8 @@ pub struct SearchBody {
     pub offset: Option<usize>,
     /// Candidates each signal (words, each vector space) brings to the ranking, from
     /// `offset + limit` to 10000; default twice `offset + limit`, at least 100. Fewer make a
-    /// search cheaper; the ranking below the first places, the facets and `total` (both counted
-    /// over the candidates) grow rougher.
+    /// search cheaper, and its ranking, facets and `total` (both counted over the candidates)
+    /// rougher.
     pub candidates: Option<usize>,
 }
 
