@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use kairos_store::{
-    Asset, AssetKind, AssetStatus, AssetWrite, EdgeVectors, Filters, Segment, SegmentKind, Space,
-    Store, TextDoc, TextIndex, VectorIndex, VectorPoint,
+    Asset, AssetKind, AssetStatus, AssetWrite, EdgeVectors, Filters, SearchQuery, Segment,
+    SegmentKind, Space, Store, TextDoc, TextIndex, VectorIndex, VectorPoint,
 };
 use rayon::prelude::*;
 use serde_json::json;
@@ -142,7 +142,13 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         "clients": o.clients,
         "server_threads": o.server_threads,
         "mode": o.mode,
-        "candidates": o.candidates.map_or_else(|| json!("default (100)"), |c| json!(c)),
+        // What each signal was asked for: the server's own rule for a page, unless set.
+        "candidates": o.candidates.unwrap_or_else(|| SearchQuery {
+            limit: PAGE,
+            ..Default::default()
+        }
+        .candidates()),
+        "candidates_set": o.candidates.is_some(),
         "query": "3 words drawn from the caption vocabulary, each query new (no repeats), limit 20, group assets",
         "warmup_seconds": o.warmup_seconds,
         "measured_seconds": measured_s,
@@ -608,7 +614,7 @@ fn built_archive(o: &StepOptions) -> Result<serde_json::Value> {
 /// Queries [`compare_pages`] asks both ways.
 const COMPARED_QUERIES: usize = 300;
 
-/// How the first page (20 assets) of searches asking for `candidates` differs from the
+/// How the first page ([`PAGE`] assets) of searches asking for `candidates` differs from the
 /// default's, over [`COMPARED_QUERIES`] queries of the load's kind, each asked both ways: the share of the default page's assets on the other page, of pages
 /// the same in the same order, and of first hits the same; the other search's `total` against
 /// the default's; and the facet counts' summed differences against the default's sum.
@@ -688,9 +694,12 @@ fn compare_pages(addr: &str, mode: &str, candidates: usize) -> Result<serde_json
     }))
 }
 
-/// The load's search: `query`, a page of 20 assets, `mode`, and `candidates` if set.
+/// Assets a page of the load's searches shows.
+const PAGE: usize = 20;
+
+/// The load's search: `query`, a page of [`PAGE`] assets, `mode`, and `candidates` if set.
 fn search_body(query: &str, mode: &str, candidates: Option<usize>) -> String {
-    let mut body = json!({ "query": query, "limit": 20, "mode": mode });
+    let mut body = json!({ "query": query, "limit": PAGE, "mode": mode });
     if let Some(c) = candidates {
         body["candidates"] = c.into();
     }
