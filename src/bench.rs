@@ -107,11 +107,12 @@ pub enum BenchCommand {
         /// `kairos serve --threads` of the server under load.
         #[arg(long, default_value_t = 1)]
         server_threads: usize,
-        /// The assets' sentence vectors: `random` unit vectors (no neighbourhoods: the HNSW
-        /// walk's worst case), or the installed sentence model's embeddings of their
-        /// `captions`, as an ingest makes them.
-        #[arg(long, default_value = "random")]
-        text_vectors: String,
+        /// The assets' sentence vectors: the installed sentence model's embeddings of their
+        /// `captions`, as an ingest makes them (the default where the model is installed), or
+        /// `random` unit vectors (no neighbourhoods: the HNSW walk's worst case, and every
+        /// semantic hit below the search's similarity floor, so no page shows one).
+        #[arg(long)]
+        text_vectors: Option<String>,
         /// The `candidates` of each search (default: the server's, 100 for a 20-asset page).
         #[arg(long)]
         candidates: Option<usize>,
@@ -245,10 +246,11 @@ pub async fn run(g: &Global, command: BenchCommand) -> Result<ExitCode> {
                 archive,
                 mode,
                 server_threads,
-                captions_embedded: match text_vectors.as_str() {
-                    "random" => false,
-                    "captions" => true,
-                    other => anyhow::bail!("--text-vectors {other:?}: random or captions"),
+                captions_embedded: match text_vectors.as_deref() {
+                    None => None,
+                    Some("random") => Some(false),
+                    Some("captions") => Some(true),
+                    Some(other) => anyhow::bail!("--text-vectors {other:?}: random or captions"),
                 },
                 candidates,
             };

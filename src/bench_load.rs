@@ -40,8 +40,9 @@ pub struct LoadOptions {
     pub archive: PathBuf,
     pub mode: String,
     pub server_threads: usize,
-    /// Whether the assets' sentence vectors embed their captions (else random unit vectors).
-    pub captions_embedded: bool,
+    /// Whether the assets' sentence vectors embed their captions, or are random unit vectors
+    /// (`None`: captions where a sentence model is installed).
+    pub captions_embedded: Option<bool>,
     /// The `candidates` each search asks for (`None`: the server's default).
     pub candidates: Option<usize>,
 }
@@ -56,9 +57,9 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         "clip": if analyzers.clip.is_some() { "installed" } else { "none: no CLIP text pass" },
     });
     let embedder = match (o.captions_embedded, &analyzers.sentence) {
-        (false, _) => None,
-        (true, Some(s)) => Some(s),
-        (true, None) => bail!(
+        (Some(false), _) | (None, None) => None,
+        (Some(true) | None, Some(s)) => Some(s),
+        (Some(true), None) => bail!(
             "--text-vectors captions needs a sentence model in {}",
             models.display()
         ),
@@ -124,6 +125,7 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         status_kib(server.child.id(), "RssFile:")?,
     );
     // After the measured window, so that it warms nothing the load then finds.
+    let signals = page_signals(&addr, &o.mode, o.candidates)?;
     let pages = match o.candidates {
         Some(c) => Some(compare_pages(&addr, &o.mode, c)?),
         None => None,
@@ -171,6 +173,7 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         // Searches' catalog reads answered from memory (the catalog did not change while
         // measured), over the measured window.
         "catalog_reads": remembered_shares(&reads_before, &reads_after, latencies.len()),
+        "page_signals": signals,
         "pages_against_default": pages,
         "server_rss_mib": {
             "idle": idle_rss as f64 / 1024.0,
@@ -196,7 +199,8 @@ async fn build_archive(
         "text_dims": text_dims,
     });
     // Archives built before the option had random vectors, and no such key.
-    if o.captions_embedded {
+    let captions = embedder.is_some();
+    if captions {
         shape["text_vectors"] = json!("captions embedded");
     }
     if let Ok(text) = fs_err::read_to_string(&marker) {
@@ -276,7 +280,7 @@ async fn build_archive(
         "moments_per_video": per_video,
         "spoken_moments": videos * per_video.div_ceil(2),
         "vectors": vectors,
-        "vectors_note": if o.captions_embedded {
+        "vectors_note": if captions {
             "one CLIP-space vector per asset (random unit vector) and one sentence-space vector per asset (the sentence model's embedding of its caption); the spoken moments' own sentence vectors are left out to keep the HNSW build in minutes on 2 cores"
         } else {
             "one CLIP-space and one sentence-space vector per asset (random unit vectors); the spoken moments' own sentence vectors are left out to keep the HNSW build in minutes on 2 cores"
@@ -694,6 +698,50 @@ fn compare_pages(addr: &str, mode: &str, candidates: usize) -> Result<serde_json
     }))
 }
 
+/// Queries [`page_signals`] asks.
+const SIGNAL_QUERIES: usize = 100;
+
+/// Which signals brought the assets of the load's pages, over [`SIGNAL_QUERIES`] other queries
+/// of its kind asked after the measured window: the share of the pages' assets each signal
+/// matched, and the mean `total`. A hybrid load whose pages no semantic hit reaches (random
+/// sentence vectors are all below the search's similarity floor) pays for the encoder and the
+/// HNSW walk, and fuses one list.
+fn page_signals(addr: &str, mode: &str, candidates: Option<usize>) -> Result<serde_json::Value> {
+    let mut conn = BufReader::new(TcpStream::connect(addr)?);
+    let mut matched: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut shown, mut total) = (0usize, 0.0);
+    for i in 0..SIGNAL_QUERIES {
+        let query = query_words(i * 7_919 + 5);
+        let (status, body) = post_search(&mut conn, addr, &search_body(&query, mode, candidates))?;
+        if status != 200 {
+            bail!("{query:?}: {status}: {}", String::from_utf8_lossy(&body));
+        }
+        let page: serde_json::Value = serde_json::from_slice(&body)?;
+        total += page["total"].as_f64().unwrap_or(0.0);
+        for hit in page["hits"].as_array().into_iter().flatten() {
+            shown += 1;
+            for signal in hit["signals"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k)
+            {
+                *matched.entry(signal.clone()).or_default() += 1;
+            }
+        }
+    }
+    let shares: serde_json::Map<String, serde_json::Value> = matched
+        .into_iter()
+        .map(|(signal, n)| (signal, json!(n as f64 / shown.max(1) as f64)))
+        .collect();
+    Ok(json!({
+        "queries": SIGNAL_QUERIES,
+        "page_assets": shown,
+        "share_matched_by": shares,
+        "mean_total": total / SIGNAL_QUERIES as f64,
+    }))
+}
+
 /// Assets a page of the load's searches shows.
 const PAGE: usize = 20;
 
@@ -760,7 +808,7 @@ fn get_body(addr: &str, path: &str) -> Result<(u16, Vec<u8>)> {
 }
 
 /// The server's `kairos_search_catalog_reads_total` counters from its `/metrics`: (kind,
-/// from) → ids.
+/// from) → ids; and its `kairos_search_catalog_memory_bytes` gauges: (kind, "bytes") → bytes.
 fn catalog_reads(addr: &str) -> Result<BTreeMap<(String, String), f64>> {
     let (status, body) = get_body(addr, "/metrics")?;
     if status != 200 {
@@ -769,6 +817,13 @@ fn catalog_reads(addr: &str) -> Result<BTreeMap<(String, String), f64>> {
     let text = String::from_utf8_lossy(&body);
     let mut counts = BTreeMap::new();
     for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("kairos_search_catalog_memory_bytes{kind=\"") {
+            let (kind, value) = rest.split_once("\"} ").unwrap_or_default();
+            if let Ok(value) = value.trim().parse::<f64>() {
+                counts.insert((kind.to_string(), "bytes".to_string()), value);
+            }
+            continue;
+        }
         let Some(rest) = line.strip_prefix("kairos_search_catalog_reads_total{kind=\"") else {
             continue;
         };
@@ -782,7 +837,7 @@ fn catalog_reads(addr: &str) -> Result<BTreeMap<(String, String), f64>> {
 }
 
 /// The share of each kind of catalog read answered from memory between two readings of
-/// [`catalog_reads`], with the ids asked per query.
+/// [`catalog_reads`], with the ids asked per query and the memory the kind holds at the end.
 fn remembered_shares(
     before: &BTreeMap<(String, String), f64>,
     after: &BTreeMap<(String, String), f64>,
@@ -803,6 +858,9 @@ fn remembered_shares(
                 json!({
                     "ids_per_query": asked / queries.max(1) as f64,
                     "from_memory_share": if asked > 0.0 { memory / asked } else { 0.0 },
+                    "memory_mib_after": after
+                        .get(&(kind.clone(), "bytes".to_string()))
+                        .map(|b| b / (1u64 << 20) as f64),
                 }),
             )
         })
