@@ -151,7 +151,7 @@ pub async fn load(g: &Global, o: &LoadOptions) -> Result<serde_json::Value> {
         }
         .candidates()),
         "candidates_set": o.candidates.is_some(),
-        "query": "3 words drawn from the caption vocabulary, each query new (no repeats), limit 20, group assets",
+        "query": format!("3 words drawn from the caption vocabulary, each query new (no repeats), limit {PAGE}, group assets"),
         "warmup_seconds": o.warmup_seconds,
         "measured_seconds": measured_s,
         "queries": latencies.len(),
@@ -619,21 +619,14 @@ fn built_archive(o: &StepOptions) -> Result<serde_json::Value> {
 const COMPARED_QUERIES: usize = 300;
 
 /// How the first page ([`PAGE`] assets) of searches asking for `candidates` differs from the
-/// default's, over [`COMPARED_QUERIES`] queries of the load's kind, each asked both ways: the share of the default page's assets on the other page, of pages
-/// the same in the same order, and of first hits the same; the other search's `total` against
-/// the default's; and the facet counts' summed differences against the default's sum.
+/// default's, over [`COMPARED_QUERIES`] queries of the load's kind, each asked both ways: the
+/// share of the default page's assets on the other page, of pages the same in the same order,
+/// and of first hits the same; the other search's `total` against the default's; and the facet
+/// counts' summed differences against the default's sum.
 fn compare_pages(addr: &str, mode: &str, candidates: usize) -> Result<serde_json::Value> {
     let mut conn = BufReader::new(TcpStream::connect(addr)?);
-    let mut search = |query: &str, candidates: Option<usize>| -> Result<serde_json::Value> {
-        let body = search_body(query, mode, candidates);
-        let (status, body) = post_search(&mut conn, addr, &body)?;
-        if status != 200 {
-            bail!(
-                "{query:?} with candidates {candidates:?}: {status}: {}",
-                String::from_utf8_lossy(&body)
-            );
-        }
-        Ok(serde_json::from_slice(&body)?)
+    let mut search = |query: &str, candidates: Option<usize>| {
+        search_page(&mut conn, addr, query, mode, candidates)
     };
     let ids = |page: &serde_json::Value| -> Vec<String> {
         page["hits"]
@@ -711,12 +704,13 @@ fn page_signals(addr: &str, mode: &str, candidates: Option<usize>) -> Result<ser
     let mut matched: BTreeMap<String, usize> = BTreeMap::new();
     let (mut shown, mut total) = (0usize, 0.0);
     for i in 0..SIGNAL_QUERIES {
-        let query = query_words(i * 7_919 + 5);
-        let (status, body) = post_search(&mut conn, addr, &search_body(&query, mode, candidates))?;
-        if status != 200 {
-            bail!("{query:?}: {status}: {}", String::from_utf8_lossy(&body));
-        }
-        let page: serde_json::Value = serde_json::from_slice(&body)?;
+        let page = search_page(
+            &mut conn,
+            addr,
+            &query_words(i * 7_919 + 5),
+            mode,
+            candidates,
+        )?;
         total += page["total"].as_f64().unwrap_or(0.0);
         for hit in page["hits"].as_array().into_iter().flatten() {
             shown += 1;
@@ -752,6 +746,25 @@ fn search_body(query: &str, mode: &str, candidates: Option<usize>) -> String {
         body["candidates"] = c.into();
     }
     body.to_string()
+}
+
+/// The page the load's search for `query` answers on the keep-alive connection `c`; anything
+/// but a 200 is an error naming the query.
+fn search_page(
+    c: &mut BufReader<TcpStream>,
+    addr: &str,
+    query: &str,
+    mode: &str,
+    candidates: Option<usize>,
+) -> Result<serde_json::Value> {
+    let (status, body) = post_search(c, addr, &search_body(query, mode, candidates))?;
+    if status != 200 {
+        bail!(
+            "{query:?} with candidates {candidates:?}: {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    Ok(serde_json::from_slice(&body)?)
 }
 
 /// Sends the search `body` on the keep-alive connection `c` and reads the answer.
